@@ -1,0 +1,55 @@
+// `xring explain`: the numbers behind one cross-attention layer's choice.
+#include <fmt/core.h>
+
+#include "commands.hpp"
+#include "xring/planner/explain.hpp"
+#include "xring/planner/units.hpp"
+
+namespace xring::cli {
+
+void attach_explain(CLI::App& sub, int& exit_code) {
+  struct Options {
+    SpecOptions spec;
+    int layer = -1;
+  };
+  auto o = std::make_shared<Options>();
+  add_spec_options(sub, o->spec);
+  sub.add_option("--layer", o->layer,
+                 "Decoder layer index of a cross-attention layer (default: the first one)");
+  sub.footer(
+      "Example:\n  xring explain --model openflamingo-9b --cluster a30-8 --workload video-qa");
+  sub.callback([o, &exit_code] {
+    Inputs in = load_inputs(o->spec);
+    Explanation e = explain(in, planner_options(o->spec), o->layer);
+    using units::format_bytes, units::format_time, units::format_bandwidth, units::format_flop_rate;
+    const LayerShape& s = e.shape;
+    fmt::print("layer {} of {}: B={} H={} H_kv={} d={} b={} S_Q={} S_KV={}\n", e.layer.index,
+               in.model.name, s.batch, s.heads, s.kv_heads, s.head_dim, s.bytes, s.s_q, s.s_kv);
+    fmt::print("chosen: {} on {} ranks{}\n  {}\n\n", to_string(e.layer.strategy), e.layer.ranks,
+               e.layer.recompute ? " with recomputation" : "", e.layer.reason);
+    fmt::print("ring of P={} ranks, slowest hop {} + {} latency, attention {} per rank\n",
+               e.ring_ranks, format_bandwidth(e.ring_link.bytes_per_s),
+               format_time(e.ring_link.latency_s), format_flop_rate(e.attention_flop_per_s));
+    fmt::print("  {:<12} {:>16} {:>16} {:>14}\n", "strategy", "fwd bytes/step", "bwd bytes/step",
+               "fwd comm/step");
+    for (const auto& row : e.rows)
+      fmt::print("  {:<12} {:>16} {:>16} {:>14}\n", to_string(row.strategy),
+                 format_bytes(row.forward_bytes_per_step), format_bytes(row.backward_bytes_per_step),
+                 format_time(transfer_s(row.forward_bytes_per_step, e.ring_link)));
+    fmt::print("\ncrossover: query-ring moves fewer bytes when S_Q/S_KV < (H_kv/H)*d*b/(d*b+2) = {:.4g}\n"
+               "           here S_Q/S_KV = {:.4g} -> {} moves fewer bytes\n",
+               e.crossover_ratio, e.s_q_over_s_kv,
+               e.s_q_over_s_kv < e.crossover_ratio ? "query_ring" : "kv_ring");
+    fmt::print("hiding:    query-ring transfers hide once S_KV/P >= F*(2db+4)/(4d*BW) = {:.0f} tokens"
+               " (here {:.0f}: {})\n",
+               e.query_ring_hiding_block, e.local_kv_block,
+               e.local_kv_block >= e.query_ring_hiding_block ? "hidden" : "exposed");
+    fmt::print("           KV-ring transfers hide once S_Q/P >= F*H_kv*b/(2*H*BW) = {:.0f} tokens"
+               " (here {:.0f}: {})\n",
+               e.kv_ring_hiding_block, e.local_q_block,
+               e.local_q_block >= e.kv_ring_hiding_block ? "hidden" : "exposed");
+    exit_code = 0;
+  });
+}
+
+}  // namespace xring::cli

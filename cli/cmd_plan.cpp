@@ -1,0 +1,45 @@
+// `xring plan`: plan a model on a cluster for a workload; table, JSON, trace.
+#include <cstdio>
+
+#include "commands.hpp"
+#include "xring/planner/trace.hpp"
+
+namespace xring::cli {
+
+void attach_plan(CLI::App& sub, int& exit_code) {
+  struct Options {
+    SpecOptions spec;
+    bool json = false;
+    std::string output;
+    std::string trace;
+  };
+  auto o = std::make_shared<Options>();
+  add_spec_options(sub, o->spec);
+  sub.add_flag("--json", o->json, "Print the plan as JSON instead of the table");
+  sub.add_option("-o,--output", o->output, "Write the plan JSON to this file (for xring run)");
+  sub.add_option("--trace", o->trace,
+                 "Write the predicted per-rank schedule as a Chrome/Perfetto trace (ui.perfetto.dev)");
+  sub.footer(
+      "With no flags it plans the built-in default (" + std::string(kDefaultModel) + " on " +
+      kDefaultCluster + ", workload " + kDefaultWorkload +
+      ").\nExamples:\n"
+      "  xring plan --model mplug-owl3-7b --cluster a100-80gb-16 --workload video-qa\n"
+      "  xring plan --set workload.frames=1024 --set cluster.inter_node.bandwidth=50GB/s\n"
+      "  xring plan --workload video-qa --set workload.phase=training -o plan.json --trace plan.trace.json\n"
+      "  xring plan --strategy kv_ring --ranks 8      # pin a choice to compare\n"
+      "An infeasible plan is a result: exit 0 with feasible: false and the reasons.");
+  sub.callback([o, &exit_code] {
+    Inputs in = load_inputs(o->spec);
+    Plan p = plan(in, planner_options(o->spec));
+    std::string text = to_json(p).dump(2) + "\n";
+    if (!o->output.empty()) write_file_atomically(o->output, text);
+    if (!o->trace.empty()) write_file_atomically(o->trace, predicted_trace(p).dump() + "\n");
+    if (o->json)
+      std::fputs(text.c_str(), stdout);
+    else
+      print_plan(p, in, stdout);
+    exit_code = 0;
+  });
+}
+
+}  // namespace xring::cli

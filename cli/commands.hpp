@@ -1,0 +1,52 @@
+// The subcommand table of the `xring` binary and what the subcommands share.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "xring/planner/inputs.hpp"
+#include "xring/planner/plan.hpp"
+#include "xring/planner/planner.hpp"
+
+namespace xring::cli {
+
+/// One subcommand: `attach` declares its flags on `sub` and sets the callback that runs it
+/// and stores its exit code in `exit_code`.
+struct Subcommand {
+  const char* name;
+  const char* summary;
+  void (*attach)(CLI::App& sub, int& exit_code);
+};
+
+void attach_plan(CLI::App& sub, int& exit_code);
+void attach_explain(CLI::App& sub, int& exit_code);
+void attach_list(CLI::App& sub, int& exit_code);
+void attach_show(CLI::App& sub, int& exit_code);
+
+/// --model/--cluster/--workload/--set and the pins (--strategy, --ranks, --recompute).
+struct SpecOptions {
+  std::string model = kDefaultModel;
+  std::string cluster = kDefaultCluster;
+  std::string workload = kDefaultWorkload;
+  std::vector<std::string> overrides;
+  std::string strategy;
+  int ranks = 0;
+  bool recompute_on = false;
+  bool recompute_off = false;
+};
+void add_spec_options(CLI::App& app, SpecOptions& o);
+Inputs load_inputs(const SpecOptions& o);
+PlannerOptions planner_options(const SpecOptions& o);
+
+/// Writes `text` to `path` through a temporary file and a rename, so a failure never leaves
+/// a partial file. Throws xring::Error naming the path.
+void write_file_atomically(const std::string& path, const std::string& text);
+
+/// The human-readable plan: header, per-layer table, alternatives, prediction, notes.
+void print_plan(const Plan& plan, const Inputs& in, std::FILE* out);
+
+}  // namespace xring::cli

@@ -1,0 +1,50 @@
+// xring: the command-line front end. Parses, dispatches to a subcommand, maps errors to exit
+// codes (0 ok, 1 requirement not met, 2 bad input, 3 runtime failure).
+#include <cstdio>
+
+#include "commands.hpp"
+#include "xring/planner/error.hpp"
+
+namespace {
+
+const xring::cli::Subcommand kSubcommands[] = {
+    {"plan", "Choose how to split each cross-attention layer across GPUs and predict time and memory",
+     xring::cli::attach_plan},
+    {"explain", "Show the numbers behind one layer's choice: bytes per step, crossover, hiding threshold",
+     xring::cli::attach_explain},
+    {"list", "List the built-in models, clusters, GPUs and workloads", xring::cli::attach_list},
+    {"show", "Print a built-in spec's JSON (a starting point for your own)", xring::cli::attach_show},
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "xring: plan distributed cross-attention for multimodal LLMs on long visual inputs.\n"
+      "Start with `xring plan` (the built-in default), then `xring list` to see what is built in.",
+      "xring"};
+  app.set_version_flag("--version", xring::xring_version());
+  app.require_subcommand(1);
+  app.footer(
+      "Examples:\n"
+      "  xring plan\n"
+      "  xring plan --model mplug-owl3-7b --cluster a100-80gb-16 --workload video-qa "
+      "--set workload.frames=2048\n"
+      "  xring explain --model openflamingo-9b --cluster a30-8\n"
+      "Exit codes: 0 ok, 1 requirement not met, 2 bad input, 3 runtime failure.");
+  int exit_code = 0;
+  for (const auto& s : kSubcommands) s.attach(*app.add_subcommand(s.name, s.summary), exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : static_cast<int>(xring::ExitCode::bad_input);
+  } catch (const xring::Error& e) {
+    std::fprintf(stderr, "xring: error: %s\n", e.what());
+    return static_cast<int>(e.kind());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "xring: internal error: %s\n", e.what());
+    return static_cast<int>(xring::ExitCode::runtime);
+  }
+  return exit_code;
+}

@@ -1,0 +1,136 @@
+// Shared CLI pieces: spec flags, atomic file output, and the plan table.
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/core.h>
+
+#include "commands.hpp"
+#include "xring/planner/error.hpp"
+#include "xring/planner/units.hpp"
+
+namespace xring::cli {
+
+void add_spec_options(CLI::App& app, SpecOptions& o) {
+  app.add_option("-m,--model", o.model, "Built-in model name or a ModelSpec .json file")
+      ->capture_default_str();
+  app.add_option("-c,--cluster", o.cluster, "Built-in cluster name or a ClusterSpec .json file")
+      ->capture_default_str();
+  app.add_option("-w,--workload", o.workload, "Built-in workload name or a WorkloadSpec .json file")
+      ->capture_default_str();
+  app.add_option("--set", o.overrides,
+                 "Override a spec field: model|cluster|workload.FIELD=VALUE, repeatable "
+                 "(e.g. workload.frames=3600, cluster.inter_node.bandwidth=50GB/s)");
+  app.add_option("--strategy", o.strategy,
+                 "Pin the cross-attention strategy: single, kv_ring, query_ring, ulysses, hybrid");
+  app.add_option("--ranks", o.ranks, "Pin P, the ranks per cross-attention ring (a divisor of the GPU count)")
+      ->check(CLI::PositiveNumber);
+  auto* on = app.add_flag("--recompute", o.recompute_on,
+                          "Training: force LV-XAttn activation recomputation on (default: planner decides)");
+  auto* off = app.add_flag("--no-recompute", o.recompute_off, "Training: force recomputation off");
+  on->excludes(off);
+}
+
+Inputs load_inputs(const SpecOptions& o) {
+  return xring::load_inputs(o.model, o.cluster, o.workload, o.overrides);
+}
+
+PlannerOptions planner_options(const SpecOptions& o) {
+  PlannerOptions p;
+  if (!o.strategy.empty()) p.strategy = strategy_from_string(o.strategy);
+  if (o.ranks > 0) p.ranks = o.ranks;
+  if (o.recompute_on) p.recompute = true;
+  if (o.recompute_off) p.recompute = false;
+  return p;
+}
+
+void write_file_atomically(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw Error(path + ": cannot write the file (does its folder exist?)");
+    out << text;
+    out.flush();
+    if (!out) {
+      std::filesystem::remove(tmp);
+      throw Error(path + ": writing failed (disk full?)", ExitCode::runtime);
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::filesystem::remove(tmp);
+    throw Error(path + ": cannot replace the file: " + ec.message());
+  }
+}
+
+void print_plan(const Plan& p, const Inputs& in, std::FILE* out) {
+  using units::format_bytes, units::format_time;
+  const auto& w = in.workload;
+  const auto& c = in.cluster;
+  fmt::print(out, "xring plan: {} on {} ({} x {} {}), workload {}\n", in.model.name, c.name, c.nodes,
+             c.gpus_per_node, c.gpu.name, w.name);
+  fmt::print(out, "  {}, batch {}, {} text tokens + {} visual tokens ({:g} frame{})\n",
+             to_string(w.phase), w.batch, w.text_tokens, visual_tokens(w, in.model),
+             frames(w, in.model), frames(w, in.model) == 1 ? "" : "s");
+  fmt::print(out, "feasible: {}\n", p.feasible ? "yes" : "NO");
+  for (const auto& r : p.reasons) fmt::print(out, "  - {}\n", r);
+
+  if (!p.layers.empty()) {
+    fmt::print(out, "\ncross-attention layers\n");
+    fmt::print(out, "  {:>5}  {:<11} {:>5} {:>5}  {:<9} {:>12} {:>12} {:>12} {:>12}\n", "layer",
+               "strategy", "ranks", "steps", "recompute", "step comp", "step comm", "time/layer",
+               "memory/rank");
+    for (const auto& l : p.layers) {
+      std::string strategy = to_string(l.strategy);
+      if (l.strategy == Strategy::hybrid && l.ulysses_degree > 0)
+        strategy += fmt::format(" ({}x{} {})", l.ulysses_degree, l.ranks / l.ulysses_degree, l.ring_kind);
+      fmt::print(out, "  {:>5}  {:<11} {:>5} {:>5}  {:<9} {:>12} {:>12} {:>12} {:>12}\n", l.index,
+                 strategy, l.ranks, l.steps, l.recompute ? "yes" : "no", format_time(l.step_compute_s),
+                 format_time(l.step_comm_s), format_time(l.time_s), format_bytes(l.memory_bytes.total()));
+    }
+    const LayerPlan& l = p.layers.front();
+    fmt::print(out, "  why: {}\n", l.reason);
+    if (l.groups > 1)
+      fmt::print(out, "  {} data-parallel groups of {} ranks, {} samples each\n", l.groups, l.ranks,
+                 l.batch_per_group);
+    fmt::print(out, "  alternatives{}:\n", p.layers.size() > 1 ? " (same for every layer)" : "");
+    for (const auto& a : l.alternatives) {
+      std::string what = to_string(a.strategy) + (a.recompute ? "+recompute" : "");
+      fmt::print(out, "    {:<22} {:>4} ranks  {:>10}  {}\n", what, a.ranks,
+                 a.time_s ? format_time(*a.time_s) : "-",
+                 a.rejected_reason.empty() ? "chosen" : a.rejected_reason);
+    }
+    const MemoryBreakdown& m = l.memory_bytes;
+    fmt::print(out,
+               "  memory/rank: weights {}, optimizer {}, visual tokens {}, kv {}, buffers {}, "
+               "saved {}, text activations {}\n",
+               format_bytes(m.weights), format_bytes(m.optimizer_states), format_bytes(m.visual_tokens),
+               format_bytes(m.kv), format_bytes(m.attention_buffers), format_bytes(m.saved_activations),
+               format_bytes(m.text_activations));
+  }
+
+  const Predicted& pr = p.predicted;
+  fmt::print(out, "\npredicted\n");
+  bool decodes = pr.decode_step_s.has_value();
+  fmt::print(out, "  {}{}\n", decodes ? "prefill time        " : "iteration time      ",
+             format_time(pr.iteration_time_s));
+  fmt::print(out, "    cross-attention   {}\n", format_time(pr.cross_attention_time_s));
+  fmt::print(out, "    rest of model     {}  ({})\n", format_time(pr.rest_of_model_time_s),
+             p.rest_of_model.note);
+  fmt::print(out, "  throughput          {:.4g} tokens/s, {:.4g} frames/s\n", pr.throughput_tokens_per_s,
+             pr.frames_per_s);
+  fmt::print(out, "  peak memory/rank    {} of {} usable\n", format_bytes(pr.peak_memory_bytes_per_rank),
+             format_bytes(c.usable_memory_bytes()));
+  if (pr.decode_step_s)
+    fmt::print(out, "  decode              {} per token step, {:.4g} tokens/s\n",
+               format_time(*pr.decode_step_s), *pr.decode_tokens_per_s);
+  if (!p.notes.empty()) {
+    fmt::print(out, "notes\n");
+    for (const auto& n : p.notes) fmt::print(out, "  - {}\n", n);
+  }
+}
+
+}  // namespace xring::cli

@@ -1,0 +1,38 @@
+// planner::plan(): chooses, for every cross-attention layer, the fastest strategy and rank
+// count that fits in memory, and predicts the iteration's time, throughput and memory.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "xring/planner/inputs.hpp"
+#include "xring/planner/plan.hpp"
+
+namespace xring {
+
+/// Choices a user can pin; everything left empty the planner decides.
+struct PlannerOptions {
+  std::optional<Strategy> strategy;  ///< `--strategy`
+  std::optional<int> ranks;          ///< `--ranks`: P, must divide the cluster's GPU count
+  std::optional<bool> recompute;     ///< training: force LV-XAttn recomputation on or off
+};
+
+/// The version string written into plans.
+std::string xring_version();
+
+/// Plans `in`. Never throws for an infeasible configuration: that is a Plan with
+/// feasible == false and reasons. Throws xring::Error for a pinned choice that makes no sense
+/// (e.g. ranks that do not divide the GPU count).
+Plan plan(const Inputs& in, const PlannerOptions& options = {});
+
+/// The shape of one cross-attention layer for a data-parallel group holding `batch` samples.
+LayerShape cross_attention_shape(const ModelSpec& m, const WorkloadSpec& w, long long batch);
+
+/// The slowest link among the ranks {first + k·stride | k < count} of a cluster: the
+/// intra-node link when they share a node, else the slower of intra- and inter-node.
+Link group_link(const ClusterSpec& c, int first, int stride, int count);
+
+/// Reads and validates a plan file, including the specs echoed in its inputs.
+Plan read_plan_file(const std::string& path);
+
+}  // namespace xring

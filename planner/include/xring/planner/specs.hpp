@@ -1,0 +1,119 @@
+// The planner's inputs: ModelSpec, GpuSpec, ClusterSpec, WorkloadSpec; their JSON readers
+// (strict: units, ranges, unknown keys). Plans echo the validated JSON, not a re-encoding. Quantities are in SI base units.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace xring {
+
+using nlohmann::json;
+
+enum class DType { fp32, fp16, bf16 };
+enum class Phase { training, prefill, decode, streaming };
+/// How a cross-attention layer sits in the decoder: `separate` layers replace self-attention
+/// (Llama-3.2-Vision, Flamingo's gated blocks); `fused` ones run beside it (mPLUG-Owl3).
+enum class CrossAttentionKind { separate, fused };
+enum class RankOrder { node_major, round_robin };
+
+std::string to_string(DType d);
+std::string to_string(Phase p);
+std::string to_string(CrossAttentionKind k);
+std::string to_string(RankOrder o);
+DType dtype_from_string(const std::string& s);  ///< throws xring::Error on unknown names
+int bytes_per_element(DType d);
+
+struct AttentionGeometry {
+  int heads = 0;
+  int kv_heads = 0;
+  int head_dim = 0;
+};
+
+struct ModelSpec {
+  std::string name;
+  std::string source;
+  int layers = 0;                            ///< decoder layers, cross-attention ones included
+  std::vector<int> cross_attention_layers;   ///< 0-based indices into the decoder layers
+  CrossAttentionKind cross_attention_kind = CrossAttentionKind::separate;
+  int hidden_size = 0;
+  AttentionGeometry self_attention;
+  AttentionGeometry cross_attention;         ///< defaults to self_attention
+  int mlp_size = 0;
+  int vocab_size = 0;
+  double params = 0;                         ///< language-model parameters (count)
+  double vision_params = 0;                  ///< vision encoder parameters; 0 = not modelled
+  int vision_tokens_per_frame = 0;           ///< tokens the vision encoder sees per frame
+  DType dtype = DType::bf16;
+  int tokens_per_frame = 0;                  ///< visual tokens per frame reaching cross-attention
+  int visual_hidden_size = 0;                ///< width of those tokens (input of Wk, Wv)
+};
+
+struct GpuSpec {
+  std::string name;
+  std::string source;
+  double memory_bytes = 0;
+  double peak_bf16_flop_per_s = 0;           ///< dense tensor-core peak
+  double peak_fp16_flop_per_s = 0;
+  double hbm_bytes_per_s = 0;
+  double attention_efficiency = 0.5;         ///< achieved / peak for attention kernels
+  double matmul_efficiency = 0.6;            ///< achieved / peak for GEMMs
+  double peak_flop_per_s(DType d) const;
+};
+
+struct LinkSpec {
+  std::string kind;                          ///< "nvlink", "pcie", "infiniband", ... (free text)
+  double bytes_per_s = 0;                    ///< per GPU, one direction
+  double latency_s = 0;
+};
+
+struct ClusterSpec {
+  std::string name;
+  std::string source;
+  int nodes = 0;
+  int gpus_per_node = 0;
+  GpuSpec gpu;
+  LinkSpec intra_node;
+  LinkSpec inter_node;                       ///< unused when nodes == 1
+  RankOrder rank_order = RankOrder::node_major;
+  double reserved_bytes_per_gpu = 2.0 * (1ull << 30);  ///< CUDA context, allocator slack
+  int gpus() const { return nodes * gpus_per_node; }
+  double usable_memory_bytes() const { return gpu.memory_bytes - reserved_bytes_per_gpu; }
+};
+
+struct KvPolicy {
+  std::string name = "full";                 ///< full | uniform | adaptive | inf_mllm | a_vl
+  json params = json::object();              ///< the policy's own parameters, echoed as given
+};
+
+struct WorkloadSpec {
+  std::string name;
+  std::string description;
+  Phase phase = Phase::prefill;
+  int batch = 1;
+  int text_tokens = 0;                       ///< S_Q: text (query) tokens per sample
+  std::optional<int> frames;
+  std::optional<int> tokens_per_frame;       ///< overrides the model's
+  std::optional<long long> visual_tokens;    ///< S_KV directly, instead of frames
+  int generate_tokens = 0;
+  KvPolicy kv_policy;
+};
+
+/// S_KV of a workload on a model: visual_tokens, or frames x tokens per frame.
+long long visual_tokens(const WorkloadSpec& w, const ModelSpec& m);
+/// Frames of a workload (visual tokens / tokens per frame when only S_KV is given).
+double frames(const WorkloadSpec& w, const ModelSpec& m);
+
+/// Readers: `origin` names the file (or builtin) for error messages. They throw xring::Error.
+ModelSpec model_from_json(const json& j, const std::string& origin);
+GpuSpec gpu_from_json(const json& j, const std::string& origin, const std::string& path = "");
+ClusterSpec cluster_from_json(const json& j, const std::string& origin);
+WorkloadSpec workload_from_json(const json& j, const std::string& origin);
+
+/// Checks that a workload makes sense for a model (e.g. it has a visual input or the model
+/// has no cross-attention); throws xring::Error naming `origin`.
+void check_compatible(const ModelSpec& m, const WorkloadSpec& w, const std::string& origin);
+
+}  // namespace xring

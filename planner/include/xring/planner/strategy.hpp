@@ -1,0 +1,89 @@
+// The table of cross-attention strategies: each is one small unit (feasibility, cost, memory)
+// in planner/src/strategies/. Adding a strategy adds a file there and a row in the table.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "xring/planner/cost_model.hpp"
+
+namespace xring {
+
+enum class Strategy { single, kv_ring, query_ring, ulysses, hybrid };
+
+std::string to_string(Strategy s);
+/// Throws xring::Error listing the strategies (with a did-you-mean hint) on unknown names.
+Strategy strategy_from_string(const std::string& s);
+
+/// Where and how a layer runs: P ranks, their links and achieved rates, and the phase.
+struct Placement {
+  int ranks = 1;                 ///< P
+  int ulysses_degree = 1;        ///< hybrid: Ulysses inside a node; the ring has P / this steps
+  Link ring_link;                ///< slowest hop of the ring (hybrid: between Ulysses groups)
+  Link all_to_all_link;          ///< slowest link inside the all-to-all group
+  double attention_flop_per_s = 1;  ///< achieved by one rank
+  double matmul_flop_per_s = 1;
+  bool training = false;         ///< forward + backward instead of forward only
+  bool recompute = false;        ///< LV-XAttn: recompute K/V from the layer input in backward
+};
+
+/// One pass (forward or backward) of one layer on one rank.
+struct PassCost {
+  int steps = 0;                 ///< overlapped ring steps (1 when nothing overlaps)
+  double step_compute_s = 0;     ///< attention compute of one step
+  double step_comm_s = 0;        ///< the transfer overlapping a step (bytes/BW + latency)
+  double bytes_per_step = 0;
+  double fixed_compute_s = 0;    ///< compute outside the steps (projections)
+  double fixed_comm_s = 0;       ///< transfers that nothing hides (all-to-all, return home)
+  double time_s = 0;             ///< wall time of the pass
+  double compute_s() const { return steps * step_compute_s + fixed_compute_s; }
+  double comm_s() const { return (steps > 1 ? steps - 1 : 0) * step_comm_s + fixed_comm_s; }
+};
+
+struct LayerCost {
+  PassCost forward;
+  PassCost backward;             ///< zero unless training
+  double time_s() const { return forward.time_s + backward.time_s; }
+  double compute_s() const { return forward.compute_s() + backward.compute_s(); }
+  double comm_s() const { return forward.comm_s() + backward.comm_s(); }
+};
+
+/// Per-rank bytes a layer needs while it runs, and what it keeps for backward.
+struct LayerMemory {
+  double visual_tokens = 0;      ///< this rank's shard of the visual input
+  double kv = 0;                 ///< K and V of the layer held on this rank
+  double attention_buffers = 0;  ///< Q, O, L and the in-flight (double) buffers
+  double saved_for_backward = 0; ///< training: what this layer keeps until its backward
+};
+
+struct StrategyUnit {
+  Strategy strategy;
+  const char* summary;
+  /// Why the strategy cannot run on this placement at all ("" when it can).
+  std::string (*unsupported)(const LayerShape&, const Placement&);
+  LayerCost (*cost)(const LayerShape&, const Placement&);
+  LayerMemory (*memory)(const LayerShape&, const Placement&);
+};
+
+const std::vector<StrategyUnit>& strategy_table();
+const StrategyUnit& strategy_unit(Strategy s);
+
+/// The ring a hybrid runs between its Ulysses groups: query_ring or kv_ring, whichever sends
+/// fewer bytes per step on the head-sharded shape.
+Strategy hybrid_inner_ring(const LayerShape& s, const Placement& p);
+
+/// A pass of P overlapped ring steps sending `bytes_per_step` each, then an unhidden
+/// `tail_bytes` transfer, plus `fixed_compute_s` outside the steps.
+PassCost ring_pass(int steps, double step_compute_s, double bytes_per_step, const Link& link,
+                   double tail_bytes, double fixed_compute_s);
+
+/// The projection compute of a pass on one rank holding `kv_tokens` visual tokens: forward
+/// once; backward twice (dW and dX), plus once more when K/V are recomputed.
+double projection_s(const LayerShape& s, long long kv_tokens, const Placement& p, bool backward);
+
+/// What a layer keeps for its backward on one rank holding `q_tokens` queries over `heads`
+/// heads and `kv_bytes` of K/V: with recomputation only O and L, else K, V, Q, O and L.
+double saved_for_backward(const LayerShape& s, long long q_tokens, int heads, double kv_bytes,
+                          const Placement& p);
+
+}  // namespace xring

@@ -1,0 +1,151 @@
+// Spec resolution (built-in or file), `--set` overrides, and validation of the three inputs.
+#include "xring/planner/inputs.hpp"
+
+#include <filesystem>
+
+#include "xring/planner/error.hpp"
+#include "xring/planner/json_reader.hpp"
+
+namespace xring {
+namespace {
+
+std::string plural(SpecKind k) { return to_string(k) + "s"; }
+
+std::string ends_with_json(const std::string& s) {
+  return s.size() > 5 && s.compare(s.size() - 5, 5, ".json") == 0 ? s : "";
+}
+
+}  // namespace
+
+std::string to_string(SpecKind k) {
+  switch (k) {
+    case SpecKind::model: return "model";
+    case SpecKind::cluster: return "cluster";
+    case SpecKind::gpu: return "gpu";
+    case SpecKind::workload: return "workload";
+  }
+  return "?";
+}
+
+std::vector<std::string> builtin_names(SpecKind kind) {
+  std::vector<std::string> names;
+  for (const auto& b : builtin_specs())
+    if (b.kind == kind) names.push_back(b.name);
+  return names;
+}
+
+SpecJson load_spec_json(SpecKind kind, const std::string& name_or_path) {
+  SpecJson spec;
+  if (std::filesystem::exists(name_or_path) || !ends_with_json(name_or_path).empty()) {
+    spec = {read_json_file(name_or_path), name_or_path};
+  } else {
+    const BuiltinSpec* found = nullptr;
+    for (const auto& b : builtin_specs())
+      if (b.kind == kind && b.name == name_or_path) found = &b;
+    if (!found) {
+      auto names = builtin_names(kind);
+      auto hint = did_you_mean(name_or_path, names);
+      std::string list;
+      for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+      throw Error("unknown " + to_string(kind) + " \"" + name_or_path + "\"" +
+                  (hint ? "; did you mean \"" + *hint + "\"?" : "") + " (built-in " + plural(kind) +
+                  ": " + list + "; or give a path to a .json file)");
+    }
+    spec = {parse_json_text(found->text, "builtin:" + found->name), "builtin:" + found->name};
+  }
+  if (kind == SpecKind::cluster && spec.value.is_object() && spec.value.contains("gpu") &&
+      spec.value["gpu"].is_string()) {
+    std::string gpu_name = spec.value["gpu"].get<std::string>();
+    try {
+      spec.value["gpu"] = load_spec_json(SpecKind::gpu, gpu_name).value;
+    } catch (const Error& e) {
+      throw Error(spec.origin + ": at \"gpu\": " + e.what());
+    }
+  }
+  return spec;
+}
+
+Override parse_override(const std::string& text) {
+  auto eq = text.find('=');
+  auto fail = [&](const std::string& why) -> Error {
+    return Error("--set " + text + ": " + why +
+                 " (form: model|cluster|workload.FIELD[.FIELD]=VALUE, e.g. workload.frames=3600)");
+  };
+  if (eq == std::string::npos) throw fail("missing '='");
+  std::string lhs = text.substr(0, eq);
+  std::string rhs = text.substr(eq + 1);
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (true) {
+    size_t dot = lhs.find('.', start);
+    parts.push_back(lhs.substr(start, dot - start));
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  for (const auto& p : parts)
+    if (p.empty()) throw fail("empty field name");
+  Override o;
+  o.text = text;
+  if (parts.front() == "model") o.target = SpecKind::model;
+  else if (parts.front() == "cluster") o.target = SpecKind::cluster;
+  else if (parts.front() == "workload") o.target = SpecKind::workload;
+  else {
+    auto hint = did_you_mean(parts.front(), {"model", "cluster", "workload"});
+    throw fail("\"" + parts.front() + "\" is not a spec" +
+               (hint ? "; did you mean \"" + *hint + "\"?" : ""));
+  }
+  if (parts.size() < 2) throw fail("name a field of the " + parts.front());
+  o.path.assign(parts.begin() + 1, parts.end());
+  if (rhs.empty()) throw fail("missing value");
+  o.value = json::parse(rhs, nullptr, /*allow_exceptions=*/false);
+  if (o.value.is_discarded()) o.value = rhs;
+  return o;
+}
+
+void apply_overrides(SpecJson& spec, SpecKind kind, const std::vector<Override>& overrides) {
+  std::string applied;
+  for (const auto& o : overrides) {
+    if (o.target != kind) continue;
+    if (!spec.value.is_object())
+      throw Error(spec.origin + ": must be a JSON object (applying --set " + o.text + ")");
+    json* node = &spec.value;
+    for (size_t i = 0; i + 1 < o.path.size(); ++i) {
+      if (!node->contains(o.path[i]) || !(*node)[o.path[i]].is_object())
+        throw Error("--set " + o.text + ": " + spec.origin + " has no object at \"" + o.path[i] +
+                    "\" to set a field in");
+      node = &(*node)[o.path[i]];
+    }
+    (*node)[o.path.back()] = o.value;
+    applied += (applied.empty() ? "" : ", ") + o.text;
+  }
+  if (!applied.empty()) spec.origin += " (with --set " + applied + ")";
+}
+
+Inputs inputs_from_json(SpecJson model, SpecJson cluster, SpecJson workload,
+                        std::vector<std::string> overrides) {
+  Inputs in;
+  in.model = model_from_json(model.value, model.origin);
+  in.cluster = cluster_from_json(cluster.value, cluster.origin);
+  in.workload = workload_from_json(workload.value, workload.origin);
+  check_compatible(in.model, in.workload, workload.origin);
+  in.model_json = std::move(model);
+  in.cluster_json = std::move(cluster);
+  in.workload_json = std::move(workload);
+  in.overrides = std::move(overrides);
+  return in;
+}
+
+Inputs load_inputs(const std::string& model, const std::string& cluster,
+                   const std::string& workload, const std::vector<std::string>& overrides) {
+  std::vector<Override> parsed;
+  for (const auto& text : overrides) parsed.push_back(parse_override(text));
+  SpecJson m = load_spec_json(SpecKind::model, model);
+  SpecJson c = load_spec_json(SpecKind::cluster, cluster);
+  SpecJson w = load_spec_json(SpecKind::workload, workload);
+  apply_overrides(m, SpecKind::model, parsed);
+  apply_overrides(c, SpecKind::cluster, parsed);
+  apply_overrides(w, SpecKind::workload, parsed);
+  return inputs_from_json(std::move(m), std::move(c), std::move(w), overrides);
+}
+
+}  // namespace xring

@@ -1,0 +1,250 @@
+// Validated JSON object reading with file + path in every error.
+#include "xring/planner/json_reader.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "xring/planner/error.hpp"
+
+namespace xring {
+namespace {
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string type_name(const json& v) {
+  if (v.is_boolean()) return "a boolean";
+  if (v.is_number()) return "the number " + v.dump();
+  if (v.is_string()) return "the string " + v.dump();
+  if (v.is_null()) return "null";
+  if (v.is_array()) return "an array";
+  return "an object";
+}
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& s : items) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+}  // namespace
+
+json parse_json_text(const std::string& text, const std::string& origin) {
+  try {
+    return json::parse(text);
+  } catch (const json::parse_error& e) {
+    // nlohmann reports a byte offset; turn it into line:column for people.
+    size_t line = 1, column = 1;
+    for (size_t i = 0; i + 1 < e.byte && i < text.size(); ++i) {
+      if (text[i] == '\n') {
+        ++line;
+        column = 1;
+      } else {
+        ++column;
+      }
+    }
+    std::string what = e.what();
+    auto colon = what.rfind(": ");
+    throw Error(origin + ":" + std::to_string(line) + ":" + std::to_string(column) +
+                ": not valid JSON (" + (colon == std::string::npos ? what : what.substr(colon + 2)) +
+                ")");
+  }
+}
+
+json read_json_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open the file (does it exist and is it readable?)");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_json_text(text.str(), path);
+}
+
+std::optional<std::string> did_you_mean(const std::string& word,
+                                        const std::vector<std::string>& candidates) {
+  std::optional<std::string> best;
+  size_t best_distance = std::max<size_t>(2, word.size() / 3) + 1;
+  for (const auto& c : candidates) {
+    size_t d = edit_distance(word, c);
+    if (d < best_distance) {
+      best_distance = d;
+      best = c;
+    }
+  }
+  return best;
+}
+
+ObjectReader::ObjectReader(const json& object, std::string origin, std::string path)
+    : object_(object), origin_(std::move(origin)), path_(std::move(path)) {
+  if (!object_.is_object())
+    throw Error(origin_ + ": at \"" + (path_.empty() ? "(top level)" : path_) +
+                "\": must be a JSON object, got " + type_name(object_));
+}
+
+std::string ObjectReader::path_of(const std::string& key) const {
+  return path_.empty() ? key : path_ + "." + key;
+}
+
+void ObjectReader::fail(const std::string& key, const std::string& rule) const {
+  throw Error(origin_ + ": at \"" + path_of(key) + "\": " + rule);
+}
+
+bool ObjectReader::has(const std::string& key) const { return object_.contains(key); }
+
+const json* ObjectReader::find(const std::string& key) {
+  known_.insert(key);
+  auto it = object_.find(key);
+  return it == object_.end() ? nullptr : &*it;
+}
+
+const json& ObjectReader::require(const std::string& key) {
+  const json* v = find(key);
+  if (!v) fail(key, "required field is missing");
+  return *v;
+}
+
+const json& ObjectReader::raw(const std::string& key) { return require(key); }
+
+std::string ObjectReader::string(const std::string& key) {
+  const json& v = require(key);
+  if (!v.is_string()) fail(key, "must be a string, got " + type_name(v));
+  if (v.get_ref<const std::string&>().empty()) fail(key, "must not be empty");
+  return v.get<std::string>();
+}
+
+std::optional<std::string> ObjectReader::optional_string(const std::string& key) {
+  if (!find(key)) return std::nullopt;
+  return string(key);
+}
+
+int64_t ObjectReader::integer(const std::string& key, int64_t min, int64_t max) {
+  const json& v = require(key);
+  if (!v.is_number_integer() && !(v.is_number_float() && std::nearbyint(v.get<double>()) ==
+                                                             v.get<double>() &&
+                                  std::fabs(v.get<double>()) < 9e15))
+    fail(key, "must be a whole number, got " + type_name(v));
+  int64_t n = v.is_number_unsigned()
+                  ? static_cast<int64_t>(std::min<uint64_t>(v.get<uint64_t>(), INT64_MAX))
+                  : v.is_number_integer() ? v.get<int64_t>() : static_cast<int64_t>(v.get<double>());
+  if (n < min || n > max) {
+    std::string range = max == INT64_MAX ? "at least " + std::to_string(min)
+                                         : "between " + std::to_string(min) + " and " +
+                                               std::to_string(max);
+    fail(key, "must be " + range + ", got " + std::to_string(n));
+  }
+  return n;
+}
+
+std::optional<int64_t> ObjectReader::optional_integer(const std::string& key, int64_t min,
+                                                      int64_t max) {
+  if (!find(key)) return std::nullopt;
+  return integer(key, min, max);
+}
+
+double ObjectReader::number(const std::string& key, double min, double max) {
+  const json& v = require(key);
+  if (!v.is_number()) fail(key, "must be a number, got " + type_name(v));
+  double x = v.get<double>();
+  if (!(x >= min && x <= max)) {
+    std::ostringstream rule;
+    rule << "must be between " << min << " and " << max << ", got " << x;
+    fail(key, rule.str());
+  }
+  return x;
+}
+
+std::optional<double> ObjectReader::optional_number(const std::string& key, double min,
+                                                    double max) {
+  if (!find(key)) return std::nullopt;
+  return number(key, min, max);
+}
+
+double ObjectReader::quantity(const std::string& key, units::Quantity q, bool min_exclusive) {
+  const json& v = require(key);
+  std::optional<double> value;
+  if (v.is_string()) {
+    value = units::parse(v.get<std::string>(), q);
+  } else if (v.is_number() && q == units::Quantity::count) {
+    if (v.get<double>() >= 0) value = v.get<double>();
+  } else if (v.is_number()) {
+    fail(key, "needs an explicit unit, got " + type_name(v) + "; write it as e.g. " +
+                  units::example(q) + " (units: " + units::accepted_units(q) + ")");
+  }
+  if (!value)
+    fail(key, "cannot read " + type_name(v) + " as a non-negative quantity; write it as e.g. " +
+                  units::example(q) + " (units: " + units::accepted_units(q) + ")");
+  if (min_exclusive && *value <= 0) fail(key, "must be greater than zero, got " + v.dump());
+  return *value;
+}
+
+std::optional<double> ObjectReader::optional_quantity(const std::string& key, units::Quantity q,
+                                                      bool min_exclusive) {
+  if (!find(key)) return std::nullopt;
+  return quantity(key, q, min_exclusive);
+}
+
+std::vector<int64_t> ObjectReader::integer_list(const std::string& key, int64_t min, int64_t max) {
+  const json& v = require(key);
+  if (!v.is_array()) fail(key, "must be an array of whole numbers, got " + type_name(v));
+  std::vector<int64_t> out;
+  for (size_t i = 0; i < v.size(); ++i) {
+    const json& e = v[i];
+    std::string at = key + "[" + std::to_string(i) + "]";
+    if (!e.is_number_integer()) fail(at, "must be a whole number, got " + type_name(e));
+    int64_t n = e.get<int64_t>();
+    if (n < min || n > max)
+      fail(at, "must be between " + std::to_string(min) + " and " + std::to_string(max) +
+                   ", got " + std::to_string(n));
+    out.push_back(n);
+  }
+  return out;
+}
+
+std::string ObjectReader::choice(const std::string& key, const std::vector<std::string>& choices) {
+  const json& v = require(key);
+  if (!v.is_string()) fail(key, "must be one of " + join(choices) + ", got " + type_name(v));
+  std::string s = v.get<std::string>();
+  if (std::find(choices.begin(), choices.end(), s) == choices.end()) {
+    auto hint = did_you_mean(s, choices);
+    fail(key, "\"" + s + "\" is not one of " + join(choices) +
+                  (hint ? "; did you mean \"" + *hint + "\"?" : ""));
+  }
+  return s;
+}
+
+std::optional<std::string> ObjectReader::optional_choice(const std::string& key,
+                                                         const std::vector<std::string>& choices) {
+  if (!find(key)) return std::nullopt;
+  return choice(key, choices);
+}
+
+ObjectReader ObjectReader::object(const std::string& key) {
+  const json& v = require(key);
+  if (!v.is_object()) fail(key, "must be a JSON object, got " + type_name(v));
+  return ObjectReader(v, origin_, path_of(key));
+}
+
+void ObjectReader::finish() const {
+  std::vector<std::string> known(known_.begin(), known_.end());
+  for (const auto& [key, value] : object_.items()) {
+    if (known_.count(key)) continue;
+    auto hint = did_you_mean(key, known);
+    fail(key, "unknown field" + (hint ? "; did you mean \"" + *hint + "\"?" : "") +
+                  " (known fields: " + join(known) + ")");
+  }
+}
+
+}  // namespace xring

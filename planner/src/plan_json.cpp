@@ -1,0 +1,251 @@
+// Plan <-> JSON. The reader is strict like the spec readers: a corrupt plan names its field.
+#include <limits>
+
+#include "xring/planner/error.hpp"
+#include "xring/planner/json_reader.hpp"
+#include "xring/planner/plan.hpp"
+
+namespace xring {
+namespace {
+
+constexpr double kHuge = std::numeric_limits<double>::max();
+
+json memory_to_json(const MemoryBreakdown& m) {
+  return {{"weights", m.weights},
+          {"optimizer_states", m.optimizer_states},
+          {"visual_tokens", m.visual_tokens},
+          {"kv", m.kv},
+          {"attention_buffers", m.attention_buffers},
+          {"saved_activations", m.saved_activations},
+          {"text_activations", m.text_activations},
+          {"total", m.total()}};
+}
+
+MemoryBreakdown memory_from(ObjectReader r) {
+  MemoryBreakdown m;
+  m.weights = r.number("weights", 0, kHuge);
+  m.optimizer_states = r.number("optimizer_states", 0, kHuge);
+  m.visual_tokens = r.number("visual_tokens", 0, kHuge);
+  m.kv = r.number("kv", 0, kHuge);
+  m.attention_buffers = r.number("attention_buffers", 0, kHuge);
+  m.saved_activations = r.number("saved_activations", 0, kHuge);
+  m.text_activations = r.number("text_activations", 0, kHuge);
+  r.number("total", 0, kHuge);
+  r.finish();
+  return m;
+}
+
+json optional_number(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
+
+std::optional<double> optional_from(ObjectReader& r, const std::string& key) {
+  if (r.has(key) && r.raw(key).is_null()) return std::nullopt;
+  return r.optional_number(key, 0, kHuge);
+}
+
+Strategy strategy_field(ObjectReader& r, const std::string& key) {
+  std::string name = r.string(key);
+  try {
+    return strategy_from_string(name);
+  } catch (const Error& e) {
+    r.fail(key, e.what());
+  }
+}
+
+std::vector<std::string> strings_from(ObjectReader& r, const std::string& key) {
+  const json& v = r.raw(key);
+  if (!v.is_array()) r.fail(key, "must be an array of strings");
+  std::vector<std::string> out;
+  for (const auto& e : v) {
+    if (!e.is_string()) r.fail(key, "must be an array of strings");
+    out.push_back(e.get<std::string>());
+  }
+  return out;
+}
+
+template <typename T, typename F>
+std::vector<T> objects_from(ObjectReader& r, const std::string& key, F read) {
+  const json& v = r.raw(key);
+  if (!v.is_array()) r.fail(key, "must be an array");
+  std::vector<T> out;
+  for (size_t i = 0; i < v.size(); ++i)
+    out.push_back(read(ObjectReader(v[i], r.origin(), r.path_of(key) + "[" + std::to_string(i) + "]")));
+  return out;
+}
+
+Alternative alternative_from(ObjectReader r) {
+  Alternative a;
+  a.strategy = strategy_field(r, "strategy");
+  a.ranks = static_cast<int>(r.integer("ranks", 1));
+  a.ulysses_degree = static_cast<int>(r.integer("ulysses_degree", 0));
+  a.recompute = r.raw("recompute").is_boolean() ? r.raw("recompute").get<bool>()
+                                                 : (r.fail("recompute", "must be a boolean"), false);
+  a.time_s = optional_from(r, "time_s");
+  const json& reason = r.raw("rejected_reason");
+  if (!reason.is_null() && !reason.is_string()) r.fail("rejected_reason", "must be a string or null");
+  a.rejected_reason = reason.is_string() ? reason.get<std::string>() : "";
+  r.finish();
+  return a;
+}
+
+LayerPlan layer_from(ObjectReader r) {
+  LayerPlan l;
+  l.index = static_cast<int>(r.integer("index", 0));
+  l.strategy = strategy_field(r, "strategy");
+  l.ranks = static_cast<int>(r.integer("ranks", 1));
+  l.ulysses_degree = static_cast<int>(r.integer("ulysses_degree", 0));
+  l.ring_kind = r.raw("ring_kind").is_string() ? r.raw("ring_kind").get<std::string>() : "";
+  const json& recompute = r.raw("recompute");
+  if (!recompute.is_boolean()) r.fail("recompute", "must be a boolean");
+  l.recompute = recompute.get<bool>();
+  l.groups = static_cast<int>(r.integer("groups", 1));
+  l.batch_per_group = r.integer("batch_per_group", 1);
+  l.q_block = r.integer("q_block", 0);
+  l.kv_block = r.integer("kv_block", 0);
+  l.steps = static_cast<int>(r.integer("steps", 1));
+  l.step_compute_s = r.number("step_compute_s", 0, kHuge);
+  l.step_comm_s = r.number("step_comm_s", 0, kHuge);
+  l.bytes_per_step = r.number("bytes_per_step", 0, kHuge);
+  l.forward_s = r.number("forward_s", 0, kHuge);
+  l.backward_s = r.number("backward_s", 0, kHuge);
+  l.compute_s = r.number("compute_s", 0, kHuge);
+  l.comm_s = r.number("comm_s", 0, kHuge);
+  l.time_s = r.number("time_s", 0, kHuge);
+  l.memory_bytes = memory_from(r.object("memory_bytes"));
+  l.reason = r.string("reason");
+  l.alternatives = objects_from<Alternative>(r, "alternatives", alternative_from);
+  r.finish();
+  return l;
+}
+
+}  // namespace
+
+json to_json(const Plan& plan) {
+  json layers = json::array();
+  for (const auto& l : plan.layers) {
+    json alternatives = json::array();
+    for (const auto& a : l.alternatives)
+      alternatives.push_back({{"strategy", to_string(a.strategy)},
+                              {"ranks", a.ranks},
+                              {"ulysses_degree", a.ulysses_degree},
+                              {"recompute", a.recompute},
+                              {"time_s", optional_number(a.time_s)},
+                              {"rejected_reason", a.rejected_reason.empty()
+                                                      ? json(nullptr)
+                                                      : json(a.rejected_reason)}});
+    layers.push_back({{"index", l.index},
+                      {"strategy", to_string(l.strategy)},
+                      {"ranks", l.ranks},
+                      {"ulysses_degree", l.ulysses_degree},
+                      {"ring_kind", l.ring_kind.empty() ? json(nullptr) : json(l.ring_kind)},
+                      {"recompute", l.recompute},
+                      {"groups", l.groups},
+                      {"batch_per_group", l.batch_per_group},
+                      {"q_block", l.q_block},
+                      {"kv_block", l.kv_block},
+                      {"steps", l.steps},
+                      {"step_compute_s", l.step_compute_s},
+                      {"step_comm_s", l.step_comm_s},
+                      {"bytes_per_step", l.bytes_per_step},
+                      {"forward_s", l.forward_s},
+                      {"backward_s", l.backward_s},
+                      {"compute_s", l.compute_s},
+                      {"comm_s", l.comm_s},
+                      {"time_s", l.time_s},
+                      {"memory_bytes", memory_to_json(l.memory_bytes)},
+                      {"reason", l.reason},
+                      {"alternatives", alternatives}});
+  }
+  const auto& r = plan.rest_of_model;
+  const auto& p = plan.predicted;
+  const auto& c = plan.cost_source;
+  return {{"schema_version", plan.schema_version},
+          {"xring_version", plan.xring_version},
+          {"inputs", plan.inputs},
+          {"phase", plan.phase},
+          {"cost_source",
+           {{"kind", c.kind},
+            {"attention_flop_per_s", c.attention_flop_per_s},
+            {"matmul_flop_per_s", c.matmul_flop_per_s},
+            {"attention_efficiency", c.attention_efficiency},
+            {"matmul_efficiency", c.matmul_efficiency}}},
+          {"feasible", plan.feasible},
+          {"reasons", plan.reasons},
+          {"notes", plan.notes},
+          {"layers", layers},
+          {"rest_of_model",
+           {{"flops", r.flops},
+            {"compute_s", r.compute_s},
+            {"comm_s", r.comm_s},
+            {"time_s", r.time_s},
+            {"tensor_parallel", r.tensor_parallel},
+            {"note", r.note}}},
+          {"predicted",
+           {{"iteration_time_s", p.iteration_time_s},
+            {"cross_attention_time_s", p.cross_attention_time_s},
+            {"rest_of_model_time_s", p.rest_of_model_time_s},
+            {"throughput_tokens_per_s", p.throughput_tokens_per_s},
+            {"frames_per_s", p.frames_per_s},
+            {"peak_memory_bytes_per_rank", p.peak_memory_bytes_per_rank},
+            {"decode_step_s", optional_number(p.decode_step_s)},
+            {"decode_tokens_per_s", optional_number(p.decode_tokens_per_s)}}}};
+}
+
+Plan plan_from_json(const json& j, const std::string& origin) {
+  ObjectReader r(j, origin, "");
+  Plan plan;
+  plan.schema_version = static_cast<int>(r.integer("schema_version", 0));
+  if (plan.schema_version != kPlanSchemaVersion)
+    r.fail("schema_version", "is " + std::to_string(plan.schema_version) + " but this xring reads " +
+                                 std::to_string(kPlanSchemaVersion) + "; re-run xring plan");
+  plan.xring_version = r.string("xring_version");
+  ObjectReader inputs = r.object("inputs");
+  inputs.object("model");
+  inputs.object("cluster");
+  inputs.object("workload");
+  strings_from(inputs, "overrides");
+  inputs.finish();
+  plan.inputs = r.raw("inputs");
+  plan.phase = r.choice("phase", {"training", "prefill", "decode", "streaming"});
+  {
+    ObjectReader c = r.object("cost_source");
+    plan.cost_source.kind = c.string("kind");
+    plan.cost_source.attention_flop_per_s = c.number("attention_flop_per_s", 0, kHuge);
+    plan.cost_source.matmul_flop_per_s = c.number("matmul_flop_per_s", 0, kHuge);
+    plan.cost_source.attention_efficiency = c.number("attention_efficiency", 0, 1);
+    plan.cost_source.matmul_efficiency = c.number("matmul_efficiency", 0, 1);
+    c.finish();
+  }
+  const json& feasible = r.raw("feasible");
+  if (!feasible.is_boolean()) r.fail("feasible", "must be a boolean");
+  plan.feasible = feasible.get<bool>();
+  plan.reasons = strings_from(r, "reasons");
+  plan.notes = strings_from(r, "notes");
+  plan.layers = objects_from<LayerPlan>(r, "layers", layer_from);
+  {
+    ObjectReader m = r.object("rest_of_model");
+    plan.rest_of_model.flops = m.number("flops", 0, kHuge);
+    plan.rest_of_model.compute_s = m.number("compute_s", 0, kHuge);
+    plan.rest_of_model.comm_s = m.number("comm_s", 0, kHuge);
+    plan.rest_of_model.time_s = m.number("time_s", 0, kHuge);
+    plan.rest_of_model.tensor_parallel = static_cast<int>(m.integer("tensor_parallel", 1));
+    plan.rest_of_model.note = m.raw("note").is_string() ? m.raw("note").get<std::string>()
+                                                        : (m.fail("note", "must be a string"), "");
+    m.finish();
+  }
+  {
+    ObjectReader p = r.object("predicted");
+    plan.predicted.iteration_time_s = p.number("iteration_time_s", 0, kHuge);
+    plan.predicted.cross_attention_time_s = p.number("cross_attention_time_s", 0, kHuge);
+    plan.predicted.rest_of_model_time_s = p.number("rest_of_model_time_s", 0, kHuge);
+    plan.predicted.throughput_tokens_per_s = p.number("throughput_tokens_per_s", 0, kHuge);
+    plan.predicted.frames_per_s = p.number("frames_per_s", 0, kHuge);
+    plan.predicted.peak_memory_bytes_per_rank = p.number("peak_memory_bytes_per_rank", 0, kHuge);
+    plan.predicted.decode_step_s = optional_from(p, "decode_step_s");
+    plan.predicted.decode_tokens_per_s = optional_from(p, "decode_tokens_per_s");
+    p.finish();
+  }
+  r.finish();
+  return plan;
+}
+
+}  // namespace xring

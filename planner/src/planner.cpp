@@ -1,0 +1,521 @@
+// The planner: candidate enumeration per cross-attention layer, memory fit, choice, and the
+// end-to-end prediction (rest of the model, throughput, decode estimate).
+#include "xring/planner/planner.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "xring/planner/error.hpp"
+#include "xring/planner/json_reader.hpp"
+#include "xring/planner/units.hpp"
+
+namespace xring {
+namespace {
+
+/// Fraction of usable memory the replicated weights may take before inference shards them.
+constexpr double kWeightShareBeforeSharding = 0.6;
+/// Training: bytes per parameter for gradients (2) and fp32 Adam moments and master (12).
+constexpr double kOptimizerBytesPerParam = 14;
+/// Training activations per text token per layer, in units of hidden·b (Korthikanti et al.,
+/// 34·s·b·h bytes for 2-byte activations, i.e. 17·h·b).
+constexpr double kTrainActivationPerTokenLayer = 17;
+/// Inference: live activation buffers per local text token, in units of hidden·b.
+constexpr double kInferActivationPerToken = 8;
+
+std::vector<int> divisors(int n) {
+  std::vector<int> out;
+  for (int d = 1; d <= n; ++d)
+    if (n % d == 0) out.push_back(d);
+  return out;
+}
+
+int node_of(const ClusterSpec& c, int rank) {
+  return c.rank_order == RankOrder::node_major ? rank / c.gpus_per_node : rank % c.nodes;
+}
+
+struct Candidate {
+  Strategy strategy;
+  Placement placement;
+  int groups = 1;
+  long long batch_per_group = 1;
+  LayerShape shape;
+  std::string unsupported;
+  LayerCost cost;
+  MemoryBreakdown memory;
+  bool fits = false;
+};
+
+/// Memory that does not depend on the cross-attention strategy, per rank.
+struct BaseMemory {
+  double weights = 0;
+  double optimizer_states = 0;
+  double text_activations = 0;
+  int tensor_parallel = 1;
+  std::string note;
+};
+
+class Planner {
+ public:
+  Planner(const Inputs& in, const PlannerOptions& options) : in_(in), options_(options) {
+    const ModelSpec& m = in.model;
+    const ClusterSpec& c = in.cluster;
+    training_ = in.workload.phase == Phase::training;
+    attention_flop_per_s_ = c.gpu.peak_flop_per_s(m.dtype) * c.gpu.attention_efficiency;
+    matmul_flop_per_s_ = c.gpu.peak_flop_per_s(m.dtype) * c.gpu.matmul_efficiency;
+    if (options.ranks && c.gpus() % *options.ranks != 0)
+      throw Error("--ranks " + std::to_string(*options.ranks) + " does not divide the " +
+                  std::to_string(c.gpus()) + " GPUs of cluster " + c.name +
+                  "; choose one of its divisors");
+    if (options.recompute && !training_)
+      throw Error("--recompute applies to training workloads only (this one is " +
+                  to_string(in.workload.phase) + ")");
+  }
+
+  Plan run() {
+    Plan plan;
+    plan.xring_version = xring_version();
+    plan.inputs = {{"model", in_.model_json.value},
+                   {"cluster", in_.cluster_json.value},
+                   {"workload", in_.workload_json.value},
+                   {"overrides", in_.overrides}};
+    plan.phase = to_string(in_.workload.phase);
+    plan.cost_source = {"datasheet", attention_flop_per_s_, matmul_flop_per_s_,
+                        in_.cluster.gpu.attention_efficiency, in_.cluster.gpu.matmul_efficiency};
+    plan.notes.push_back("rates: datasheet peaks of " + in_.cluster.gpu.name + " x efficiency " +
+                         "(attention " + fmt_fraction(in_.cluster.gpu.attention_efficiency) +
+                         ", matmul " + fmt_fraction(in_.cluster.gpu.matmul_efficiency) +
+                         "); no device profile given");
+    base_ = base_memory();
+    if (!base_.note.empty()) plan.notes.push_back(base_.note);
+    if (base_.weights + base_.optimizer_states > in_.cluster.usable_memory_bytes()) {
+      plan.feasible = false;
+      plan.reasons.push_back("weights" + std::string(training_ ? " and optimizer states" : "") +
+                             " need " + units::format_bytes(base_.weights + base_.optimizer_states) +
+                             " per GPU, more than the " +
+                             units::format_bytes(in_.cluster.usable_memory_bytes()) + " usable");
+    }
+    if (in_.workload.kv_policy.name != "full")
+      plan.notes.push_back("kv_policy " + in_.workload.kv_policy.name +
+                           " is not modelled by this planner version; planned with the full cache");
+
+    if (!in_.model.cross_attention_layers.empty() && visual_tokens(in_.workload, in_.model) > 0) {
+      LayerPlan layer = plan_layer();
+      if (!layer_feasible_) {
+        plan.feasible = false;
+        plan.reasons.push_back(layer_infeasible_reason_);
+      }
+      for (int index : in_.model.cross_attention_layers) {
+        layer.index = index;
+        plan.layers.push_back(layer);
+      }
+    } else if (!in_.model.cross_attention_layers.empty()) {
+      plan.notes.push_back("no visual input: the cross-attention layers are skipped");
+    }
+    plan.rest_of_model = rest_of_model();
+    predict(plan);
+    return plan;
+  }
+
+ private:
+  static std::string fmt_fraction(double f) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%.2f", f);
+    return buf;
+  }
+
+  double bytes() const { return bytes_per_element(in_.model.dtype); }
+  double all_params() const { return in_.model.params + in_.model.vision_params; }
+
+  BaseMemory base_memory() const {
+    const ModelSpec& m = in_.model;
+    const ClusterSpec& c = in_.cluster;
+    const WorkloadSpec& w = in_.workload;
+    BaseMemory base;
+    const int G = c.gpus();
+    double weights = all_params() * bytes();
+    double local_tokens = std::ceil(static_cast<double>(w.batch) * w.text_tokens / G);
+    if (training_) {
+      // ZeRO-3 / FSDP: states sharded over every GPU, one layer gathered at a time (x2 for
+      // prefetch).
+      double layer_weights = m.params / m.layers * bytes();
+      base.weights = weights / G + 2 * layer_weights;
+      base.optimizer_states = m.params * kOptimizerBytesPerParam / G;
+      base.text_activations =
+          local_tokens * m.layers * kTrainActivationPerTokenLayer * m.hidden_size * bytes();
+      base.note = "training: parameters, gradients and Adam states sharded over all " +
+                  std::to_string(G) + " GPUs (ZeRO-3/FSDP); vision encoder frozen";
+      return base;
+    }
+    int tp = 1;
+    double budget = kWeightShareBeforeSharding * c.usable_memory_bytes();
+    while (weights / tp > budget && tp < c.gpus_per_node && c.gpus_per_node % (tp * 2) == 0) tp *= 2;
+    base.tensor_parallel = tp;
+    base.weights = weights / tp;
+    base.text_activations = local_tokens * kInferActivationPerToken * m.hidden_size * bytes();
+    if (tp > 1)
+      base.note = "weights (" + units::format_bytes(weights) + ") sharded " + std::to_string(tp) +
+                  "-way tensor-parallel inside a node: replicated they would take more than " +
+                  fmt_fraction(kWeightShareBeforeSharding) + " of a GPU";
+    return base;
+  }
+
+  Link link_of(int first, int stride, int count) const {
+    return group_link(in_.cluster, first, stride, count);
+  }
+
+  Candidate evaluate(Strategy s, int P, int ulysses_degree, bool recompute) const {
+    const ClusterSpec& c = in_.cluster;
+    Candidate cand;
+    cand.strategy = s;
+    cand.groups = c.gpus() / P;
+    cand.batch_per_group = (in_.workload.batch + cand.groups - 1) / cand.groups;
+    cand.shape = cross_attention_shape(in_.model, in_.workload, cand.batch_per_group);
+    Placement& p = cand.placement;
+    p.ranks = P;
+    p.ulysses_degree = ulysses_degree;
+    p.attention_flop_per_s = attention_flop_per_s_;
+    p.matmul_flop_per_s = matmul_flop_per_s_;
+    p.training = training_;
+    p.recompute = recompute;
+    if (s == Strategy::hybrid) {
+      p.all_to_all_link = link_of(0, 1, ulysses_degree);
+      p.ring_link = link_of(0, ulysses_degree, P / std::max(ulysses_degree, 1));
+      if (ulysses_degree >= 2 && node_of(c, 0) != node_of(c, ulysses_degree - 1))
+        cand.unsupported = "its Ulysses groups of " + std::to_string(ulysses_degree) +
+                           " ranks would span nodes";
+    } else {
+      p.ring_link = link_of(0, 1, P);
+      p.all_to_all_link = p.ring_link;
+    }
+    const StrategyUnit& unit = strategy_unit(s);
+    if (cand.unsupported.empty()) cand.unsupported = unit.unsupported(cand.shape, p);
+    if (!cand.unsupported.empty()) return cand;
+    cand.cost = unit.cost(cand.shape, p);
+    LayerMemory lm = unit.memory(cand.shape, p);
+    MemoryBreakdown& mb = cand.memory;
+    mb.weights = base_.weights;
+    mb.optimizer_states = base_.optimizer_states;
+    mb.text_activations = base_.text_activations;
+    mb.visual_tokens = lm.visual_tokens;
+    mb.kv = lm.kv;
+    mb.attention_buffers = lm.attention_buffers;
+    mb.saved_activations =
+        lm.saved_for_backward * static_cast<double>(in_.model.cross_attention_layers.size());
+    cand.fits = mb.total() <= in_.cluster.usable_memory_bytes();
+    return cand;
+  }
+
+  std::vector<Candidate> candidates() const {
+    const ClusterSpec& c = in_.cluster;
+    std::vector<Candidate> out;
+    std::vector<bool> recompute_choices =
+        training_ ? (options_.recompute ? std::vector<bool>{*options_.recompute}
+                                        : std::vector<bool>{false, true})
+                  : std::vector<bool>{false};
+    for (const auto& unit : strategy_table()) {
+      Strategy s = unit.strategy;
+      if (options_.strategy && *options_.strategy != s) continue;
+      for (int P : divisors(c.gpus())) {
+        if (options_.ranks && *options_.ranks != P) continue;
+        if ((s == Strategy::single) != (P == 1)) continue;
+        std::vector<int> degrees = {0};
+        if (s == Strategy::hybrid) {
+          degrees.clear();
+          for (int U : divisors(c.gpus_per_node))
+            if (U >= 2 && P % U == 0 && P / U >= 2) degrees.push_back(U);
+          if (degrees.empty()) continue;
+        }
+        for (int U : degrees)
+          for (bool recompute : recompute_choices) out.push_back(evaluate(s, P, U, recompute));
+      }
+    }
+    if (out.empty() && options_.strategy) {
+      Strategy s = *options_.strategy;
+      int P = options_.ranks.value_or(s == Strategy::single ? 1 : c.gpus());
+      Candidate cand = evaluate(s, P, s == Strategy::hybrid ? c.gpus_per_node : 0,
+                                options_.recompute.value_or(false));
+      if (cand.unsupported.empty())
+        cand.unsupported = to_string(s) + " cannot run on " + std::to_string(P) + " ranks here";
+      out.push_back(cand);
+    }
+    return out;
+  }
+
+  static std::string describe(const Candidate& c) {
+    std::string d = to_string(c.strategy) + " on " + std::to_string(c.placement.ranks) +
+                    (c.placement.ranks == 1 ? " rank" : " ranks");
+    if (c.strategy == Strategy::hybrid)
+      d += " (Ulysses " + std::to_string(c.placement.ulysses_degree) + " x ring " +
+           std::to_string(c.placement.ranks / c.placement.ulysses_degree) + ")";
+    if (c.placement.recompute) d += " with recomputation";
+    return d;
+  }
+
+  std::string does_not_fit(const Candidate& c) const {
+    return "does not fit: needs " + units::format_bytes(c.memory.total()) + " per rank, has " +
+           units::format_bytes(in_.cluster.usable_memory_bytes()) + " (kv " +
+           units::format_bytes(c.memory.kv) + ", saved activations " +
+           units::format_bytes(c.memory.saved_activations) + ", weights " +
+           units::format_bytes(c.memory.weights) + ")";
+  }
+
+  LayerPlan plan_layer() {
+    std::vector<Candidate> all = candidates();
+    const Candidate* best = nullptr;
+    const Candidate* smallest = nullptr;  // least memory, for infeasible layers
+    for (const auto& c : all) {
+      if (!c.unsupported.empty()) continue;
+      if (!smallest || c.memory.total() < smallest->memory.total()) smallest = &c;
+      if (!c.fits) continue;
+      if (!best || c.cost.time_s() < best->cost.time_s() ||
+          (c.cost.time_s() == best->cost.time_s() &&
+           c.cost.forward.bytes_per_step < best->cost.forward.bytes_per_step))
+        best = &c;
+    }
+    layer_feasible_ = best != nullptr;
+    const Candidate* chosen = best ? best : smallest ? smallest : &all.front();
+    if (!best) {
+      layer_infeasible_reason_ =
+          smallest ? "cross-attention layers: no strategy fits; the smallest, " +
+                         describe(*smallest) + ", " + does_not_fit(*smallest)
+                   : "cross-attention layers: no strategy can run: " + all.front().unsupported;
+    }
+
+    LayerPlan l;
+    const Candidate& c = *chosen;
+    l.strategy = c.strategy;
+    l.ranks = c.placement.ranks;
+    l.recompute = c.placement.recompute;
+    l.groups = c.groups;
+    l.batch_per_group = c.batch_per_group;
+    if (c.strategy == Strategy::hybrid && c.unsupported.empty()) {
+      l.ulysses_degree = c.placement.ulysses_degree;
+      l.ring_kind = to_string(hybrid_inner_ring(c.shape, c.placement));
+    }
+    int ring_ranks = c.strategy == Strategy::hybrid && c.placement.ulysses_degree > 0
+                         ? c.placement.ranks / c.placement.ulysses_degree
+                         : c.placement.ranks;
+    l.q_block = block(c.shape.s_q, c.strategy == Strategy::ulysses ? 1 : ring_ranks);
+    l.kv_block = block(c.shape.s_kv, c.strategy == Strategy::ulysses ? 1 : ring_ranks);
+    l.steps = c.cost.forward.steps;
+    l.step_compute_s = c.cost.forward.step_compute_s;
+    l.step_comm_s = c.cost.forward.step_comm_s;
+    l.bytes_per_step = c.cost.forward.bytes_per_step;
+    l.forward_s = c.cost.forward.time_s;
+    l.backward_s = c.cost.backward.time_s;
+    l.compute_s = c.cost.compute_s();
+    l.comm_s = c.cost.comm_s();
+    l.time_s = c.cost.time_s();
+    l.memory_bytes = c.memory;
+
+    // One alternative per (strategy, recompute): its fastest fitting rank count, or the reason
+    // none works.
+    const Candidate* runner_up = nullptr;
+    for (const auto& unit : strategy_table()) {
+      for (bool recompute : {false, true}) {
+        const Candidate* fastest = nullptr;
+        const Candidate* fallback = nullptr;
+        for (const auto& cand : all) {
+          if (cand.strategy != unit.strategy || cand.placement.recompute != recompute) continue;
+          if (cand.unsupported.empty() && cand.fits) {
+            if (!fastest || cand.cost.time_s() < fastest->cost.time_s()) fastest = &cand;
+          } else if (!fallback || (cand.unsupported.empty() &&
+                                   (!fallback->unsupported.empty() ||
+                                    cand.memory.total() < fallback->memory.total()))) {
+            fallback = &cand;
+          }
+        }
+        const Candidate* shown = fastest ? fastest : fallback;
+        if (!shown) continue;
+        Alternative a;
+        a.strategy = shown->strategy;
+        a.ranks = shown->placement.ranks;
+        a.ulysses_degree = shown->strategy == Strategy::hybrid ? shown->placement.ulysses_degree : 0;
+        a.recompute = recompute;
+        if (fastest) {
+          a.time_s = fastest->cost.time_s();
+          if (fastest != best) {
+            a.rejected_reason = best ? "slower: predicted " + units::format_time(*a.time_s) +
+                                           " vs " + units::format_time(best->cost.time_s())
+                                     : "";
+            if (best && (!runner_up || fastest->cost.time_s() < runner_up->cost.time_s()))
+              runner_up = fastest;
+          }
+        } else {
+          a.rejected_reason = shown->unsupported.empty() ? does_not_fit(*shown) : shown->unsupported;
+        }
+        l.alternatives.push_back(a);
+      }
+    }
+    l.reason = reason_for(best, runner_up, c);
+    return l;
+  }
+
+  std::string reason_for(const Candidate* best, const Candidate* runner_up,
+                         const Candidate& chosen) const {
+    if (!best) return "no strategy fits; showing the one needing the least memory, " + describe(chosen);
+    std::string r = describe(*best) + " is the fastest that fits (" +
+                    units::format_time(best->cost.time_s()) + " per layer";
+    if (best->cost.forward.steps > 1) {
+      bool hidden = best->cost.forward.step_comm_s <= best->cost.forward.step_compute_s;
+      r += hidden ? "; each step's transfer hides under its compute"
+                  : "; transfers exceed compute per step (" +
+                        units::format_time(best->cost.forward.step_comm_s) + " vs " +
+                        units::format_time(best->cost.forward.step_compute_s) + ")";
+    }
+    r += ")";
+    if (runner_up)
+      r += "; next best " + describe(*runner_up) + " at " +
+           units::format_time(runner_up->cost.time_s());
+    if (options_.strategy || options_.ranks) r += "; pinned by the command line";
+    return r;
+  }
+
+  RestOfModel rest_of_model() const {
+    const ModelSpec& m = in_.model;
+    const WorkloadSpec& w = in_.workload;
+    const ClusterSpec& c = in_.cluster;
+    const int G = c.gpus();
+    const int n_cross = static_cast<int>(m.cross_attention_layers.size());
+    const int n_self = m.layers - (m.cross_attention_kind == CrossAttentionKind::separate ? n_cross : 0);
+    const double tokens = static_cast<double>(w.batch) * w.text_tokens;
+    const AttentionGeometry& sa = m.self_attention;
+    const AttentionGeometry& ca = m.cross_attention;
+    // Parameters applied to text tokens: all but the input embedding and the cross-attention
+    // K/V projections (those act on visual tokens and are costed with the layer).
+    double cross_kv_params = 2.0 * n_cross * m.visual_hidden_size * ca.kv_heads * ca.head_dim;
+    double text_params = std::max(0.0, m.params - static_cast<double>(m.vocab_size) * m.hidden_size -
+                                           cross_kv_params);
+    double dense = 2.0 * text_params * tokens;
+    double self_attention = n_self * 2.0 * w.batch * static_cast<double>(w.text_tokens) *
+                            w.text_tokens * sa.heads * sa.head_dim;  // causal: half of 4·S²
+    double vision = 2.0 * m.vision_params * w.batch * frames(w, m) * m.vision_tokens_per_frame;
+    RestOfModel r;
+    r.tensor_parallel = base_.tensor_parallel;
+    r.flops = training_ ? 3 * dense + (1 + kBackwardFlopsFactor) * self_attention + vision
+                        : dense + self_attention + vision;
+    r.compute_s = r.flops / (G * matmul_flop_per_s_);
+    r.note = "self-attention and MLP on " + std::to_string(static_cast<long long>(tokens)) +
+             " text tokens" + (m.vision_params > 0 ? " and the vision encoder" : "") +
+             ", spread evenly over " + std::to_string(G) + " GPUs";
+    if (training_ && G > 1) {
+      // ZeRO-3: all-gather in forward and backward, reduce-scatter of gradients, on the slowest
+      // link; it overlaps the backward compute (2/3 of the dense work).
+      Link slowest = link_of(0, 1, G);
+      double sync = 3.0 * m.params * bytes() * (G - 1) / G / slowest.bytes_per_s;
+      r.comm_s = std::max(0.0, sync - r.compute_s * 2.0 / 3.0);
+      r.note += "; parameter/gradient sync " + units::format_time(sync) + ", " +
+                units::format_time(r.comm_s) + " of it not hidden by backward";
+    }
+    r.time_s = r.compute_s + r.comm_s;
+    return r;
+  }
+
+  void predict(Plan& plan) const {
+    const ModelSpec& m = in_.model;
+    const WorkloadSpec& w = in_.workload;
+    Predicted& p = plan.predicted;
+    for (const auto& l : plan.layers) p.cross_attention_time_s += l.time_s;
+    p.rest_of_model_time_s = plan.rest_of_model.time_s;
+    p.iteration_time_s = p.cross_attention_time_s + p.rest_of_model_time_s;
+    double input_tokens = static_cast<double>(w.batch) *
+                          (w.text_tokens + static_cast<double>(visual_tokens(w, m)));
+    if (p.iteration_time_s > 0) {
+      p.throughput_tokens_per_s = input_tokens / p.iteration_time_s;
+      p.frames_per_s = w.batch * frames(w, m) / p.iteration_time_s;
+    }
+    p.peak_memory_bytes_per_rank = base_.weights + base_.optimizer_states + base_.text_activations;
+    for (const auto& l : plan.layers)
+      p.peak_memory_bytes_per_rank = std::max(p.peak_memory_bytes_per_rank, l.memory_bytes.total());
+    if (w.phase == Phase::decode || w.phase == Phase::streaming) predict_decode(plan);
+  }
+
+  /// Decode with the full cache: each generated token reads every rank's weights and KV once
+  /// from HBM; cross-attention adds one latency per ring hop per layer.
+  void predict_decode(Plan& plan) const {
+    const ModelSpec& m = in_.model;
+    const WorkloadSpec& w = in_.workload;
+    const ClusterSpec& c = in_.cluster;
+    const int tp = base_.tensor_parallel;
+    const int n_cross = static_cast<int>(m.cross_attention_layers.size());
+    const int n_self = m.layers - (m.cross_attention_kind == CrossAttentionKind::separate ? n_cross : 0);
+    double context = w.text_tokens + w.generate_tokens / 2.0;
+    double self_kv = 2.0 * n_self * context * m.self_attention.kv_heads * m.self_attention.head_dim *
+                     bytes() * w.batch / tp;
+    double cross_kv = 0, hops = 0;
+    for (const auto& l : plan.layers) {
+      cross_kv += l.memory_bytes.kv;
+      hops += l.steps;
+    }
+    double step = (base_.weights + self_kv + cross_kv) / c.gpu.hbm_bytes_per_s +
+                  hops * link_of(0, 1, std::max(1, plan.layers.empty() ? 1 : plan.layers[0].ranks)).latency_s;
+    if (tp > 1) step += m.layers * 2 * c.intra_node.latency_s;  // an all-reduce per layer
+    double resident = base_.weights + self_kv + cross_kv;
+    for (const auto& l : plan.layers) resident += l.memory_bytes.visual_tokens / plan.layers.size();
+    plan.predicted.peak_memory_bytes_per_rank = std::max(plan.predicted.peak_memory_bytes_per_rank, resident);
+    if (resident > c.usable_memory_bytes()) {
+      plan.feasible = false;
+      plan.reasons.push_back("decode: weights and the full KV cache need " + units::format_bytes(resident) +
+                             " per GPU, more than the " + units::format_bytes(c.usable_memory_bytes()) +
+                             " usable; lower the batch or the context, or use more GPUs");
+    }
+    plan.predicted.decode_step_s = step;
+    plan.predicted.decode_tokens_per_s = w.batch / step;
+    plan.notes.push_back("decode: one step reads the weights and the full KV cache from HBM (" +
+                         units::format_bytes(base_.weights + self_kv + cross_kv) +
+                         " per GPU); per-head budgets and placement are not modelled yet");
+    if (w.phase == Phase::streaming)
+      plan.notes.push_back("streaming: planned as prefill of the whole visual input plus decode; "
+                           "bounded streaming caches (inf_mllm, a_vl) are not modelled yet");
+  }
+
+  const Inputs& in_;
+  PlannerOptions options_;
+  bool training_ = false;
+  double attention_flop_per_s_ = 0;
+  double matmul_flop_per_s_ = 0;
+  BaseMemory base_;
+  bool layer_feasible_ = true;
+  std::string layer_infeasible_reason_;
+};
+
+}  // namespace
+
+std::string xring_version() { return XRING_VERSION; }
+
+LayerShape cross_attention_shape(const ModelSpec& m, const WorkloadSpec& w, long long batch) {
+  LayerShape s;
+  s.batch = batch;
+  s.heads = m.cross_attention.heads;
+  s.kv_heads = m.cross_attention.kv_heads;
+  s.head_dim = m.cross_attention.head_dim;
+  s.bytes = bytes_per_element(m.dtype);
+  s.s_q = w.text_tokens;
+  s.s_kv = visual_tokens(w, m);
+  s.visual_hidden = m.visual_hidden_size;
+  return s;
+}
+
+Link group_link(const ClusterSpec& c, int first, int stride, int count) {
+  bool one_node = true;
+  for (int k = 1; k < count; ++k)
+    if (node_of(c, first + k * stride) != node_of(c, first)) one_node = false;
+  if (one_node) return {c.intra_node.bytes_per_s, c.intra_node.latency_s};
+  return {std::min(c.intra_node.bytes_per_s, c.inter_node.bytes_per_s),
+          std::max(c.intra_node.latency_s, c.inter_node.latency_s)};
+}
+
+Plan plan(const Inputs& in, const PlannerOptions& options) { return Planner(in, options).run(); }
+
+Plan read_plan_file(const std::string& path) {
+  Plan p = plan_from_json(read_json_file(path), path);
+  auto spec = [&](const char* key) {
+    return SpecJson{p.inputs[key], path + " (inputs." + std::string(key) + ")"};
+  };
+  std::vector<std::string> overrides = p.inputs["overrides"].get<std::vector<std::string>>();
+  inputs_from_json(spec("model"), spec("cluster"), spec("workload"), overrides);
+  return p;
+}
+
+}  // namespace xring

@@ -1,0 +1,254 @@
+// Strict readers of the model, GPU, cluster and workload specs.
+#include "xring/planner/specs.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "xring/planner/error.hpp"
+#include "xring/planner/json_reader.hpp"
+
+namespace xring {
+namespace {
+
+using units::Quantity;
+
+constexpr int64_t kMaxDim = 1 << 20;
+constexpr int64_t kMaxTokens = 1ll << 40;
+
+AttentionGeometry read_geometry(ObjectReader& r) {
+  AttentionGeometry g;
+  g.heads = static_cast<int>(r.integer("heads", 1, 4096));
+  g.kv_heads = static_cast<int>(r.integer("kv_heads", 1, 4096));
+  g.head_dim = static_cast<int>(r.integer("head_dim", 1, 1024));
+  if (g.heads % g.kv_heads != 0)
+    r.fail("kv_heads", "heads (" + std::to_string(g.heads) + ") must be a multiple of kv_heads (" +
+                           std::to_string(g.kv_heads) + ") for grouped-query attention");
+  return g;
+}
+
+LinkSpec read_link(ObjectReader r) {
+  LinkSpec l;
+  l.kind = r.optional_string("kind").value_or("link");
+  l.bytes_per_s = r.quantity("bandwidth", Quantity::bandwidth);
+  l.latency_s = r.quantity("latency", Quantity::time, /*min_exclusive=*/false);
+  r.finish();
+  return l;
+}
+
+}  // namespace
+
+std::string to_string(DType d) {
+  switch (d) {
+    case DType::fp32: return "fp32";
+    case DType::fp16: return "fp16";
+    case DType::bf16: return "bf16";
+  }
+  return "?";
+}
+
+std::string to_string(Phase p) {
+  switch (p) {
+    case Phase::training: return "training";
+    case Phase::prefill: return "prefill";
+    case Phase::decode: return "decode";
+    case Phase::streaming: return "streaming";
+  }
+  return "?";
+}
+
+std::string to_string(CrossAttentionKind k) {
+  return k == CrossAttentionKind::separate ? "separate" : "fused";
+}
+
+std::string to_string(RankOrder o) {
+  return o == RankOrder::node_major ? "node_major" : "round_robin";
+}
+
+DType dtype_from_string(const std::string& s) {
+  if (s == "fp32") return DType::fp32;
+  if (s == "fp16") return DType::fp16;
+  if (s == "bf16") return DType::bf16;
+  throw Error("unknown dtype \"" + s + "\"; supported: fp32, fp16, bf16");
+}
+
+int bytes_per_element(DType d) { return d == DType::fp32 ? 4 : 2; }
+
+double GpuSpec::peak_flop_per_s(DType d) const {
+  switch (d) {
+    case DType::fp16: return peak_fp16_flop_per_s;
+    case DType::bf16: return peak_bf16_flop_per_s;
+    case DType::fp32: return peak_bf16_flop_per_s / 2;  // TF32 tensor cores: half the bf16 rate
+  }
+  return peak_bf16_flop_per_s;
+}
+
+long long visual_tokens(const WorkloadSpec& w, const ModelSpec& m) {
+  if (w.visual_tokens) return *w.visual_tokens;
+  return static_cast<long long>(w.frames.value_or(0)) * w.tokens_per_frame.value_or(m.tokens_per_frame);
+}
+
+double frames(const WorkloadSpec& w, const ModelSpec& m) {
+  if (w.frames) return *w.frames;
+  int per_frame = w.tokens_per_frame.value_or(m.tokens_per_frame);
+  return per_frame > 0 ? static_cast<double>(visual_tokens(w, m)) / per_frame : 0.0;
+}
+
+ModelSpec model_from_json(const json& j, const std::string& origin) {
+  ObjectReader r(j, origin, "");
+  ModelSpec m;
+  m.name = r.string("name");
+  m.source = r.string("source");
+  r.optional_string("description");
+  m.layers = static_cast<int>(r.integer("layers", 1, 100000));
+  auto cross = r.integer_list("cross_attention_layers", 0, m.layers - 1);
+  std::set<int64_t> seen;
+  for (size_t i = 0; i < cross.size(); ++i) {
+    if (!seen.insert(cross[i]).second)
+      r.fail("cross_attention_layers[" + std::to_string(i) + "]",
+             "layer " + std::to_string(cross[i]) + " is listed twice");
+    m.cross_attention_layers.push_back(static_cast<int>(cross[i]));
+  }
+  std::sort(m.cross_attention_layers.begin(), m.cross_attention_layers.end());
+  m.cross_attention_kind =
+      r.optional_choice("cross_attention_kind", {"separate", "fused"}).value_or("separate") == "fused"
+          ? CrossAttentionKind::fused
+          : CrossAttentionKind::separate;
+  m.hidden_size = static_cast<int>(r.integer("hidden_size", 1, kMaxDim));
+  m.self_attention = read_geometry(r);
+  m.cross_attention = m.self_attention;
+  if (r.has("cross_attention")) {
+    ObjectReader c = r.object("cross_attention");
+    m.cross_attention = read_geometry(c);
+    c.finish();
+  } else {
+    r.allow("cross_attention");
+  }
+  m.mlp_size = static_cast<int>(r.integer("mlp_size", 1, kMaxDim));
+  m.vocab_size = static_cast<int>(r.integer("vocab_size", 1, 1 << 24));
+  m.params = r.quantity("params", Quantity::count);
+  m.dtype = dtype_from_string(r.choice("dtype", {"bf16", "fp16", "fp32"}));
+  bool has_cross = !m.cross_attention_layers.empty();
+  m.tokens_per_frame = static_cast<int>(
+      has_cross ? r.integer("tokens_per_frame", 1, kMaxDim)
+                : r.optional_integer("tokens_per_frame", 1, kMaxDim).value_or(0));
+  m.visual_hidden_size =
+      static_cast<int>(r.optional_integer("visual_hidden_size", 1, kMaxDim).value_or(m.hidden_size));
+  if (r.has("vision_encoder")) {
+    ObjectReader v = r.object("vision_encoder");
+    m.vision_params = v.quantity("params", Quantity::count);
+    m.vision_tokens_per_frame = static_cast<int>(v.integer("tokens_per_frame", 1, kMaxDim));
+    v.optional_string("source");
+    v.finish();
+  } else {
+    r.allow("vision_encoder");
+  }
+  r.finish();
+  // The parameter count must at least hold the attention and MLP weights it implies; a spec
+  // whose count is far smaller almost always has a unit slip ("7M" for "7B").
+  double attn = 2.0 * m.hidden_size * m.self_attention.head_dim *
+                (m.self_attention.heads + m.self_attention.kv_heads);
+  double mlp = 3.0 * m.hidden_size * m.mlp_size;
+  double implied = (m.layers - static_cast<int>(m.cross_attention_layers.size())) * (attn + mlp);
+  if (m.params < 0.5 * implied)
+    r.fail("params", "is " + std::to_string(static_cast<long long>(m.params)) +
+                         " but the layers alone imply about " +
+                         std::to_string(static_cast<long long>(implied)) +
+                         " parameters; check the unit (e.g. \"7B\")");
+  return m;
+}
+
+GpuSpec gpu_from_json(const json& j, const std::string& origin, const std::string& path) {
+  ObjectReader r(j, origin, path);
+  GpuSpec g;
+  g.name = r.string("name");
+  g.source = r.string("source");
+  g.memory_bytes = r.quantity("memory", Quantity::bytes);
+  g.peak_bf16_flop_per_s = r.quantity("peak_bf16", Quantity::flop_rate);
+  g.peak_fp16_flop_per_s = r.quantity("peak_fp16", Quantity::flop_rate);
+  g.hbm_bytes_per_s = r.quantity("hbm_bandwidth", Quantity::bandwidth);
+  g.attention_efficiency = r.optional_number("attention_efficiency", 0.01, 1.0).value_or(0.5);
+  g.matmul_efficiency = r.optional_number("matmul_efficiency", 0.01, 1.0).value_or(0.6);
+  r.optional_string("efficiency_source");
+  r.finish();
+  return g;
+}
+
+ClusterSpec cluster_from_json(const json& j, const std::string& origin) {
+  ObjectReader r(j, origin, "");
+  ClusterSpec c;
+  c.name = r.string("name");
+  c.source = r.string("source");
+  r.optional_string("description");
+  c.nodes = static_cast<int>(r.integer("nodes", 1, 65536));
+  c.gpus_per_node = static_cast<int>(r.integer("gpus_per_node", 1, 1024));
+  const json& gpu = r.raw("gpu");
+  if (gpu.is_string())
+    r.fail("gpu", "names a GPU that was not resolved; use a built-in GPU name or an object");
+  c.gpu = gpu_from_json(gpu, origin, r.path_of("gpu"));
+  c.intra_node = read_link(r.object("intra_node"));
+  if (c.nodes > 1) {
+    c.inter_node = read_link(r.object("inter_node"));
+  } else if (r.has("inter_node")) {
+    c.inter_node = read_link(r.object("inter_node"));
+  } else {
+    r.allow("inter_node");
+    c.inter_node = c.intra_node;
+  }
+  c.rank_order = r.optional_choice("rank_order", {"node_major", "round_robin"}).value_or("node_major") ==
+                         "round_robin"
+                     ? RankOrder::round_robin
+                     : RankOrder::node_major;
+  if (auto reserved = r.optional_quantity("reserved_memory_per_gpu", Quantity::bytes, false))
+    c.reserved_bytes_per_gpu = *reserved;
+  if (c.reserved_bytes_per_gpu >= c.gpu.memory_bytes)
+    r.fail("reserved_memory_per_gpu", "must be less than the GPU's memory");
+  r.finish();
+  return c;
+}
+
+WorkloadSpec workload_from_json(const json& j, const std::string& origin) {
+  ObjectReader r(j, origin, "");
+  WorkloadSpec w;
+  w.name = r.string("name");
+  w.description = r.optional_string("description").value_or("");
+  r.optional_string("source");
+  std::string phase = r.choice("phase", {"training", "prefill", "decode", "streaming"});
+  w.phase = phase == "training"  ? Phase::training
+            : phase == "prefill" ? Phase::prefill
+            : phase == "decode"  ? Phase::decode
+                                 : Phase::streaming;
+  w.batch = static_cast<int>(r.integer("batch", 1, 1 << 20));
+  w.text_tokens = static_cast<int>(r.integer("text_tokens", 1, 1 << 26));
+  if (auto f = r.optional_integer("frames", 0, 1 << 28)) w.frames = static_cast<int>(*f);
+  if (auto t = r.optional_integer("tokens_per_frame", 1, kMaxDim)) w.tokens_per_frame = static_cast<int>(*t);
+  if (auto v = r.optional_integer("visual_tokens", 0, kMaxTokens)) w.visual_tokens = *v;
+  if (w.frames && w.visual_tokens)
+    r.fail("visual_tokens", "give either frames (with tokens_per_frame) or visual_tokens, not both");
+  if (w.visual_tokens && w.tokens_per_frame)
+    r.fail("tokens_per_frame", "only applies with frames; visual_tokens already counts tokens");
+  w.generate_tokens = static_cast<int>(r.optional_integer("generate_tokens", 0, 1 << 26).value_or(0));
+  if (w.phase == Phase::decode && w.generate_tokens == 0)
+    r.fail("generate_tokens", "a decode workload must generate at least one token");
+  const std::vector<std::string> policies = {"full", "uniform", "adaptive", "inf_mllm", "a_vl"};
+  if (r.has("kv_policy") && r.raw("kv_policy").is_object()) {
+    ObjectReader p = r.object("kv_policy");
+    w.kv_policy.name = p.choice("name", policies);
+    for (const auto& [key, value] : r.raw("kv_policy").items())
+      if (key != "name") w.kv_policy.params[key] = value;
+  } else {
+    w.kv_policy.name = r.optional_choice("kv_policy", policies).value_or("full");
+  }
+  r.finish();
+  return w;
+}
+
+void check_compatible(const ModelSpec& m, const WorkloadSpec& w, const std::string& origin) {
+  bool has_visual = w.frames.value_or(0) > 0 || w.visual_tokens.value_or(0) > 0;
+  if (m.cross_attention_layers.empty() && has_visual)
+    throw Error(origin + ": at \"frames\": model " + m.name +
+                " has no cross-attention layers, so it cannot take visual input; use a "
+                "multimodal model or set frames to 0");
+}
+
+}  // namespace xring

@@ -1,0 +1,45 @@
+// `kv_ring` (Ring Attention): Q stays; K/V blocks rotate around the ring. In backward K, V,
+// dK and dV travel, and dK/dV return home at the end.
+#include "strategies.hpp"
+
+namespace xring {
+namespace {
+
+std::string unsupported(const LayerShape&, const Placement& p) {
+  return p.ranks >= 2 ? "" : "a ring needs at least 2 ranks (use single)";
+}
+
+LayerCost cost(const LayerShape& s, const Placement& p) {
+  const int P = p.ranks;
+  const long long q = block(s.s_q, P), kv = block(s.s_kv, P);
+  const double step = attention_forward_flops(s, q, kv, s.heads) / p.attention_flop_per_s;
+  LayerCost c;
+  c.forward = ring_pass(P, step, kv_ring_forward_bytes(s, P), p.ring_link, 0,
+                        projection_s(s, kv, p, false));
+  if (p.training)
+    c.backward = ring_pass(P, kBackwardFlopsFactor * step, kv_ring_backward_bytes(s, P),
+                           p.ring_link, kv_ring_forward_bytes(s, P), projection_s(s, kv, p, true));
+  return c;
+}
+
+LayerMemory memory(const LayerShape& s, const Placement& p) {
+  const int P = p.ranks;
+  const long long q = block(s.s_q, P), kv = block(s.s_kv, P);
+  const double db = static_cast<double>(s.head_dim) * s.bytes;
+  LayerMemory m;
+  m.visual_tokens = static_cast<double>(s.batch) * kv * s.visual_hidden * s.bytes;
+  m.kv = kv_ring_forward_bytes(s, P);
+  double in_flight = p.training ? kv_ring_backward_bytes(s, P) : kv_ring_forward_bytes(s, P);
+  m.attention_buffers = in_flight + static_cast<double>(s.batch) * q * s.heads * (2 * db + 4);
+  m.saved_for_backward = saved_for_backward(s, q, s.heads, m.kv, p);
+  return m;
+}
+
+}  // namespace
+
+StrategyUnit kv_ring_unit() {
+  return {Strategy::kv_ring, "Q stays; K/V blocks rotate around the ring (Ring Attention)",
+          unsupported, cost, memory};
+}
+
+}  // namespace xring

@@ -1,0 +1,75 @@
+// The strategy table, names, and the pieces the strategy units share.
+#include "strategies.hpp"
+
+#include <algorithm>
+
+#include "xring/planner/error.hpp"
+#include "xring/planner/json_reader.hpp"
+
+namespace xring {
+
+const std::vector<StrategyUnit>& strategy_table() {
+  static const std::vector<StrategyUnit> table = {
+      single_unit(), kv_ring_unit(), query_ring_unit(), ulysses_unit(), hybrid_unit()};
+  return table;
+}
+
+const StrategyUnit& strategy_unit(Strategy s) {
+  for (const auto& u : strategy_table())
+    if (u.strategy == s) return u;
+  throw Error("internal: strategy missing from the table", ExitCode::runtime);
+}
+
+std::string to_string(Strategy s) {
+  switch (s) {
+    case Strategy::single: return "single";
+    case Strategy::kv_ring: return "kv_ring";
+    case Strategy::query_ring: return "query_ring";
+    case Strategy::ulysses: return "ulysses";
+    case Strategy::hybrid: return "hybrid";
+  }
+  return "?";
+}
+
+Strategy strategy_from_string(const std::string& s) {
+  std::vector<std::string> names;
+  for (const auto& u : strategy_table()) {
+    if (to_string(u.strategy) == s) return u.strategy;
+    names.push_back(to_string(u.strategy));
+  }
+  auto hint = did_you_mean(s, names);
+  std::string list;
+  for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+  throw Error("unknown strategy \"" + s + "\"" + (hint ? "; did you mean \"" + *hint + "\"?" : "") +
+              " (strategies: " + list + ")");
+}
+
+PassCost ring_pass(int steps, double step_compute_s, double bytes_per_step, const Link& link,
+                   double tail_bytes, double fixed_compute_s) {
+  PassCost p;
+  p.steps = steps;
+  p.step_compute_s = step_compute_s;
+  p.bytes_per_step = steps > 1 ? bytes_per_step : 0;
+  p.step_comm_s = transfer_s(p.bytes_per_step, link);
+  p.fixed_comm_s = steps > 1 ? transfer_s(tail_bytes, link) : 0;
+  p.fixed_compute_s = fixed_compute_s;
+  p.time_s = fixed_compute_s + overlapped_ring_s(steps, step_compute_s, p.step_comm_s, p.fixed_comm_s);
+  return p;
+}
+
+double projection_s(const LayerShape& s, long long kv_tokens, const Placement& p, bool backward) {
+  double forward = kv_projection_flops(s, kv_tokens) / p.matmul_flop_per_s;
+  if (!backward) return forward;
+  return 2 * forward + (p.recompute ? forward : 0);
+}
+
+double saved_for_backward(const LayerShape& s, long long q_tokens, int heads, double kv_bytes,
+                          const Placement& p) {
+  if (!p.training) return 0;
+  double db = static_cast<double>(s.head_dim) * s.bytes;
+  double per_query = static_cast<double>(s.batch) * q_tokens * heads;
+  if (p.recompute) return per_query * (db + 4);        // O and L
+  return kv_bytes + per_query * (2 * db + 4);          // K, V, Q, O and L
+}
+
+}  // namespace xring
