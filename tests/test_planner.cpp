@@ -1,1 +1,216 @@
+// Planner properties: the choice follows the bytes, predictions move the right way with
+// bandwidth and sequence length, pins are honoured, infeasible is a value.
 #include <gtest/gtest.h>
+
+#include <random>
+
+#include "xring/planner/error.hpp"
+#include "xring/planner/planner.hpp"
+
+using namespace xring;
+
+namespace {
+
+std::string set(const std::string& key, const std::string& value) { return key + "=" + value; }
+
+const Alternative* alternative(const LayerPlan& l, Strategy s, bool recompute = false) {
+  for (const auto& a : l.alternatives)
+    if (a.strategy == s && a.recompute == recompute) return &a;
+  return nullptr;
+}
+
+}  // namespace
+
+// With latency 0 and a link so slow that transfers dominate, ring time is compute plus bytes
+// over bandwidth, so the planner must pick query-ring exactly when it moves fewer bytes in
+// total ((P-1) steps plus O returning home). Odd head counts rule out Ulysses and the hybrid.
+TEST(PlannerProperties, QueryRingChosenExactlyWhenItMovesFewerBytes) {
+  std::mt19937 rng(20261123);
+  int query_chosen = 0, kv_chosen = 0;
+  for (int trial = 0; trial < 200; ++trial) {
+    int heads = std::uniform_int_distribution<int>(0, 2)(rng) * 14 + 7;  // 7, 21, 35
+    int kv_heads = std::uniform_int_distribution<int>(0, 1)(rng) ? 7 : 1;
+    int head_dim = std::uniform_int_distribution<int>(0, 1)(rng) ? 64 : 128;
+    int s_q = std::uniform_int_distribution<int>(1, 4096)(rng);
+    int s_kv = std::uniform_int_distribution<int>(1, 200000)(rng);
+    int P = std::uniform_int_distribution<int>(0, 2)(rng) == 0 ? 2 : 4;
+    Inputs in = load_inputs(
+        "tiny", "h100-sxm-8", "video-qa",
+        {"model.params=1B", set("model.heads", std::to_string(heads)), set("model.kv_heads", std::to_string(kv_heads)),
+         set("model.head_dim", std::to_string(head_dim)), set("workload.text_tokens", std::to_string(s_q)),
+         "workload.frames=null", set("workload.visual_tokens", std::to_string(s_kv)),
+         "cluster.intra_node.bandwidth=1MB/s", "cluster.intra_node.latency=0s"});
+    PlannerOptions pin;
+    pin.ranks = P;
+    Plan p = plan(in, pin);
+    ASSERT_TRUE(p.feasible);
+    const LayerPlan& l = p.layers.front();
+    LayerShape s = cross_attention_shape(in.model, in.workload, 1);
+    double query_bytes = (P - 1) * query_ring_forward_bytes(s, P) +
+                         static_cast<double>(block(s_q, P)) * heads * (head_dim * 2 + 4);
+    double kv_bytes = (P - 1) * kv_ring_forward_bytes(s, P);
+    if (query_bytes == kv_bytes) continue;
+    ASSERT_TRUE(l.strategy == Strategy::query_ring || l.strategy == Strategy::kv_ring)
+        << to_string(l.strategy);
+    EXPECT_EQ(l.strategy == Strategy::query_ring, query_bytes < kv_bytes)
+        << "S_Q=" << s_q << " S_KV=" << s_kv << " H=" << heads << " H_kv=" << kv_heads << " P=" << P;
+    (l.strategy == Strategy::query_ring ? query_chosen : kv_chosen)++;
+  }
+  EXPECT_GT(query_chosen, 20);  // both sides of the crossover were exercised
+  EXPECT_GT(kv_chosen, 20);
+}
+
+// Per-step bytes: query-ring sends fewer exactly when S_Q/S_KV < (H_kv/H)·d·b/(d·b+2).
+TEST(PlannerProperties, CrossoverFormulaSplitsTheBytes) {
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 1000; ++trial) {
+    LayerShape s;
+    s.kv_heads = 1 << std::uniform_int_distribution<int>(0, 3)(rng);
+    s.heads = s.kv_heads * (1 << std::uniform_int_distribution<int>(0, 3)(rng));
+    s.head_dim = std::uniform_int_distribution<int>(0, 1)(rng) ? 64 : 128;
+    s.bytes = std::uniform_int_distribution<int>(0, 1)(rng) ? 2 : 4;
+    int P = std::uniform_int_distribution<int>(1, 8)(rng);
+    s.s_q = static_cast<long long>(P) * std::uniform_int_distribution<int>(1, 4000)(rng);
+    s.s_kv = static_cast<long long>(P) * std::uniform_int_distribution<int>(1, 40000)(rng);
+    double ratio = static_cast<double>(s.s_q) / s.s_kv;
+    double crossover = query_ring_crossover_ratio(s);
+    if (std::abs(ratio - crossover) < 1e-9) continue;
+    EXPECT_EQ(query_ring_forward_bytes(s, P) < kv_ring_forward_bytes(s, P), ratio < crossover);
+  }
+}
+
+TEST(PlannerProperties, FasterNetworkNeverSlowsThePlan) {
+  for (const char* model : {"mplug-owl3-7b", "openflamingo-9b", "llama-3.2-11b-vision"}) {
+    for (const char* phase : {"prefill", "training"}) {
+      double previous = 1e300;
+      for (const char* bw : {"1GB/s", "5GB/s", "25GB/s", "100GB/s", "400GB/s"}) {
+        Inputs in = load_inputs(model, "a100-80gb-16", "video-qa",
+                                {set("cluster.inter_node.bandwidth", bw),
+                                 set("workload.phase", phase), "workload.frames=64"});
+        Plan p = plan(in);
+        ASSERT_TRUE(p.feasible) << model << " " << bw;
+        EXPECT_LE(p.predicted.iteration_time_s, previous * (1 + 1e-12)) << model << " " << phase << " " << bw;
+        previous = p.predicted.iteration_time_s;
+      }
+    }
+  }
+}
+
+TEST(PlannerProperties, LongerVideoNeverSpeedsUpTheIteration) {
+  for (const char* model : {"mplug-owl3-7b", "openflamingo-3b", "llama-3.2-11b-vision"}) {
+    double previous = 0;
+    for (int frames : {1, 4, 16, 64, 256, 1024}) {
+      Inputs in = load_inputs(model, "h100-sxm-32", "video-qa",
+                              {set("workload.frames", std::to_string(frames))});
+      Plan p = plan(in);
+      if (!p.feasible) break;
+      EXPECT_GE(p.predicted.iteration_time_s, previous) << model << " frames " << frames;
+      EXPECT_GE(p.predicted.cross_attention_time_s, 0.0);
+      previous = p.predicted.iteration_time_s;
+    }
+  }
+}
+
+TEST(Planner, ChosenIsTheFastestFeasibleAlternative) {
+  Inputs in = load_inputs("mplug-owl3-7b", "a100-80gb-16", "video-qa", {"workload.phase=training"});
+  Plan p = plan(in);
+  ASSERT_TRUE(p.feasible);
+  const LayerPlan& l = p.layers.front();
+  int chosen = 0;
+  for (const auto& a : l.alternatives) {
+    if (a.rejected_reason.empty()) {
+      ++chosen;
+      EXPECT_EQ(a.strategy, l.strategy);
+      EXPECT_DOUBLE_EQ(*a.time_s, l.time_s);
+    } else if (a.time_s) {
+      EXPECT_GE(*a.time_s, l.time_s);
+      EXPECT_EQ(a.rejected_reason.rfind("slower: ", 0), 0u) << a.rejected_reason;
+    }
+  }
+  EXPECT_EQ(chosen, 1);
+  EXPECT_EQ(p.layers.size(), 4u);
+  EXPECT_NEAR(p.predicted.iteration_time_s,
+              p.predicted.cross_attention_time_s + p.predicted.rest_of_model_time_s, 1e-12);
+}
+
+TEST(Planner, PinsAreHonoured) {
+  Inputs in = load_inputs("llama-3.2-11b-vision", "h100-sxm-32", "video-qa", {});
+  PlannerOptions pin;
+  pin.strategy = Strategy::kv_ring;
+  pin.ranks = 4;
+  Plan p = plan(in, pin);
+  for (const auto& l : p.layers) {
+    EXPECT_EQ(l.strategy, Strategy::kv_ring);
+    EXPECT_EQ(l.ranks, 4);
+    EXPECT_EQ(l.groups, 8);
+    EXPECT_NE(l.reason.find("pinned"), std::string::npos);
+  }
+  pin.ranks = 5;
+  EXPECT_THROW(plan(in, pin), Error);  // 5 does not divide 32
+}
+
+TEST(Planner, UnevenSplitsUseTheLargestBlock) {
+  Inputs in = load_inputs("tiny", "h100-sxm-8", "video-qa",
+                          {"workload.frames=null", "workload.visual_tokens=10", "workload.text_tokens=7"});
+  PlannerOptions pin;
+  pin.strategy = Strategy::query_ring;
+  pin.ranks = 4;
+  Plan p = plan(in, pin);
+  EXPECT_EQ(p.layers.front().q_block, 2);
+  EXPECT_EQ(p.layers.front().kv_block, 3);
+}
+
+TEST(Planner, InfeasibleIsAResultWithReasons) {
+  Inputs in = load_inputs("llama-3.2-11b-vision", "h100-sxm-8", "video-qa",
+                          {"workload.frames=100000"});
+  Plan p = plan(in);
+  EXPECT_FALSE(p.feasible);
+  ASSERT_FALSE(p.reasons.empty());
+  EXPECT_NE(p.reasons.front().find("does not fit"), std::string::npos) << p.reasons.front();
+  EXPECT_EQ(p.layers.size(), 8u);  // still shows the least-memory option
+  for (const auto& a : p.layers.front().alternatives) {
+    EXPECT_FALSE(a.time_s.has_value());
+    EXPECT_FALSE(a.rejected_reason.empty());
+  }
+}
+
+TEST(Planner, WeightsThatDoNotFitMakeThePlanInfeasible) {
+  Inputs in = load_inputs("llama-3-70b", "h100-1", "long-text", {});
+  Plan p = plan(in);
+  EXPECT_FALSE(p.feasible);
+  EXPECT_NE(p.reasons.front().find("weights"), std::string::npos);
+}
+
+TEST(Planner, TrainingRecomputesOnlyWhenMemoryForcesIt) {
+  // Few frames: everything fits, recomputation only costs time.
+  Inputs small = load_inputs("mplug-owl3-7b", "a100-80gb-16", "video-qa",
+                             {"workload.phase=training", "workload.frames=64"});
+  EXPECT_FALSE(plan(small).layers.front().recompute);
+  // Many frames: saved K/V of all layers no longer fit; recomputation does.
+  Inputs large = load_inputs("mplug-owl3-7b", "a100-80gb-16", "video-qa",
+                             {"workload.phase=training", "workload.frames=120000"});
+  Plan p = plan(large);
+  ASSERT_TRUE(p.feasible) << (p.reasons.empty() ? "" : p.reasons.front());
+  EXPECT_TRUE(p.layers.front().recompute);
+  const Alternative* no_recompute = alternative(p.layers.front(), p.layers.front().strategy, false);
+  ASSERT_NE(no_recompute, nullptr);
+  EXPECT_NE(no_recompute->rejected_reason.find("does not fit"), std::string::npos);
+}
+
+TEST(Planner, RingAcrossNodesIsBoundByTheSlowestHop) {
+  Inputs in = load_inputs("mplug-owl3-7b", "a100-80gb-16", "video-qa", {});
+  Link inside = group_link(in.cluster, 0, 1, 4);
+  Link across = group_link(in.cluster, 0, 1, 8);
+  EXPECT_EQ(inside.bytes_per_s, 300e9);
+  EXPECT_EQ(across.bytes_per_s, 25e9);
+  EXPECT_EQ(group_link(in.cluster, 0, 4, 4).bytes_per_s, 25e9);  // one rank per node
+  in.cluster.rank_order = RankOrder::round_robin;
+  EXPECT_EQ(group_link(in.cluster, 0, 1, 2).bytes_per_s, 25e9);
+}
+
+TEST(Planner, TextOnlyWorkloadOnAMultimodalModelSkipsCrossAttention) {
+  Plan p = plan(load_inputs("llama-3.2-11b-vision", "h100-sxm-8", "long-text", {}));
+  EXPECT_TRUE(p.layers.empty());
+  EXPECT_GT(p.predicted.rest_of_model_time_s, 0.0);
+  ASSERT_TRUE(p.predicted.decode_step_s.has_value());
+}

@@ -115,7 +115,10 @@ void apply_overrides(SpecJson& spec, SpecKind kind, const std::vector<Override>&
                     "\" to set a field in");
       node = &(*node)[o.path[i]];
     }
-    (*node)[o.path.back()] = o.value;
+    if (o.value.is_null())
+      node->erase(o.path.back());  // `--set workload.frames=null` removes the field
+    else
+      (*node)[o.path.back()] = o.value;
     applied += (applied.empty() ? "" : ", ") + o.text;
   }
   if (!applied.empty()) spec.origin += " (with --set " + applied + ")";

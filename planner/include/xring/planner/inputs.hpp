@@ -38,7 +38,8 @@ struct SpecJson {
 SpecJson load_spec_json(SpecKind kind, const std::string& name_or_path);
 
 /// A `--set` override such as "workload.frames=3600" or "cluster.inter_node.bandwidth=50GB/s".
-/// The value is read as JSON when it parses (numbers, true, objects), else as a string.
+/// The value is read as JSON when it parses (numbers, true, objects), else as a string;
+/// `null` removes the field (e.g. workload.frames=null to give visual_tokens instead).
 struct Override {
   std::string text;
   SpecKind target;
