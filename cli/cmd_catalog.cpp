@@ -45,12 +45,24 @@ void attach_list(CLI::App& sub, int& exit_code) {
 void attach_show(CLI::App& sub, int& exit_code) {
   auto kind = std::make_shared<std::string>();
   auto name = std::make_shared<std::string>();
-  sub.add_option("kind", *kind, "model, cluster, gpu or workload")
+  sub.add_option("kind", *kind, "model, cluster, gpu, workload, or plan (a plan file to check and print)")
       ->required()
-      ->check(CLI::IsMember({"model", "cluster", "gpu", "workload"}));
-  sub.add_option("name", *name, "A built-in name (see xring list)")->required();
-  sub.footer("Example:\n  xring show cluster a100-80gb-16 > my-cluster.json   # edit, then --cluster my-cluster.json");
+      ->check(CLI::IsMember({"model", "cluster", "gpu", "workload", "plan"}));
+  sub.add_option("name", *name, "A built-in name (see xring list), or the plan file")->required();
+  sub.footer(
+      "Examples:\n"
+      "  xring show cluster a100-80gb-16 > my-cluster.json   # edit, then --cluster my-cluster.json\n"
+      "  xring show plan plan.json                           # validate a plan file and print it");
   sub.callback([kind, name, &exit_code] {
+    if (*kind == "plan") {
+      Plan p = read_plan_file(*name);
+      auto spec = [&](const char* key) { return SpecJson{p.inputs[key], *name}; };
+      Inputs in = inputs_from_json(spec("model"), spec("cluster"), spec("workload"),
+                                   p.inputs["overrides"].get<std::vector<std::string>>());
+      print_plan(p, in, stdout);
+      exit_code = 0;
+      return;
+    }
     SpecKind k = *kind == "model" ? SpecKind::model
                  : *kind == "cluster" ? SpecKind::cluster
                  : *kind == "gpu" ? SpecKind::gpu

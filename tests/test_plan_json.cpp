@@ -1,1 +1,102 @@
+// Plan JSON round trips exactly; enums round-trip; corrupt plans name the field.
 #include <gtest/gtest.h>
+
+#include "xring/planner/error.hpp"
+#include "xring/planner/planner.hpp"
+#include "xring/planner/trace.hpp"
+
+using namespace xring;
+
+namespace {
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(PlanJson, StrategyNamesRoundTrip) {
+  for (const auto& unit : strategy_table())
+    EXPECT_EQ(strategy_from_string(to_string(unit.strategy)), unit.strategy);
+  EXPECT_NE(error_of([] { strategy_from_string("query-ring"); }).find("did you mean \"query_ring\""),
+            std::string::npos);
+}
+
+TEST(PlanJson, RoundTripIsExactForEveryPhase) {
+  for (const char* phase : {"prefill", "training", "decode", "streaming"}) {
+    Inputs in = load_inputs("mplug-owl3-7b", "a100-80gb-16", "video-qa",
+                            {std::string("workload.phase=") + phase, "workload.generate_tokens=16"});
+    Plan p = plan(in);
+    json j = to_json(p);
+    Plan back = plan_from_json(j, "plan.json");
+    EXPECT_EQ(to_json(back), j) << phase;
+    // And through text, as a file would carry it.
+    EXPECT_EQ(to_json(plan_from_json(json::parse(j.dump()), "plan.json")), j) << phase;
+  }
+}
+
+TEST(PlanJson, InfeasiblePlanRoundTripsWithNullTimes) {
+  Plan p = plan(load_inputs("llama-3.2-11b-vision", "h100-1", "video-qa", {"workload.frames=2048"}));
+  ASSERT_FALSE(p.feasible);
+  json j = to_json(p);
+  EXPECT_TRUE(j["layers"][0]["alternatives"][0]["time_s"].is_null());
+  EXPECT_EQ(to_json(plan_from_json(j, "p")), j);
+}
+
+TEST(PlanJson, HasTheFieldsTheIssueNames) {
+  json j = to_json(plan(load_inputs(kDefaultModel, kDefaultCluster, kDefaultWorkload, {})));
+  for (const char* key : {"schema_version", "inputs", "feasible", "layers", "predicted"})
+    EXPECT_TRUE(j.contains(key)) << key;
+  for (const char* key : {"strategy", "ranks", "compute_s", "comm_s", "time_s", "memory_bytes", "alternatives"})
+    EXPECT_TRUE(j["layers"][0].contains(key)) << key;
+  for (const char* key : {"iteration_time_s", "throughput_tokens_per_s", "frames_per_s", "peak_memory_bytes_per_rank"})
+    EXPECT_TRUE(j["predicted"].contains(key)) << key;
+  for (const char* key : {"strategy", "time_s", "rejected_reason"})
+    EXPECT_TRUE(j["layers"][0]["alternatives"][0].contains(key)) << key;
+}
+
+TEST(PlanJson, CorruptPlansNameTheField) {
+  json good = to_json(plan(load_inputs("tiny", "h100-sxm-8", "video-qa", {})));
+  json j = good;
+  j["schema_version"] = 99;
+  EXPECT_NE(error_of([&] { plan_from_json(j, "p.json"); }).find("p.json: at \"schema_version\""),
+            std::string::npos);
+  j = good;
+  j["layers"][1]["strategy"] = "quer_ring";
+  std::string e = error_of([&] { plan_from_json(j, "p.json"); });
+  EXPECT_NE(e.find("at \"layers[1].strategy\""), std::string::npos) << e;
+  j = good;
+  j["layers"][0]["memory_bytes"].erase("kv");
+  e = error_of([&] { plan_from_json(j, "p.json"); });
+  EXPECT_NE(e.find("at \"layers[0].memory_bytes.kv\": required field is missing"), std::string::npos) << e;
+  j = good;
+  j["predicted"]["frames_per_s"] = "fast";
+  EXPECT_NE(error_of([&] { plan_from_json(j, "p.json"); }).find("predicted.frames_per_s"), std::string::npos);
+  j = good;
+  j["layers"][0]["time_s"] = -1;
+  EXPECT_NE(error_of([&] { plan_from_json(j, "p.json"); }).find("layers[0].time_s"), std::string::npos);
+}
+
+TEST(Trace, HasComputeAndTransferLanesPerRank) {
+  Plan p = plan(load_inputs(kDefaultModel, kDefaultCluster, kDefaultWorkload, {}));
+  json t = predicted_trace(p);
+  ASSERT_TRUE(t["traceEvents"].is_array());
+  int compute = 0, transfer = 0;
+  std::set<int> ranks;
+  for (const auto& e : t["traceEvents"]) {
+    if (e["ph"] != "X") continue;
+    EXPECT_GE(e["dur"].get<double>(), 0.0);
+    ranks.insert(e["pid"].get<int>());
+    (e["cat"] == "transfer" ? transfer : compute)++;
+  }
+  const LayerPlan& l = p.layers.front();
+  EXPECT_EQ(static_cast<int>(ranks.size()), l.ranks);
+  // Per layer and rank: `steps` compute events and steps-1 transfers (plus projections).
+  EXPECT_EQ(transfer, static_cast<int>(p.layers.size()) * l.ranks * (l.steps - 1));
+  EXPECT_GE(compute, static_cast<int>(p.layers.size()) * l.ranks * l.steps);
+}

@@ -112,7 +112,14 @@ const json* ObjectReader::find(const std::string& key) {
 
 const json& ObjectReader::require(const std::string& key) {
   const json* v = find(key);
-  if (!v) fail(key, "required field is missing");
+  if (!v) {
+    // A missing field next to an unknown one spelled like it is a typo: name the typo.
+    for (const auto& [other, value] : object_.items())
+      if (!known_.count(other) && did_you_mean(other, {key}))
+        fail(other, "unknown field; did you mean \"" + key + "\"? (\"" + key +
+                        "\" is required)");
+    fail(key, "required field is missing");
+  }
   return *v;
 }
 
