@@ -378,7 +378,7 @@ class Planner {
     const ClusterSpec& c = in_.cluster;
     const int G = c.gpus();
     const int n_cross = static_cast<int>(m.cross_attention_layers.size());
-    const int n_self = m.layers - (m.cross_attention_kind == CrossAttentionKind::separate ? n_cross : 0);
+    const int n_self = self_attention_layers(m);
     const double tokens = static_cast<double>(w.batch) * w.text_tokens;
     const AttentionGeometry& sa = m.self_attention;
     const AttentionGeometry& ca = m.cross_attention;
@@ -438,8 +438,7 @@ class Planner {
     const WorkloadSpec& w = in_.workload;
     const ClusterSpec& c = in_.cluster;
     const int tp = base_.tensor_parallel;
-    const int n_cross = static_cast<int>(m.cross_attention_layers.size());
-    const int n_self = m.layers - (m.cross_attention_kind == CrossAttentionKind::separate ? n_cross : 0);
+    const int n_self = self_attention_layers(m);
     double context = w.text_tokens + w.generate_tokens / 2.0;
     double self_kv = 2.0 * n_self * context * m.self_attention.kv_heads * m.self_attention.head_dim *
                      bytes() * w.batch / tp;

@@ -58,7 +58,17 @@ std::string to_string(Phase p) {
 }
 
 std::string to_string(CrossAttentionKind k) {
-  return k == CrossAttentionKind::separate ? "separate" : "fused";
+  switch (k) {
+    case CrossAttentionKind::separate: return "separate";
+    case CrossAttentionKind::fused: return "fused";
+    case CrossAttentionKind::inserted: return "inserted";
+  }
+  return "?";
+}
+
+int self_attention_layers(const ModelSpec& m) {
+  int cross = static_cast<int>(m.cross_attention_layers.size());
+  return m.layers - (m.cross_attention_kind == CrossAttentionKind::separate ? cross : 0);
 }
 
 std::string to_string(RankOrder o) {
@@ -110,10 +120,11 @@ ModelSpec model_from_json(const json& j, const std::string& origin) {
     m.cross_attention_layers.push_back(static_cast<int>(cross[i]));
   }
   std::sort(m.cross_attention_layers.begin(), m.cross_attention_layers.end());
-  m.cross_attention_kind =
-      r.optional_choice("cross_attention_kind", {"separate", "fused"}).value_or("separate") == "fused"
-          ? CrossAttentionKind::fused
-          : CrossAttentionKind::separate;
+  std::string kind =
+      r.optional_choice("cross_attention_kind", {"separate", "fused", "inserted"}).value_or("separate");
+  m.cross_attention_kind = kind == "fused"      ? CrossAttentionKind::fused
+                           : kind == "inserted" ? CrossAttentionKind::inserted
+                                                : CrossAttentionKind::separate;
   m.hidden_size = static_cast<int>(r.integer("hidden_size", 1, kMaxDim));
   m.self_attention = read_geometry(r);
   m.cross_attention = m.self_attention;
@@ -149,7 +160,7 @@ ModelSpec model_from_json(const json& j, const std::string& origin) {
   double attn = 2.0 * m.hidden_size * m.self_attention.head_dim *
                 (m.self_attention.heads + m.self_attention.kv_heads);
   double mlp = 3.0 * m.hidden_size * m.mlp_size;
-  double implied = (m.layers - static_cast<int>(m.cross_attention_layers.size())) * (attn + mlp);
+  double implied = self_attention_layers(m) * (attn + mlp);
   if (m.params < 0.5 * implied)
     r.fail("params", "is " + std::to_string(static_cast<long long>(m.params)) +
                          " but the layers alone imply about " +

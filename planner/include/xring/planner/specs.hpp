@@ -15,8 +15,12 @@ using nlohmann::json;
 enum class DType { fp32, fp16, bf16 };
 enum class Phase { training, prefill, decode, streaming };
 /// How a cross-attention layer sits in the decoder: `separate` layers replace self-attention
-/// (Llama-3.2-Vision, Flamingo's gated blocks); `fused` ones run beside it (mPLUG-Owl3).
-enum class CrossAttentionKind { separate, fused };
+/// (Llama-3.2-Vision); `fused` ones run beside it in the same layer (mPLUG-Owl3); `inserted`
+/// blocks come before a decoder layer that keeps its self-attention (Flamingo).
+enum class CrossAttentionKind { separate, fused, inserted };
+
+/// Decoder layers with self-attention: all but the `separate` cross-attention ones.
+int self_attention_layers(const struct ModelSpec& m);
 enum class RankOrder { node_major, round_robin };
 
 std::string to_string(DType d);
