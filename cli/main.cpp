@@ -32,12 +32,12 @@ int main(int argc, char** argv) {
       "--set workload.frames=2048\n"
       "  xring explain --model openflamingo-9b --cluster a30-8\n"
       "Exit codes: 0 ok, 1 requirement not met, 2 bad input, 3 runtime failure.");
+  int exit_code = 0;
+  for (const auto& s : kSubcommands) s.attach(*app.add_subcommand(s.name, s.summary), exit_code);
   if (argc == 1) {
     std::fputs(app.help().c_str(), stdout);
     return 0;
   }
-  int exit_code = 0;
-  for (const auto& s : kSubcommands) s.attach(*app.add_subcommand(s.name, s.summary), exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
