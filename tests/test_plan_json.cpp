@@ -1,24 +1,14 @@
 // Plan JSON round trips exactly; enums round-trip; corrupt plans name the field.
 #include <gtest/gtest.h>
 
+#include "test_util.hpp"
+
 #include "xring/planner/error.hpp"
 #include "xring/planner/planner.hpp"
 #include "xring/planner/trace.hpp"
 
 using namespace xring;
-
-namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-}  // namespace
+using xring::test::error_of;
 
 TEST(PlanJson, StrategyNamesRoundTrip) {
   for (const auto& unit : strategy_table())

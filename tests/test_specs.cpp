@@ -1,22 +1,16 @@
 // Spec readers: every built-in loads; bad values name the field and the rule.
 #include <gtest/gtest.h>
 
+#include "test_util.hpp"
+
 #include "xring/planner/error.hpp"
 #include "xring/planner/inputs.hpp"
 #include "xring/planner/json_reader.hpp"
 
 using namespace xring;
+using xring::test::error_of;
 
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 json builtin(SpecKind kind, const std::string& name) { return load_spec_json(kind, name).value; }
 

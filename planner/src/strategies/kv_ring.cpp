@@ -5,10 +5,6 @@
 namespace xring {
 namespace {
 
-std::string unsupported(const LayerShape&, const Placement& p) {
-  return p.ranks >= 2 ? "" : "a ring needs at least 2 ranks (use single)";
-}
-
 LayerCost cost(const LayerShape& s, const Placement& p) {
   const int P = p.ranks;
   const long long q = block(s.s_q, P), kv = block(s.s_kv, P);
@@ -39,7 +35,7 @@ LayerMemory memory(const LayerShape& s, const Placement& p) {
 
 StrategyUnit kv_ring_unit() {
   return {Strategy::kv_ring, "Q stays; K/V blocks rotate around the ring (Ring Attention)",
-          unsupported, cost, memory};
+          ring_unsupported, cost, memory};
 }
 
 }  // namespace xring

@@ -6,10 +6,6 @@
 namespace xring {
 namespace {
 
-std::string unsupported(const LayerShape&, const Placement& p) {
-  return p.ranks >= 2 ? "" : "a ring needs at least 2 ranks (use single)";
-}
-
 LayerCost cost(const LayerShape& s, const Placement& p) {
   const int P = p.ranks;
   const long long q = block(s.s_q, P), kv = block(s.s_kv, P);
@@ -45,7 +41,7 @@ LayerMemory memory(const LayerShape& s, const Placement& p) {
 StrategyUnit query_ring_unit() {
   return {Strategy::query_ring,
           "K/V stay local; the small Q block rotates with its running O and L (LV-XAttn)",
-          unsupported, cost, memory};
+          ring_unsupported, cost, memory};
 }
 
 }  // namespace xring

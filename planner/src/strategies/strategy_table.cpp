@@ -44,6 +44,10 @@ Strategy strategy_from_string(const std::string& s) {
               " (strategies: " + list + ")");
 }
 
+std::string ring_unsupported(const LayerShape&, const Placement& p) {
+  return p.ranks >= 2 ? "" : "a ring needs at least 2 ranks (use single)";
+}
+
 PassCost ring_pass(int steps, double step_compute_s, double bytes_per_step, const Link& link,
                    double tail_bytes, double fixed_compute_s) {
   PassCost p;
