@@ -6,6 +6,7 @@
 #include "xring/planner/error.hpp"
 #include "xring/planner/inputs.hpp"
 #include "xring/planner/json_reader.hpp"
+#include "xring/planner/planner.hpp"
 
 using namespace xring;
 using xring::test::error_of;
@@ -153,4 +154,46 @@ TEST(Overrides, SetReplacesFieldsAndIsNamedInErrors) {
 TEST(Specs, MultimodalWorkloadOnATextModelIsRejected) {
   std::string e = error_of([] { load_inputs("llama-3-70b", "h100-sxm-8", "video-qa", {}); });
   EXPECT_NE(e.find("no cross-attention layers"), std::string::npos) << e;
+}
+
+// Any single-field corruption of any built-in spec either plans or is refused with
+// xring::Error: never another exception, never a crash.
+TEST(Specs, MutatedSpecsNeverCrashThePlanner) {
+  const json values[] = {nullptr, -1, 0, 1, 2.5, 1e30, "x", "80GiB", "25GB/s", "2us",
+                         json::array(), json::object(), true, 65536};
+  int refused = 0, planned = 0;
+  for (SpecKind kind : {SpecKind::model, SpecKind::cluster, SpecKind::workload}) {
+    std::string name = kind == SpecKind::model ? "mplug-owl3-7b" : kind == SpecKind::cluster ? "a100-80gb-16" : "video-qa";
+    json original = builtin(kind, name);
+    std::vector<std::vector<std::string>> paths;
+    for (const auto& [key, value] : original.items()) {
+      paths.push_back({key});
+      if (value.is_object())
+        for (const auto& [inner, unused] : value.items()) paths.push_back({key, inner});
+    }
+    for (const auto& path : paths) {
+      for (const json& v : values) {
+        json mutated = original;
+        json* node = &mutated;
+        for (size_t i = 0; i + 1 < path.size(); ++i) node = &(*node)[path[i]];
+        (*node)[path.back()] = v;
+        SpecJson m{builtin(SpecKind::model, "mplug-owl3-7b"), "m"};
+        SpecJson c{builtin(SpecKind::cluster, "a100-80gb-16"), "c"};
+        SpecJson w{builtin(SpecKind::workload, "video-qa"), "w"};
+        (kind == SpecKind::model ? m : kind == SpecKind::cluster ? c : w).value = mutated;
+        try {
+          Inputs in = inputs_from_json(m, c, w, {});
+          Plan p = plan(in);
+          EXPECT_GE(p.predicted.iteration_time_s, 0.0);
+          ++planned;
+        } catch (const Error&) {
+          ++refused;
+        } catch (const std::exception& e) {
+          ADD_FAILURE() << name << " " << path.back() << " = " << v.dump() << ": " << e.what();
+        }
+      }
+    }
+  }
+  EXPECT_GT(refused, 100);
+  EXPECT_GT(planned, 10);
 }
