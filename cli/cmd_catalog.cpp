@@ -24,6 +24,8 @@ std::string summary(const BuiltinSpec& b) {
                          j.value("hbm_bandwidth", "?"));
     case SpecKind::workload:
       return j.value("description", "");
+    case SpecKind::heads:
+      return fmt::format("for {}, {} layers x {} kv heads", j.value("model", "?"), get("layers"), get("kv_heads"));
   }
   return "";
 }
@@ -33,7 +35,7 @@ std::string summary(const BuiltinSpec& b) {
 void attach_list(CLI::App& sub, int& exit_code) {
   sub.footer("Use a name with --model/--cluster/--workload, or `xring show KIND NAME` for its JSON.");
   sub.callback([&exit_code] {
-    for (SpecKind kind : {SpecKind::model, SpecKind::cluster, SpecKind::gpu, SpecKind::workload}) {
+    for (SpecKind kind : {SpecKind::model, SpecKind::cluster, SpecKind::gpu, SpecKind::workload, SpecKind::heads}) {
       fmt::print("{}s:\n", to_string(kind));
       for (const auto& b : builtin_specs())
         if (b.kind == kind) fmt::print("  {:<22} {}\n", b.name, summary(b));
@@ -45,9 +47,9 @@ void attach_list(CLI::App& sub, int& exit_code) {
 void attach_show(CLI::App& sub, int& exit_code) {
   auto kind = std::make_shared<std::string>();
   auto name = std::make_shared<std::string>();
-  sub.add_option("kind", *kind, "model, cluster, gpu, workload, or plan (a plan file to check and print)")
+  sub.add_option("kind", *kind, "model, cluster, gpu, workload, heads, or plan (a plan file to check and print)")
       ->required()
-      ->check(CLI::IsMember({"model", "cluster", "gpu", "workload", "plan"}));
+      ->check(CLI::IsMember({"model", "cluster", "gpu", "workload", "heads", "plan"}));
   sub.add_option("name", *name, "A built-in name (see xring list), or the plan file")->required();
   sub.footer(
       "Examples:\n"
@@ -66,6 +68,7 @@ void attach_show(CLI::App& sub, int& exit_code) {
     SpecKind k = *kind == "model" ? SpecKind::model
                  : *kind == "cluster" ? SpecKind::cluster
                  : *kind == "gpu" ? SpecKind::gpu
+                 : *kind == "heads" ? SpecKind::heads
                                   : SpecKind::workload;
     for (const auto& b : builtin_specs())
       if (b.kind == k && b.name == *name) {

@@ -1,9 +1,9 @@
 # Writes OUTPUT: a C++ file that defines xring::builtin_specs() from the JSON files under
-# PROFILES_DIR/{models,clusters,gpus,workloads}. Run by the build whenever a profile changes.
-set(kinds models clusters gpus workloads)
-set(enums model cluster gpu workload)
+# PROFILES_DIR/{models,clusters,gpus,workloads,heads}. Run by the build whenever a profile changes.
+set(kinds models clusters gpus workloads heads)
+set(enums model cluster gpu workload heads)
 set(body "")
-foreach(i RANGE 3)
+foreach(i RANGE 4)
   list(GET kinds ${i} kind)
   list(GET enums ${i} enum)
   file(GLOB files "${PROFILES_DIR}/${kind}/*.json")

@@ -9,7 +9,7 @@
 namespace xring {
 namespace {
 
-std::string plural(SpecKind k) { return to_string(k) + "s"; }
+std::string plural(SpecKind k) { return k == SpecKind::heads ? "head profiles" : to_string(k) + "s"; }
 
 std::string ends_with_json(const std::string& s) {
   return s.size() > 5 && s.compare(s.size() - 5, 5, ".json") == 0 ? s : "";
@@ -23,6 +23,7 @@ std::string to_string(SpecKind k) {
     case SpecKind::cluster: return "cluster";
     case SpecKind::gpu: return "gpu";
     case SpecKind::workload: return "workload";
+    case SpecKind::heads: return "head profile";
   }
   return "?";
 }

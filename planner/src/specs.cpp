@@ -36,7 +36,41 @@ LinkSpec read_link(ObjectReader r) {
   return l;
 }
 
+const std::vector<std::string> kPolicyNames = {"full", "uniform", "adaptive", "inf_mllm", "a_vl"};
+
+/// kv_policy: a name, or {"name": ..., parameters of that policy}.
+KvPolicy read_kv_policy(ObjectReader& r) {
+  KvPolicy p;
+  if (!r.has("kv_policy") || !r.raw("kv_policy").is_object()) {
+    p.name = r.optional_choice("kv_policy", kPolicyNames).value_or("full");
+  } else {
+    ObjectReader o = r.object("kv_policy");
+    p.name = o.choice("name", kPolicyNames);
+    if (p.name == "adaptive") {
+      p.floor = o.optional_number("floor", 0, 1).value_or(p.floor);
+      p.window = static_cast<int>(o.optional_integer("window", 0, 1 << 20).value_or(p.window));
+    } else if (p.name == "inf_mllm") {
+      p.cache_tokens = o.optional_integer("cache_tokens", 1, 1ll << 40).value_or(0);
+      p.recent_tokens = o.optional_integer("recent_tokens", 0, 1ll << 40).value_or(0);
+      if (p.cache_tokens && p.recent_tokens > p.cache_tokens)
+        o.fail("recent_tokens", "must not exceed cache_tokens");
+    } else if (p.name == "a_vl") {
+      p.stored_rate = o.optional_number("stored_rate", 0, 1).value_or(p.stored_rate);
+      p.compute_rate = o.optional_number("compute_rate", 0, 1).value_or(p.compute_rate);
+      p.update_interval =
+          static_cast<int>(o.optional_integer("update_interval", 1, 1 << 20).value_or(p.update_interval));
+      p.text_keep = o.optional_number("text_keep", 0, 1).value_or(p.text_keep);
+    }
+    o.finish();
+  }
+  for (size_t i = 0; i < kPolicyNames.size(); ++i)
+    if (kPolicyNames[i] == p.name) p.kind = static_cast<KvPolicyKind>(i);
+  return p;
+}
+
 }  // namespace
+
+std::string to_string(KvPolicyKind k) { return kPolicyNames[static_cast<size_t>(k)]; }
 
 std::string to_string(DType d) {
   switch (d) {
@@ -241,15 +275,18 @@ WorkloadSpec workload_from_json(const json& j, const std::string& origin) {
   w.generate_tokens = static_cast<int>(r.optional_integer("generate_tokens", 0, 1 << 26).value_or(0));
   if (w.phase == Phase::decode && w.generate_tokens == 0)
     r.fail("generate_tokens", "a decode workload must generate at least one token");
-  const std::vector<std::string> policies = {"full", "uniform", "adaptive", "inf_mllm", "a_vl"};
-  if (r.has("kv_policy") && r.raw("kv_policy").is_object()) {
-    ObjectReader p = r.object("kv_policy");
-    w.kv_policy.name = p.choice("name", policies);
-    for (const auto& [key, value] : r.raw("kv_policy").items())
-      if (key != "name") w.kv_policy.params[key] = value;
-  } else {
-    w.kv_policy.name = r.optional_choice("kv_policy", policies).value_or("full");
-  }
+  w.kv_policy = read_kv_policy(r);
+  if (auto b = r.optional_integer("kv_budget", 1, 1ll << 40)) w.kv_budget = *b;
+  w.head_profile = r.optional_string("head_profile").value_or("");
+  w.stream_seconds = r.optional_number("stream_seconds", 1e-3, 1e9);
+  w.fps = r.optional_number("fps", 1e-6, 1e6);
+  const KvPolicyKind k = w.kv_policy.kind;
+  if ((k == KvPolicyKind::uniform || k == KvPolicyKind::adaptive) && !w.kv_budget)
+    r.fail("kv_budget", "kv_policy " + w.kv_policy.name +
+                            " needs kv_budget, the average tokens kept per kv head (e.g. 1024)");
+  if (w.phase == Phase::streaming && (!w.stream_seconds || !w.fps))
+    r.fail(w.stream_seconds ? "fps" : "stream_seconds",
+           "a streaming workload needs stream_seconds and fps (e.g. 3600 and 1)");
   r.finish();
   return w;
 }

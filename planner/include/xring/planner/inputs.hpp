@@ -13,7 +13,7 @@ namespace xring {
 
 using nlohmann::json;
 
-enum class SpecKind { model, cluster, gpu, workload };
+enum class SpecKind { model, cluster, gpu, workload, heads };
 std::string to_string(SpecKind k);
 
 /// One spec file under profiles/, embedded at build time.

@@ -87,9 +87,22 @@ struct ClusterSpec {
   double usable_memory_bytes() const { return gpu.memory_bytes - reserved_bytes_per_gpu; }
 };
 
+enum class KvPolicyKind { full, uniform, adaptive, inf_mllm, a_vl };
+std::string to_string(KvPolicyKind k);
+
+/// The KV-cache policy and its parameters (KV-POLICIES.md). Parameters marked
+/// "reconstructed" there are our reading of the papers, exposed so users can change them.
 struct KvPolicy {
-  std::string name = "full";                 ///< full | uniform | adaptive | inf_mllm | a_vl
-  json params = json::object();              ///< the policy's own parameters, echoed as given
+  KvPolicyKind kind = KvPolicyKind::full;
+  std::string name = "full";
+  double floor = 0.5;          ///< adaptive: AdaKV's floor fraction alpha of B' every head keeps
+  int window = 32;             ///< adaptive: observation window w, always kept
+  long long cache_tokens = 0;  ///< inf_mllm: cache size N per layer (0 = kv_budget, else 4096)
+  long long recent_tokens = 0; ///< inf_mllm: recent tokens r kept (0 = cache_tokens / 4)
+  double stored_rate = 0.45;   ///< a_vl: fraction of vision tokens kept after prefill
+  double compute_rate = 0.5;   ///< a_vl: fraction of the kept vision tokens computed every step
+  int update_interval = 5;     ///< a_vl: the rest is computed every this many steps
+  double text_keep = 0.3;      ///< a_vl: 1 - T, fraction of text tokens kept (at least 20)
 };
 
 struct WorkloadSpec {
@@ -103,6 +116,10 @@ struct WorkloadSpec {
   std::optional<long long> visual_tokens;    ///< S_KV directly, instead of frames
   int generate_tokens = 0;
   KvPolicy kv_policy;
+  std::optional<long long> kv_budget;        ///< average tokens kept per kv head (uniform, adaptive)
+  std::string head_profile;                  ///< head-importance profile (name or path; "" = the model's)
+  std::optional<double> stream_seconds;      ///< streaming: length of the stream
+  std::optional<double> fps;                 ///< streaming: frames per second
 };
 
 /// S_KV of a workload on a model: visual_tokens, or frames x tokens per frame.

@@ -1,0 +1,58 @@
+// Placing kv heads on the GPUs of a tensor-parallel group for decode (FairKV): contiguous
+// (standard TP), balanced (best-effort assignment), fair_copying (replicate heavy heads and
+// split their requests), optimal (exact search without copies, for the optimality gap).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace xring {
+
+enum class PlacementKind { contiguous, balanced, fair_copying, optimal };
+std::string to_string(PlacementKind k);
+
+/// One layer's decode load: every kv head's bytes per request, the batch, the GPUs, and what
+/// one more copy of a head costs the GPU that holds it (its weight slices, read every step).
+struct LayerLoad {
+  std::vector<double> bytes_per_request;  ///< [kv head]: K+V bytes of one request's budget
+  int requests = 1;
+  int gpus = 1;                           ///< G; H_kv must be a multiple of G
+  double copy_bytes = 0;                  ///< weight bytes a copy adds to its GPU
+};
+
+struct HeadCopy {
+  int gpu = 0;
+  int requests = 0;                       ///< requests of the batch this copy serves
+};
+
+/// heads[h] lists the copies of kv head h (one unless fair-copied); the GPU loads are the
+/// bytes each GPU reads per decode step for this layer (KV of the requests it serves plus
+/// the weights of its extra copies).
+struct LayerPlacement {
+  std::vector<std::vector<HeadCopy>> heads;
+  std::vector<double> gpu_load;
+  double max_load() const;
+  int copies() const;                     ///< extra copies beyond one per head
+};
+
+/// Loads of `heads` under `load` (recomputed from scratch; used by the algorithms and tests).
+std::vector<double> gpu_loads(const LayerLoad& load, const std::vector<std::vector<HeadCopy>>& heads);
+/// The lower bound no placement beats: total KV bytes / G.
+double load_lower_bound(const LayerLoad& load);
+
+/// Standard TP: GPU g holds heads [g·s, (g+1)·s), s = H_kv / G.
+LayerPlacement place_contiguous(const LayerLoad& load);
+/// Best-effort assignment: LPT (heaviest head first to the least loaded GPU with a free slot),
+/// then pairwise swaps while they lower the maximum; never worse than contiguous.
+LayerPlacement place_balanced(const LayerLoad& load);
+/// Fair-Copying (reconstructed, KV-POLICIES.md): from balanced, repeatedly give the heaviest
+/// head of the most loaded GPU a copy on the least loaded GPU without one, split its requests
+/// among its copies to level their GPUs, and keep the copy only if the maximum drops; at most
+/// `max_copies` extra copies. Never worse than balanced.
+LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies);
+/// Exact minimum of the maximum load over slot-respecting assignments without copies, by
+/// branch and bound; nullopt when the search exceeds `node_limit` nodes.
+std::optional<LayerPlacement> place_optimal(const LayerLoad& load, long long node_limit = 1000000);
+
+}  // namespace xring

@@ -1,0 +1,133 @@
+// Head placement: exact against brute force; fair_copying <= balanced <= contiguous; copies
+// are consistent (requests sum to the batch, no GPU holds a head twice).
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <random>
+
+#include "xring/planner/placement.hpp"
+
+using namespace xring;
+
+namespace {
+
+LayerLoad random_load(std::mt19937& rng, int heads, int gpus, int requests) {
+  LayerLoad l;
+  std::lognormal_distribution<double> skew(0.0, 1.0);
+  for (int h = 0; h < heads; ++h) l.bytes_per_request.push_back(std::round(skew(rng) * 1000) + 1);
+  l.requests = requests;
+  l.gpus = gpus;
+  l.copy_bytes = 50;
+  return l;
+}
+
+/// The minimum over every slot-respecting assignment, enumerated.
+double brute_force_min_max(const LayerLoad& l) {
+  const int heads = static_cast<int>(l.bytes_per_request.size()), slots = heads / l.gpus;
+  std::vector<int> used(l.gpus, 0);
+  std::vector<double> gpu(l.gpus, 0.0);
+  double best = INFINITY;
+  std::function<void(int)> go = [&](int h) {
+    if (h == heads) {
+      best = std::min(best, *std::max_element(gpu.begin(), gpu.end()));
+      return;
+    }
+    for (int g = 0; g < l.gpus; ++g) {
+      if (used[g] == slots) continue;
+      ++used[g];
+      gpu[g] += l.bytes_per_request[h] * l.requests;
+      go(h + 1);
+      --used[g];
+      gpu[g] -= l.bytes_per_request[h] * l.requests;
+    }
+  };
+  go(0);
+  return best;
+}
+
+void expect_consistent(const LayerLoad& l, const LayerPlacement& p) {
+  ASSERT_EQ(p.heads.size(), l.bytes_per_request.size());
+  for (const auto& copies : p.heads) {
+    int requests = 0;
+    std::vector<bool> seen(l.gpus, false);
+    for (const auto& c : copies) {
+      ASSERT_GE(c.gpu, 0);
+      ASSERT_LT(c.gpu, l.gpus);
+      EXPECT_FALSE(seen[c.gpu]) << "a GPU holds two copies of one head";
+      seen[c.gpu] = true;
+      EXPECT_GT(c.requests, 0);
+      requests += c.requests;
+    }
+    EXPECT_EQ(requests, l.requests);
+  }
+  std::vector<double> loads = gpu_loads(l, p.heads);
+  for (int g = 0; g < l.gpus; ++g) EXPECT_DOUBLE_EQ(loads[g], p.gpu_load[g]);
+}
+
+}  // namespace
+
+TEST(Placement, OptimalEqualsBruteForce) {
+  std::mt19937 rng(4);
+  for (int trial = 0; trial < 60; ++trial) {
+    int gpus = trial % 3 == 0 ? 2 : 4;
+    int heads = gpus * (1 + trial % 2);  // 2..8 heads
+    LayerLoad l = random_load(rng, heads, gpus, 1 + trial % 5);
+    auto opt = place_optimal(l);
+    ASSERT_TRUE(opt.has_value());
+    EXPECT_DOUBLE_EQ(opt->max_load(), brute_force_min_max(l)) << "trial " << trial;
+    EXPECT_GE(opt->max_load(), load_lower_bound(l) * (1 - 1e-12));
+    expect_consistent(l, *opt);
+  }
+}
+
+TEST(Placement, FairCopyingNeverWorseThanBalancedNeverWorseThanContiguous) {
+  std::mt19937 rng(11);
+  int strictly_better = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    int gpus = 1 << (trial % 4);                 // 1, 2, 4, 8
+    int heads = gpus * (1 + trial % 3);
+    LayerLoad l = random_load(rng, heads, gpus, 1 + trial % 64);
+    LayerPlacement c = place_contiguous(l), b = place_balanced(l), f = place_fair_copying(l, gpus);
+    expect_consistent(l, c);
+    expect_consistent(l, b);
+    expect_consistent(l, f);
+    EXPECT_LE(b.max_load(), c.max_load());
+    EXPECT_LE(f.max_load(), b.max_load());
+    EXPECT_LE(f.copies(), gpus);
+    EXPECT_EQ(b.copies(), 0);
+    if (f.max_load() < b.max_load()) ++strictly_better;
+  }
+  EXPECT_GT(strictly_better, 50);  // copying does help on skewed loads
+}
+
+TEST(Placement, OneHeadPerGpuOnlyCopiesHelp) {
+  // 8 kv heads on 8 GPUs: assignment cannot lower the maximum (KV-POLICIES.md), copies can.
+  LayerLoad l;
+  l.bytes_per_request = {8000, 1000, 1000, 1000, 1000, 1000, 1000, 1000};
+  l.requests = 64;
+  l.gpus = 8;
+  l.copy_bytes = 0;
+  EXPECT_EQ(place_balanced(l).max_load(), place_contiguous(l).max_load());
+  LayerPlacement f = place_fair_copying(l, 8);
+  // Total (8000 + 7 * 1000) * 64 / 8 = 120000 per GPU is reachable: GPU 0 keeps 15 of the
+  // heavy head's requests, the 7 copies take 7 each (7 * 8000 + 64000 = 120000).
+  EXPECT_DOUBLE_EQ(load_lower_bound(l), 120000.0);
+  EXPECT_DOUBLE_EQ(f.max_load(), 120000.0);
+  EXPECT_EQ(f.copies(), 7);
+  EXPECT_EQ(f.heads[0][0].requests, 15);
+}
+
+TEST(Placement, CopiesStopWhenTheirWeightsCostMoreThanTheyGain) {
+  LayerLoad l;
+  l.bytes_per_request = {1100, 1000};
+  l.requests = 1;
+  l.gpus = 2;
+  l.copy_bytes = 1e6;
+  EXPECT_EQ(place_fair_copying(l, 4).copies(), 0);
+}
+
+TEST(Placement, OptimalGivesUpOnHugeInstances) {
+  std::mt19937 rng(3);
+  LayerLoad l = random_load(rng, 64, 8, 16);
+  EXPECT_FALSE(place_optimal(l, 1000).has_value());
+}
