@@ -12,6 +12,8 @@ const xring::cli::Subcommand kSubcommands[] = {
      xring::cli::attach_plan},
     {"explain", "Show the numbers behind one layer's choice: bytes per step, crossover, hiding threshold",
      xring::cli::attach_explain},
+    {"heads", "Make head-importance profiles (synthetic, or from measured scores) for adaptive budgets",
+     xring::cli::attach_heads},
     {"list", "List the built-in models, clusters, GPUs and workloads", xring::cli::attach_list},
     {"show", "Print a built-in spec's JSON (a starting point for your own)", xring::cli::attach_show},
 };

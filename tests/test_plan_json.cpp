@@ -20,7 +20,8 @@ TEST(PlanJson, StrategyNamesRoundTrip) {
 TEST(PlanJson, RoundTripIsExactForEveryPhase) {
   for (const char* phase : {"prefill", "training", "decode", "streaming"}) {
     Inputs in = load_inputs("mplug-owl3-7b", "a100-80gb-16", "video-qa",
-                            {std::string("workload.phase=") + phase, "workload.generate_tokens=16"});
+                            {std::string("workload.phase=") + phase, "workload.generate_tokens=16",
+                             "workload.stream_seconds=600", "workload.fps=2"});
     Plan p = plan(in);
     json j = to_json(p);
     Plan back = plan_from_json(j, "plan.json");

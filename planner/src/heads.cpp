@@ -155,6 +155,24 @@ json to_json(const HeadProfile& p) {
   return j;
 }
 
+std::string to_text(const json& profile) {
+  std::string out = "{\n";
+  size_t i = 0;
+  for (const auto& [key, value] : profile.items()) {
+    out += "  " + json(key).dump() + ": ";
+    if ((key == "shares" || key == "histograms") && value.is_array()) {
+      out += "[\n";
+      for (size_t r = 0; r < value.size(); ++r)
+        out += "    " + value[r].dump() + (r + 1 < value.size() ? ",\n" : "\n");
+      out += "  ]";
+    } else {
+      out += value.dump();
+    }
+    out += ++i < profile.size() ? ",\n" : "\n";
+  }
+  return out + "}\n";
+}
+
 HeadProfile synthetic_head_profile(const ModelSpec& m, double sigma, uint64_t seed) {
   HeadProfile p;
   p.name = m.name;
@@ -172,7 +190,7 @@ HeadProfile synthetic_head_profile(const ModelSpec& m, double sigma, uint64_t se
     for (double& x : row) x /= sum;
     // Rounded so the JSON stays readable; renormalised so each row sums to 1 within 1e-9.
     for (double& x : row) x = std::round(x * 1e9) / 1e9;
-    row.back() += 1.0 - std::accumulate(row.begin(), row.end(), 0.0);
+    row.back() = std::round((1.0 - std::accumulate(row.begin(), row.end() - 1, 0.0)) * 1e9) / 1e9;
     p.shares.push_back(row);
   }
   return p;

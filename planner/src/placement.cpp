@@ -8,6 +8,14 @@
 namespace xring {
 namespace {
 
+double prior(const LayerLoad& load, int g) { return load.gpu_prior.empty() ? 0.0 : load.gpu_prior[g]; }
+
+/// Whether GPU a is a better target than b: less loaded, or as loaded and holding less.
+bool lighter(const LayerLoad& load, const std::vector<double>& gpu, int a, int b) {
+  if (gpu[a] != gpu[b]) return gpu[a] < gpu[b];
+  return prior(load, a) < prior(load, b);
+}
+
 int slots_per_gpu(const LayerLoad& load) {
   return static_cast<int>(load.bytes_per_request.size()) / load.gpus;
 }
@@ -153,7 +161,7 @@ LayerPlacement place_balanced(const LayerLoad& load) {
   for (size_t h : order) {
     int best = -1;
     for (int g = 0; g < load.gpus; ++g)
-      if (used[g] < slots && (best < 0 || gpu[g] < gpu[best])) best = g;
+      if (used[g] < slots && (best < 0 || lighter(load, gpu, g, best))) best = g;
     lpt[h] = best;
     gpu[best] += w[h];
     ++used[best];
@@ -184,7 +192,7 @@ LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies) {
       for (int g = 0; g < load.gpus; ++g) {
         bool holds = std::any_of(p.heads[h].begin(), p.heads[h].end(),
                                  [&](const HeadCopy& c) { return c.gpu == g; });
-        if (!holds && (target < 0 || p.gpu_load[g] < p.gpu_load[target])) target = g;
+        if (!holds && (target < 0 || lighter(load, p.gpu_load, g, target))) target = g;
       }
       if (target < 0) continue;
       std::vector<HeadCopy> copies = p.heads[h];

@@ -117,6 +117,141 @@ LayerPlan layer_from(ObjectReader r) {
   return l;
 }
 
+json decode_to_json(const DecodeSection& d) {
+  json placements = json::array();
+  for (const auto& p : d.placements)
+    placements.push_back({{"placement", p.placement},
+                          {"fits", p.fits},
+                          {"step_time_s", p.step_time_s},
+                          {"tokens_per_s", p.tokens_per_s},
+                          {"max_gpu_load_bytes", p.max_gpu_load_bytes},
+                          {"lower_bound_bytes", p.lower_bound_bytes},
+                          {"gap", p.gap},
+                          {"peak_memory_bytes", p.peak_memory_bytes},
+                          {"copies", p.copies},
+                          {"max_batch", p.max_batch},
+                          {"tokens_per_s_at_max_batch", p.tokens_per_s_at_max_batch}});
+  json heads = json::array();
+  for (const auto& h : d.heads)
+    heads.push_back({{"layer", h.layer},
+                     {"head", h.head},
+                     {"budget_tokens", h.budget_tokens},
+                     {"budget_bytes", h.budget_bytes},
+                     {"gpus", h.gpus},
+                     {"requests", h.requests}});
+  json gpus = json::array();
+  for (const auto& g : d.per_gpu)
+    gpus.push_back({{"gpu", g.gpu}, {"load_bytes", g.load_bytes}, {"memory_bytes", g.memory_bytes}});
+  return {{"policy", d.policy},         {"kv_budget", d.kv_budget},
+          {"head_profile", d.head_profile}, {"gpus", d.gpus},
+          {"replicas", d.replicas},     {"batch_per_replica", d.batch_per_replica},
+          {"prompt_tokens", d.prompt_tokens}, {"generate_tokens", d.generate_tokens},
+          {"placements", placements},   {"chosen", d.chosen},
+          {"heads", heads},             {"per_gpu", gpus}};
+}
+
+std::vector<int> int_list(ObjectReader& r, const std::string& key) {
+  std::vector<int> out;
+  for (auto v : r.integer_list(key, 0, INT32_MAX)) out.push_back(static_cast<int>(v));
+  return out;
+}
+
+DecodeSection decode_from(ObjectReader r) {
+  DecodeSection d;
+  d.policy = r.string("policy");
+  d.kv_budget = r.integer("kv_budget", 0);
+  d.head_profile = r.raw("head_profile").is_string() ? r.raw("head_profile").get<std::string>()
+                                                     : (r.fail("head_profile", "must be a string"), "");
+  d.gpus = static_cast<int>(r.integer("gpus", 1));
+  d.replicas = static_cast<int>(r.integer("replicas", 1));
+  d.batch_per_replica = static_cast<int>(r.integer("batch_per_replica", 1));
+  d.prompt_tokens = r.integer("prompt_tokens", 0);
+  d.generate_tokens = static_cast<int>(r.integer("generate_tokens", 0));
+  d.placements = objects_from<DecodePlacement>(r, "placements", [](ObjectReader p) {
+    DecodePlacement x;
+    x.placement = p.choice("placement", {"contiguous", "balanced", "fair_copying", "optimal"});
+    const json& fits = p.raw("fits");
+    if (!fits.is_boolean()) p.fail("fits", "must be a boolean");
+    x.fits = fits.get<bool>();
+    x.step_time_s = p.number("step_time_s", 0, kHuge);
+    x.tokens_per_s = p.number("tokens_per_s", 0, kHuge);
+    x.max_gpu_load_bytes = p.number("max_gpu_load_bytes", 0, kHuge);
+    x.lower_bound_bytes = p.number("lower_bound_bytes", 0, kHuge);
+    x.gap = p.number("gap", -1, kHuge);
+    x.peak_memory_bytes = p.number("peak_memory_bytes", 0, kHuge);
+    x.copies = static_cast<int>(p.integer("copies", 0));
+    x.max_batch = static_cast<int>(p.integer("max_batch", 0));
+    x.tokens_per_s_at_max_batch = p.number("tokens_per_s_at_max_batch", 0, kHuge);
+    p.finish();
+    return x;
+  });
+  d.chosen = r.choice("chosen", {"contiguous", "balanced", "fair_copying", "optimal"});
+  d.heads = objects_from<DecodeHead>(r, "heads", [](ObjectReader h) {
+    DecodeHead x;
+    x.layer = static_cast<int>(h.integer("layer", 0));
+    x.head = static_cast<int>(h.integer("head", 0));
+    x.budget_tokens = h.integer("budget_tokens", 0);
+    x.budget_bytes = h.number("budget_bytes", 0, kHuge);
+    x.gpus = int_list(h, "gpus");
+    x.requests = int_list(h, "requests");
+    if (x.gpus.size() != x.requests.size()) h.fail("requests", "needs one entry per GPU in gpus");
+    h.finish();
+    return x;
+  });
+  d.per_gpu = objects_from<DecodeGpu>(r, "per_gpu", [](ObjectReader g) {
+    DecodeGpu x;
+    x.gpu = static_cast<int>(g.integer("gpu", 0));
+    x.load_bytes = g.number("load_bytes", 0, kHuge);
+    x.memory_bytes = g.number("memory_bytes", 0, kHuge);
+    g.finish();
+    return x;
+  });
+  r.finish();
+  return d;
+}
+
+json streaming_to_json(const StreamingSection& s) {
+  json policies = json::array();
+  for (const auto& p : s.policies)
+    policies.push_back({{"policy", p.policy},
+                        {"peak_memory_bytes", p.peak_memory_bytes},
+                        {"tokens_per_s", p.tokens_per_s},
+                        {"oom_at_s", optional_number(p.oom_at_s)},
+                        {"per_token_flops", p.per_token_flops},
+                        {"cached_tokens", p.cached_tokens},
+                        {"memory_over_time", p.memory_over_time}});
+  return {{"stream_seconds", s.stream_seconds}, {"fps", s.fps},
+          {"visual_tokens_per_s", s.visual_tokens_per_s}, {"policies", policies}, {"chosen", s.chosen}};
+}
+
+StreamingSection streaming_from(ObjectReader r) {
+  StreamingSection s;
+  s.stream_seconds = r.number("stream_seconds", 0, kHuge);
+  s.fps = r.number("fps", 0, kHuge);
+  s.visual_tokens_per_s = r.number("visual_tokens_per_s", 0, kHuge);
+  s.policies = objects_from<StreamingPolicy>(r, "policies", [](ObjectReader p) {
+    StreamingPolicy x;
+    x.policy = p.choice("policy", {"full", "inf_mllm", "a_vl"});
+    x.peak_memory_bytes = p.number("peak_memory_bytes", 0, kHuge);
+    x.tokens_per_s = p.number("tokens_per_s", 0, kHuge);
+    x.oom_at_s = optional_from(p, "oom_at_s");
+    x.per_token_flops = p.number("per_token_flops", 0, kHuge);
+    x.cached_tokens = p.number("cached_tokens", 0, kHuge);
+    const json& points = p.raw("memory_over_time");
+    if (!points.is_array()) p.fail("memory_over_time", "must be an array of [seconds, bytes]");
+    for (const auto& point : points) {
+      if (!point.is_array() || point.size() != 2 || !point[0].is_number() || !point[1].is_number())
+        p.fail("memory_over_time", "must be an array of [seconds, bytes]");
+      x.memory_over_time.push_back({point[0].get<double>(), point[1].get<double>()});
+    }
+    p.finish();
+    return x;
+  });
+  s.chosen = r.string("chosen");
+  r.finish();
+  return s;
+}
+
 }  // namespace
 
 json to_json(const Plan& plan) {
@@ -187,7 +322,9 @@ json to_json(const Plan& plan) {
             {"frames_per_s", p.frames_per_s},
             {"peak_memory_bytes_per_rank", p.peak_memory_bytes_per_rank},
             {"decode_step_s", optional_number(p.decode_step_s)},
-            {"decode_tokens_per_s", optional_number(p.decode_tokens_per_s)}}}};
+            {"decode_tokens_per_s", optional_number(p.decode_tokens_per_s)}}},
+          {"decode", plan.decode ? decode_to_json(*plan.decode) : json(nullptr)},
+          {"streaming", plan.streaming ? streaming_to_json(*plan.streaming) : json(nullptr)}};
 }
 
 Plan plan_from_json(const json& j, const std::string& origin) {
@@ -244,6 +381,8 @@ Plan plan_from_json(const json& j, const std::string& origin) {
     plan.predicted.decode_tokens_per_s = optional_from(p, "decode_tokens_per_s");
     p.finish();
   }
+  if (!r.raw("decode").is_null()) plan.decode = decode_from(r.object("decode"));
+  if (!r.raw("streaming").is_null()) plan.streaming = streaming_from(r.object("streaming"));
   r.finish();
   return plan;
 }

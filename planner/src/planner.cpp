@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
 
 #include "xring/planner/error.hpp"
 #include "xring/planner/json_reader.hpp"
@@ -99,11 +100,14 @@ class Planner {
                              " per GPU, more than the " +
                              units::format_bytes(in_.cluster.usable_memory_bytes()) + " usable");
     }
-    if (in_.workload.kv_policy.name != "full")
+    const Phase phase = in_.workload.phase;
+    if (in_.workload.kv_policy.kind != KvPolicyKind::full && (phase == Phase::training || phase == Phase::prefill))
       plan.notes.push_back("kv_policy " + in_.workload.kv_policy.name +
-                           " is not modelled by this planner version; planned with the full cache");
+                           " applies to decode and streaming; this " + to_string(phase) +
+                           " plan keeps the full cache");
 
-    if (!in_.model.cross_attention_layers.empty() && visual_tokens(in_.workload, in_.model) > 0) {
+    if (phase != Phase::streaming && !in_.model.cross_attention_layers.empty() &&
+        visual_tokens(in_.workload, in_.model) > 0) {
       LayerPlan layer = plan_layer();
       if (!layer_feasible_) {
         plan.feasible = false;
@@ -432,45 +436,63 @@ class Planner {
     p.peak_memory_bytes_per_rank = base_.weights + base_.optimizer_states + base_.text_activations;
     for (const auto& l : plan.layers)
       p.peak_memory_bytes_per_rank = std::max(p.peak_memory_bytes_per_rank, l.memory_bytes.total());
-    if (w.phase == Phase::decode || w.phase == Phase::streaming) predict_decode(plan);
+    if (w.phase == Phase::decode) predict_decode(plan);
+    if (w.phase == Phase::streaming) predict_streaming(plan);
   }
 
-  /// Decode with the full cache: each generated token reads every rank's weights and KV once
-  /// from HBM; cross-attention adds one latency per ring hop per layer.
+  /// Decode: per-head budgets and FairKV placement (decode.cpp), plus the cross-attention
+  /// K/V of the visual tokens spread over the tensor-parallel group.
   void predict_decode(Plan& plan) const {
     const ModelSpec& m = in_.model;
-    const WorkloadSpec& w = in_.workload;
     const ClusterSpec& c = in_.cluster;
-    const int tp = base_.tensor_parallel;
-    const int n_self = self_attention_layers(m);
-    double context = w.text_tokens + w.generate_tokens / 2.0;
-    double self_kv = 2.0 * n_self * context * m.self_attention.kv_heads * m.self_attention.head_dim *
-                     bytes() * w.batch / tp;
-    double cross_kv = 0, hops = 0;
-    for (const auto& l : plan.layers) {
-      cross_kv += l.memory_bytes.kv;
-      hops += l.steps;
+    std::optional<HeadProfile> profile = load_head_profile(in_);
+    DecodeExtras extras;
+    const int G = std::gcd(m.self_attention.kv_heads, c.gpus_per_node);
+    const long long batch_per_replica = (in_.workload.batch + c.gpus() / G - 1) / (c.gpus() / G);
+    LayerShape s = cross_attention_shape(m, in_.workload, batch_per_replica);
+    extras.cross_kv_bytes_per_gpu = static_cast<double>(m.cross_attention_layers.size()) * 2.0 *
+                                    s.batch * s.s_kv * s.kv_heads * s.head_dim * s.bytes / G;
+    if (G > 1 && !plan.layers.empty())
+      extras.cross_hop_latency_s = plan.layers.size() * G * c.intra_node.latency_s;
+    plan.decode = plan_decode(in_, profile ? &*profile : nullptr, extras);
+    const DecodeSection& d = *plan.decode;
+    for (const auto& p : d.placements) {
+      if (p.placement != d.chosen) continue;
+      plan.predicted.decode_step_s = p.step_time_s;
+      plan.predicted.decode_tokens_per_s = p.tokens_per_s;
+      plan.predicted.peak_memory_bytes_per_rank =
+          std::max(plan.predicted.peak_memory_bytes_per_rank, p.peak_memory_bytes);
+      if (!p.fits) {
+        plan.feasible = false;
+        plan.reasons.push_back("decode: the weights and KV cache need " +
+                               units::format_bytes(p.peak_memory_bytes) + " on the fullest GPU, more than the " +
+                               units::format_bytes(c.usable_memory_bytes()) + " usable; at most " +
+                               std::to_string(p.max_batch) + " requests per replica fit");
+      }
     }
-    double step = (base_.weights + self_kv + cross_kv) / c.gpu.hbm_bytes_per_s +
-                  hops * link_of(0, 1, std::max(1, plan.layers.empty() ? 1 : plan.layers[0].ranks)).latency_s;
-    if (tp > 1) step += m.layers * 2 * c.intra_node.latency_s;  // an all-reduce per layer
-    double resident = base_.weights + self_kv + cross_kv;
-    for (const auto& l : plan.layers) resident += l.memory_bytes.visual_tokens / plan.layers.size();
-    plan.predicted.peak_memory_bytes_per_rank = std::max(plan.predicted.peak_memory_bytes_per_rank, resident);
-    if (resident > c.usable_memory_bytes()) {
-      plan.feasible = false;
-      plan.reasons.push_back("decode: weights and the full KV cache need " + units::format_bytes(resident) +
-                             " per GPU, more than the " + units::format_bytes(c.usable_memory_bytes()) +
-                             " usable; lower the batch or the context, or use more GPUs");
+    plan.notes.push_back("decode: tensor-parallel over " + std::to_string(d.gpus) + " GPUs x " +
+                         std::to_string(d.replicas) + " replicas, " + d.policy + " KV cache" +
+                         (d.kv_budget ? " (" + std::to_string(d.kv_budget) + " tokens per kv head)" : "") +
+                         ", placement " + d.chosen);
+  }
+
+  void predict_streaming(Plan& plan) const {
+    plan.streaming = plan_streaming(in_);
+    const StreamingSection& s = *plan.streaming;
+    for (const auto& p : s.policies) {
+      if (p.policy != s.chosen) continue;
+      plan.predicted.decode_tokens_per_s = p.tokens_per_s;
+      plan.predicted.decode_step_s = 1.0 / p.tokens_per_s;
+      plan.predicted.peak_memory_bytes_per_rank = p.peak_memory_bytes;
+      if (p.oom_at_s) {
+        plan.feasible = false;
+        plan.reasons.push_back("streaming: " + p.policy + " runs out of memory after " +
+                               units::format_time(*p.oom_at_s) + " of the " +
+                               units::format_time(s.stream_seconds) + " stream");
+      }
     }
-    plan.predicted.decode_step_s = step;
-    plan.predicted.decode_tokens_per_s = w.batch / step;
-    plan.notes.push_back("decode: one step reads the weights and the full KV cache from HBM (" +
-                         units::format_bytes(base_.weights + self_kv + cross_kv) +
-                         " per GPU); per-head budgets and placement are not modelled yet");
-    if (w.phase == Phase::streaming)
-      plan.notes.push_back("streaming: planned as prefill of the whole visual input plus decode; "
-                           "bounded streaming caches (inf_mllm, a_vl) are not modelled yet");
+    plan.notes.push_back("streaming: one GPU ingests " + std::to_string(static_cast<long long>(s.visual_tokens_per_s)) +
+                         " visual tokens/s; the cross-attention prefill of a stream is not planned");
   }
 
   const Inputs& in_;

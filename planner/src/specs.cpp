@@ -284,6 +284,8 @@ WorkloadSpec workload_from_json(const json& j, const std::string& origin) {
   if ((k == KvPolicyKind::uniform || k == KvPolicyKind::adaptive) && !w.kv_budget)
     r.fail("kv_budget", "kv_policy " + w.kv_policy.name +
                             " needs kv_budget, the average tokens kept per kv head (e.g. 1024)");
+  if (w.phase == Phase::streaming && (k == KvPolicyKind::uniform || k == KvPolicyKind::adaptive))
+    r.fail("kv_policy", "a streaming workload takes full, inf_mllm or a_vl");
   if (w.phase == Phase::streaming && (!w.stream_seconds || !w.fps))
     r.fail(w.stream_seconds ? "fps" : "stream_seconds",
            "a streaming workload needs stream_seconds and fps (e.g. 3600 and 1)");

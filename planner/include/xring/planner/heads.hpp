@@ -32,6 +32,8 @@ struct HeadProfile {
 
 HeadProfile head_profile_from_json(const nlohmann::json& j, const std::string& origin);
 nlohmann::json to_json(const HeadProfile& p);
+/// The profile as JSON text with one row per line (readable diffs of shipped profiles).
+std::string to_text(const nlohmann::json& profile);
 
 /// The documented synthetic skew model: shares[l][h] = exp(sigma·z[l][h]) / Σ_h exp(sigma·z),
 /// z independent standard normals from a 64-bit Mersenne twister seeded with `seed`

@@ -19,6 +19,9 @@ struct LayerLoad {
   int requests = 1;
   int gpus = 1;                           ///< G; H_kv must be a multiple of G
   double copy_bytes = 0;                  ///< weight bytes a copy adds to its GPU
+  /// Optional: bytes each GPU already holds from earlier layers. Ties between equally loaded
+  /// GPUs go to the one holding less, so memory stays balanced across layers.
+  std::vector<double> gpu_prior;
 };
 
 struct HeadCopy {

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "xring/planner/decode.hpp"
 #include "xring/planner/strategy.hpp"
 
 namespace xring {
@@ -110,6 +111,8 @@ struct Plan {
   std::vector<LayerPlan> layers;
   RestOfModel rest_of_model;
   Predicted predicted;
+  std::optional<DecodeSection> decode;        ///< decode workloads
+  std::optional<StreamingSection> streaming;  ///< streaming workloads
 };
 
 json to_json(const Plan& plan);

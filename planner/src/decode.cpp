@@ -1,0 +1,320 @@
+// Decode with per-head budgets and FairKV placement; streaming policies over time.
+#include "xring/planner/decode.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <numeric>
+
+#include "xring/planner/error.hpp"
+#include "xring/planner/json_reader.hpp"
+#include "xring/planner/units.hpp"
+
+namespace xring {
+namespace {
+
+constexpr long long kOptimalNodeLimit = 200000;
+constexpr int kMemoryOverTimePoints = 21;
+constexpr long long kDefaultStreamingCache = 4096;
+
+/// What every placement shares: the shape of the decode problem for one replica.
+struct DecodeModel {
+  explicit DecodeModel(const Inputs& inputs) : in(inputs) {}
+  const Inputs& in;
+  int G = 1;
+  double bytes = 2;
+  HeadBudgets budgets;
+  double per_token_head_bytes = 0;   ///< K+V of one token of one kv head
+  double weights_per_gpu = 0;
+  double layer_weights_per_gpu = 0;  ///< read once per step per layer
+  double head_weights_bytes = 0;     ///< LM head share, read once per step
+  double copy_bytes = 0;             ///< one extra copy of a kv group's weight slices
+  double allreduce_s_per_request = 0;
+  double allreduce_latency_s = 0;
+  DecodeExtras extras;
+
+  double time_tokens(long long budget) const { return budget + in.workload.generate_tokens / 2.0; }
+  double memory_tokens(long long budget) const { return budget + in.workload.generate_tokens; }
+
+  LayerLoad layer_load(int layer, int requests, bool for_memory) const {
+    LayerLoad l;
+    for (long long t : budgets.tokens[layer])
+      l.bytes_per_request.push_back((for_memory ? memory_tokens(t) : time_tokens(t)) * per_token_head_bytes);
+    l.requests = requests;
+    l.gpus = G;
+    l.copy_bytes = copy_bytes;
+    return l;
+  }
+
+  std::vector<LayerPlacement> place(PlacementKind kind, int requests, int max_copies, bool* proven) const {
+    std::vector<LayerPlacement> out;
+    std::vector<double> held(G, 0.0);  // earlier layers' bytes per GPU, for tie-breaking
+    for (size_t l = 0; l < budgets.tokens.size(); ++l) {
+      LayerLoad load = layer_load(static_cast<int>(l), requests, false);
+      load.gpu_prior = held;
+      switch (kind) {
+        case PlacementKind::contiguous: out.push_back(place_contiguous(load)); break;
+        case PlacementKind::balanced: out.push_back(place_balanced(load)); break;
+        case PlacementKind::fair_copying: out.push_back(place_fair_copying(load, max_copies)); break;
+        case PlacementKind::optimal: {
+          auto p = place_optimal(load, kOptimalNodeLimit);
+          if (!p) {
+            *proven = false;
+            return {};
+          }
+          out.push_back(*p);
+        }
+      }
+      for (int g = 0; g < G; ++g) held[g] += out.back().gpu_load[g];
+    }
+    return out;
+  }
+
+  /// Per-GPU memory of a placement: weights, copies, and the KV its requests keep.
+  std::vector<double> memory(const std::vector<LayerPlacement>& layers, int requests) const {
+    std::vector<double> gpu(G, weights_per_gpu + extras.cross_kv_bytes_per_gpu);
+    for (size_t l = 0; l < layers.size(); ++l) {
+      LayerLoad mem = layer_load(static_cast<int>(l), requests, true);
+      std::vector<double> loads = gpu_loads(mem, layers[l].heads);
+      for (int g = 0; g < G; ++g) gpu[g] += loads[g];
+    }
+    return gpu;
+  }
+
+  double step_time(const std::vector<LayerPlacement>& layers, int requests) const {
+    const double hbm = in.cluster.gpu.hbm_bytes_per_s;
+    double t = head_weights_bytes / hbm + extras.cross_kv_bytes_per_gpu / hbm + extras.cross_hop_latency_s;
+    for (const auto& l : layers)
+      t += (l.max_load() + layer_weights_per_gpu) / hbm + allreduce_s_per_request * requests +
+           allreduce_latency_s;
+    return t;
+  }
+
+  DecodePlacement evaluate(PlacementKind kind, int requests, int max_copies,
+                           std::vector<LayerPlacement>* kept) const {
+    bool proven = true;
+    std::vector<LayerPlacement> layers = place(kind, requests, max_copies, &proven);
+    DecodePlacement r;
+    r.placement = to_string(kind);
+    if (!proven) return r;
+    const double usable = in.cluster.usable_memory_bytes();
+    std::vector<double> mem = memory(layers, requests);
+    r.peak_memory_bytes = *std::max_element(mem.begin(), mem.end());
+    r.fits = r.peak_memory_bytes <= usable;
+    r.step_time_s = step_time(layers, requests);
+    r.tokens_per_s = in.cluster.gpus() / G * requests / r.step_time_s;
+    for (size_t l = 0; l < layers.size(); ++l) {
+      r.max_gpu_load_bytes += layers[l].max_load();
+      r.lower_bound_bytes += load_lower_bound(layer_load(static_cast<int>(l), requests, false));
+      r.copies += layers[l].copies();
+    }
+    r.gap = r.lower_bound_bytes > 0 ? r.max_gpu_load_bytes / r.lower_bound_bytes - 1 : 0;
+    // The largest batch that fits: memory per GPU grows linearly with the requests it serves.
+    double fixed = weights_per_gpu + extras.cross_kv_bytes_per_gpu;
+    double worst_per_request = 0;
+    for (int g = 0; g < G; ++g)
+      worst_per_request = std::max(worst_per_request, (mem[g] - fixed) / requests);
+    r.max_batch = worst_per_request > 0 && usable > fixed
+                      ? static_cast<int>(std::min(1e9, std::floor((usable - fixed) / worst_per_request)))
+                      : 0;
+    if (r.max_batch > 0) {
+      bool unused = true;
+      auto at_max = place(kind, r.max_batch, max_copies, &unused);
+      if (!at_max.empty())
+        r.tokens_per_s_at_max_batch = in.cluster.gpus() / G * r.max_batch / step_time(at_max, r.max_batch);
+    }
+    if (kept) *kept = std::move(layers);
+    return r;
+  }
+};
+
+}  // namespace
+
+std::optional<HeadProfile> load_head_profile(const Inputs& in) {
+  if (in.workload.kv_policy.kind != KvPolicyKind::adaptive) return std::nullopt;
+  const std::string name = in.workload.head_profile.empty() ? in.model.name : in.workload.head_profile;
+  SpecJson j;
+  try {
+    j = load_spec_json(SpecKind::heads, name);
+  } catch (const Error& e) {
+    throw Error(in.workload_json.origin + ": at \"head_profile\": the adaptive kv_policy needs a "
+                "head-importance profile; " + e.what() +
+                " (make one with xring heads synth or xring heads build)");
+  }
+  HeadProfile p = head_profile_from_json(j.value, j.origin);
+  if (p.layers != self_attention_layers(in.model) || p.kv_heads != in.model.self_attention.kv_heads)
+    throw Error(j.origin + ": head profile has " + std::to_string(p.layers) + " layers x " +
+                std::to_string(p.kv_heads) + " kv heads but model " + in.model.name + " has " +
+                std::to_string(self_attention_layers(in.model)) + " self-attention layers x " +
+                std::to_string(in.model.self_attention.kv_heads) + " kv heads");
+  return p;
+}
+
+DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, const DecodeExtras& extras) {
+  const ModelSpec& m = in.model;
+  const WorkloadSpec& w = in.workload;
+  const ClusterSpec& c = in.cluster;
+  DecodeModel model(in);
+  model.G = std::gcd(m.self_attention.kv_heads, c.gpus_per_node);
+  model.bytes = bytes_per_element(m.dtype);
+  model.extras = extras;
+  const int layers = self_attention_layers(m);
+  const long long budget = w.kv_budget.value_or(0);
+  model.budgets = head_budgets(w.kv_policy, budget, w.text_tokens, layers, m.self_attention.kv_heads, profile);
+  const double d = m.self_attention.head_dim, D = m.hidden_size, b = model.bytes;
+  model.per_token_head_bytes = 2 * d * b;
+  const double G = model.G;
+  model.weights_per_gpu = (m.params + m.vision_params) * b / G;
+  double embedding = static_cast<double>(m.vocab_size) * D;
+  model.layer_weights_per_gpu = std::max(0.0, m.params - 2 * embedding) / m.layers * b / G;
+  model.head_weights_bytes = embedding * b / G;
+  const double group = static_cast<double>(m.self_attention.heads) / m.self_attention.kv_heads;
+  model.copy_bytes = (2 * group + 2) * d * D * b;  // Wq and Wo of the group, Wk, Wv
+  if (G > 1) {
+    // Two ring all-reduces of the hidden state per layer (attention and MLP outputs).
+    model.allreduce_s_per_request = 2 * 2 * (G - 1) / G * D * b / c.intra_node.bytes_per_s;
+    model.allreduce_latency_s = 2 * 2 * (G - 1) * c.intra_node.latency_s;
+  }
+
+  DecodeSection s;
+  s.policy = w.kv_policy.name;
+  s.kv_budget = budget;
+  s.head_profile = profile ? profile->name : "";
+  s.gpus = model.G;
+  s.replicas = c.gpus() / model.G;
+  s.batch_per_replica = (w.batch + s.replicas - 1) / s.replicas;
+  s.prompt_tokens = w.text_tokens;
+  s.generate_tokens = w.generate_tokens;
+
+  const int B = s.batch_per_replica;
+  std::vector<LayerPlacement> contiguous, balanced, fair;
+  s.placements.push_back(model.evaluate(PlacementKind::contiguous, B, 0, &contiguous));
+  s.placements.push_back(model.evaluate(PlacementKind::balanced, B, 0, &balanced));
+  // Copies cost weight memory: fewer when the most generous setting does not fit.
+  for (int max_copies = model.G; ; max_copies /= 2) {
+    DecodePlacement f = model.evaluate(PlacementKind::fair_copying, B, max_copies, &fair);
+    if (f.fits || max_copies == 0) {
+      s.placements.push_back(f);
+      break;
+    }
+  }
+  DecodePlacement optimal = model.evaluate(PlacementKind::optimal, B, 0, nullptr);
+  if (optimal.step_time_s > 0) s.placements.push_back(optimal);
+
+  // The fastest deployable placement that fits (optimal is the yardstick for the gap).
+  const std::vector<LayerPlacement>* chosen = nullptr;
+  const std::vector<LayerPlacement>* candidates[] = {&contiguous, &balanced, &fair};
+  double best = -1;
+  for (int i = 0; i < 3; ++i) {
+    const DecodePlacement& p = s.placements[i];
+    if (p.fits && p.tokens_per_s > best * (1 + 1e-12)) {
+      best = p.tokens_per_s;
+      s.chosen = p.placement;
+      chosen = candidates[i];
+    }
+  }
+  if (!chosen) {
+    s.chosen = "contiguous";
+    chosen = &contiguous;
+  }
+  for (size_t l = 0; l < chosen->size(); ++l) {
+    const LayerPlacement& lp = (*chosen)[l];
+    for (size_t h = 0; h < lp.heads.size(); ++h) {
+      DecodeHead head;
+      head.layer = static_cast<int>(l);
+      head.head = static_cast<int>(h);
+      head.budget_tokens = model.budgets.tokens[l][h];
+      head.budget_bytes = head.budget_tokens * model.per_token_head_bytes;
+      for (const auto& copy : lp.heads[h]) {
+        head.gpus.push_back(copy.gpu);
+        head.requests.push_back(copy.requests);
+      }
+      s.heads.push_back(head);
+    }
+  }
+  std::vector<double> mem = model.memory(*chosen, B);
+  for (int g = 0; g < model.G; ++g) {
+    DecodeGpu gpu{g, 0, mem[g]};
+    for (const auto& lp : *chosen) gpu.load_bytes += lp.gpu_load[g];
+    s.per_gpu.push_back(gpu);
+  }
+  return s;
+}
+
+StreamingSection plan_streaming(const Inputs& in) {
+  const ModelSpec& m = in.model;
+  const WorkloadSpec& w = in.workload;
+  const GpuSpec& gpu = in.cluster.gpu;
+  const double b = bytes_per_element(m.dtype);
+  const int n_cross = static_cast<int>(m.cross_attention_layers.size());
+  const int n_self = self_attention_layers(m);
+  // Visual tokens land in the cross-attention K/V when the model has cross-attention layers,
+  // else in every self-attention layer's cache; text tokens always in the self-attention cache.
+  const AttentionGeometry& sa = m.self_attention;
+  const AttentionGeometry& ca = m.cross_attention;
+  const double text_token_bytes = n_self * 2.0 * sa.kv_heads * sa.head_dim * b;
+  const double visual_token_bytes = n_cross > 0 ? n_cross * 2.0 * ca.kv_heads * ca.head_dim * b : text_token_bytes;
+  const int per_frame = w.tokens_per_frame.value_or(m.tokens_per_frame);
+  StreamingSection s;
+  s.stream_seconds = *w.stream_seconds;
+  s.fps = *w.fps;
+  s.visual_tokens_per_s = s.fps * per_frame;
+  s.chosen = w.kv_policy.name;
+  const double weights = (m.params + m.vision_params) * b;
+  const double usable = in.cluster.usable_memory_bytes();
+  const double text_tokens = w.text_tokens + w.generate_tokens;
+  const KvPolicy& p = w.kv_policy;
+  const double cache = p.cache_tokens ? p.cache_tokens : w.kv_budget.value_or(kDefaultStreamingCache);
+
+  struct Model {
+    const char* name;
+    std::function<double(double)> cached_visual;  ///< visual tokens kept at time t
+    double read_fraction;                           ///< of the kept visual tokens read per step
+    double text_kept;
+  };
+  const double text_window = std::max(std::round(p.text_keep * text_tokens), std::min(20.0, text_tokens));
+  const Model models[] = {
+      {"full", [&](double t) { return s.visual_tokens_per_s * t; }, 1.0, text_tokens},
+      {"inf_mllm", [&](double t) { return std::min(s.visual_tokens_per_s * t, cache); }, 1.0,
+       std::min(text_tokens, cache)},
+      {"a_vl", [&](double t) { return p.stored_rate * s.visual_tokens_per_s * t; },
+       p.compute_rate + (1 - p.compute_rate) / p.update_interval, text_window},
+  };
+  for (const Model& model : models) {
+    StreamingPolicy out;
+    out.policy = model.name;
+    auto memory_at = [&](double t) {
+      return weights + model.cached_visual(t) * visual_token_bytes + model.text_kept * text_token_bytes;
+    };
+    double end = s.stream_seconds;
+    if (memory_at(end) > usable) {
+      // Memory is non-decreasing in t: bisect for the moment it crosses the usable memory.
+      double lo = 0, hi = end;
+      if (memory_at(0) > usable) {
+        hi = 0;
+      } else {
+        for (int i = 0; i < 100; ++i) {
+          double mid = (lo + hi) / 2;
+          (memory_at(mid) > usable ? hi : lo) = mid;
+        }
+      }
+      out.oom_at_s = hi;
+      end = hi;
+    }
+    for (int i = 0; i < kMemoryOverTimePoints; ++i) {
+      double t = s.stream_seconds * i / (kMemoryOverTimePoints - 1);
+      out.memory_over_time.push_back({t, memory_at(t)});
+    }
+    out.peak_memory_bytes = memory_at(end);
+    out.cached_tokens = model.cached_visual(end) + model.text_kept;
+    double read = weights + model.cached_visual(end) * model.read_fraction * visual_token_bytes +
+                  model.text_kept * text_token_bytes;
+    out.tokens_per_s = gpu.hbm_bytes_per_s / read;
+    double attended = model.cached_visual(end) * model.read_fraction + model.text_kept;
+    out.per_token_flops = 2 * m.params + 4.0 * attended * sa.heads * sa.head_dim * std::max(n_self, 1);
+    s.policies.push_back(out);
+  }
+  return s;
+}
+
+}  // namespace xring
