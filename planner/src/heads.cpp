@@ -280,7 +280,9 @@ HeadBudgets head_budgets(const KvPolicy& policy, long long kv_budget, long long 
                                 : std::vector<double>(profile->shares[l]);
     if (!profile->has_histograms())
       for (double& x : c) x *= selected;
-    const double floor = std::floor(policy.floor * b_prime);
+    // AdaKV rounds the floor down per head (int(alpha·B')); keeping it fractional and rounding
+    // the whole row instead makes the layer's budgets sum exactly to H_kv·B'.
+    const double floor = policy.floor * b_prime;
     std::vector<double> keep(kv_heads);
     for (int h = 0; h < kv_heads; ++h) keep[h] = (1 - policy.floor) * c[h] + floor;
     cap_and_redistribute(keep, static_cast<double>(selectable));

@@ -58,8 +58,9 @@ struct HeadBudgets {
 /// full: every head keeps the prompt. uniform: min(kv_budget, prompt) per head.
 /// adaptive (AdaKV, KV-POLICIES.md): B' = kv_budget − window; when B' ≥ prompt nothing is
 /// compressed; else the layer's H_kv·B' top tokens are split by the profile into c_h, and
-/// head h keeps round((1 − floor)·c_h + floor·B') + window tokens, capped at the prompt
-/// (what a capped head cannot use goes to the others).
+/// head h keeps (1 − floor)·c_h + floor·B' tokens plus the window, rounded so the layer sums
+/// to exactly H_kv·kv_budget, capped at the prompt (what a capped head cannot use goes to the
+/// others).
 HeadBudgets head_budgets(const KvPolicy& policy, long long kv_budget, long long prompt_tokens,
                          int layers, int kv_heads, const HeadProfile* profile);
 
