@@ -7,6 +7,7 @@ packages=(
   cmake g++ make git
   libcli11-dev nlohmann-json3-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  gnuplot-nox
 )
 
 missing=()

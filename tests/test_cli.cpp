@@ -154,3 +154,81 @@ TEST(Cli, HelpTeachesAndExitsZero) {
   EXPECT_NE(r.output.find("--set"), std::string::npos);
   EXPECT_NE(r.output.find("Examples"), std::string::npos);
 }
+
+TEST(Cli, WhatifWritesCsvAndAPlotScript) {
+  fs::path csv = scratch("sweep.csv"), svg = scratch("sweep.svg"), gp = scratch("sweep.gp");
+  Result r = xring("whatif --model mplug-owl3-7b --cluster a100-80gb-16 --vary workload.frames=16..256:x4 "
+                   "--vary cluster.nodes=1,4 --csv " + csv.string() + " --plot " + svg.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream in(csv);
+  std::string header, line;
+  std::getline(in, header);
+  EXPECT_EQ(header.rfind("workload.frames,cluster.nodes,strategy,feasible,iteration_time_s", 0), 0u) << header;
+  int rows = 0;
+  while (std::getline(in, line)) ++rows;
+  EXPECT_EQ(rows, 3 * 2);
+  ASSERT_TRUE(fs::exists(gp));
+  std::ifstream script(gp);
+  std::string text((std::istreambuf_iterator<char>(script)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("set logscale x"), std::string::npos);
+  EXPECT_NE(text.find("set label"), std::string::npos);  // strategy marks
+  if (std::system("gnuplot --version > /dev/null 2>&1") == 0) {
+    ASSERT_TRUE(fs::exists(svg));
+    std::ifstream s(svg);
+    std::string first((std::istreambuf_iterator<char>(s)), std::istreambuf_iterator<char>());
+    EXPECT_NE(first.find("<svg"), std::string::npos);
+  }
+  // Without gnuplot the script is still written, and the command still succeeds.
+  fs::remove(gp);
+  Result fallback = xring("whatif --model tiny --vary workload.frames=1,2 --plot " + svg.string() +
+                          " 2>&1; XRING_GNUPLOT=/nonexistent " + std::string(XRING_BINARY) +
+                          " whatif --model tiny --vary workload.frames=1,2 --plot " + svg.string());
+  EXPECT_EQ(fallback.exit_code, 0) << fallback.output;
+  EXPECT_NE(fallback.output.find("gnuplot is not installed"), std::string::npos) << fallback.output;
+  EXPECT_TRUE(fs::exists(gp));
+}
+
+TEST(Cli, WhatifBadInputExitsTwo) {
+  for (const char* args : {"whatif", "whatif --vary workload.frames=", "whatif --vary workload.frames=1..8",
+                           "whatif --vary workload.frames=1,2 --metric nope", "whatif --vary cluster.nodes=0"}) {
+    Result r = xring(args);
+    EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.output;
+  }
+}
+
+TEST(Cli, DecodeAndStreamingSectionsUseTheDocumentedNames) {
+  Result d = xring("plan --model llama-3-70b --workload fairkv-decode --json");
+  ASSERT_EQ(d.exit_code, 0) << d.output;
+  json p = json::parse(d.output);
+  EXPECT_EQ(p["decode"]["chosen"], "fair_copying");
+  for (const auto& placement : p["decode"]["placements"])
+    for (const char* key : {"placement", "tokens_per_s", "max_gpu_load_bytes"}) EXPECT_TRUE(placement.contains(key)) << key;
+  ASSERT_EQ(p["decode"]["heads"].size(), 80u * 8);
+  for (const char* key : {"layer", "head", "budget_tokens", "gpus"}) EXPECT_TRUE(p["decode"]["heads"][0].contains(key)) << key;
+  Result s = xring("plan --model llama-3.2-11b-vision --cluster h100-1 --workload video-stream --json");
+  ASSERT_EQ(s.exit_code, 0) << s.output;
+  json q = json::parse(s.output);
+  ASSERT_EQ(q["streaming"]["policies"].size(), 3u);
+  for (const auto& policy : q["streaming"]["policies"])
+    for (const char* key : {"policy", "peak_memory_bytes", "tokens_per_s", "oom_at_s"}) EXPECT_TRUE(policy.contains(key)) << key;
+  EXPECT_TRUE(q["streaming"]["policies"][0]["oom_at_s"].is_number());  // full runs out
+  EXPECT_TRUE(q["streaming"]["policies"][1]["oom_at_s"].is_null());    // inf_mllm does not
+}
+
+TEST(Cli, HeadsSynthAndBuild) {
+  fs::path out = scratch("synth.json");
+  Result r = xring("heads synth --model mistral-small-24b --sigma 0.5 --seed 3 -o " + out.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  json p = read_json(out);
+  EXPECT_EQ(p["layers"], 40);
+  EXPECT_EQ(p["shares"].size(), 40u);
+  fs::path scores = scratch("scores.json"), built = scratch("built.json");
+  std::ofstream(scores) << R"({"model": "tiny", "source": "test", "scores": [[[3, 2, 1], [0.5, 0.25, 0.125]]]})";
+  r = xring("heads build " + scores.string() + " --bins 4 -o " + built.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(read_json(built)["histograms"].size(), 1u);
+  std::ofstream(scores) << R"({"model": "tiny", "source": "test", "scores": [[[3, "x"]]]})";
+  r = xring("heads build " + scores.string());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("scores[0][0]"), std::string::npos) << r.output;
+}

@@ -2,6 +2,9 @@
 #include "xring/planner/decode.hpp"
 
 #include <algorithm>
+#include <array>
+#include <map>
+#include <mutex>
 #include <cmath>
 #include <functional>
 #include <numeric>
@@ -36,37 +39,53 @@ struct DecodeModel {
   double time_tokens(long long budget) const { return budget + in.workload.generate_tokens / 2.0; }
   double memory_tokens(long long budget) const { return budget + in.workload.generate_tokens; }
 
+  /// Per layer and head, bytes per request read per step (time) and held (memory).
+  std::vector<std::vector<double>> time_bytes, memory_bytes;
+  void precompute() {
+    for (const auto& row : budgets.tokens) {
+      time_bytes.emplace_back();
+      memory_bytes.emplace_back();
+      for (long long t : row) {
+        time_bytes.back().push_back(time_tokens(t) * per_token_head_bytes);
+        memory_bytes.back().push_back(memory_tokens(t) * per_token_head_bytes);
+      }
+    }
+  }
+
   LayerLoad layer_load(int layer, int requests, bool for_memory) const {
     LayerLoad l;
-    for (long long t : budgets.tokens[layer])
-      l.bytes_per_request.push_back((for_memory ? memory_tokens(t) : time_tokens(t)) * per_token_head_bytes);
+    l.bytes_per_request = for_memory ? memory_bytes[layer] : time_bytes[layer];
     l.requests = requests;
     l.gpus = G;
     l.copy_bytes = copy_bytes;
     return l;
   }
 
-  std::vector<LayerPlacement> place(PlacementKind kind, int requests, int max_copies, bool* proven) const {
-    std::vector<LayerPlacement> out;
-    std::vector<double> held(G, 0.0);  // earlier layers' bytes per GPU, for tie-breaking
+  /// Every placement of every layer, at `requests` requests per replica. Balanced is the
+  /// start of fair-copying and the bound optimal must beat; each keeps its own history of
+  /// bytes per GPU for tie-breaking. optimal is empty when a layer's search gave up.
+  std::array<std::vector<LayerPlacement>, 4> place_all(int requests, int max_copies) const {
+    std::array<std::vector<LayerPlacement>, 4> out;
+    std::array<std::vector<double>, 4> held;
+    for (auto& h : held) h.assign(G, 0.0);
+    bool optimal_done = true;
     for (size_t l = 0; l < budgets.tokens.size(); ++l) {
       LayerLoad load = layer_load(static_cast<int>(l), requests, false);
-      load.gpu_prior = held;
-      switch (kind) {
-        case PlacementKind::contiguous: out.push_back(place_contiguous(load)); break;
-        case PlacementKind::balanced: out.push_back(place_balanced(load)); break;
-        case PlacementKind::fair_copying: out.push_back(place_fair_copying(load, max_copies)); break;
-        case PlacementKind::optimal: {
-          auto p = place_optimal(load, kOptimalNodeLimit);
-          if (!p) {
-            *proven = false;
-            return {};
-          }
-          out.push_back(*p);
-        }
+      out[0].push_back(place_contiguous(load));
+      load.gpu_prior = held[1];
+      out[1].push_back(place_balanced(load));
+      load.gpu_prior = held[2];
+      out[2].push_back(place_fair_copying(load, max_copies, out[1].back()));
+      if (optimal_done) {
+        auto best = place_optimal(load, kOptimalNodeLimit, out[1].back());
+        if (best) out[3].push_back(*best);
+        else optimal_done = false;
       }
-      for (int g = 0; g < G; ++g) held[g] += out.back().gpu_load[g];
+      for (size_t k = 0; k < 4; ++k)
+        if (out[k].size() == l + 1)
+          for (int g = 0; g < G; ++g) held[k][g] += out[k].back().gpu_load[g];
     }
+    if (!optimal_done) out[3].clear();
     return out;
   }
 
@@ -81,58 +100,79 @@ struct DecodeModel {
     return gpu;
   }
 
-  double step_time(const std::vector<LayerPlacement>& layers, int requests) const {
+  /// One decode step; `scale` multiplies the KV loads (a placement's loads at another batch).
+  double step_time(const std::vector<LayerPlacement>& layers, int requests, double scale) const {
     const double hbm = in.cluster.gpu.hbm_bytes_per_s;
     double t = head_weights_bytes / hbm + extras.cross_kv_bytes_per_gpu / hbm + extras.cross_hop_latency_s;
     for (const auto& l : layers)
-      t += (l.max_load() + layer_weights_per_gpu) / hbm + allreduce_s_per_request * requests +
+      t += (scale * l.max_load() + layer_weights_per_gpu) / hbm + allreduce_s_per_request * requests +
            allreduce_latency_s;
     return t;
   }
 
-  DecodePlacement evaluate(PlacementKind kind, int requests, int max_copies,
-                           std::vector<LayerPlacement>* kept) const {
-    bool proven = true;
-    std::vector<LayerPlacement> layers = place(kind, requests, max_copies, &proven);
+  /// Summarises one placement of every layer. The largest batch that fits comes from memory
+  /// growing linearly with the requests each GPU serves; its speed scales the per-request
+  /// loads of this placement to that batch.
+  DecodePlacement summarise(PlacementKind kind, const std::vector<LayerPlacement>& layers, int requests) const {
     DecodePlacement r;
     r.placement = to_string(kind);
-    if (!proven) return r;
     const double usable = in.cluster.usable_memory_bytes();
+    const double replicas = static_cast<double>(in.cluster.gpus() / G);
     std::vector<double> mem = memory(layers, requests);
     r.peak_memory_bytes = *std::max_element(mem.begin(), mem.end());
     r.fits = r.peak_memory_bytes <= usable;
-    r.step_time_s = step_time(layers, requests);
-    r.tokens_per_s = in.cluster.gpus() / G * requests / r.step_time_s;
+    r.step_time_s = step_time(layers, requests, 1.0);
+    r.tokens_per_s = replicas * requests / r.step_time_s;
     for (size_t l = 0; l < layers.size(); ++l) {
       r.max_gpu_load_bytes += layers[l].max_load();
       r.lower_bound_bytes += load_lower_bound(layer_load(static_cast<int>(l), requests, false));
       r.copies += layers[l].copies();
     }
     r.gap = r.lower_bound_bytes > 0 ? r.max_gpu_load_bytes / r.lower_bound_bytes - 1 : 0;
-    // The largest batch that fits: memory per GPU grows linearly with the requests it serves.
     double fixed = weights_per_gpu + extras.cross_kv_bytes_per_gpu;
     double worst_per_request = 0;
-    for (int g = 0; g < G; ++g)
-      worst_per_request = std::max(worst_per_request, (mem[g] - fixed) / requests);
+    for (int g = 0; g < G; ++g) worst_per_request = std::max(worst_per_request, (mem[g] - fixed) / requests);
     r.max_batch = worst_per_request > 0 && usable > fixed
                       ? static_cast<int>(std::min(1e9, std::floor((usable - fixed) / worst_per_request)))
                       : 0;
     if (r.max_batch > 0) {
-      bool unused = true;
-      auto at_max = place(kind, r.max_batch, max_copies, &unused);
-      if (!at_max.empty())
-        r.tokens_per_s_at_max_batch = in.cluster.gpus() / G * r.max_batch / step_time(at_max, r.max_batch);
+      double scale = static_cast<double>(r.max_batch) / requests;
+      r.tokens_per_s_at_max_batch = replicas * r.max_batch / step_time(layers, r.max_batch, scale);
     }
-    if (kept) *kept = std::move(layers);
     return r;
   }
 };
+
+HeadProfile read_head_profile(const Inputs& in, const std::string& name);
 
 }  // namespace
 
 std::optional<HeadProfile> load_head_profile(const Inputs& in) {
   if (in.workload.kv_policy.kind != KvPolicyKind::adaptive) return std::nullopt;
   const std::string name = in.workload.head_profile.empty() ? in.model.name : in.workload.head_profile;
+  // Profiles are read once per process: sweeps plan thousands of points with the same one.
+  static std::mutex mutex;
+  static std::map<std::string, HeadProfile> cache;
+  std::unique_lock<std::mutex> lock(mutex);
+  auto cached = cache.find(name);
+  if (cached == cache.end()) {
+    lock.unlock();
+    HeadProfile read = read_head_profile(in, name);
+    lock.lock();
+    cached = cache.emplace(name, std::move(read)).first;
+  }
+  HeadProfile p = cached->second;
+  lock.unlock();
+  if (p.layers != self_attention_layers(in.model) || p.kv_heads != in.model.self_attention.kv_heads)
+    throw Error(p.name + ": head profile has " + std::to_string(p.layers) + " layers x " +
+                std::to_string(p.kv_heads) + " kv heads but model " + in.model.name + " has " +
+                std::to_string(self_attention_layers(in.model)) + " self-attention layers x " +
+                std::to_string(in.model.self_attention.kv_heads) + " kv heads");
+  return p;
+}
+
+namespace {
+HeadProfile read_head_profile(const Inputs& in, const std::string& name) {
   SpecJson j;
   try {
     j = load_spec_json(SpecKind::heads, name);
@@ -141,16 +181,12 @@ std::optional<HeadProfile> load_head_profile(const Inputs& in) {
                 "head-importance profile; " + e.what() +
                 " (make one with xring heads synth or xring heads build)");
   }
-  HeadProfile p = head_profile_from_json(j.value, j.origin);
-  if (p.layers != self_attention_layers(in.model) || p.kv_heads != in.model.self_attention.kv_heads)
-    throw Error(j.origin + ": head profile has " + std::to_string(p.layers) + " layers x " +
-                std::to_string(p.kv_heads) + " kv heads but model " + in.model.name + " has " +
-                std::to_string(self_attention_layers(in.model)) + " self-attention layers x " +
-                std::to_string(in.model.self_attention.kv_heads) + " kv heads");
-  return p;
+  return head_profile_from_json(j.value, j.origin);
 }
+}  // namespace
 
-DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, const DecodeExtras& extras) {
+DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, const DecodeExtras& extras,
+                          bool head_detail) {
   const ModelSpec& m = in.model;
   const WorkloadSpec& w = in.workload;
   const ClusterSpec& c = in.cluster;
@@ -163,6 +199,7 @@ DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, const De
   model.budgets = head_budgets(w.kv_policy, budget, w.text_tokens, layers, m.self_attention.kv_heads, profile);
   const double d = m.self_attention.head_dim, D = m.hidden_size, b = model.bytes;
   model.per_token_head_bytes = 2 * d * b;
+  model.precompute();
   const double G = model.G;
   model.weights_per_gpu = (m.params + m.vision_params) * b / G;
   double embedding = static_cast<double>(m.vocab_size) * D;
@@ -187,37 +224,25 @@ DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, const De
   s.generate_tokens = w.generate_tokens;
 
   const int B = s.batch_per_replica;
-  std::vector<LayerPlacement> contiguous, balanced, fair;
-  s.placements.push_back(model.evaluate(PlacementKind::contiguous, B, 0, &contiguous));
-  s.placements.push_back(model.evaluate(PlacementKind::balanced, B, 0, &balanced));
-  // Copies cost weight memory: fewer when the most generous setting does not fit.
-  for (int max_copies = model.G; ; max_copies /= 2) {
-    DecodePlacement f = model.evaluate(PlacementKind::fair_copying, B, max_copies, &fair);
-    if (f.fits || max_copies == 0) {
-      s.placements.push_back(f);
-      break;
-    }
-  }
-  DecodePlacement optimal = model.evaluate(PlacementKind::optimal, B, 0, nullptr);
-  if (optimal.step_time_s > 0) s.placements.push_back(optimal);
+  const auto placed = model.place_all(B, model.G);
+  const PlacementKind kinds[] = {PlacementKind::contiguous, PlacementKind::balanced,
+                                 PlacementKind::fair_copying, PlacementKind::optimal};
+  for (size_t k = 0; k < 4; ++k)
+    if (!placed[k].empty()) s.placements.push_back(model.summarise(kinds[k], placed[k], B));
 
   // The fastest deployable placement that fits (optimal is the yardstick for the gap).
-  const std::vector<LayerPlacement>* chosen = nullptr;
-  const std::vector<LayerPlacement>* candidates[] = {&contiguous, &balanced, &fair};
+  size_t chosen_kind = 0;
   double best = -1;
-  for (int i = 0; i < 3; ++i) {
-    const DecodePlacement& p = s.placements[i];
+  for (size_t k = 0; k < 3; ++k) {
+    const DecodePlacement& p = s.placements[k];
     if (p.fits && p.tokens_per_s > best * (1 + 1e-12)) {
       best = p.tokens_per_s;
-      s.chosen = p.placement;
-      chosen = candidates[i];
+      chosen_kind = k;
     }
   }
-  if (!chosen) {
-    s.chosen = "contiguous";
-    chosen = &contiguous;
-  }
-  for (size_t l = 0; l < chosen->size(); ++l) {
+  s.chosen = to_string(kinds[chosen_kind]);
+  const std::vector<LayerPlacement>* chosen = &placed[chosen_kind];
+  for (size_t l = 0; head_detail && l < chosen->size(); ++l) {
     const LayerPlacement& lp = (*chosen)[l];
     for (size_t h = 0; h < lp.heads.size(); ++h) {
       DecodeHead head;

@@ -28,8 +28,9 @@ LayerPlacement single_copies(const LayerLoad& load, const std::vector<int>& gpu_
   return p;
 }
 
-/// Pairwise swaps between the most loaded GPU and any other while they lower the maximum.
-void improve_by_swaps(const LayerLoad& load, std::vector<int>& gpu_of) {
+/// Pairwise swaps between the most loaded GPU and any other while they lower the maximum;
+/// returns the final maximum.
+double improve_by_swaps(const LayerLoad& load, std::vector<int>& gpu_of) {
   const double B = load.requests;
   const auto& w = load.bytes_per_request;
   std::vector<double> gpu(load.gpus, 0.0);
@@ -53,12 +54,13 @@ void improve_by_swaps(const LayerLoad& load, std::vector<int>& gpu_of) {
         }
       }
     }
-    if (best_gain <= 0) return;
+    if (best_gain <= 0) break;
     double delta = (w[best_a] - w[best_b]) * B;
     gpu[top] -= delta;
     gpu[gpu_of[best_b]] += delta;
     std::swap(gpu_of[best_a], gpu_of[best_b]);
   }
+  return *std::max_element(gpu.begin(), gpu.end());
 }
 
 std::vector<int> contiguous_assignment(const LayerLoad& load) {
@@ -69,14 +71,15 @@ std::vector<int> contiguous_assignment(const LayerLoad& load) {
 
 /// Splits `requests` among copies whose GPUs carry `base` bytes without this head, each
 /// request costing `w`, to minimise the largest GPU (water-filling, then integer rounding).
-std::vector<int> level_requests(const std::vector<double>& base, double w, int requests) {
+void level_requests(const std::vector<double>& base, double w, int requests, std::vector<int>& r,
+                    std::vector<size_t>& order) {
   const size_t n = base.size();
-  std::vector<int> r(n, 0);
+  r.assign(n, 0);
   if (w <= 0) {
     r[std::min_element(base.begin(), base.end()) - base.begin()] = requests;
-    return r;
+    return;
   }
-  std::vector<size_t> order(n);
+  order.resize(n);
   std::iota(order.begin(), order.end(), 0);
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return base[a] < base[b]; });
   // Water level: the k lowest GPUs rise to lambda with sum((lambda - base)/w) = requests.
@@ -107,7 +110,6 @@ std::vector<int> level_requests(const std::vector<double>& base, double w, int r
     --r[worst];
     --assigned;
   }
-  return r;
 }
 
 }  // namespace
@@ -166,22 +168,30 @@ LayerPlacement place_balanced(const LayerLoad& load) {
     gpu[best] += w[h];
     ++used[best];
   }
-  improve_by_swaps(load, lpt);
+  double lpt_max = improve_by_swaps(load, lpt);
   std::vector<int> contiguous = contiguous_assignment(load);
-  improve_by_swaps(load, contiguous);
-  LayerPlacement a = single_copies(load, lpt), b = single_copies(load, contiguous);
-  return a.max_load() <= b.max_load() ? a : b;
+  double contiguous_max = improve_by_swaps(load, contiguous);
+  return single_copies(load, lpt_max <= contiguous_max ? lpt : contiguous);
 }
 
 LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies) {
-  LayerPlacement p = place_balanced(load);
+  return place_fair_copying(load, max_copies, place_balanced(load));
+}
+
+LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies, LayerPlacement p) {
   const auto& w = load.bytes_per_request;
+  // Scratch reused across trials: this loop runs for every layer of every plan of a sweep.
+  std::vector<double> trial_load, base;
+  std::vector<HeadCopy> copies, kept;
+  std::vector<int> requests;
+  std::vector<size_t> order;
+  std::vector<std::pair<double, int>> candidates;
   for (int added = 0; added < max_copies;) {
     const double before = p.max_load();
     const int top = static_cast<int>(std::max_element(p.gpu_load.begin(), p.gpu_load.end()) -
                                      p.gpu_load.begin());
     // Heads served on the most loaded GPU, heaviest contribution first.
-    std::vector<std::pair<double, int>> candidates;
+    candidates.clear();
     for (size_t h = 0; h < p.heads.size(); ++h)
       for (const auto& c : p.heads[h])
         if (c.gpu == top && c.requests > 0) candidates.push_back({c.requests * w[h], static_cast<int>(h)});
@@ -195,21 +205,26 @@ LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies) {
         if (!holds && (target < 0 || lighter(load, p.gpu_load, g, target))) target = g;
       }
       if (target < 0) continue;
-      std::vector<HeadCopy> copies = p.heads[h];
+      copies = p.heads[h];
       copies.push_back({target, 0});
-      std::vector<double> base;
+      base.clear();
       for (size_t c = 0; c < copies.size(); ++c)
         base.push_back(p.gpu_load[copies[c].gpu] - copies[c].requests * w[h] +
                        (c + 1 == copies.size() ? load.copy_bytes : 0));
-      std::vector<int> requests = level_requests(base, w[h], load.requests);
-      std::vector<HeadCopy> kept;
+      level_requests(base, w[h], load.requests, requests, order);
+      kept.clear();
       for (size_t c = 0; c < copies.size(); ++c)
         if (requests[c] > 0) kept.push_back({copies[c].gpu, requests[c]});
-      LayerPlacement trial = p;
-      trial.heads[h] = kept;
-      trial.gpu_load = gpu_loads(load, trial.heads);
-      if (trial.max_load() < before * (1 - 1e-12) && trial.copies() > p.copies()) {
-        p = std::move(trial);
+      if (kept.size() <= p.heads[h].size()) continue;  // the new copy took no requests
+      // The trial's loads: only head h's GPUs change.
+      trial_load = p.gpu_load;
+      for (size_t c = 0; c < p.heads[h].size(); ++c)
+        trial_load[p.heads[h][c].gpu] -= p.heads[h][c].requests * w[h] + (c > 0 ? load.copy_bytes : 0);
+      for (size_t c = 0; c < kept.size(); ++c)
+        trial_load[kept[c].gpu] += kept[c].requests * w[h] + (c > 0 ? load.copy_bytes : 0);
+      if (*std::max_element(trial_load.begin(), trial_load.end()) < before * (1 - 1e-12)) {
+        p.heads[h] = kept;
+        p.gpu_load = gpu_loads(load, p.heads);  // exact, not incrementally updated
         improved = true;
         ++added;
         break;
@@ -221,6 +236,11 @@ LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies) {
 }
 
 std::optional<LayerPlacement> place_optimal(const LayerLoad& load, long long node_limit) {
+  return place_optimal(load, node_limit, place_balanced(load));
+}
+
+std::optional<LayerPlacement> place_optimal(const LayerLoad& load, long long node_limit,
+                                            const LayerPlacement& start) {
   const auto& w = load.bytes_per_request;
   const int slots = slots_per_gpu(load);
   const double B = load.requests;
@@ -228,7 +248,6 @@ std::optional<LayerPlacement> place_optimal(const LayerLoad& load, long long nod
   std::iota(order.begin(), order.end(), 0);
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return w[a] > w[b]; });
   const double lower = load_lower_bound(load);
-  LayerPlacement start = place_balanced(load);
   double best = start.max_load();
   std::vector<int> best_gpu_of(w.size());
   for (size_t h = 0; h < w.size(); ++h) best_gpu_of[h] = start.heads[h][0].gpu;

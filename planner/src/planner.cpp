@@ -454,7 +454,7 @@ class Planner {
                                     s.batch * s.s_kv * s.kv_heads * s.head_dim * s.bytes / G;
     if (G > 1 && !plan.layers.empty())
       extras.cross_hop_latency_s = plan.layers.size() * G * c.intra_node.latency_s;
-    plan.decode = plan_decode(in_, profile ? &*profile : nullptr, extras);
+    plan.decode = plan_decode(in_, profile ? &*profile : nullptr, extras, options_.head_detail);
     const DecodeSection& d = *plan.decode;
     for (const auto& p : d.placements) {
       if (p.placement != d.chosen) continue;

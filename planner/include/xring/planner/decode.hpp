@@ -82,7 +82,9 @@ struct DecodeExtras {
 };
 
 /// The decode section for a decode workload; `profile` is required for adaptive budgets.
-DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, const DecodeExtras& extras);
+/// Without `head_detail`, heads[] stays empty (sweeps need only the totals).
+DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, const DecodeExtras& extras,
+                          bool head_detail = true);
 
 /// The streaming section: full, inf_mllm and a_vl over the workload's stream on one GPU.
 StreamingSection plan_streaming(const Inputs& in);

@@ -54,8 +54,13 @@ LayerPlacement place_balanced(const LayerLoad& load);
 /// among its copies to level their GPUs, and keep the copy only if the maximum drops; at most
 /// `max_copies` extra copies. Never worse than balanced.
 LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies);
+/// The same, starting from a balanced placement already computed for `load`.
+LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies, LayerPlacement balanced);
 /// Exact minimum of the maximum load over slot-respecting assignments without copies, by
 /// branch and bound; nullopt when the search exceeds `node_limit` nodes.
 std::optional<LayerPlacement> place_optimal(const LayerLoad& load, long long node_limit = 1000000);
+/// The same, with a known placement (e.g. balanced) as the bound to beat.
+std::optional<LayerPlacement> place_optimal(const LayerLoad& load, long long node_limit,
+                                            const LayerPlacement& start);
 
 }  // namespace xring

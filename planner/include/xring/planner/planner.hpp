@@ -15,6 +15,7 @@ struct PlannerOptions {
   std::optional<Strategy> strategy;  ///< `--strategy`
   std::optional<int> ranks;          ///< `--ranks`: P, must divide the cluster's GPU count
   std::optional<bool> recompute;     ///< training: force LV-XAttn recomputation on or off
+  bool head_detail = true;           ///< list every head's placement in decode.heads (sweeps skip it)
 };
 
 /// The version string written into plans.

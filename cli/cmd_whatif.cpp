@@ -1,0 +1,227 @@
+// `xring whatif`: sweep spec fields, one plan per point; table, CSV, plot.
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+
+#include <fmt/core.h>
+
+#include "commands.hpp"
+#include "xring/planner/error.hpp"
+#include "xring/planner/sweep.hpp"
+#include "xring/planner/units.hpp"
+
+namespace xring::cli {
+namespace {
+
+std::string format_metric(const std::string& name, double v) {
+  if (std::isnan(v)) return "-";
+  if (name.find("bytes") != std::string::npos) return units::format_bytes(v);
+  auto ends_with = [&](const char* suffix) {
+    std::string_view n = name, x = suffix;
+    return n.size() >= x.size() && n.substr(n.size() - x.size()) == x;
+  };
+  if (ends_with("_s") && !ends_with("_per_s")) return units::format_time(v);
+  return fmt::format("{:.4g}", v);
+}
+
+std::string cell(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+
+std::string csv_escape(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) {
+    out.push_back(c);
+    if (c == '"') out.push_back('"');
+  }
+  out.push_back('"');
+  return out;
+}
+
+std::string csv(const std::vector<SweepAxis>& axes, const std::vector<SweepPoint>& points,
+                const std::vector<std::string>& metrics) {
+  std::string out;
+  for (const auto& a : axes) out += csv_escape(a.field) + ",";
+  out += "strategy,feasible";
+  for (const auto& m : metrics) out += "," + m;
+  out += "\n";
+  for (const auto& p : points) {
+    for (const auto& v : p.values) out += csv_escape(cell(v)) + ",";
+    out += csv_escape(strategy_label(p.plan)) + (p.plan.feasible ? ",true" : ",false");
+    for (const auto& m : metrics) {
+      double v = metric(p.plan, m);
+      out.push_back(',');
+      if (!std::isnan(v)) out += fmt::format("{:.17g}", v);
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+/// A self-contained gnuplot script (data inline): x = the first axis, y = the first metric, a
+/// line per combination of the other axes, and a label where the chosen strategy changes.
+std::string gnuplot_script(const std::vector<SweepAxis>& axes, const std::vector<SweepPoint>& points,
+                           const std::string& metric_name, const std::string& svg) {
+  bool numeric_x = true;
+  for (const auto& v : axes[0].values) numeric_x = numeric_x && v.is_number();
+  std::map<std::string, std::vector<const SweepPoint*>> series;
+  for (const auto& p : points) {
+    std::string key;
+    for (size_t a = 1; a < axes.size(); ++a)
+      key += (key.empty() ? "" : ", ") + axes[a].field + "=" + cell(p.values[a]);
+    series[key.empty() ? metric_name : key].push_back(&p);
+  }
+  std::string s = "# xring whatif plot; run: gnuplot THIS_FILE\n";
+  s += "set terminal svg size 900,560 dynamic background rgb 'white'\n";
+  s += "set output '" + svg + "'\n";
+  s += "set title 'xring whatif: " + metric_name + " vs " + axes[0].field + "' noenhanced\n";
+  s += "set xlabel '" + axes[0].field + "' noenhanced\nset ylabel '" + metric_name + "' noenhanced\n";
+  s += "set grid\nset key top left noenhanced\n";
+  if (numeric_x && axes[0].geometric) s += "set logscale x\n";
+  int label = 0;
+  std::string data, plot = "plot ";
+  int index = 0;
+  for (const auto& [name, ps] : series) {
+    data += "$s" + std::to_string(index) + " << EOD\n";
+    std::string previous;
+    for (size_t i = 0; i < ps.size(); ++i) {
+      double y = metric(ps[i]->plan, metric_name);
+      std::string x = numeric_x ? cell(ps[i]->values[0]) : std::to_string(i);
+      if (!std::isnan(y)) data += x + " " + fmt::format("{:.10g}", y) + "\n";
+      std::string strategy = strategy_label(ps[i]->plan) + (ps[i]->plan.feasible ? "" : " (infeasible)");
+      if (strategy != previous && !std::isnan(y))
+        s += "set label " + std::to_string(++label) + " '" + strategy + "' at " + x + "," +
+             fmt::format("{:.10g}", y) + " rotate by 30 offset 0.5,0.5 font ',8' noenhanced point pt 7 ps 1\n";
+      previous = strategy;
+    }
+    data += "EOD\n";
+    plot += std::string(index ? ", " : "") + "$s" + std::to_string(index) + " using 1:2 with linespoints title '" +
+            name + "'";
+    ++index;
+  }
+  if (!numeric_x) {
+    s += "set xtics (";
+    for (size_t i = 0; i < axes[0].values.size(); ++i)
+      s += std::string(i ? ", " : "") + "'" + cell(axes[0].values[i]) + "' " + std::to_string(i);
+    s += ")\n";
+  }
+  return s + data + plot + "\n";
+}
+
+void write_plot(const std::vector<SweepAxis>& axes, const std::vector<SweepPoint>& points,
+                const std::string& metric_name, const std::string& svg) {
+  std::string script_path = svg.size() > 4 && svg.compare(svg.size() - 4, 4, ".svg") == 0
+                                ? svg.substr(0, svg.size() - 4) + ".gp"
+                                : svg + ".gp";
+  write_file_atomically(script_path, gnuplot_script(axes, points, metric_name, svg));
+  const char* env = std::getenv("XRING_GNUPLOT");
+  std::string gnuplot = env ? env : "gnuplot";
+  std::string probe = gnuplot + " --version > /dev/null 2>&1";
+  if (std::system(probe.c_str()) != 0) {
+    std::fprintf(stderr, "xring: gnuplot is not installed; wrote %s (run `gnuplot %s` to draw %s)\n",
+                 script_path.c_str(), script_path.c_str(), svg.c_str());
+    return;
+  }
+  std::string run = gnuplot + " '" + script_path + "'";
+  if (std::system(run.c_str()) != 0)
+    throw Error("gnuplot failed on " + script_path + "; the script is kept for inspection", ExitCode::runtime);
+  std::fprintf(stderr, "xring: wrote %s (script %s)\n", svg.c_str(), script_path.c_str());
+}
+
+}  // namespace
+
+void attach_whatif(CLI::App& sub, int& exit_code) {
+  struct Options {
+    SpecOptions spec;
+    std::vector<std::string> vary;
+    std::vector<std::string> metrics;
+    std::string csv;
+    std::string plot;
+    int jobs = 0;
+  };
+  auto o = std::make_shared<Options>();
+  add_spec_options(sub, o->spec);
+  sub.add_option("--vary", o->vary,
+                 "A field and its values: spec.field=a,b,c | start..stop:xFACTOR | start..stop:+STEP; "
+                 "repeat for a Cartesian product")
+      ->required();
+  sub.add_option("--metric", o->metrics, "Metrics to report (repeatable; default by phase): " + [] {
+    std::string all;
+    for (const auto& n : metric_names()) all += (all.empty() ? "" : ", ") + n;
+    return all;
+  }());
+  sub.add_option("--csv", o->csv, "Write one header row and one row per point");
+  sub.add_option("--plot", o->plot,
+                 "Plot the first metric against the first --vary field as SVG (gnuplot; without it, "
+                 "the .gp script is written next to the SVG path)");
+  sub.add_option("-j,--jobs", o->jobs, "Threads (default: one per hardware thread)")->check(CLI::NonNegativeNumber);
+  sub.footer(
+      "Examples:\n"
+      "  xring whatif --model mplug-owl3-7b --cluster a100-80gb-16 --vary workload.frames=16..4096:x2 "
+      "--vary cluster.inter_node.bandwidth=12.5GB/s,25GB/s,100GB/s --plot frames.svg\n"
+      "  xring whatif --model llama-3-70b --workload fairkv-decode --vary workload.kv_budget=256..4096:x2 "
+      "--vary workload.kv_policy=uniform,adaptive --csv budgets.csv");
+  sub.callback([o, &exit_code] {
+    SweepRequest r;
+    r.model = o->spec.model;
+    r.cluster = o->spec.cluster;
+    r.workload = o->spec.workload;
+    r.overrides = o->spec.overrides;
+    r.options = planner_options(o->spec);
+    r.threads = o->jobs;
+    for (const auto& v : o->vary) r.axes.push_back(parse_vary(v));
+    const bool tty = isatty(STDERR_FILENO);
+    auto started = std::chrono::steady_clock::now();
+    size_t reported_tenths = 0;
+    r.progress = [&](size_t done, size_t total) {
+      if (std::chrono::steady_clock::now() - started < std::chrono::seconds(1)) return;
+      if (tty) {
+        std::fprintf(stderr, "\rxring whatif: %zu/%zu points", done, total);
+        if (done == total) std::fputc('\n', stderr);
+      } else if (done * 10 / total > reported_tenths) {  // logs: a line per 10%
+        reported_tenths = done * 10 / total;
+        std::fprintf(stderr, "xring whatif: %zu/%zu points\n", done, total);
+      }
+    };
+    std::vector<SweepPoint> points = run_sweep(r);
+    std::vector<std::string> metrics = o->metrics.empty() ? default_metrics(points.front().plan.phase) : o->metrics;
+    for (const auto& m : metrics) metric(points.front().plan, m);  // unknown names fail here
+    std::string text = csv(r.axes, points, metrics);
+    if (!o->csv.empty()) write_file_atomically(o->csv, text);
+    if (!o->plot.empty()) write_plot(r.axes, points, metrics.front(), o->plot);
+    // The table.
+    std::vector<std::string> header;
+    for (const auto& a : r.axes) header.push_back(a.field);
+    header.push_back("strategy");
+    header.push_back("feasible");
+    for (const auto& m : metrics) header.push_back(m);
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& p : points) {
+      std::vector<std::string> row;
+      for (const auto& v : p.values) row.push_back(cell(v));
+      row.push_back(strategy_label(p.plan));
+      row.push_back(p.plan.feasible ? "yes" : "NO");
+      for (const auto& m : metrics) row.push_back(format_metric(m, metric(p.plan, m)));
+      rows.push_back(row);
+    }
+    std::vector<size_t> width(header.size());
+    for (size_t c = 0; c < header.size(); ++c) {
+      width[c] = header[c].size();
+      for (const auto& row : rows) width[c] = std::max(width[c], row[c].size());
+    }
+    auto print_row = [&](const std::vector<std::string>& row) {
+      std::string line;
+      for (size_t c = 0; c < row.size(); ++c) line += fmt::format("{:<{}}  ", row[c], width[c]);
+      while (!line.empty() && line.back() == ' ') line.pop_back();
+      std::puts(line.c_str());
+    };
+    print_row(header);
+    for (const auto& row : rows) print_row(row);
+    exit_code = 0;
+  });
+}
+
+}  // namespace xring::cli
