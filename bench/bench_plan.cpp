@@ -2,7 +2,11 @@
 // recommend), so it must stay in the millisecond range. Spec loading is timed separately.
 #include <benchmark/benchmark.h>
 
+#include <random>
+
+#include "xring/planner/placement.hpp"
 #include "xring/planner/planner.hpp"
+#include "xring/planner/sweep.hpp"
 
 namespace {
 
@@ -30,6 +34,50 @@ void BM_PlanToJson(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(xring::to_json(p).dump());
 }
 BENCHMARK(BM_PlanToJson)->Unit(benchmark::kMicrosecond);
+
+void BM_PlanFairKvDecodeLlama70b(benchmark::State& state) {
+  xring::Inputs in = xring::load_inputs("llama-3-70b", "h100-sxm-8", "fairkv-decode", {});
+  for (auto _ : state) benchmark::DoNotOptimize(xring::plan(in));
+}
+BENCHMARK(BM_PlanFairKvDecodeLlama70b)->Unit(benchmark::kMillisecond);
+
+/// The sweep target: 10,000 decode plans (80 layers x 4 placements each), all threads.
+void BM_Sweep10000DecodePoints(benchmark::State& state) {
+  xring::SweepRequest r;
+  r.model = "llama-3-70b";
+  r.cluster = "h100-sxm-8";
+  r.workload = "fairkv-decode";
+  r.axes = {xring::parse_vary("workload.batch=1..10000:+1")};
+  for (auto _ : state) benchmark::DoNotOptimize(xring::run_sweep(r));
+}
+BENCHMARK(BM_Sweep10000DecodePoints)->Unit(benchmark::kMillisecond)->Iterations(1)->UseRealTime();
+
+/// Placement of 64 kv heads on 8 GPUs with lognormal loads, each algorithm.
+xring::LayerLoad sixty_four_heads() {
+  std::mt19937 rng(64);
+  std::lognormal_distribution<double> skew(0.0, 1.0);
+  xring::LayerLoad l;
+  for (int h = 0; h < 64; ++h) l.bytes_per_request.push_back(skew(rng) * 1e6);
+  l.requests = 128;
+  l.gpus = 8;
+  l.copy_bytes = 4e7;
+  return l;
+}
+
+void BM_Place64HeadsOn8Gpus(benchmark::State& state) {
+  const xring::LayerLoad l = sixty_four_heads();
+  const auto kind = static_cast<xring::PlacementKind>(state.range(0));
+  for (auto _ : state) {
+    switch (kind) {
+      case xring::PlacementKind::contiguous: benchmark::DoNotOptimize(xring::place_contiguous(l)); break;
+      case xring::PlacementKind::balanced: benchmark::DoNotOptimize(xring::place_balanced(l)); break;
+      case xring::PlacementKind::fair_copying: benchmark::DoNotOptimize(xring::place_fair_copying(l, 8)); break;
+      case xring::PlacementKind::optimal: benchmark::DoNotOptimize(xring::place_optimal(l, 1000000)); break;
+    }
+  }
+  state.SetLabel(xring::to_string(kind));
+}
+BENCHMARK(BM_Place64HeadsOn8Gpus)->DenseRange(0, 3)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 
