@@ -114,7 +114,7 @@ void print_plan(const Plan& p, const Inputs& in, std::FILE* out) {
 
   const Predicted& pr = p.predicted;
   fmt::print(out, "\npredicted\n");
-  bool decodes = pr.decode_step_s.has_value();
+  bool decodes = p.decode.has_value() || p.streaming.has_value();
   fmt::print(out, "  {}{}\n", decodes ? "prefill time        " : "iteration time      ",
              format_time(pr.iteration_time_s));
   fmt::print(out, "    cross-attention   {}\n", format_time(pr.cross_attention_time_s));
@@ -127,6 +127,31 @@ void print_plan(const Plan& p, const Inputs& in, std::FILE* out) {
   if (pr.decode_step_s)
     fmt::print(out, "  decode              {} per token step, {:.4g} tokens/s\n",
                format_time(*pr.decode_step_s), *pr.decode_tokens_per_s);
+  if (p.decode) {
+    const DecodeSection& d = *p.decode;
+    fmt::print(out, "\ndecode: {} KV cache{}, {}-way tensor parallel x {} replica{}, {} requests each\n",
+               d.policy, d.kv_budget ? fmt::format(" ({} tokens per kv head)", d.kv_budget) : "",
+               d.gpus, d.replicas, d.replicas == 1 ? "" : "s", d.batch_per_replica);
+    fmt::print(out, "  {:<13} {:>5} {:>12} {:>12} {:>8} {:>7} {:>12} {:>9} {:>14}\n", "placement", "fits",
+               "step", "tokens/s", "gap", "copies", "peak memory", "max batch", "tokens/s@max");
+    for (const auto& x : d.placements)
+      fmt::print(out, "  {:<13} {:>5} {:>12} {:>12.4g} {:>7.1f}% {:>7} {:>12} {:>9} {:>14.4g}{}\n", x.placement,
+                 x.fits ? "yes" : "no", format_time(x.step_time_s), x.tokens_per_s, 100 * x.gap, x.copies,
+                 format_bytes(x.peak_memory_bytes), x.max_batch, x.tokens_per_s_at_max_batch,
+                 x.placement == d.chosen ? "  <- chosen" : "");
+    fmt::print(out, "  gap: the slowest GPU's KV bytes per step over the lower bound total/G\n");
+  }
+  if (p.streaming) {
+    const StreamingSection& st = *p.streaming;
+    fmt::print(out, "\nstreaming: {} at {:g} frames/s ({:g} visual tokens/s) on one GPU\n",
+               format_time(st.stream_seconds), st.fps, st.visual_tokens_per_s);
+    fmt::print(out, "  {:<9} {:>12} {:>12} {:>14} {:>16}\n", "policy", "peak memory", "tokens/s", "cached tokens",
+               "runs out after");
+    for (const auto& x : st.policies)
+      fmt::print(out, "  {:<9} {:>12} {:>12.4g} {:>14.4g} {:>16}{}\n", x.policy, format_bytes(x.peak_memory_bytes),
+                 x.tokens_per_s, x.cached_tokens, x.oom_at_s ? format_time(*x.oom_at_s) : "never",
+                 x.policy == st.chosen ? "  <- workload's policy" : "");
+  }
   if (!p.notes.empty()) {
     fmt::print(out, "notes\n");
     for (const auto& n : p.notes) fmt::print(out, "  - {}\n", n);

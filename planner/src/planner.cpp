@@ -93,11 +93,12 @@ class Planner {
                          "); no device profile given");
     base_ = base_memory();
     if (!base_.note.empty()) plan.notes.push_back(base_.note);
-    if (base_.weights + base_.optimizer_states > in_.cluster.usable_memory_bytes()) {
+    const double base_total = base_.weights + base_.optimizer_states + base_.text_activations;
+    if (base_total > in_.cluster.usable_memory_bytes()) {
       plan.feasible = false;
-      plan.reasons.push_back("weights" + std::string(training_ ? " and optimizer states" : "") +
-                             " need " + units::format_bytes(base_.weights + base_.optimizer_states) +
-                             " per GPU, more than the " +
+      plan.reasons.push_back("weights" + std::string(training_ ? ", optimizer states" : "") +
+                             " and text activations need " + units::format_bytes(base_total) +
+                             " per GPU (weights " + units::format_bytes(base_.weights) + "), more than the " +
                              units::format_bytes(in_.cluster.usable_memory_bytes()) + " usable");
     }
     const Phase phase = in_.workload.phase;
@@ -117,7 +118,7 @@ class Planner {
         layer.index = index;
         plan.layers.push_back(layer);
       }
-    } else if (!in_.model.cross_attention_layers.empty()) {
+    } else if (!in_.model.cross_attention_layers.empty() && phase != Phase::streaming) {
       plan.notes.push_back("no visual input: the cross-attention layers are skipped");
     }
     plan.rest_of_model = rest_of_model();
@@ -142,7 +143,10 @@ class Planner {
     BaseMemory base;
     const int G = c.gpus();
     double weights = all_params() * bytes();
-    double local_tokens = std::ceil(static_cast<double>(w.batch) * w.text_tokens / G);
+    // Serving workloads prefill one request at a time (chunked prefill); training and prefill
+    // workloads process the whole batch in one iteration.
+    const bool serving = w.phase == Phase::decode || w.phase == Phase::streaming;
+    double local_tokens = std::ceil(static_cast<double>(serving ? 1 : w.batch) * w.text_tokens / G);
     if (training_) {
       // ZeRO-3 / FSDP: states sharded over every GPU, one layer gathered at a time (x2 for
       // prefetch).
@@ -470,8 +474,9 @@ class Planner {
                                std::to_string(p.max_batch) + " requests per replica fit");
       }
     }
-    plan.notes.push_back("decode: tensor-parallel over " + std::to_string(d.gpus) + " GPUs x " +
-                         std::to_string(d.replicas) + " replicas, " + d.policy + " KV cache" +
+    plan.notes.push_back("decode: " + std::to_string(d.gpus) + "-way tensor parallel x " +
+                         std::to_string(d.replicas) + (d.replicas == 1 ? " replica, " : " replicas, ") +
+                         d.policy + " KV cache" +
                          (d.kv_budget ? " (" + std::to_string(d.kv_budget) + " tokens per kv head)" : "") +
                          ", placement " + d.chosen);
   }
