@@ -192,3 +192,26 @@ TEST(Streaming, AvlKeepsItsStoredShareAndComputesLess) {
   EXPECT_GT(avl->tokens_per_s, full->tokens_per_s);
   EXPECT_LT(avl->per_token_flops, full->per_token_flops);
 }
+
+TEST(Decode, ChosenPlacementAlwaysFitsWhenAnyDoes) {
+  for (int batch : {1, 64, 256, 512, 600, 700, 1024, 4096}) {
+    Plan p = plan(load_inputs("llama-3-70b", "h100-sxm-8", "fairkv-decode",
+                              {"workload.batch=" + std::to_string(batch)}));
+    const DecodeSection& d = *p.decode;
+    bool any = false;
+    for (const auto& x : d.placements) any = any || (x.fits && x.placement != "optimal");
+    const DecodePlacement& chosen = placement(d, d.chosen);
+    EXPECT_EQ(chosen.fits, any) << "batch " << batch;
+    EXPECT_EQ(p.feasible, any) << "batch " << batch;
+    const double usable = 78.0 * (1ull << 30);  // 80 GiB less the 2 GiB reserve
+    if (chosen.fits) {
+      EXPECT_LE(chosen.peak_memory_bytes, usable);
+    }
+    for (const auto& x : d.placements) {
+      EXPECT_EQ(x.fits, x.peak_memory_bytes <= usable) << x.placement << " batch " << batch;
+      if (x.max_batch > 0) {
+        EXPECT_EQ(x.max_batch >= batch, x.fits) << x.placement << " batch " << batch;
+      }
+    }
+  }
+}

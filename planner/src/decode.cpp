@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <cmath>
 #include <functional>
@@ -90,12 +91,13 @@ struct DecodeModel {
   }
 
   /// Per-GPU memory of a placement: weights, copies, and the KV its requests keep.
-  std::vector<double> memory(const std::vector<LayerPlacement>& layers, int requests) const {
+  std::vector<double> memory(const std::vector<LayerPlacement>& layers) const {
     std::vector<double> gpu(G, weights_per_gpu + extras.cross_kv_bytes_per_gpu);
     for (size_t l = 0; l < layers.size(); ++l) {
-      LayerLoad mem = layer_load(static_cast<int>(l), requests, true);
-      std::vector<double> loads = gpu_loads(mem, layers[l].heads);
-      for (int g = 0; g < G; ++g) gpu[g] += loads[g];
+      const auto& heads = layers[l].heads;
+      for (size_t h = 0; h < heads.size(); ++h)
+        for (size_t c = 0; c < heads[h].size(); ++c)
+          gpu[heads[h][c].gpu] += heads[h][c].requests * memory_bytes[l][h] + (c > 0 ? copy_bytes : 0);
     }
     return gpu;
   }
@@ -118,14 +120,14 @@ struct DecodeModel {
     r.placement = to_string(kind);
     const double usable = in.cluster.usable_memory_bytes();
     const double replicas = static_cast<double>(in.cluster.gpus() / G);
-    std::vector<double> mem = memory(layers, requests);
+    std::vector<double> mem = memory(layers);
     r.peak_memory_bytes = *std::max_element(mem.begin(), mem.end());
     r.fits = r.peak_memory_bytes <= usable;
     r.step_time_s = step_time(layers, requests, 1.0);
     r.tokens_per_s = replicas * requests / r.step_time_s;
     for (size_t l = 0; l < layers.size(); ++l) {
       r.max_gpu_load_bytes += layers[l].max_load();
-      r.lower_bound_bytes += load_lower_bound(layer_load(static_cast<int>(l), requests, false));
+      r.lower_bound_bytes += std::accumulate(time_bytes[l].begin(), time_bytes[l].end(), 0.0) * requests / G;
       r.copies += layers[l].copies();
     }
     r.gap = r.lower_bound_bytes > 0 ? r.max_gpu_load_bytes / r.lower_bound_bytes - 1 : 0;
@@ -147,28 +149,29 @@ HeadProfile read_head_profile(const Inputs& in, const std::string& name);
 
 }  // namespace
 
-std::optional<HeadProfile> load_head_profile(const Inputs& in) {
-  if (in.workload.kv_policy.kind != KvPolicyKind::adaptive) return std::nullopt;
+std::shared_ptr<const HeadProfile> load_head_profile(const Inputs& in) {
+  if (in.workload.kv_policy.kind != KvPolicyKind::adaptive) return nullptr;
   const std::string name = in.workload.head_profile.empty() ? in.model.name : in.workload.head_profile;
   // Profiles are read once per process: sweeps plan thousands of points with the same one.
   static std::mutex mutex;
-  static std::map<std::string, HeadProfile> cache;
+  static std::map<std::string, std::shared_ptr<const HeadProfile>> cache;
   std::unique_lock<std::mutex> lock(mutex);
   auto cached = cache.find(name);
   if (cached == cache.end()) {
     lock.unlock();
-    HeadProfile read = read_head_profile(in, name);
+    auto read = std::make_shared<const HeadProfile>(read_head_profile(in, name));
     lock.lock();
     cached = cache.emplace(name, std::move(read)).first;
   }
-  HeadProfile p = cached->second;
+  std::shared_ptr<const HeadProfile> profile = cached->second;
   lock.unlock();
+  const HeadProfile& p = *profile;
   if (p.layers != self_attention_layers(in.model) || p.kv_heads != in.model.self_attention.kv_heads)
     throw Error(p.name + ": head profile has " + std::to_string(p.layers) + " layers x " +
                 std::to_string(p.kv_heads) + " kv heads but model " + in.model.name + " has " +
                 std::to_string(self_attention_layers(in.model)) + " self-attention layers x " +
                 std::to_string(in.model.self_attention.kv_heads) + " kv heads");
-  return p;
+  return profile;
 }
 
 namespace {
@@ -257,7 +260,7 @@ DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, const De
       s.heads.push_back(head);
     }
   }
-  std::vector<double> mem = model.memory(*chosen, B);
+  std::vector<double> mem = model.memory(*chosen);
   for (int g = 0; g < model.G; ++g) {
     DecodeGpu gpu{g, 0, mem[g]};
     for (const auto& lp : *chosen) gpu.load_bytes += lp.gpu_load[g];

@@ -449,7 +449,7 @@ class Planner {
   void predict_decode(Plan& plan) const {
     const ModelSpec& m = in_.model;
     const ClusterSpec& c = in_.cluster;
-    std::optional<HeadProfile> profile = load_head_profile(in_);
+    std::shared_ptr<const HeadProfile> profile = load_head_profile(in_);
     DecodeExtras extras;
     const int G = std::gcd(m.self_attention.kv_heads, c.gpus_per_node);
     const long long batch_per_replica = (in_.workload.batch + c.gpus() / G - 1) / (c.gpus() / G);
@@ -458,7 +458,7 @@ class Planner {
                                     s.batch * s.s_kv * s.kv_heads * s.head_dim * s.bytes / G;
     if (G > 1 && !plan.layers.empty())
       extras.cross_hop_latency_s = plan.layers.size() * G * c.intra_node.latency_s;
-    plan.decode = plan_decode(in_, profile ? &*profile : nullptr, extras, options_.head_detail);
+    plan.decode = plan_decode(in_, profile.get(), extras, options_.head_detail);
     const DecodeSection& d = *plan.decode;
     for (const auto& p : d.placements) {
       if (p.placement != d.chosen) continue;

@@ -2,6 +2,7 @@
 // parallelism, and memory over time for streaming policies (KV-POLICIES.md).
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -89,8 +90,9 @@ DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, const De
 /// The streaming section: full, inf_mllm and a_vl over the workload's stream on one GPU.
 StreamingSection plan_streaming(const Inputs& in);
 
-/// Loads the head profile a workload names (or the model's built-in one); nullopt when the
-/// policy needs none. Throws xring::Error when it is missing or does not match the model.
-std::optional<HeadProfile> load_head_profile(const Inputs& in);
+/// Loads the head profile a workload names (or the model's built-in one), read once per
+/// process; null when the policy needs none. Throws xring::Error when it is missing or does
+/// not match the model.
+std::shared_ptr<const HeadProfile> load_head_profile(const Inputs& in);
 
 }  // namespace xring
