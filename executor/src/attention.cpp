@@ -1,0 +1,266 @@
+// Distributed attention over the reference kernels: ring and all-to-all strategies.
+#include "xring/executor/attention.hpp"
+
+#include <algorithm>
+#include <limits>
+#include <mutex>
+
+#include "xring/planner/error.hpp"
+
+namespace xring::executor {
+namespace {
+
+using kernels::Rows;
+
+constexpr int kTagRing = 1;
+constexpr int kTagHome = 2;
+constexpr int kTagAllToAll = 3;
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+int mod(int a, int n) { return ((a % n) + n) % n; }
+
+size_t count(const kernels::Shape& s, int heads, Rows r) {
+  return static_cast<size_t>(s.batch) * heads * r.rows;
+}
+
+std::vector<float> concat(std::initializer_list<const std::vector<float>*> parts) {
+  size_t n = 0;
+  for (auto* p : parts) n += p->size();
+  std::vector<float> out;
+  out.reserve(n);
+  for (auto* p : parts) out.insert(out.end(), p->begin(), p->end());
+  return out;
+}
+
+/// Splits `packed` into consecutive pieces of the given sizes.
+std::vector<std::vector<float>> split(const std::vector<float>& packed, std::initializer_list<size_t> sizes) {
+  std::vector<std::vector<float>> out;
+  size_t at = 0;
+  for (size_t n : sizes) {
+    out.emplace_back(packed.begin() + at, packed.begin() + at + n);
+    at += n;
+  }
+  if (at != packed.size()) throw Error("internal: message of unexpected size", ExitCode::runtime);
+  return out;
+}
+
+/// Writes rows of one rank's block into a global output (ranks write disjoint rows).
+void store(std::vector<float>& global, const kernels::Shape& s, int heads, long long total, int width, Rows r,
+           std::vector<float> block, kernels::Storage storage, bool round) {
+  if (round) kernels::round_all(storage, block);
+  kernels::place_rows(global, s.batch, heads, total, width, r, block.data());
+}
+
+struct Local {
+  const AttentionProblem& p;
+  int P, r;
+  Rows qr, kr;
+  const kernels::Shape& s() const { return p.shape; }
+  std::vector<float> q_rows(Rows rows) const { return kernels::slice_rows(p.q, s().batch, s().heads, p.s_q, s().head_dim, rows); }
+  std::vector<float> do_rows(Rows rows) const { return kernels::slice_rows(p.d_o, s().batch, s().heads, p.s_q, s().head_dim, rows); }
+  std::vector<float> k_rows(Rows rows) const { return kernels::slice_rows(p.k, s().batch, s().kv_heads, p.s_kv, s().head_dim, rows); }
+  std::vector<float> v_rows(Rows rows) const { return kernels::slice_rows(p.v, s().batch, s().kv_heads, p.s_kv, s().head_dim, rows); }
+  Rows q_of(int rank) const { return block_of(p.s_q, P, rank); }
+  Rows kv_of(int rank) const { return block_of(p.s_kv, P, rank); }
+};
+
+/// Forward of the query ring: Q travels with its running O and L; O and L return home.
+void query_ring_forward(Communicator& comm, const Local& x, std::vector<float>& o_own, std::vector<float>& l_own) {
+  const auto& s = x.s();
+  const int d = s.head_dim;
+  const std::vector<float> k = x.k_rows(x.kr), v = x.v_rows(x.kr);
+  int owner = x.r;
+  std::vector<float> q = x.q_rows(x.q_of(owner));
+  std::vector<float> o(q.size(), 0.0f), l(count(s, s.heads, x.q_of(owner)), kNegInf);
+  for (int t = 0; t < x.P; ++t) {
+    Rows rows = x.q_of(owner);
+    std::vector<float> o_part(o.size()), l_part(l.size());
+    kernels::attention_forward(q.data(), k.data(), v.data(), s, rows, x.kr, x.p.mask, o_part.data(), l_part.data());
+    kernels::merge_partial(o.data(), l.data(), o_part.data(), l_part.data(), static_cast<long long>(l.size()), d);
+    if (t + 1 == x.P) break;
+    comm.send(mod(x.r + 1, x.P), concat({&q, &o, &l}), kTagRing);
+    owner = mod(owner - 1, x.P);
+    Rows next = x.q_of(owner);
+    size_t n = count(s, s.heads, next);
+    auto parts = split(comm.recv(mod(x.r - 1, x.P), kTagRing), {n * d, n * d, n});
+    q = std::move(parts[0]);
+    o = std::move(parts[1]);
+    l = std::move(parts[2]);
+  }
+  if (x.P > 1) {  // this rank holds rank owner's block: send O and L home, receive our own
+    comm.send(owner, concat({&o, &l}), kTagHome);
+    size_t n = count(s, s.heads, x.qr);
+    auto parts = split(comm.recv(mod(x.r - 1, x.P), kTagHome), {n * d, n});
+    o = std::move(parts[0]);
+    l = std::move(parts[1]);
+  }
+  o_own = std::move(o);
+  l_own = std::move(l);
+}
+
+/// Forward of the KV ring: K/V blocks travel; Q, O and L stay.
+void kv_ring_forward(Communicator& comm, const Local& x, std::vector<float>& o_own, std::vector<float>& l_own) {
+  const auto& s = x.s();
+  const int d = s.head_dim;
+  const std::vector<float> q = x.q_rows(x.qr);
+  std::vector<float> o(q.size(), 0.0f), l(count(s, s.heads, x.qr), kNegInf);
+  int owner = x.r;
+  std::vector<float> k = x.k_rows(x.kr), v = x.v_rows(x.kr);
+  for (int t = 0; t < x.P; ++t) {
+    std::vector<float> o_part(o.size()), l_part(l.size());
+    kernels::attention_forward(q.data(), k.data(), v.data(), s, x.qr, x.kv_of(owner), x.p.mask, o_part.data(), l_part.data());
+    kernels::merge_partial(o.data(), l.data(), o_part.data(), l_part.data(), static_cast<long long>(l.size()), d);
+    if (t + 1 == x.P) break;
+    comm.send(mod(x.r + 1, x.P), concat({&k, &v}), kTagRing);
+    owner = mod(owner - 1, x.P);
+    size_t n = count(s, s.kv_heads, x.kv_of(owner)) * d;
+    auto parts = split(comm.recv(mod(x.r - 1, x.P), kTagRing), {n, n});
+    k = std::move(parts[0]);
+    v = std::move(parts[1]);
+  }
+  o_own = std::move(o);
+  l_own = std::move(l);
+}
+
+/// Backward of the query ring: Q, dO, L, D and the running dQ travel; dK, dV stay; dQ returns.
+void query_ring_backward(Communicator& comm, const Local& x, const std::vector<float>& o_own,
+                         const std::vector<float>& l_own, std::vector<float>& dq_own, std::vector<float>& dk,
+                         std::vector<float>& dv) {
+  const auto& s = x.s();
+  const int d = s.head_dim;
+  const std::vector<float> k = x.k_rows(x.kr), v = x.v_rows(x.kr);
+  dk.assign(k.size(), 0.0f);
+  dv.assign(v.size(), 0.0f);
+  int owner = x.r;
+  std::vector<float> q = x.q_rows(x.qr), d_o = x.do_rows(x.qr), l = l_own, term(l_own.size());
+  kernels::backward_row_terms(o_own.data(), d_o.data(), static_cast<long long>(term.size()), d, term.data());
+  std::vector<float> dq(q.size(), 0.0f);
+  for (int t = 0; t < x.P; ++t) {
+    kernels::attention_backward(q.data(), k.data(), v.data(), l.data(), term.data(), d_o.data(), s, x.q_of(owner),
+                                x.kr, x.p.mask, dq.data(), dk.data(), dv.data());
+    if (t + 1 == x.P) break;
+    comm.send(mod(x.r + 1, x.P), concat({&q, &d_o, &l, &term, &dq}), kTagRing);
+    owner = mod(owner - 1, x.P);
+    size_t n = count(s, s.heads, x.q_of(owner));
+    auto parts = split(comm.recv(mod(x.r - 1, x.P), kTagRing), {n * d, n * d, n, n, n * d});
+    q = std::move(parts[0]);
+    d_o = std::move(parts[1]);
+    l = std::move(parts[2]);
+    term = std::move(parts[3]);
+    dq = std::move(parts[4]);
+  }
+  if (x.P > 1) {
+    comm.send(owner, dq, kTagHome);
+    dq = comm.recv(mod(x.r - 1, x.P), kTagHome);
+  }
+  dq_own = std::move(dq);
+}
+
+/// Backward of the KV ring: K, V and the running dK, dV travel; dK, dV return home.
+void kv_ring_backward(Communicator& comm, const Local& x, const std::vector<float>& o_own,
+                      const std::vector<float>& l_own, std::vector<float>& dq, std::vector<float>& dk_own,
+                      std::vector<float>& dv_own) {
+  const auto& s = x.s();
+  const int d = s.head_dim;
+  const std::vector<float> q = x.q_rows(x.qr), d_o = x.do_rows(x.qr);
+  std::vector<float> term(l_own.size());
+  kernels::backward_row_terms(o_own.data(), d_o.data(), static_cast<long long>(term.size()), d, term.data());
+  dq.assign(q.size(), 0.0f);
+  int owner = x.r;
+  std::vector<float> k = x.k_rows(x.kr), v = x.v_rows(x.kr), dk(k.size(), 0.0f), dv(v.size(), 0.0f);
+  for (int t = 0; t < x.P; ++t) {
+    kernels::attention_backward(q.data(), k.data(), v.data(), l_own.data(), term.data(), d_o.data(), s, x.qr,
+                                x.kv_of(owner), x.p.mask, dq.data(), dk.data(), dv.data());
+    if (t + 1 == x.P) break;
+    comm.send(mod(x.r + 1, x.P), concat({&k, &v, &dk, &dv}), kTagRing);
+    owner = mod(owner - 1, x.P);
+    size_t n = count(s, s.kv_heads, x.kv_of(owner)) * d;
+    auto parts = split(comm.recv(mod(x.r - 1, x.P), kTagRing), {n, n, n, n});
+    k = std::move(parts[0]);
+    v = std::move(parts[1]);
+    dk = std::move(parts[2]);
+    dv = std::move(parts[3]);
+  }
+  if (x.P > 1) {
+    comm.send(owner, concat({&dk, &dv}), kTagHome);
+    size_t n = count(s, s.kv_heads, x.kr) * d;
+    auto parts = split(comm.recv(mod(x.r - 1, x.P), kTagHome), {n, n});
+    dk = std::move(parts[0]);
+    dv = std::move(parts[1]);
+  }
+  dk_own = std::move(dk);
+  dv_own = std::move(dv);
+}
+
+}  // namespace
+
+kernels::Rows block_of(long long n, int ranks, int r) {
+  long long base = n / ranks, extra = n % ranks;
+  return {r * base + std::min<long long>(r, extra), base + (r < extra ? 1 : 0)};
+}
+
+std::string unsupported(Strategy strategy, const AttentionProblem& p, int ranks) {
+  if (ranks < 1) return "needs at least one rank";
+  switch (strategy) {
+    case Strategy::single: return ranks == 1 ? "" : "single runs on one rank";
+    case Strategy::query_ring:
+    case Strategy::kv_ring: return "";
+    case Strategy::ulysses:
+      if (p.shape.heads % ranks) return "heads not divisible by the ranks";
+      if (p.shape.kv_heads % ranks && ranks % p.shape.kv_heads) return "kv heads neither divide nor are divided by the ranks";
+      return "";
+    case Strategy::hybrid: return "the executor runs hybrid plans as their inner ring (not yet as 2-D)";
+  }
+  return "unknown strategy";
+}
+
+AttentionResult allocate_result(const AttentionProblem& p, bool backward) {
+  AttentionResult r;
+  r.o.assign(p.q.size(), 0.0f);
+  r.l.assign(static_cast<size_t>(p.shape.batch) * p.shape.heads * p.s_q, kNegInf);
+  if (backward) {
+    r.dq.assign(p.q.size(), 0.0f);
+    r.dk.assign(p.k.size(), 0.0f);
+    r.dv.assign(p.v.size(), 0.0f);
+  }
+  return r;
+}
+
+void run_ulysses(Communicator& comm, const AttentionProblem& p, bool backward, AttentionResult& out);
+
+void run_rank(Strategy strategy, Communicator& comm, const AttentionProblem& p, bool backward, AttentionResult& out) {
+  if (strategy == Strategy::ulysses) return run_ulysses(comm, p, backward, out);
+  const int P = comm.size(), r = comm.rank();
+  Local x{p, P, r, block_of(p.s_q, P, r), block_of(p.s_kv, P, r)};
+  const auto& s = p.shape;
+  const int d = s.head_dim;
+  std::vector<float> o, l;
+  if (strategy == Strategy::kv_ring) kv_ring_forward(comm, x, o, l);
+  else query_ring_forward(comm, x, o, l);  // single is the one-rank query ring
+  // Backward uses O as stored (rounded), as a training framework would keep it.
+  std::vector<float> o_stored = o;
+  kernels::round_all(p.storage, o_stored);
+  store(out.o, s, s.heads, p.s_q, d, x.qr, o_stored, p.storage, false);
+  kernels::place_rows(out.l, s.batch, s.heads, p.s_q, 1, x.qr, l.data());
+  if (!backward) return;
+  std::vector<float> dq, dk, dv;
+  if (strategy == Strategy::kv_ring) kv_ring_backward(comm, x, o_stored, l, dq, dk, dv);
+  else query_ring_backward(comm, x, o_stored, l, dq, dk, dv);
+  store(out.dq, s, s.heads, p.s_q, d, x.qr, dq, p.storage, true);
+  store(out.dk, s, s.kv_heads, p.s_kv, d, x.kr, dk, p.storage, true);
+  store(out.dv, s, s.kv_heads, p.s_kv, d, x.kr, dv, p.storage, true);
+}
+
+AttentionResult run_distributed(Strategy strategy, int ranks, const AttentionProblem& p, bool backward) {
+  std::string why = unsupported(strategy, p, ranks);
+  if (!why.empty()) throw Error(to_string(strategy) + " on " + std::to_string(ranks) + " ranks: " + why);
+  AttentionResult out = allocate_result(p, backward);
+  run_on_threads(ranks, [&](Communicator& comm) { run_rank(strategy, comm, p, backward, out); });
+  return out;
+}
+
+AttentionResult run_reference(const AttentionProblem& p, bool backward) {
+  return run_distributed(Strategy::single, 1, p, backward);
+}
+
+}  // namespace xring::executor

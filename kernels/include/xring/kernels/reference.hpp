@@ -1,0 +1,82 @@
+// CPU reference kernels: attention forward (O and log-sum-exp), the exact merge of partial
+// results, and backward. The CUDA kernels implement the same contracts; the distributed
+// executor composes these on blocks of rows.
+//
+// Layouts (row-major, contiguous): Q and O are [B][H][rows][d], K and V [B][H_kv][rows][d],
+// L (log-sum-exp, natural log of the scaled scores) [B][H][rows]. Query head h reads kv head
+// h / (H / H_kv). Values are stored at the storage precision and computed in fp32.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace xring::kernels {
+
+enum class Storage { fp32, fp16, bf16 };
+const char* to_string(Storage s);
+
+/// x rounded to the nearest value the storage type represents (round to nearest even).
+float round_to(Storage s, float x);
+void round_all(Storage s, std::vector<float>& v);
+/// The spacing of storage values near |x| (one unit in the last place).
+float ulp(Storage s, float x);
+
+/// Which keys a query may attend, by global token index. none: all. same_group: key j only
+/// when kv_group[j] == q_group[i] (Flamingo's media mask: text sees its own image).
+/// up_to_group: kv_group[j] <= q_group[i] (text sees every image before it).
+struct Mask {
+  enum class Kind { none, same_group, up_to_group } kind = Kind::none;
+  std::vector<int> q_group;
+  std::vector<int> kv_group;
+  bool allowed(long long q, long long kv) const {
+    switch (kind) {
+      case Kind::none: return true;
+      case Kind::same_group: return kv_group[kv] == q_group[q];
+      case Kind::up_to_group: return kv_group[kv] <= q_group[q];
+    }
+    return true;
+  }
+};
+
+struct Shape {
+  int batch = 1;
+  int heads = 1;
+  int kv_heads = 1;
+  int head_dim = 1;
+  float scale() const;  ///< 1 / sqrt(head_dim)
+};
+
+/// A block of rows: `rows` tokens starting at global index `first`.
+struct Rows {
+  long long first = 0;
+  long long rows = 0;
+};
+
+/// Attention of a Q block over a K/V block: o = softmax(scale·QKᵀ)V restricted to allowed keys,
+/// l = log Σ exp(scale·qk) over them. Rows with no allowed key get o = 0, l = -inf.
+void attention_forward(const float* q, const float* k, const float* v, const Shape& shape, Rows q_rows,
+                       Rows kv_rows, const Mask& mask, float* o, float* l);
+
+/// Merges a partial result into an accumulator in place, exactly:
+/// L = m + log(exp(L1 - m) + exp(L2 - m)), O = O1·exp(L1 - L) + O2·exp(L2 - L), m = max(L1, L2);
+/// a side with L = -inf contributes nothing. `rows` is B·H·(query rows).
+void merge_partial(float* o, float* l, const float* o_part, const float* l_part, long long rows, int head_dim);
+
+/// D = rowsum(dO ∘ O) per query row, for backward.
+void backward_row_terms(const float* o, const float* d_o, long long rows, int head_dim, float* d);
+
+/// Backward of attention over one K/V block, given the final L and D of the Q block:
+/// P = exp(scale·QKᵀ − L), dV += Pᵀ dO, dS = P ∘ (dO Vᵀ − D), dQ += scale·dS K,
+/// dK += scale·dSᵀ Q. Accumulates (+=) into dq, dk, dv, so blocks can be summed in any order.
+void attention_backward(const float* q, const float* k, const float* v, const float* l, const float* d,
+                        const float* d_o, const Shape& shape, Rows q_rows, Rows kv_rows, const Mask& mask,
+                        float* dq, float* dk, float* dv);
+
+/// Copies rows [first, first + rows) of a [B][heads][total][d] tensor into a packed block.
+std::vector<float> slice_rows(const std::vector<float>& t, int batch, int heads, long long total, int head_dim,
+                              Rows rows);
+/// Writes a packed block back into rows of a [B][heads][total][d] tensor.
+void place_rows(std::vector<float>& t, int batch, int heads, long long total, int head_dim, Rows rows,
+                const float* block);
+
+}  // namespace xring::kernels

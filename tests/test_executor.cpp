@@ -1,0 +1,187 @@
+// Distributed attention equals the monolithic reference: every strategy, P in {1,2,3,4,7,8},
+// lengths not divisible by P, GQA ratios, masks (including fully masked rows), fp32/fp16/bf16,
+// forward (O, L) and backward (dQ, dK, dV).
+//
+// Tolerances: every path computes in fp32 from the same storage-precision inputs; only the
+// order of the fp32 sums differs (block-wise online softmax and merges vs one pass), which moves
+// results by a few fp32 ulps of the row's magnitude: we allow 1e-5 x the largest reference value
+// (about 80 fp32 ulps). Outputs are then rounded to the storage type, where a value sitting near
+// a rounding boundary may land one storage ulp away: we allow one storage ulp on top.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "xring/executor/attention.hpp"
+#include "xring/planner/error.hpp"
+
+using namespace xring;
+using namespace xring::executor;
+using kernels::Storage;
+
+namespace {
+
+AttentionProblem random_problem(std::mt19937& rng, kernels::Shape shape, long long s_q, long long s_kv,
+                                Storage storage, kernels::Mask::Kind mask_kind) {
+  AttentionProblem p;
+  p.shape = shape;
+  p.s_q = s_q;
+  p.s_kv = s_kv;
+  p.storage = storage;
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  auto fill = [&](std::vector<float>& t, size_t n) {
+    t.resize(n);
+    for (float& x : t) x = kernels::round_to(storage, u(rng));
+  };
+  const size_t q_size = static_cast<size_t>(shape.batch) * shape.heads * s_q * shape.head_dim;
+  const size_t kv_size = static_cast<size_t>(shape.batch) * shape.kv_heads * s_kv * shape.head_dim;
+  fill(p.q, q_size);
+  fill(p.k, kv_size);
+  fill(p.v, kv_size);
+  fill(p.d_o, q_size);
+  p.mask.kind = mask_kind;
+  if (mask_kind != kernels::Mask::Kind::none) {
+    const int groups = 3;
+    for (long long i = 0; i < s_q; ++i) p.mask.q_group.push_back(static_cast<int>(i * groups / s_q));
+    for (long long j = 0; j < s_kv; ++j) p.mask.kv_group.push_back(static_cast<int>(j * groups / s_kv));
+    p.mask.q_group.back() = groups;  // one text token after the last image: fully masked under same_group
+  }
+  return p;
+}
+
+double max_abs(const std::vector<float>& v) {
+  double m = 0;
+  for (float x : v)
+    if (std::isfinite(x)) m = std::max(m, static_cast<double>(std::fabs(x)));
+  return m;
+}
+
+void expect_close(const std::vector<float>& got, const std::vector<float>& want, Storage storage, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  const double slack = 1e-5 * std::max(1.0, max_abs(want));
+  double worst = 0;
+  size_t worst_at = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (std::isinf(want[i]) || std::isinf(got[i])) {
+      ASSERT_EQ(got[i], want[i]) << what << " at " << i;
+      continue;
+    }
+    double err = std::fabs(static_cast<double>(got[i]) - want[i]);
+    double allowed = slack + kernels::ulp(storage, want[i]);
+    if (err / allowed > worst) {
+      worst = err / allowed;
+      worst_at = i;
+    }
+  }
+  EXPECT_LE(worst, 1.0) << what << ": error " << std::fabs(got[worst_at] - want[worst_at]) << " at " << worst_at
+                        << " (got " << got[worst_at] << ", want " << want[worst_at] << ")";
+}
+
+}  // namespace
+
+TEST(Executor, BlocksSplitEvenlyFirstRanksTakeTheRest) {
+  EXPECT_EQ(block_of(10, 3, 0).rows, 4);
+  EXPECT_EQ(block_of(10, 3, 1).first, 4);
+  EXPECT_EQ(block_of(10, 3, 2).rows, 3);
+  EXPECT_EQ(block_of(2, 4, 3).rows, 0);  // more ranks than tokens: empty blocks
+}
+
+TEST(Executor, ReferenceMatchesDirectSoftmaxByHand) {
+  // One head, d = 1, one query q = 1 against keys (0, 1) with values (1, 3): scores (0, 1),
+  // softmax (1, e)/(1 + e), O = (1 + 3e)/(1 + e), L = log(1 + e).
+  AttentionProblem p;
+  p.shape = {1, 1, 1, 1};
+  p.s_q = 1;
+  p.s_kv = 2;
+  p.storage = Storage::fp32;
+  p.q = {1};
+  p.k = {0, 1};
+  p.v = {1, 3};
+  AttentionResult r = run_reference(p, false);
+  const double e = std::exp(1.0);
+  EXPECT_NEAR(r.o[0], (1 + 3 * e) / (1 + e), 1e-6);
+  EXPECT_NEAR(r.l[0], std::log(1 + e), 1e-6);
+}
+
+TEST(Executor, EveryStrategyEqualsTheReference) {
+  std::mt19937 rng(5);
+  struct Geometry { int heads, kv_heads, head_dim; };
+  const Geometry geometries[] = {{4, 4, 8}, {4, 2, 16}, {8, 1, 8}, {6, 3, 4}};
+  const long long lengths[][2] = {{5, 23}, {1, 9}, {17, 64}, {13, 7}};
+  int checked = 0;
+  for (int P : {1, 2, 3, 4, 7, 8}) {
+    for (Storage storage : {Storage::fp32, Storage::fp16, Storage::bf16}) {
+      const int pick = (P + static_cast<int>(storage)) % 4;
+      const Geometry& g = geometries[pick];
+      const auto mask = static_cast<kernels::Mask::Kind>((P + pick) % 3);
+      AttentionProblem p = random_problem(rng, {2, g.heads, g.kv_heads, g.head_dim}, lengths[pick][0],
+                                          lengths[pick][1], storage, mask);
+      AttentionResult want = run_reference(p, true);
+      for (Strategy s : {Strategy::query_ring, Strategy::kv_ring, Strategy::ulysses}) {
+        if (!unsupported(s, p, P).empty()) continue;
+        std::string what = to_string(s) + " P=" + std::to_string(P) + " " + kernels::to_string(storage) +
+                           " H=" + std::to_string(g.heads) + "/" + std::to_string(g.kv_heads) +
+                           " S=" + std::to_string(p.s_q) + "x" + std::to_string(p.s_kv);
+        AttentionResult got = run_distributed(s, P, p, true);
+        expect_close(got.o, want.o, storage, what + " O");
+        expect_close(got.l, want.l, Storage::fp32, what + " L");
+        expect_close(got.dq, want.dq, storage, what + " dQ");
+        expect_close(got.dk, want.dk, storage, what + " dK");
+        expect_close(got.dv, want.dv, storage, what + " dV");
+        ++checked;
+      }
+    }
+  }
+  EXPECT_GE(checked, 40);
+}
+
+TEST(Executor, FullyMaskedRowsGiveZeroAndMinusInfinity) {
+  std::mt19937 rng(9);
+  AttentionProblem p = random_problem(rng, {1, 2, 1, 8}, 6, 12, Storage::bf16, kernels::Mask::Kind::same_group);
+  for (int P : {1, 3}) {
+    AttentionResult r = run_distributed(Strategy::query_ring, P, p, true);
+    const long long last = p.s_q - 1;  // its group has no image
+    for (int h = 0; h < 2; ++h) {
+      EXPECT_EQ(r.l[h * p.s_q + last], -std::numeric_limits<float>::infinity());
+      for (int c = 0; c < 8; ++c) {
+        EXPECT_EQ(r.o[(h * p.s_q + last) * 8 + c], 0.0f);
+        EXPECT_EQ(r.dq[(h * p.s_q + last) * 8 + c], 0.0f);
+      }
+    }
+  }
+}
+
+TEST(Executor, RingsMoveTheBytesTheCostModelCounts) {
+  // Forward query-ring, fp32 travel of O: per step Q (b = 4) + O + L, P - 1 steps, then O and L home.
+  std::mt19937 rng(2);
+  AttentionProblem p = random_problem(rng, {1, 4, 2, 8}, 8, 32, Storage::fp32, kernels::Mask::Kind::none);
+  const int P = 4;
+  std::vector<size_t> sent(P);
+  AttentionResult out = allocate_result(p, false);
+  run_on_threads(P, [&](Communicator& comm) {
+    run_rank(Strategy::query_ring, comm, p, false, out);
+    sent[comm.rank()] = comm.bytes_sent();
+  });
+  LayerShape s;
+  s.batch = 1;
+  s.heads = 4;
+  s.kv_heads = 2;
+  s.head_dim = 8;
+  s.bytes = 4;
+  s.s_q = 8;
+  s.s_kv = 32;
+  const double home = 1.0 * 2 * 4 * (8 * 4 + 4);  // 2 query rows x 4 heads x (O + L)
+  for (int r = 0; r < P; ++r) EXPECT_EQ(sent[r], (P - 1) * query_ring_forward_bytes(s, P) + home) << r;
+}
+
+TEST(Executor, AFailingRankAbortsTheOthersInsteadOfHanging) {
+  try {
+    run_on_threads(3, [](Communicator& comm) {
+      if (comm.rank() == 1) throw Error("rank 1 broke", ExitCode::runtime);
+      comm.recv(1, 7);  // would wait forever without the abort
+    });
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("rank 1 broke"), std::string::npos) << e.what();
+  }
+}
