@@ -58,10 +58,7 @@ void attach_show(CLI::App& sub, int& exit_code) {
   sub.callback([kind, name, &exit_code] {
     if (*kind == "plan") {
       Plan p = read_plan_file(*name);
-      auto spec = [&](const char* key) { return SpecJson{p.inputs[key], *name}; };
-      Inputs in = inputs_from_json(spec("model"), spec("cluster"), spec("workload"),
-                                   p.inputs["overrides"].get<std::vector<std::string>>());
-      print_plan(p, in, stdout);
+      print_plan(p, plan_inputs(p, *name), stdout);
       exit_code = 0;
       return;
     }

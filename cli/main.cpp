@@ -12,6 +12,8 @@ const xring::cli::Subcommand kSubcommands[] = {
      xring::cli::attach_plan},
     {"explain", "Show the numbers behind one layer's choice: bytes per step, crossover, hiding threshold",
      xring::cli::attach_explain},
+    {"run", "Execute a plan file on synthetic inputs, verify it against a reference, report measured vs predicted",
+     xring::cli::attach_run},
     {"whatif", "Sweep spec fields (frames, bandwidth, nodes, budgets...) into a table, CSV and plot",
      xring::cli::attach_whatif},
     {"heads", "Make head-importance profiles (synthetic, or from measured scores) for adaptive budgets",

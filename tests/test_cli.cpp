@@ -232,3 +232,55 @@ TEST(Cli, HeadsSynthAndBuild) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("scores[0][0]"), std::string::npos) << r.output;
 }
+
+TEST(Cli, RunExecutesVerifiesAndReports) {
+  for (const char* strategy : {"query_ring", "kv_ring", "ulysses"}) {
+    fs::path plan = scratch(std::string("run-") + strategy + ".json"), report = scratch("report.json"),
+             trace = scratch("run.trace.json");
+    Result p = xring("plan --model tiny --cluster h100-sxm-8 --set workload.frames=7 --set workload.text_tokens=33 "
+                     "--set workload.phase=training --strategy " + std::string(strategy) + " --ranks 2 -o " + plan.string());
+    ASSERT_EQ(p.exit_code, 0) << p.output;
+    Result r = xring("run " + plan.string() + " --seed 3 --json " + report.string() + " --trace " + trace.string());
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    json j = read_json(report);
+    EXPECT_EQ(j["schema_version"], 1);
+    EXPECT_EQ(j["verified"], true);
+    for (const char* key : {"max_abs_error", "max_rel_error", "tolerance"}) EXPECT_TRUE(j[key].is_number()) << key;
+    ASSERT_EQ(j["layers"].size(), 2u);
+    for (const auto& l : j["layers"]) {
+      EXPECT_EQ(l["strategy"], strategy);
+      EXPECT_EQ(l["ranks"], 2);
+      EXPECT_GT(l["measured_time_s"].get<double>(), 0.0);
+      EXPECT_GT(l["predicted_time_s"].get<double>(), 0.0);
+      EXPECT_EQ(l["s_kv"], 7 * 16);
+    }
+    EXPECT_GT(j["measured"]["throughput_tokens_per_s"].get<double>(), 0.0);
+    EXPECT_GT(j["predicted"]["throughput_tokens_per_s"].get<double>(), 0.0);
+    EXPECT_TRUE(read_json(trace)["traceEvents"].is_array());
+  }
+}
+
+TEST(Cli, RunRefusesWhatItCannotRunWithoutWritingAReport) {
+  fs::path big = scratch("big.json"), report = scratch("never.json");
+  ASSERT_EQ(xring("plan -o " + big.string()).exit_code, 0);
+  Result r = xring("run " + big.string() + " --json " + report.string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--scale"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(report));
+  r = xring("run " + big.string() + " --backend cuda --json " + report.string());
+  EXPECT_EQ(r.exit_code, 3) << r.output;
+  EXPECT_FALSE(fs::exists(report));
+  r = xring("run " + big.string() + " --scale 1.5");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  // A plan whose ranks do not divide its cluster is refused, naming the layer.
+  json p = read_json(big);
+  p["layers"][0]["ranks"] = 3;
+  fs::path bad = scratch("bad-ranks.json");
+  std::ofstream(bad) << p.dump();
+  r = xring("run " + bad.string() + " --scale 0.001");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("layers[0].ranks"), std::string::npos) << r.output;
+  r = xring("run " + data("bad/plan_wrong_schema.json"));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("schema_version"), std::string::npos);
+}

@@ -183,23 +183,10 @@ class Planner {
     cand.groups = c.gpus() / P;
     cand.batch_per_group = (in_.workload.batch + cand.groups - 1) / cand.groups;
     cand.shape = cross_attention_shape(in_.model, in_.workload, cand.batch_per_group);
-    Placement& p = cand.placement;
-    p.ranks = P;
-    p.ulysses_degree = ulysses_degree;
-    p.attention_flop_per_s = attention_flop_per_s_;
-    p.matmul_flop_per_s = matmul_flop_per_s_;
-    p.training = training_;
-    p.recompute = recompute;
-    if (s == Strategy::hybrid) {
-      p.all_to_all_link = link_of(0, 1, ulysses_degree);
-      p.ring_link = link_of(0, ulysses_degree, P / std::max(ulysses_degree, 1));
-      if (ulysses_degree >= 2 && node_of(c, 0) != node_of(c, ulysses_degree - 1))
-        cand.unsupported = "its Ulysses groups of " + std::to_string(ulysses_degree) +
-                           " ranks would span nodes";
-    } else {
-      p.ring_link = link_of(0, 1, P);
-      p.all_to_all_link = p.ring_link;
-    }
+    cand.placement = placement_for(in_, s, P, ulysses_degree, recompute);
+    const Placement& p = cand.placement;
+    if (s == Strategy::hybrid && ulysses_degree >= 2 && node_of(c, 0) != node_of(c, ulysses_degree - 1))
+      cand.unsupported = "its Ulysses groups of " + std::to_string(ulysses_degree) + " ranks would span nodes";
     const StrategyUnit& unit = strategy_unit(s);
     if (cand.unsupported.empty()) cand.unsupported = unit.unsupported(cand.shape, p);
     if (!cand.unsupported.empty()) return cand;
@@ -527,6 +514,25 @@ LayerShape cross_attention_shape(const ModelSpec& m, const WorkloadSpec& w, long
   return s;
 }
 
+Placement placement_for(const Inputs& in, Strategy s, int ranks, int ulysses_degree, bool recompute) {
+  const ClusterSpec& c = in.cluster;
+  Placement p;
+  p.ranks = ranks;
+  p.ulysses_degree = ulysses_degree;
+  p.attention_flop_per_s = c.gpu.peak_flop_per_s(in.model.dtype) * c.gpu.attention_efficiency;
+  p.matmul_flop_per_s = c.gpu.peak_flop_per_s(in.model.dtype) * c.gpu.matmul_efficiency;
+  p.training = in.workload.phase == Phase::training;
+  p.recompute = recompute;
+  if (s == Strategy::hybrid) {
+    p.all_to_all_link = group_link(c, 0, 1, ulysses_degree);
+    p.ring_link = group_link(c, 0, ulysses_degree, ranks / std::max(ulysses_degree, 1));
+  } else {
+    p.ring_link = group_link(c, 0, 1, ranks);
+    p.all_to_all_link = p.ring_link;
+  }
+  return p;
+}
+
 Link group_link(const ClusterSpec& c, int first, int stride, int count) {
   bool one_node = true;
   for (int k = 1; k < count; ++k)
@@ -538,13 +544,17 @@ Link group_link(const ClusterSpec& c, int first, int stride, int count) {
 
 Plan plan(const Inputs& in, const PlannerOptions& options) { return Planner(in, options).run(); }
 
+Inputs plan_inputs(const Plan& p, const std::string& origin) {
+  auto spec = [&](const char* key) {
+    return SpecJson{p.inputs[key], origin + " (inputs." + std::string(key) + ")"};
+  };
+  return inputs_from_json(spec("model"), spec("cluster"), spec("workload"),
+                          p.inputs["overrides"].get<std::vector<std::string>>());
+}
+
 Plan read_plan_file(const std::string& path) {
   Plan p = plan_from_json(read_json_file(path), path);
-  auto spec = [&](const char* key) {
-    return SpecJson{p.inputs[key], path + " (inputs." + std::string(key) + ")"};
-  };
-  std::vector<std::string> overrides = p.inputs["overrides"].get<std::vector<std::string>>();
-  inputs_from_json(spec("model"), spec("cluster"), spec("workload"), overrides);
+  plan_inputs(p, path);
   return p;
 }
 

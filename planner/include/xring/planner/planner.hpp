@@ -33,7 +33,14 @@ LayerShape cross_attention_shape(const ModelSpec& m, const WorkloadSpec& w, long
 /// intra-node link when they share a node, else the slower of intra- and inter-node.
 Link group_link(const ClusterSpec& c, int first, int stride, int count);
 
+/// How a layer with `ranks` ranks runs on the inputs' cluster: links (the slowest hop of its
+/// ring or all-to-all group, ranks placed from rank 0) and the GPU's achieved rates. The one
+/// place the planner and the executor's "predicted" column both get these from.
+Placement placement_for(const Inputs& in, Strategy s, int ranks, int ulysses_degree, bool recompute);
+
 /// Reads and validates a plan file, including the specs echoed in its inputs.
 Plan read_plan_file(const std::string& path);
+/// The validated specs a plan echoes; errors name `origin` and inputs.model/cluster/workload.
+Inputs plan_inputs(const Plan& p, const std::string& origin);
 
 }  // namespace xring

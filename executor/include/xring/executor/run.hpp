@@ -1,0 +1,76 @@
+// `xring run`: executes a plan's cross-attention layers on synthetic, seeded inputs with a
+// backend, verifies them against the monolithic reference, and reports measured beside
+// predicted.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "xring/planner/planner.hpp"
+
+namespace xring::executor {
+
+inline constexpr int kReportSchemaVersion = 1;
+
+struct RunOptions {
+  std::string backend = "cpu";        ///< cpu (cuda and nccl come with the GPU executor)
+  uint64_t seed = 1;
+  std::optional<double> scale;        ///< multiplies S_Q and S_KV; required for large plans
+  double max_gflop_per_layer = 20;    ///< the CPU budget above which --scale is required
+  std::string media_mask = "none";    ///< none | same_group | up_to_group (Flamingo-style)
+};
+
+struct LayerReport {
+  int index = 0;
+  std::string strategy;
+  int ranks = 1;
+  long long batch = 1, s_q = 0, s_kv = 0;   ///< as executed (after --scale)
+  bool backward = false;
+  double measured_time_s = 0;
+  double measured_compute_s = 0;           ///< slowest rank's time not waiting for peers
+  double measured_comm_s = 0;              ///< slowest rank's time waiting for peers
+  double predicted_time_s = 0;             ///< the planner's cost of this shape on the planned cluster
+  double predicted_compute_s = 0;
+  double predicted_comm_s = 0;
+  double bytes_sent = 0;                   ///< all ranks, fp32 messages
+  double max_abs_error = 0;
+  double max_rel_error = 0;
+  double tolerance = 0;                    ///< allowed abs error at the largest reference value
+  bool verified = false;
+};
+
+struct TraceEvent {
+  int rank = 0;
+  int lane = 0;                            ///< 1 compute, 2 waiting for peers
+  std::string name;
+  double start_s = 0, end_s = 0;
+};
+
+struct RunReport {
+  std::string backend;
+  std::string plan_origin;
+  uint64_t seed = 1;
+  double scale = 1;
+  bool verified = false;
+  double max_abs_error = 0, max_rel_error = 0, tolerance = 0;
+  std::string tolerance_rule;
+  std::vector<LayerReport> layers;
+  double measured_time_s = 0, measured_tokens_per_s = 0, measured_flop_per_s = 0;
+  double predicted_time_s = 0, predicted_tokens_per_s = 0;
+  std::vector<std::string> notes;
+  std::vector<TraceEvent> events;          ///< the measured timeline (for --trace)
+};
+
+/// Runs every cross-attention layer of `plan`. Throws xring::Error: bad input (a plan the
+/// backend cannot run, a plan too large without --scale) or runtime failures.
+RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin, const RunOptions& options);
+
+nlohmann::json to_json(const RunReport& r);
+/// The measured timeline as Chrome trace events, beside the plan's predicted one.
+nlohmann::json measured_trace(const RunReport& r);
+
+}  // namespace xring::executor

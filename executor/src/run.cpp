@@ -1,0 +1,279 @@
+// Plan execution on a backend: synthetic inputs, timing through a recording communicator,
+// verification against the reference, the report and the measured trace.
+#include "xring/executor/run.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <mutex>
+#include <random>
+
+#include "xring/executor/attention.hpp"
+#include "xring/planner/error.hpp"
+
+namespace xring::executor {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr double kRelativeSlack = 1e-5;  // fp32 summation-order differences (see tests)
+
+/// Records every wait for a peer, so compute = span − waiting.
+class RecordingCommunicator final : public Communicator {
+ public:
+  RecordingCommunicator(Communicator& inner, Clock::time_point origin, std::vector<TraceEvent>& events,
+                        std::mutex& mutex)
+      : inner_(inner), origin_(origin), events_(events), mutex_(mutex) {}
+  int rank() const override { return inner_.rank(); }
+  int size() const override { return inner_.size(); }
+  void send(int to, std::vector<float> data, int tag) override {
+    bytes_sent_ += data.size() * sizeof(float);
+    inner_.send(to, std::move(data), tag);
+  }
+  std::vector<float> recv(int from, int tag) override {
+    double start = seconds();
+    std::vector<float> data = inner_.recv(from, tag);
+    double end = seconds();
+    waited_s_ += end - start;
+    std::lock_guard<std::mutex> lock(mutex_);
+    events_.push_back({rank(), 2, "wait for rank " + std::to_string(from), start, end});
+    return data;
+  }
+  void barrier() override { inner_.barrier(); }
+  double seconds() const { return std::chrono::duration<double>(Clock::now() - origin_).count(); }
+  double waited_s() const { return waited_s_; }
+
+ private:
+  Communicator& inner_;
+  Clock::time_point origin_;
+  std::vector<TraceEvent>& events_;
+  std::mutex& mutex_;
+  double waited_s_ = 0;
+};
+
+AttentionProblem synthetic_problem(const LayerShape& s, kernels::Storage storage, uint64_t seed,
+                                   const std::string& media_mask, bool backward) {
+  AttentionProblem p;
+  p.shape = {static_cast<int>(s.batch), s.heads, s.kv_heads, s.head_dim};
+  p.s_q = s.s_q;
+  p.s_kv = s.s_kv;
+  p.storage = storage;
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  auto fill = [&](std::vector<float>& t, size_t n) {
+    t.resize(n);
+    for (float& x : t) x = kernels::round_to(storage, u(rng));
+  };
+  const size_t q = static_cast<size_t>(s.batch) * s.heads * s.s_q * s.head_dim;
+  const size_t kv = static_cast<size_t>(s.batch) * s.kv_heads * s.s_kv * s.head_dim;
+  fill(p.q, q);
+  fill(p.k, kv);
+  fill(p.v, kv);
+  if (backward) fill(p.d_o, q);
+  if (media_mask != "none") {
+    // Frames of equal size; text spread evenly over them (Flamingo-style media masks).
+    p.mask.kind = media_mask == "same_group" ? kernels::Mask::Kind::same_group : kernels::Mask::Kind::up_to_group;
+    const long long frames = std::max<long long>(1, std::min<long long>(16, s.s_kv));
+    for (long long i = 0; i < s.s_q; ++i) p.mask.q_group.push_back(static_cast<int>(i * frames / s.s_q));
+    for (long long j = 0; j < s.s_kv; ++j) p.mask.kv_group.push_back(static_cast<int>(j * frames / s.s_kv));
+  }
+  return p;
+}
+
+struct Comparison {
+  double max_abs = 0, max_rel = 0, tolerance = 0, worst_ratio = 0;
+};
+
+void compare(const std::vector<float>& got, const std::vector<float>& want, kernels::Storage storage, Comparison& c) {
+  double scale = 0;
+  for (float x : want)
+    if (std::isfinite(x)) scale = std::max(scale, static_cast<double>(std::fabs(x)));
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (std::isinf(want[i]) || std::isinf(got[i])) {
+      if (got[i] != want[i]) c.worst_ratio = INFINITY;
+      continue;
+    }
+    double err = std::fabs(static_cast<double>(got[i]) - want[i]);
+    double allowed = kRelativeSlack * std::max(1.0, scale) + kernels::ulp(storage, want[i]);
+    c.max_abs = std::max(c.max_abs, err);
+    if (want[i] != 0) c.max_rel = std::max(c.max_rel, err / std::fabs(want[i]));
+    c.worst_ratio = std::max(c.worst_ratio, err / allowed);
+  }
+  c.tolerance = std::max(c.tolerance, kRelativeSlack * std::max(1.0, scale) + kernels::ulp(storage, static_cast<float>(scale)));
+}
+
+kernels::Storage storage_of(DType d) {
+  return d == DType::fp32 ? kernels::Storage::fp32 : d == DType::fp16 ? kernels::Storage::fp16 : kernels::Storage::bf16;
+}
+
+}  // namespace
+
+RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin, const RunOptions& options) {
+  if (options.backend != "cpu")
+    throw Error("--backend " + options.backend + ": this build has no GPU executor yet; use --backend cpu",
+                ExitCode::runtime);
+  if (options.scale && !(*options.scale > 0 && *options.scale <= 1))
+    throw Error("--scale must be in (0, 1], got " + std::to_string(*options.scale));
+  if (plan.layers.empty())
+    throw Error(origin + ": the plan has no cross-attention layers to run (phase " + plan.phase +
+                "; decode and streaming plans are not executed yet)");
+  RunReport report;
+  report.backend = options.backend;
+  report.plan_origin = origin;
+  report.seed = options.seed;
+  report.scale = options.scale.value_or(1.0);
+  report.tolerance_rule = "|distributed − reference| ≤ 1e-5·max|reference| + one storage ulp, per element";
+  const bool backward = plan.phase == "training";
+  const kernels::Storage storage = storage_of(in.model.dtype);
+  const auto origin_time = Clock::now();
+  std::mutex events_mutex;
+  double worst_ratio = 0;
+  double flops = 0, tokens = 0;
+  for (size_t i = 0; i < plan.layers.size(); ++i) {
+    const LayerPlan& lp = plan.layers[i];
+    const std::string at = origin + ": layers[" + std::to_string(i) + "]";
+    if (in.cluster.gpus() % lp.ranks != 0)
+      throw Error(at + ".ranks = " + std::to_string(lp.ranks) + " does not divide the " +
+                  std::to_string(in.cluster.gpus()) + " GPUs of its cluster; re-run xring plan");
+    if (lp.strategy == Strategy::hybrid)
+      throw Error(at + " uses hybrid, which the cpu backend cannot run yet; plan with --strategy query_ring, "
+                       "kv_ring or ulysses");
+    LayerShape shape = cross_attention_shape(in.model, in.workload, lp.batch_per_group);
+    if (options.scale) {
+      shape.s_q = std::max<long long>(1, std::llround(shape.s_q * *options.scale));
+      shape.s_kv = std::max<long long>(1, std::llround(shape.s_kv * *options.scale));
+    }
+    const double layer_flops = attention_forward_flops(shape, shape.s_q, shape.s_kv, shape.heads) *
+                               (backward ? 1 + kBackwardFlopsFactor : 1);
+    if (layer_flops > options.max_gflop_per_layer * 1e9)
+      throw Error(at + ": " + std::to_string(static_cast<long long>(layer_flops / 1e9)) +
+                  " GFLOP per layer is too much for the cpu backend (limit " +
+                  std::to_string(static_cast<long long>(options.max_gflop_per_layer)) +
+                  "); pass --scale F to multiply S_Q and S_KV by F, e.g. --scale " +
+                  std::to_string(std::sqrt(options.max_gflop_per_layer * 1e9 / layer_flops) * 0.5).substr(0, 6));
+    AttentionProblem problem = synthetic_problem(shape, storage, options.seed + i, options.media_mask, backward);
+    const Strategy strategy = lp.strategy;
+    const int ranks = lp.ranks;
+    std::string why = unsupported(strategy, problem, ranks);
+    if (!why.empty()) throw Error(at + ": " + to_string(strategy) + " on " + std::to_string(ranks) + " ranks: " + why);
+
+    LayerReport layer;
+    layer.index = lp.index;
+    layer.strategy = to_string(lp.strategy);
+    layer.ranks = ranks;
+    layer.batch = shape.batch;
+    layer.s_q = shape.s_q;
+    layer.s_kv = shape.s_kv;
+    layer.backward = backward;
+    AttentionResult out = allocate_result(problem, backward);
+    std::vector<double> busy(ranks, 0), waited(ranks, 0), sent(ranks, 0);
+    const double start = std::chrono::duration<double>(Clock::now() - origin_time).count();
+    run_on_threads(ranks, [&](Communicator& comm) {
+      RecordingCommunicator rec(comm, origin_time, report.events, events_mutex);
+      double t0 = rec.seconds();
+      run_rank(strategy, rec, problem, backward, out);
+      double t1 = rec.seconds();
+      busy[rec.rank()] = t1 - t0;
+      waited[rec.rank()] = rec.waited_s();
+      sent[rec.rank()] = static_cast<double>(rec.bytes_sent());
+      std::lock_guard<std::mutex> lock(events_mutex);
+      report.events.push_back({rec.rank(), 1, "layer " + std::to_string(lp.index) + " " + layer.strategy, t0, t1});
+    });
+    const double end = std::chrono::duration<double>(Clock::now() - origin_time).count();
+    layer.measured_time_s = end - start;
+    for (int r = 0; r < ranks; ++r) {
+      layer.measured_compute_s = std::max(layer.measured_compute_s, busy[r] - waited[r]);
+      layer.measured_comm_s = std::max(layer.measured_comm_s, waited[r]);
+      layer.bytes_sent += sent[r];
+    }
+    // The planner's prediction for exactly this shape on the planned cluster.
+    Placement placement = placement_for(in, lp.strategy, lp.ranks, lp.ulysses_degree, lp.recompute);
+    LayerCost predicted = strategy_unit(lp.strategy).cost(shape, placement);
+    layer.predicted_time_s = predicted.time_s();
+    layer.predicted_compute_s = predicted.compute_s();
+    layer.predicted_comm_s = predicted.comm_s();
+
+    AttentionResult want = run_reference(problem, backward);
+    Comparison c;
+    compare(out.o, want.o, storage, c);
+    compare(out.l, want.l, kernels::Storage::fp32, c);
+    if (backward) {
+      compare(out.dq, want.dq, storage, c);
+      compare(out.dk, want.dk, storage, c);
+      compare(out.dv, want.dv, storage, c);
+    }
+    layer.max_abs_error = c.max_abs;
+    layer.max_rel_error = c.max_rel;
+    layer.tolerance = c.tolerance;
+    layer.verified = c.worst_ratio <= 1.0;
+    worst_ratio = std::max(worst_ratio, c.worst_ratio);
+    report.max_abs_error = std::max(report.max_abs_error, c.max_abs);
+    report.max_rel_error = std::max(report.max_rel_error, c.max_rel);
+    report.tolerance = std::max(report.tolerance, c.tolerance);
+    report.measured_time_s += layer.measured_time_s;
+    report.predicted_time_s += layer.predicted_time_s;
+    flops += layer_flops;  // the executed group's work
+    tokens = static_cast<double>(shape.batch) * (shape.s_q + shape.s_kv);
+    report.layers.push_back(layer);
+  }
+  report.verified = worst_ratio <= 1.0;
+  if (report.measured_time_s > 0) {
+    report.measured_tokens_per_s = tokens / report.measured_time_s;
+    report.measured_flop_per_s = flops / report.measured_time_s;
+  }
+  if (report.predicted_time_s > 0) report.predicted_tokens_per_s = tokens / report.predicted_time_s;
+  report.notes.push_back("measured: the cpu backend, ranks as threads on this machine; predicted: the planner's "
+                         "cost of the same shapes on the planned cluster (" + in.cluster.name +
+                         "), so the two differ by the hardware");
+  report.notes.push_back("cross-attention layers only; one data-parallel group is executed (the others are identical)");
+  if (options.scale)
+    report.notes.push_back("scaled by --scale " + std::to_string(*options.scale) + ": S_Q and S_KV multiplied");
+  report.notes.push_back("messages travel as fp32 (O and L accumulate in fp32 in transit); the cost model counts "
+                         "Q and O at the storage width");
+  return report;
+}
+
+nlohmann::json to_json(const RunReport& r) {
+  nlohmann::json layers = nlohmann::json::array();
+  for (const auto& l : r.layers)
+    layers.push_back({{"index", l.index}, {"strategy", l.strategy}, {"ranks", l.ranks},
+                      {"batch", l.batch}, {"s_q", l.s_q}, {"s_kv", l.s_kv}, {"backward", l.backward},
+                      {"measured_time_s", l.measured_time_s}, {"measured_compute_s", l.measured_compute_s},
+                      {"measured_comm_s", l.measured_comm_s}, {"predicted_time_s", l.predicted_time_s},
+                      {"predicted_compute_s", l.predicted_compute_s}, {"predicted_comm_s", l.predicted_comm_s},
+                      {"bytes_sent", l.bytes_sent}, {"max_abs_error", l.max_abs_error},
+                      {"max_rel_error", l.max_rel_error}, {"tolerance", l.tolerance}, {"verified", l.verified}});
+  return {{"schema_version", kReportSchemaVersion},
+          {"xring_version", xring_version()},
+          {"backend", r.backend},
+          {"plan", r.plan_origin},
+          {"seed", r.seed},
+          {"scale", r.scale},
+          {"verified", r.verified},
+          {"max_abs_error", r.max_abs_error},
+          {"max_rel_error", r.max_rel_error},
+          {"tolerance", r.tolerance},
+          {"tolerance_rule", r.tolerance_rule},
+          {"layers", layers},
+          {"measured", {{"time_s", r.measured_time_s}, {"throughput_tokens_per_s", r.measured_tokens_per_s},
+                        {"flop_per_s", r.measured_flop_per_s}}},
+          {"predicted", {{"time_s", r.predicted_time_s}, {"throughput_tokens_per_s", r.predicted_tokens_per_s}}},
+          {"notes", r.notes}};
+}
+
+nlohmann::json measured_trace(const RunReport& r) {
+  nlohmann::json events = nlohmann::json::array();
+  int ranks = 0;
+  for (const auto& e : r.events) ranks = std::max(ranks, e.rank + 1);
+  for (int rank = 0; rank < ranks; ++rank) {
+    events.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", rank}, {"args", {{"name", "rank " + std::to_string(rank)}}}});
+    events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", rank}, {"tid", 1}, {"args", {{"name", "compute"}}}});
+    events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", rank}, {"tid", 2}, {"args", {{"name", "waiting for peers"}}}});
+  }
+  for (const auto& e : r.events)
+    events.push_back({{"name", e.name}, {"cat", e.lane == 1 ? "compute" : "wait"}, {"ph", "X"}, {"pid", e.rank},
+                      {"tid", e.lane}, {"ts", e.start_s * 1e6}, {"dur", (e.end_s - e.start_s) * 1e6}});
+  return {{"traceEvents", events}, {"displayTimeUnit", "ms"},
+          {"otherData", {{"generator", "xring run " + xring_version()}, {"kind", "measured"}, {"backend", r.backend}}}};
+}
+
+}  // namespace xring::executor
