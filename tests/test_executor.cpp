@@ -13,6 +13,7 @@
 #include <random>
 
 #include "xring/executor/attention.hpp"
+#include "xring/executor/decode.hpp"
 #include "xring/planner/error.hpp"
 
 using namespace xring;
@@ -184,4 +185,89 @@ TEST(Executor, AFailingRankAbortsTheOthersInsteadOfHanging) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("rank 1 broke"), std::string::npos) << e.what();
   }
+}
+
+namespace {
+
+DecodeProblem random_decode(std::mt19937& rng, int heads, int kv_heads, int d, int requests, long long context,
+                            Storage storage) {
+  DecodeProblem p;
+  p.shape = {1, heads, kv_heads, d};
+  p.requests = requests;
+  p.context = context;
+  p.storage = storage;
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  auto fill = [&](std::vector<float>& t, size_t n) {
+    t.resize(n);
+    for (float& x : t) x = kernels::round_to(storage, u(rng));
+  };
+  fill(p.q, static_cast<size_t>(requests) * heads * d);
+  fill(p.k, static_cast<size_t>(requests) * kv_heads * context * d);
+  fill(p.v, p.k.size());
+  fill(p.scores, static_cast<size_t>(requests) * kv_heads * context);
+  std::uniform_int_distribution<long long> budget(0, context + 2);  // empty and over-full budgets too
+  for (int h = 0; h < kv_heads; ++h) p.budget.push_back(budget(rng));
+  return p;
+}
+
+}  // namespace
+
+TEST(DecodeExecutor, TopKKeepsTheHighestScoresInPositionOrder) {
+  const float scores[] = {0.1f, 0.9f, 0.5f, 0.9f, 0.3f};
+  EXPECT_EQ(kernels::top_k_positions(scores, 5, 2), (std::vector<long long>{1, 3}));
+  EXPECT_EQ(kernels::top_k_positions(scores, 5, 3), (std::vector<long long>{1, 2, 3}));
+  EXPECT_EQ(kernels::top_k_positions(scores, 5, 9).size(), 5u);
+  EXPECT_TRUE(kernels::top_k_positions(scores, 5, 0).empty());
+}
+
+TEST(DecodeExecutor, CompactedDecodeEqualsMaskedAttention) {
+  // Decode on the compacted cache = attention over the full cache with the dropped tokens masked.
+  std::mt19937 rng(12);
+  DecodeProblem p = random_decode(rng, 4, 2, 8, 1, 40, Storage::fp32);
+  p.budget = {7, 13};
+  DecodeResult got = run_decode_reference(p);
+  for (int h = 0; h < 2; ++h) {
+    auto keep = kernels::top_k_positions(p.scores.data() + h * 40, 40, p.budget[h]);
+    kernels::Mask mask;
+    mask.kind = kernels::Mask::Kind::same_group;
+    mask.q_group = {1};
+    mask.kv_group.assign(40, 0);
+    for (long long j : keep) mask.kv_group[j] = 1;
+    for (int j = 0; j < 2; ++j) {  // the two query heads of kv head h
+      std::vector<float> o(8), l(1);
+      kernels::attention_forward(p.q.data() + (h * 2 + j) * 8, p.k.data() + h * 40 * 8, p.v.data() + h * 40 * 8,
+                                 {1, 1, 1, 8}, {0, 1}, {0, 40}, mask, o.data(), l.data());
+      for (int c = 0; c < 8; ++c) EXPECT_NEAR(got.o[(h * 2 + j) * 8 + c], o[c], 1e-6);
+      EXPECT_NEAR(got.l[h * 2 + j], l[0], 1e-6);
+    }
+  }
+}
+
+TEST(DecodeExecutor, PlacedHeadsWithFairCopiesEqualSingleDeviceDecode) {
+  std::mt19937 rng(21);
+  for (int trial = 0; trial < 12; ++trial) {
+    const int gpus = 1 + trial % 4, kv_heads = gpus * (1 + trial % 2), requests = 1 + trial % 6;
+    const Storage storage = static_cast<Storage>(trial % 3);
+    DecodeProblem p = random_decode(rng, kv_heads * 2, kv_heads, 8, requests, 24, storage);
+    // Each head on a random GPU, with a second copy taking a random share of the requests.
+    HeadCopies copies(kv_heads);
+    std::uniform_int_distribution<int> gpu(0, gpus - 1), share(0, requests);
+    for (int h = 0; h < kv_heads; ++h) {
+      int first = gpu(rng), split = share(rng);
+      copies[h].push_back({first, split});
+      copies[h].push_back({(first + 1) % gpus == first ? first : (first + 1) % gpus, requests - split});
+    }
+    DecodeResult want = run_decode_reference(p);
+    DecodeResult got = run_decode_distributed(p, copies, gpus);
+    EXPECT_EQ(got.o, want.o) << "trial " << trial;  // same kernel, same data: bit for bit
+    for (size_t i = 0; i < want.l.size(); ++i) EXPECT_EQ(got.l[i], want.l[i]) << "trial " << trial;
+  }
+}
+
+TEST(DecodeExecutor, PlacementsThatLoseRequestsAreRefused) {
+  std::mt19937 rng(1);
+  DecodeProblem p = random_decode(rng, 4, 2, 8, 3, 10, Storage::bf16);
+  EXPECT_THROW(run_decode_distributed(p, {{{0, 3}}, {{0, 2}}}, 2), Error);      // head 1 serves 2 of 3
+  EXPECT_THROW(run_decode_distributed(p, {{{0, 3}}, {{5, 3}}}, 2), Error);      // GPU 5 of 2
+  EXPECT_THROW(run_decode_distributed(p, {{{0, 3}}}, 2), Error);                // a head missing
 }

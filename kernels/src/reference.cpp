@@ -174,6 +174,36 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
     }
 }
 
+std::vector<long long> top_k_positions(const float* scores, long long n, long long k) {
+  k = std::clamp<long long>(k, 0, n);
+  std::vector<long long> order(static_cast<size_t>(n));
+  for (long long i = 0; i < n; ++i) order[i] = i;
+  std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](long long a, long long b) {
+    return scores[a] > scores[b] || (scores[a] == scores[b] && a < b);
+  });
+  order.resize(static_cast<size_t>(k));
+  std::sort(order.begin(), order.end());
+  return order;
+}
+
+std::vector<float> gather_rows(const float* t, int width, const std::vector<long long>& positions) {
+  std::vector<float> out;
+  out.reserve(positions.size() * width);
+  for (long long p : positions) out.insert(out.end(), t + p * width, t + (p + 1) * width);
+  return out;
+}
+
+void decode_attention(const float* q, const std::vector<const float*>& k, const std::vector<const float*>& v,
+                      const std::vector<long long>& len, const Shape& s, float* o, float* l) {
+  const int group = s.heads / s.kv_heads;
+  for (int h = 0; h < s.heads; ++h) {
+    const int hk = h / group;
+    Shape one{1, 1, 1, s.head_dim};
+    attention_forward(q + static_cast<long long>(h) * s.head_dim, k[hk], v[hk], one, Rows{0, 1}, Rows{0, len[hk]},
+                      Mask{}, o + static_cast<long long>(h) * s.head_dim, l + h);
+  }
+}
+
 std::vector<float> slice_rows(const std::vector<float>& t, int batch, int heads, long long total, int d, Rows r) {
   std::vector<float> out(static_cast<size_t>(batch) * heads * r.rows * d);
   for (int b = 0; b < batch; ++b)

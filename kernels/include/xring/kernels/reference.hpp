@@ -72,6 +72,20 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
                         const float* d_o, const Shape& shape, Rows q_rows, Rows kv_rows, const Mask& mask,
                         float* dq, float* dk, float* dv);
 
+/// Positions of the k highest scores among n (ties to the lower position), in ascending
+/// position order: the tokens a head keeps when its cache is compacted to k.
+std::vector<long long> top_k_positions(const float* scores, long long n, long long k);
+
+/// Rows `positions` of a [n][width] matrix, packed in that order.
+std::vector<float> gather_rows(const float* t, int width, const std::vector<long long>& positions);
+
+/// Decode attention: one query row per query head over per-kv-head caches of their own
+/// lengths (each head its own budget). q and o are [H][d], l is [H]; k[h] and v[h] point at
+/// [len[h]][d] for kv head h; query head j reads kv head j / (H / H_kv). A head with an empty
+/// cache gets o = 0 and l = -inf.
+void decode_attention(const float* q, const std::vector<const float*>& k, const std::vector<const float*>& v,
+                      const std::vector<long long>& len, const Shape& shape, float* o, float* l);
+
 /// Copies rows [first, first + rows) of a [B][heads][total][d] tensor into a packed block.
 std::vector<float> slice_rows(const std::vector<float>& t, int batch, int heads, long long total, int head_dim,
                               Rows rows);
