@@ -284,3 +284,25 @@ TEST(Cli, RunRefusesWhatItCannotRunWithoutWritingAReport) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("schema_version"), std::string::npos);
 }
+
+TEST(Cli, RunExecutesADecodePlanWithItsHeadPlacement) {
+  fs::path plan = scratch("decode.json"), report = scratch("decode-report.json");
+  Result p = xring("plan --model mistral-small-24b --workload fairkv-decode --set workload.batch=6 "
+                   "--set workload.text_tokens=256 --set workload.kv_budget=64 -o " + plan.string());
+  ASSERT_EQ(p.exit_code, 0) << p.output;
+  Result r = xring("run " + plan.string() + " --json " + report.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  json j = read_json(report);
+  EXPECT_EQ(j["verified"], true);
+  ASSERT_EQ(j["layers"].size(), 40u);
+  EXPECT_EQ(j["layers"][0]["ranks"], 8);
+  EXPECT_EQ(j["layers"][0]["strategy"].get<std::string>().rfind("decode/", 0), 0u);
+  // A placement edited to lose requests is refused, naming the layer.
+  json bad = read_json(plan);
+  bad["decode"]["heads"][3]["requests"][0] = 1;
+  fs::path edited = scratch("decode-bad.json");
+  std::ofstream(edited) << bad.dump();
+  r = xring("run " + edited.string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("decode.heads (layer 0)"), std::string::npos) << r.output;
+}
