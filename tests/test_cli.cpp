@@ -306,3 +306,16 @@ TEST(Cli, RunExecutesADecodePlanWithItsHeadPlacement) {
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("decode.heads (layer 0)"), std::string::npos) << r.output;
 }
+
+TEST(Cli, RunExecutesHybridPlans) {
+  fs::path plan = scratch("hybrid.json"), report = scratch("hybrid-report.json");
+  Result p = xring("plan --model tiny --cluster h100-sxm-8 --set workload.frames=5 --set workload.text_tokens=19 "
+                   "--set workload.phase=training --strategy hybrid --ranks 8 -o " + plan.string());
+  ASSERT_EQ(p.exit_code, 0) << p.output;
+  Result r = xring("run " + plan.string() + " --media-mask same_group --json " + report.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  json j = read_json(report);
+  EXPECT_EQ(j["verified"], true);
+  EXPECT_EQ(j["layers"][0]["strategy"], "hybrid");
+  EXPECT_EQ(j["layers"][0]["ranks"], 8);
+}

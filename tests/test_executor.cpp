@@ -271,3 +271,35 @@ TEST(DecodeExecutor, PlacementsThatLoseRequestsAreRefused) {
   EXPECT_THROW(run_decode_distributed(p, {{{0, 3}}, {{5, 3}}}, 2), Error);      // GPU 5 of 2
   EXPECT_THROW(run_decode_distributed(p, {{{0, 3}}}, 2), Error);                // a head missing
 }
+
+TEST(Executor, HybridEqualsTheReference) {
+  std::mt19937 rng(17);
+  int checked = 0;
+  for (int P : {4, 6, 8}) {
+    for (int U : {2, 4}) {
+      if (P % U || P / U < 2) continue;
+      for (Strategy ring : {Strategy::query_ring, Strategy::kv_ring}) {
+        for (Storage storage : {Storage::fp32, Storage::bf16}) {
+          const bool gqa = (P + U) % 2 == 0;
+          AttentionProblem p = random_problem(rng, {2, 8, gqa ? 2 : 8, 8}, 11 + P, 29 + 3 * U, storage,
+                                              static_cast<kernels::Mask::Kind>((P + U) % 3));
+          AttentionResult want = run_reference(p, true);
+          AttentionResult got = run_distributed(Strategy::hybrid, P, p, true, {U, ring});
+          std::string what = "hybrid P=" + std::to_string(P) + " U=" + std::to_string(U) + " " + to_string(ring) +
+                             " " + kernels::to_string(storage) + (gqa ? " GQA" : "");
+          expect_close(got.o, want.o, storage, what + " O");
+          expect_close(got.l, want.l, Storage::fp32, what + " L");
+          expect_close(got.dq, want.dq, storage, what + " dQ");
+          expect_close(got.dk, want.dk, storage, what + " dK");
+          expect_close(got.dv, want.dv, storage, what + " dV");
+          ++checked;
+        }
+      }
+    }
+  }
+  EXPECT_EQ(checked, 16);
+  std::mt19937 again(1);
+  AttentionProblem p = random_problem(again, {1, 4, 4, 8}, 8, 8, Storage::fp32, kernels::Mask::Kind::none);
+  EXPECT_NE(unsupported(Strategy::hybrid, p, 4, {3, Strategy::query_ring}), "");  // 4 ranks, groups of 3
+  EXPECT_NE(unsupported(Strategy::hybrid, p, 4, {4, Strategy::query_ring}), "");  // one group is no ring
+}

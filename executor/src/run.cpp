@@ -243,9 +243,6 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
     if (in.cluster.gpus() % lp.ranks != 0)
       throw Error(at + ".ranks = " + std::to_string(lp.ranks) + " does not divide the " +
                   std::to_string(in.cluster.gpus()) + " GPUs of its cluster; re-run xring plan");
-    if (lp.strategy == Strategy::hybrid)
-      throw Error(at + " uses hybrid, which the cpu backend cannot run yet; plan with --strategy query_ring, "
-                       "kv_ring or ulysses");
     LayerShape shape = cross_attention_shape(in.model, in.workload, lp.batch_per_group);
     if (options.scale) {
       shape.s_q = std::max<long long>(1, std::llround(shape.s_q * *options.scale));
@@ -262,7 +259,12 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
     AttentionProblem problem = synthetic_problem(shape, storage, options.seed + i, options.media_mask, backward);
     const Strategy strategy = lp.strategy;
     const int ranks = lp.ranks;
-    std::string why = unsupported(strategy, problem, ranks);
+    HybridLayout layout;
+    if (strategy == Strategy::hybrid) {
+      layout.ulysses_degree = lp.ulysses_degree;
+      layout.ring_kind = lp.ring_kind == "kv_ring" ? Strategy::kv_ring : Strategy::query_ring;
+    }
+    std::string why = unsupported(strategy, problem, ranks, layout);
     if (!why.empty()) throw Error(at + ": " + to_string(strategy) + " on " + std::to_string(ranks) + " ranks: " + why);
 
     LayerReport layer;
@@ -279,7 +281,7 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
     run_on_threads(ranks, [&](Communicator& comm) {
       RecordingCommunicator rec(comm, origin_time, report.events, events_mutex);
       double t0 = rec.seconds();
-      run_rank(strategy, rec, problem, backward, out);
+      run_rank(strategy, rec, problem, backward, out, layout);
       double t1 = rec.seconds();
       busy[rec.rank()] = t1 - t0;
       waited[rec.rank()] = rec.waited_s();

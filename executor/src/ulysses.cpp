@@ -3,53 +3,21 @@
 // second all-to-all returns O (and in backward dQ, dK, dV, summing replicated kv heads).
 #include <limits>
 
-#include "xring/executor/attention.hpp"
+#include "rings.hpp"
 
 namespace xring::executor {
 namespace {
 
 using kernels::Rows;
+using detail::Heads;
+using detail::heads_of;
+using detail::pack;
+using detail::unpack;
 
 constexpr int kTagIn = 11;
 constexpr int kTagOut = 12;
 constexpr int kTagGradIn = 13;
 constexpr int kTagGradOut = 14;
-
-/// Heads [first, first + count) and rows `r` of a [B][heads][total][width] tensor, packed.
-std::vector<float> pack(const std::vector<float>& t, int batch, int heads, long long total, int width, int first,
-                        int count, Rows r) {
-  std::vector<float> out;
-  out.reserve(static_cast<size_t>(batch) * count * r.rows * width);
-  for (int b = 0; b < batch; ++b)
-    for (int h = first; h < first + count; ++h) {
-      const float* src = t.data() + ((static_cast<long long>(b) * heads + h) * total + r.first) * width;
-      out.insert(out.end(), src, src + r.rows * width);
-    }
-  return out;
-}
-
-/// Adds (or writes) a packed [B][count][r.rows][width] block into heads [first, first+count).
-void unpack(std::vector<float>& t, int batch, int heads, long long total, int width, int first, int count, Rows r,
-            const std::vector<float>& block, bool add) {
-  size_t at = 0;
-  for (int b = 0; b < batch; ++b)
-    for (int h = first; h < first + count; ++h) {
-      float* dst = t.data() + ((static_cast<long long>(b) * heads + h) * total + r.first) * width;
-      for (long long i = 0; i < r.rows * width; ++i) dst[i] = add ? dst[i] + block[at + i] : block[at + i];
-      at += r.rows * width;
-    }
-}
-
-struct Heads {
-  int q_first, q_count, kv_first, kv_count;
-};
-
-Heads heads_of(const kernels::Shape& s, int P, int r) {
-  const int hq = s.heads / P;
-  if (s.kv_heads % P == 0) return {r * hq, hq, r * (s.kv_heads / P), s.kv_heads / P};
-  const int group = s.heads / s.kv_heads;  // P > H_kv: all of r's query heads read one kv head
-  return {r * hq, hq, (r * hq) / group, 1};
-}
 
 }  // namespace
 

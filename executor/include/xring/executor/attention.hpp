@@ -31,18 +31,26 @@ struct AttentionResult {
 /// Rank r's rows when n tokens are split over `ranks` ranks.
 kernels::Rows block_of(long long n, int ranks, int r);
 
+/// How a hybrid lays out its ranks: Ulysses groups of `ulysses_degree` and the ring between
+/// them (ignored by the other strategies).
+struct HybridLayout {
+  int ulysses_degree = 0;
+  Strategy ring_kind = Strategy::query_ring;
+};
+
 /// Why `strategy` cannot run `p` on `ranks` ranks ("" when it can).
-std::string unsupported(Strategy strategy, const AttentionProblem& p, int ranks);
+std::string unsupported(Strategy strategy, const AttentionProblem& p, int ranks, HybridLayout layout = {});
 
 /// One rank's part of the forward (and, with `backward`, the backward) pass. `out` must be
 /// sized by `allocate_result`; ranks write disjoint rows.
 void run_rank(Strategy strategy, Communicator& comm, const AttentionProblem& p, bool backward,
-              AttentionResult& out);
+              AttentionResult& out, HybridLayout layout = {});
 
 AttentionResult allocate_result(const AttentionProblem& p, bool backward);
 
 /// Runs the strategy on `ranks` threads. Throws xring::Error for unsupported combinations.
-AttentionResult run_distributed(Strategy strategy, int ranks, const AttentionProblem& p, bool backward);
+AttentionResult run_distributed(Strategy strategy, int ranks, const AttentionProblem& p, bool backward,
+                                HybridLayout layout = {});
 
 /// The monolithic reference: one block, no communication.
 AttentionResult run_reference(const AttentionProblem& p, bool backward);
