@@ -96,7 +96,7 @@ void compare(const std::vector<float>& got, const std::vector<float>& want, kern
     double err = std::fabs(static_cast<double>(got[i]) - want[i]);
     double allowed = kRelativeSlack * std::max(1.0, scale) + kernels::ulp(storage, want[i]);
     c.max_abs = std::max(c.max_abs, err);
-    if (want[i] != 0) c.max_rel = std::max(c.max_rel, err / std::fabs(want[i]));
+    if (scale > 0) c.max_rel = std::max(c.max_rel, err / scale);  // relative to the tensor's largest value
     c.worst_ratio = std::max(c.worst_ratio, err / allowed);
   }
   c.tolerance = std::max(c.tolerance, kRelativeSlack * std::max(1.0, scale) + kernels::ulp(storage, static_cast<float>(scale)));

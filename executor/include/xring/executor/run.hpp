@@ -38,7 +38,7 @@ struct LayerReport {
   double predicted_comm_s = 0;
   double bytes_sent = 0;                   ///< all ranks, fp32 messages
   double max_abs_error = 0;
-  double max_rel_error = 0;
+  double max_rel_error = 0;                ///< max abs error / the tensor's largest |reference|
   double tolerance = 0;                    ///< allowed abs error at the largest reference value
   bool verified = false;
 };
