@@ -14,6 +14,7 @@
 
 #include "xring/executor/attention.hpp"
 #include "xring/executor/decode.hpp"
+#include "xring/executor/projection.hpp"
 #include "xring/planner/error.hpp"
 
 using namespace xring;
@@ -302,4 +303,57 @@ TEST(Executor, HybridEqualsTheReference) {
   AttentionProblem p = random_problem(again, {1, 4, 4, 8}, 8, 8, Storage::fp32, kernels::Mask::Kind::none);
   EXPECT_NE(unsupported(Strategy::hybrid, p, 4, {3, Strategy::query_ring}), "");  // 4 ranks, groups of 3
   EXPECT_NE(unsupported(Strategy::hybrid, p, 4, {4, Strategy::query_ring}), "");  // one group is no ring
+}
+
+TEST(Executor, RecomputationGivesTheSameGradientsAndKeepsWhatThePlannerCounts) {
+  std::mt19937 rng(31);
+  for (int P : {1, 2, 3, 4, 7}) {
+    for (Strategy strategy : {Strategy::query_ring, Strategy::kv_ring}) {
+      const Storage storage = P % 2 ? Storage::bf16 : Storage::fp32;
+      ProjectedProblem p;
+      p.attention = random_problem(rng, {2, 4, 2, 8}, 9 + P, 31 + P, storage, kernels::Mask::Kind::none);
+      p.visual_hidden = 12;
+      std::uniform_real_distribution<float> u(-0.5f, 0.5f);
+      auto fill = [&](std::vector<float>& t, size_t n) {
+        t.resize(n);
+        for (float& x : t) x = kernels::round_to(storage, u(rng));
+      };
+      fill(p.x, static_cast<size_t>(2) * p.attention.s_kv * 12);
+      fill(p.wk, static_cast<size_t>(12) * 2 * 8);
+      fill(p.wv, p.wk.size());
+      ProjectedResult want = run_projected(Strategy::single, 1, p, false);
+      ProjectedResult keep = run_projected(strategy, P, p, false);
+      ProjectedResult again = run_projected(strategy, P, p, true);
+      std::string what = to_string(strategy) + " P=" + std::to_string(P);
+      for (const auto* got : {&keep, &again}) {
+        expect_close(got->o, want.o, storage, what + " O");
+        expect_close(got->dq, want.dq, storage, what + " dQ");
+        expect_close(got->dx, want.dx, storage, what + " dX");
+        expect_close(got->dwk, want.dwk, storage, what + " dWk");
+        expect_close(got->dwv, want.dwv, storage, what + " dWv");
+      }
+      EXPECT_EQ(again.dx, keep.dx) << what;    // recomputing K and V is exact
+      EXPECT_EQ(again.dwk, keep.dwk) << what;
+      // Saved elements match the planner's saved_for_backward (counted at 4 bytes per element;
+      // the planner also counts Q as saved without recomputation, the executor keeps it as input).
+      LayerShape shape;
+      shape.batch = 2;
+      shape.heads = 4;
+      shape.kv_heads = 2;
+      shape.head_dim = 8;
+      shape.bytes = 4;
+      shape.s_q = p.attention.s_q;
+      shape.s_kv = p.attention.s_kv;
+      Placement placement;
+      placement.ranks = P;
+      placement.training = true;
+      const long long q = block(shape.s_q, P), kv = block(shape.s_kv, P);
+      const double kv_bytes = 2.0 * 2 * kv * 2 * 8 * 4;
+      placement.recompute = true;
+      EXPECT_EQ(4.0 * again.saved_elements_max, saved_for_backward(shape, q, 4, kv_bytes, placement)) << what;
+      placement.recompute = false;
+      const double q_bytes = 2.0 * q * 4 * 8 * 4;
+      EXPECT_EQ(4.0 * keep.saved_elements_max + q_bytes, saved_for_backward(shape, q, 4, kv_bytes, placement)) << what;
+    }
+  }
 }
