@@ -9,6 +9,7 @@
 
 #include "xring/executor/attention.hpp"
 #include "xring/executor/decode.hpp"
+#include "xring/executor/projection.hpp"
 #include "xring/planner/error.hpp"
 
 namespace xring::executor {
@@ -237,6 +238,28 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
   std::mutex events_mutex;
   double worst_ratio = 0;
   double flops = 0, tokens = 0;
+  // What every executed layer adds to the report: the prediction for its shape, its errors.
+  auto finish_layer = [&](LayerReport layer, const LayerPlan& lp, const LayerShape& shape, const Comparison& c,
+                          double layer_flops) {
+    Placement placement = placement_for(in, lp.strategy, lp.ranks, lp.ulysses_degree, lp.recompute);
+    LayerCost predicted = strategy_unit(lp.strategy).cost(shape, placement);
+    layer.predicted_time_s = predicted.time_s();
+    layer.predicted_compute_s = predicted.compute_s();
+    layer.predicted_comm_s = predicted.comm_s();
+    layer.max_abs_error = c.max_abs;
+    layer.max_rel_error = c.max_rel;
+    layer.tolerance = c.tolerance;
+    layer.verified = c.worst_ratio <= 1.0;
+    worst_ratio = std::max(worst_ratio, c.worst_ratio);
+    report.max_abs_error = std::max(report.max_abs_error, c.max_abs);
+    report.max_rel_error = std::max(report.max_rel_error, c.max_rel);
+    report.tolerance = std::max(report.tolerance, c.tolerance);
+    report.measured_time_s += layer.measured_time_s;
+    report.predicted_time_s += layer.predicted_time_s;
+    flops += layer_flops;  // the executed group's work
+    tokens = static_cast<double>(shape.batch) * (shape.s_q + shape.s_kv);
+    report.layers.push_back(layer);
+  };
   for (size_t i = 0; i < plan.layers.size(); ++i) {
     const LayerPlan& lp = plan.layers[i];
     const std::string at = origin + ": layers[" + std::to_string(i) + "]";
@@ -248,8 +271,12 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
       shape.s_q = std::max<long long>(1, std::llround(shape.s_q * *options.scale));
       shape.s_kv = std::max<long long>(1, std::llround(shape.s_kv * *options.scale));
     }
+    const bool projected = backward && lp.recompute &&
+                           (lp.strategy == Strategy::query_ring || lp.strategy == Strategy::kv_ring ||
+                            lp.strategy == Strategy::single);
     const double layer_flops = attention_forward_flops(shape, shape.s_q, shape.s_kv, shape.heads) *
-                               (backward ? 1 + kBackwardFlopsFactor : 1);
+                                   (backward ? 1 + kBackwardFlopsFactor : 1) +
+                               (projected ? 4 * kv_projection_flops(shape, shape.s_kv) : 0);
     if (layer_flops > options.max_gflop_per_layer * 1e9)
       throw Error(at + ": " + std::to_string(static_cast<long long>(layer_flops / 1e9)) +
                   " GFLOP per layer is too much for the cpu backend (limit " +
@@ -275,6 +302,40 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
     layer.s_q = shape.s_q;
     layer.s_kv = shape.s_kv;
     layer.backward = backward;
+    if (projected) {
+      // LV-XAttn training with recomputation: K and V come from the visual tokens, are dropped
+      // after the forward and rebuilt in backward; checked against the one-rank computation.
+      ProjectedProblem pp;
+      pp.attention = problem;
+      pp.visual_hidden = shape.visual_hidden;
+      std::mt19937_64 rng(options.seed + 1000 + i);
+      std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+      const float w_scale = 1.0f / std::sqrt(static_cast<float>(shape.visual_hidden));
+      auto fill = [&](std::vector<float>& t, size_t n, float scale) {
+        t.resize(n);
+        for (float& x : t) x = kernels::round_to(storage, scale * u(rng));
+      };
+      fill(pp.x, static_cast<size_t>(shape.batch) * shape.s_kv * shape.visual_hidden, 1.0f);
+      fill(pp.wk, static_cast<size_t>(shape.visual_hidden) * shape.kv_heads * shape.head_dim, w_scale);
+      fill(pp.wv, pp.wk.size(), w_scale);
+      const double start = std::chrono::duration<double>(Clock::now() - origin_time).count();
+      ProjectedResult got = run_projected(strategy, ranks, pp, true);
+      const double end = std::chrono::duration<double>(Clock::now() - origin_time).count();
+      ProjectedResult ref = run_projected(Strategy::single, 1, pp, false);
+      layer.strategy += "+recompute";
+      layer.measured_time_s = end - start;
+      layer.measured_compute_s = layer.measured_time_s;
+      Comparison c;
+      compare(got.o, ref.o, storage, c);
+      compare(got.l, ref.l, kernels::Storage::fp32, c);
+      compare(got.dq, ref.dq, storage, c);
+      compare(got.dx, ref.dx, storage, c);
+      compare(got.dwk, ref.dwk, storage, c);
+      compare(got.dwv, ref.dwv, storage, c);
+      report.events.push_back({0, 1, "layer " + std::to_string(lp.index) + " " + layer.strategy, start, end});
+      finish_layer(layer, lp, shape, c, layer_flops);
+      continue;
+    }
     AttentionResult out = allocate_result(problem, backward);
     std::vector<double> busy(ranks, 0), waited(ranks, 0), sent(ranks, 0);
     const double start = std::chrono::duration<double>(Clock::now() - origin_time).count();
@@ -296,13 +357,6 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
       layer.measured_comm_s = std::max(layer.measured_comm_s, waited[r]);
       layer.bytes_sent += sent[r];
     }
-    // The planner's prediction for exactly this shape on the planned cluster.
-    Placement placement = placement_for(in, lp.strategy, lp.ranks, lp.ulysses_degree, lp.recompute);
-    LayerCost predicted = strategy_unit(lp.strategy).cost(shape, placement);
-    layer.predicted_time_s = predicted.time_s();
-    layer.predicted_compute_s = predicted.compute_s();
-    layer.predicted_comm_s = predicted.comm_s();
-
     AttentionResult want = run_reference(problem, backward);
     Comparison c;
     compare(out.o, want.o, storage, c);
@@ -312,19 +366,7 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
       compare(out.dk, want.dk, storage, c);
       compare(out.dv, want.dv, storage, c);
     }
-    layer.max_abs_error = c.max_abs;
-    layer.max_rel_error = c.max_rel;
-    layer.tolerance = c.tolerance;
-    layer.verified = c.worst_ratio <= 1.0;
-    worst_ratio = std::max(worst_ratio, c.worst_ratio);
-    report.max_abs_error = std::max(report.max_abs_error, c.max_abs);
-    report.max_rel_error = std::max(report.max_rel_error, c.max_rel);
-    report.tolerance = std::max(report.tolerance, c.tolerance);
-    report.measured_time_s += layer.measured_time_s;
-    report.predicted_time_s += layer.predicted_time_s;
-    flops += layer_flops;  // the executed group's work
-    tokens = static_cast<double>(shape.batch) * (shape.s_q + shape.s_kv);
-    report.layers.push_back(layer);
+    finish_layer(layer, lp, shape, c, layer_flops);
   }
   report.verified = worst_ratio <= 1.0;
   if (report.measured_time_s > 0) {
