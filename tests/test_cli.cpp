@@ -319,3 +319,16 @@ TEST(Cli, RunExecutesHybridPlans) {
   EXPECT_EQ(j["layers"][0]["strategy"], "hybrid");
   EXPECT_EQ(j["layers"][0]["ranks"], 8);
 }
+
+TEST(Cli, RunRecomputesKvFromTheVisualTokensWhenThePlanSaysSo) {
+  fs::path plan = scratch("recompute.json"), report = scratch("recompute-report.json");
+  Result p = xring("plan --model tiny --cluster h100-sxm-8 --set workload.frames=6 --set workload.text_tokens=21 "
+                   "--set workload.phase=training --strategy kv_ring --ranks 4 --recompute -o " + plan.string());
+  ASSERT_EQ(p.exit_code, 0) << p.output;
+  EXPECT_TRUE(read_json(plan)["layers"][0]["recompute"].get<bool>());
+  Result r = xring("run " + plan.string() + " --json " + report.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  json j = read_json(report);
+  EXPECT_EQ(j["verified"], true);
+  EXPECT_EQ(j["layers"][0]["strategy"], "kv_ring+recompute");
+}
