@@ -243,6 +243,8 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
                           double layer_flops) {
     Placement placement = placement_for(in, lp.strategy, lp.ranks, lp.ulysses_degree, lp.recompute);
     LayerCost predicted = strategy_unit(lp.strategy).cost(shape, placement);
+    layer.steps = std::max(1, predicted.forward.steps);
+    layer.measured_step_s = layer.measured_time_s / layer.steps / (layer.backward ? 2 : 1);
     layer.predicted_time_s = predicted.time_s();
     layer.predicted_compute_s = predicted.compute_s();
     layer.predicted_comm_s = predicted.comm_s();
@@ -389,8 +391,8 @@ nlohmann::json to_json(const RunReport& r) {
   nlohmann::json layers = nlohmann::json::array();
   for (const auto& l : r.layers)
     layers.push_back({{"index", l.index}, {"strategy", l.strategy}, {"ranks", l.ranks},
-                      {"batch", l.batch}, {"s_q", l.s_q}, {"s_kv", l.s_kv}, {"backward", l.backward},
-                      {"measured_time_s", l.measured_time_s}, {"measured_compute_s", l.measured_compute_s},
+                      {"batch", l.batch}, {"s_q", l.s_q}, {"s_kv", l.s_kv}, {"backward", l.backward}, {"steps", l.steps},
+                      {"measured_time_s", l.measured_time_s}, {"measured_step_s", l.measured_step_s}, {"measured_compute_s", l.measured_compute_s},
                       {"measured_comm_s", l.measured_comm_s}, {"predicted_time_s", l.predicted_time_s},
                       {"predicted_compute_s", l.predicted_compute_s}, {"predicted_comm_s", l.predicted_comm_s},
                       {"bytes_sent", l.bytes_sent}, {"max_abs_error", l.max_abs_error},

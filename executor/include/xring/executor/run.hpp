@@ -30,7 +30,9 @@ struct LayerReport {
   int ranks = 1;
   long long batch = 1, s_q = 0, s_kv = 0;   ///< as executed (after --scale)
   bool backward = false;
+  int steps = 1;                           ///< ring steps per pass (1 for all-to-all and single)
   double measured_time_s = 0;
+  double measured_step_s = 0;              ///< measured_time_s / steps (per pass)
   double measured_compute_s = 0;           ///< slowest rank's time not waiting for peers
   double measured_comm_s = 0;              ///< slowest rank's time waiting for peers
   double predicted_time_s = 0;             ///< the planner's cost of this shape on the planned cluster
