@@ -79,6 +79,15 @@ void expect_close(const std::vector<float>& got, const std::vector<float>& want,
                         << " (got " << got[worst_at] << ", want " << want[worst_at] << ")";
 }
 
+void expect_same_result(const AttentionResult& got, const AttentionResult& want, Storage storage,
+                        const std::string& what) {
+  expect_close(got.o, want.o, storage, what + " O");
+  expect_close(got.l, want.l, Storage::fp32, what + " L");
+  expect_close(got.dq, want.dq, storage, what + " dQ");
+  expect_close(got.dk, want.dk, storage, what + " dK");
+  expect_close(got.dv, want.dv, storage, what + " dV");
+}
+
 }  // namespace
 
 TEST(Executor, BlocksSplitEvenlyFirstRanksTakeTheRest) {
@@ -124,12 +133,7 @@ TEST(Executor, EveryStrategyEqualsTheReference) {
         std::string what = to_string(s) + " P=" + std::to_string(P) + " " + kernels::to_string(storage) +
                            " H=" + std::to_string(g.heads) + "/" + std::to_string(g.kv_heads) +
                            " S=" + std::to_string(p.s_q) + "x" + std::to_string(p.s_kv);
-        AttentionResult got = run_distributed(s, P, p, true);
-        expect_close(got.o, want.o, storage, what + " O");
-        expect_close(got.l, want.l, Storage::fp32, what + " L");
-        expect_close(got.dq, want.dq, storage, what + " dQ");
-        expect_close(got.dk, want.dk, storage, what + " dK");
-        expect_close(got.dv, want.dv, storage, what + " dV");
+        expect_same_result(run_distributed(s, P, p, true), want, storage, what);
         ++checked;
       }
     }
@@ -288,11 +292,7 @@ TEST(Executor, HybridEqualsTheReference) {
           AttentionResult got = run_distributed(Strategy::hybrid, P, p, true, {U, ring});
           std::string what = "hybrid P=" + std::to_string(P) + " U=" + std::to_string(U) + " " + to_string(ring) +
                              " " + kernels::to_string(storage) + (gqa ? " GQA" : "");
-          expect_close(got.o, want.o, storage, what + " O");
-          expect_close(got.l, want.l, Storage::fp32, what + " L");
-          expect_close(got.dq, want.dq, storage, what + " dQ");
-          expect_close(got.dk, want.dk, storage, what + " dK");
-          expect_close(got.dv, want.dv, storage, what + " dV");
+          expect_same_result(got, want, storage, what);
           ++checked;
         }
       }

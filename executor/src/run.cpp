@@ -103,6 +103,20 @@ void compare(const std::vector<float>& got, const std::vector<float>& want, kern
   c.tolerance = std::max(c.tolerance, kRelativeSlack * std::max(1.0, scale) + kernels::ulp(storage, static_cast<float>(scale)));
 }
 
+/// A layer's errors into its report line, and its errors and times into the totals.
+void record(const Comparison& c, LayerReport& layer, RunReport& report, double& worst_ratio) {
+  layer.max_abs_error = c.max_abs;
+  layer.max_rel_error = c.max_rel;
+  layer.tolerance = c.tolerance;
+  layer.verified = c.worst_ratio <= 1.0;
+  worst_ratio = std::max(worst_ratio, c.worst_ratio);
+  report.max_abs_error = std::max(report.max_abs_error, c.max_abs);
+  report.max_rel_error = std::max(report.max_rel_error, c.max_rel);
+  report.tolerance = std::max(report.tolerance, c.tolerance);
+  report.measured_time_s += layer.measured_time_s;
+  report.predicted_time_s += layer.predicted_time_s;
+}
+
 kernels::Storage storage_of(DType d) {
   return d == DType::fp32 ? kernels::Storage::fp32 : d == DType::fp16 ? kernels::Storage::fp16 : kernels::Storage::bf16;
 }
@@ -185,16 +199,7 @@ RunReport run_decode_plan(const Plan& plan, const Inputs& in, const std::string&
     Comparison c;
     compare(got.o, want.o, storage, c);
     compare(got.l, want.l, kernels::Storage::fp32, c);
-    lr.max_abs_error = c.max_abs;
-    lr.max_rel_error = c.max_rel;
-    lr.tolerance = c.tolerance;
-    lr.verified = c.worst_ratio <= 1.0;
-    worst_ratio = std::max(worst_ratio, c.worst_ratio);
-    report.max_abs_error = std::max(report.max_abs_error, c.max_abs);
-    report.max_rel_error = std::max(report.max_rel_error, c.max_rel);
-    report.tolerance = std::max(report.tolerance, c.tolerance);
-    report.measured_time_s += lr.measured_time_s;
-    report.predicted_time_s += lr.predicted_time_s;
+    record(c, lr, report, worst_ratio);
     for (long long b : problem.budget) flops += 4.0 * problem.requests * (g.heads / g.kv_heads) * b * g.head_dim;
     std::lock_guard<std::mutex> lock(events_mutex);
     report.events.push_back({0, 1, "layer " + std::to_string(layer) + " decode", start, end});
@@ -248,16 +253,7 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
     layer.predicted_time_s = predicted.time_s();
     layer.predicted_compute_s = predicted.compute_s();
     layer.predicted_comm_s = predicted.comm_s();
-    layer.max_abs_error = c.max_abs;
-    layer.max_rel_error = c.max_rel;
-    layer.tolerance = c.tolerance;
-    layer.verified = c.worst_ratio <= 1.0;
-    worst_ratio = std::max(worst_ratio, c.worst_ratio);
-    report.max_abs_error = std::max(report.max_abs_error, c.max_abs);
-    report.max_rel_error = std::max(report.max_rel_error, c.max_rel);
-    report.tolerance = std::max(report.tolerance, c.tolerance);
-    report.measured_time_s += layer.measured_time_s;
-    report.predicted_time_s += layer.predicted_time_s;
+    record(c, layer, report, worst_ratio);
     flops += layer_flops;  // the executed group's work
     tokens = static_cast<double>(shape.batch) * (shape.s_q + shape.s_kv);
     report.layers.push_back(layer);
