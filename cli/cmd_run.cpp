@@ -30,6 +30,11 @@ void attach_run(CLI::App& sub, int& exit_code) {
   sub.add_option("--media-mask", o->run.media_mask, "Flamingo-style media mask: none, same_group, up_to_group")
       ->capture_default_str()
       ->check(CLI::IsMember({"none", "same_group", "up_to_group"}));
+  sub.add_option("--repeat", o->run.repeat,
+                 "Measure every layer this many times; the report keeps the samples and uses their median "
+                 "(xring gate turns their spread into a noise bound)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
   sub.add_option("--json", o->json, "Write the run report JSON here");
   sub.add_option("--trace", o->trace, "Write the measured per-rank timeline (Chrome/Perfetto trace)");
   sub.footer(

@@ -14,6 +14,8 @@ const xring::cli::Subcommand kSubcommands[] = {
      xring::cli::attach_explain},
     {"run", "Execute a plan file on synthetic inputs, verify it against a reference, report measured vs predicted",
      xring::cli::attach_run},
+    {"gate", "Fail CI when a plan or run regresses against a baseline, or misses a capacity requirement",
+     xring::cli::attach_gate},
     {"whatif", "Sweep spec fields (frames, bandwidth, nodes, budgets...) into a table, CSV and plot",
      xring::cli::attach_whatif},
     {"heads", "Make head-importance profiles (synthetic, or from measured scores) for adaptive budgets",

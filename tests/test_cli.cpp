@@ -332,3 +332,92 @@ TEST(Cli, RunRecomputesKvFromTheVisualTokensWhenThePlanSaysSo) {
   EXPECT_EQ(j["verified"], true);
   EXPECT_EQ(j["layers"][0]["strategy"], "kv_ring+recompute");
 }
+
+namespace {
+
+std::string gate_data(const std::string& name) { return data("gate/" + name); }
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+size_t occurrences(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST(Gate, ExitCodesForEveryFixture) {
+  const std::string base = "gate --baseline " + gate_data("plan_base.json") + " --current ";
+  EXPECT_EQ(xring(base + gate_data("plan_pass.json")).exit_code, 0);
+  EXPECT_EQ(xring(base + gate_data("plan_improved.json")).exit_code, 0);
+  EXPECT_EQ(xring(base + gate_data("plan_regressed.json")).exit_code, 1);
+  for (const char* bad : {"plan_other_schema.json", "plan_other_model.json", "plan_missing_metric.json",
+                          "malformed.json", "report_noisy_cur.json"}) {
+    Result r = xring(base + gate_data(bad));
+    EXPECT_EQ(r.exit_code, 2) << bad << "\n" << r.output;
+    EXPECT_EQ(r.output.find("internal error"), std::string::npos);
+  }
+  EXPECT_NE(xring(base + gate_data("plan_other_schema.json")).output.find("schema_version"), std::string::npos);
+  EXPECT_NE(xring(base + gate_data("plan_other_model.json")).output.find("mismatched inputs"), std::string::npos);
+  EXPECT_NE(xring(base + gate_data("plan_missing_metric.json")).output.find("predicted.frames_per_s"), std::string::npos);
+  // Noise: an 8% slower median inside the samples' spread passes; a 2x slower one does not.
+  const std::string reports = "gate --rules " + gate_data("rules.json") + " --baseline " + gate_data("report_noisy_base.json");
+  EXPECT_EQ(xring(reports + " --current " + gate_data("report_noisy_cur.json")).exit_code, 0);
+  EXPECT_EQ(xring(reports + " --current " + gate_data("report_slow.json")).exit_code, 1);
+}
+
+TEST(Gate, MarkdownMatchesTheGoldenFile) {
+  fs::path md = scratch("gate.md");
+  Result r = xring("gate --baseline " + gate_data("plan_base.json") + " --current " + gate_data("plan_regressed.json") +
+                   " --title golden --markdown " + md.string());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(read_text(md), read_text(gate_data("regressed.golden.md")));
+  EXPECT_NE(read_text(md).find("▼ -20.0%"), std::string::npos);
+}
+
+TEST(Gate, JunitHasTheCommonLayout) {
+  fs::path xml = scratch("gate.xml");
+  xring("gate --baseline " + gate_data("plan_base.json") + " --current " + gate_data("plan_regressed.json") +
+        " --junit " + xml.string());
+  std::string x = read_text(xml);
+  EXPECT_EQ(x.rfind("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites ", 0), 0u);
+  EXPECT_EQ(occurrences(x, "<testsuites "), 1u);
+  EXPECT_EQ(occurrences(x, "</testsuites>"), 1u);
+  EXPECT_EQ(occurrences(x, "<testsuite "), 1u);
+  EXPECT_EQ(occurrences(x, "<testcase "), 8u);
+  EXPECT_EQ(occurrences(x, "<failure "), 4u);
+  EXPECT_NE(x.find("tests=\"8\" failures=\"4\""), std::string::npos);
+  // Every failure sits inside a testcase that sits inside the testsuite.
+  EXPECT_LT(x.find("<testsuite "), x.find("<testcase "));
+  EXPECT_LT(x.rfind("<failure "), x.find("</testsuite>"));
+  EXPECT_EQ(occurrences(x, "<failure "), occurrences(x, "</testcase>"));
+}
+
+TEST(Gate, RequirementsOnOnePlan) {
+  const std::string plan = " --plan " + gate_data("plan_base.json");
+  EXPECT_EQ(xring("gate" + plan + " --require feasible --require \"frames_per_s>=4\" --require "
+                  "\"peak_memory_bytes_per_rank<=70GiB\"").exit_code, 0);
+  Result r = xring("gate" + plan + " --require \"peak_memory_bytes_per_rank<=10GiB\"");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("NOT MET"), std::string::npos);
+  EXPECT_EQ(xring("gate --plan " + gate_data("plan_regressed.json") + " --require feasible").exit_code, 1);
+  r = xring("gate" + plan + " --require \"frames_per_sec>=4\"");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("did you mean \"frames_per_s\""), std::string::npos) << r.output;
+  EXPECT_EQ(xring("gate" + plan + " --require \"frames_per_s>=fast\"").exit_code, 2);
+  EXPECT_EQ(xring("gate" + plan).exit_code, 2);
+}
+
+TEST(Gate, UpdateBaselineReplacesItAtomically) {
+  fs::path base = scratch("baseline.json");
+  fs::copy_file(gate_data("plan_base.json"), base, fs::copy_options::overwrite_existing);
+  Result r = xring("gate --baseline " + base.string() + " --current " + gate_data("plan_improved.json") + " --update-baseline");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(read_text(base), read_text(gate_data("plan_improved.json")));
+  for (const auto& entry : fs::directory_iterator(base.parent_path()))
+    EXPECT_EQ(entry.path().string().find(".tmp."), std::string::npos) << "left a temporary file";
+}

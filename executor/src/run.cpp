@@ -2,6 +2,7 @@
 // verification against the reference, the report and the measured trace.
 #include "xring/executor/run.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <mutex>
@@ -336,6 +337,8 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
     }
     AttentionResult out = allocate_result(problem, backward);
     std::vector<double> busy(ranks, 0), waited(ranks, 0), sent(ranks, 0);
+    for (int rep = 0; rep < std::max(1, options.repeat); ++rep) {
+    std::fill(sent.begin(), sent.end(), 0.0);
     const double start = std::chrono::duration<double>(Clock::now() - origin_time).count();
     run_on_threads(ranks, [&](Communicator& comm) {
       RecordingCommunicator rec(comm, origin_time, report.events, events_mutex);
@@ -349,7 +352,14 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
       report.events.push_back({rec.rank(), 1, "layer " + std::to_string(lp.index) + " " + layer.strategy, t0, t1});
     });
     const double end = std::chrono::duration<double>(Clock::now() - origin_time).count();
-    layer.measured_time_s = end - start;
+    layer.measured_samples_s.push_back(end - start);
+    }
+    {
+      std::vector<double> sorted = layer.measured_samples_s;
+      std::sort(sorted.begin(), sorted.end());
+      const size_t n = sorted.size();
+      layer.measured_time_s = n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+    }
     for (int r = 0; r < ranks; ++r) {
       layer.measured_compute_s = std::max(layer.measured_compute_s, busy[r] - waited[r]);
       layer.measured_comm_s = std::max(layer.measured_comm_s, waited[r]);
@@ -383,12 +393,25 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
   return report;
 }
 
+/// Per repetition, the time summed over layers (empty unless every layer has every sample).
+std::vector<double> total_samples(const RunReport& r) {
+  if (r.layers.empty()) return {};
+  const size_t n = r.layers.front().measured_samples_s.size();
+  std::vector<double> totals(n, 0.0);
+  for (const auto& l : r.layers) {
+    if (l.measured_samples_s.size() != n) return {};
+    for (size_t i = 0; i < n; ++i) totals[i] += l.measured_samples_s[i];
+  }
+  return n > 1 ? totals : std::vector<double>{};
+}
+
 nlohmann::json to_json(const RunReport& r) {
   nlohmann::json layers = nlohmann::json::array();
   for (const auto& l : r.layers)
     layers.push_back({{"index", l.index}, {"strategy", l.strategy}, {"ranks", l.ranks},
                       {"batch", l.batch}, {"s_q", l.s_q}, {"s_kv", l.s_kv}, {"backward", l.backward}, {"steps", l.steps},
-                      {"measured_time_s", l.measured_time_s}, {"measured_step_s", l.measured_step_s}, {"measured_compute_s", l.measured_compute_s},
+                      {"measured_time_s", l.measured_time_s}, {"measured_step_s", l.measured_step_s},
+                      {"measured_samples_s", l.measured_samples_s}, {"measured_compute_s", l.measured_compute_s},
                       {"measured_comm_s", l.measured_comm_s}, {"predicted_time_s", l.predicted_time_s},
                       {"predicted_compute_s", l.predicted_compute_s}, {"predicted_comm_s", l.predicted_comm_s},
                       {"bytes_sent", l.bytes_sent}, {"max_abs_error", l.max_abs_error},
@@ -406,7 +429,7 @@ nlohmann::json to_json(const RunReport& r) {
           {"tolerance_rule", r.tolerance_rule},
           {"layers", layers},
           {"measured", {{"time_s", r.measured_time_s}, {"throughput_tokens_per_s", r.measured_tokens_per_s},
-                        {"flop_per_s", r.measured_flop_per_s}}},
+                        {"flop_per_s", r.measured_flop_per_s}, {"samples_s", total_samples(r)}}},
           {"predicted", {{"time_s", r.predicted_time_s}, {"throughput_tokens_per_s", r.predicted_tokens_per_s}}},
           {"notes", r.notes}};
 }

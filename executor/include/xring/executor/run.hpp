@@ -22,6 +22,7 @@ struct RunOptions {
   std::optional<double> scale;        ///< multiplies S_Q and S_KV; required for large plans
   double max_gflop_per_layer = 20;    ///< the CPU budget above which --scale is required
   std::string media_mask = "none";    ///< none | same_group | up_to_group (Flamingo-style)
+  int repeat = 1;                     ///< measurements per layer; the report keeps every sample
 };
 
 struct LayerReport {
@@ -33,6 +34,7 @@ struct LayerReport {
   int steps = 1;                           ///< ring steps per pass (1 for all-to-all and single)
   double measured_time_s = 0;
   double measured_step_s = 0;              ///< measured_time_s / steps (per pass)
+  std::vector<double> measured_samples_s;  ///< every repetition; measured_time_s is their median
   double measured_compute_s = 0;           ///< slowest rank's time not waiting for peers
   double measured_comm_s = 0;              ///< slowest rank's time waiting for peers
   double predicted_time_s = 0;             ///< the planner's cost of this shape on the planned cluster

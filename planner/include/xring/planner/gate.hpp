@@ -1,0 +1,85 @@
+// `xring gate`: compares two plans or two run reports metric by metric under per-metric
+// rules, and checks capacity requirements ("frames_per_s>=4") on one document.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace xring::gate {
+
+enum class Direction { higher_is_better, lower_is_better, must_hold };
+
+/// One number (or boolean) taken from a plan or a run report.
+struct Metric {
+  std::string name;                 ///< e.g. "throughput_tokens_per_s", "layers.3.time_s", "feasible"
+  Direction direction = Direction::lower_is_better;
+  double value = 0;                 ///< the median when there are samples; 1/0 for booleans
+  std::vector<double> samples;      ///< repeated measurements (run reports with --repeat)
+  bool boolean = false;
+};
+
+/// A document's metrics: kind is "plan" or "report".
+struct Document {
+  std::string origin;
+  std::string kind;
+  int schema_version = 0;
+  std::map<std::string, std::string> identity;  ///< model, cluster, workload (plans); plan (reports)
+  std::vector<Metric> metrics;
+  const Metric* find(const std::string& name) const;
+};
+
+/// Reads a plan or run report for gating; throws xring::Error (bad input) naming the file and
+/// the field when it is neither, or a field the gate needs is missing or of the wrong type.
+Document read_document(const nlohmann::json& j, const std::string& origin);
+
+struct Rule {
+  std::optional<double> relative;   ///< allowed change as a fraction of the baseline
+  std::optional<double> absolute;   ///< allowed change in the metric's unit
+  bool ignore = false;
+};
+
+/// Rules: defaults plus per-metric overrides; a key with one "*" covers a family
+/// ("layers.*.time_s"). Default: 5% relative on every number; booleans must hold.
+struct Rules {
+  Rule defaults{0.05, std::nullopt, false};
+  std::map<std::string, Rule> metrics;
+  const Rule& for_metric(const std::string& name) const;
+};
+Rules read_rules(const nlohmann::json& j, const std::string& origin);
+
+enum class Verdict { pass, improved, regression, not_met };
+
+struct Row {
+  std::string metric;
+  std::optional<double> baseline;   ///< absent for requirements
+  double current = 0;
+  double change = 0;                ///< current − baseline (medians)
+  double allowed = 0;               ///< the bound the change was held to (threshold + noise)
+  double noise = 0;                 ///< the part of `allowed` that comes from the samples' spread
+  std::string requirement;          ///< for --require rows
+  Verdict verdict = Verdict::pass;
+  bool boolean = false;
+  std::string unit;                 ///< "bytes", "s", "" — for formatting
+};
+
+struct Outcome {
+  std::vector<Row> rows;
+  bool failed() const;
+};
+
+/// Compares current against baseline. Throws xring::Error (bad input) for different kinds or
+/// schema versions, different identities, or a baseline metric missing from current.
+Outcome compare(const Document& baseline, const Document& current, const Rules& rules);
+
+/// Checks requirements such as "feasible", "verified", "frames_per_s>=4",
+/// "peak_memory_bytes_per_rank<=70GiB" against one document.
+Outcome require(const Document& doc, const std::vector<std::string>& requirements);
+
+std::string markdown(const Outcome& o, const std::string& title);
+std::string junit_xml(const Outcome& o, const std::string& suite);
+
+}  // namespace xring::gate

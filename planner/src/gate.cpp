@@ -1,0 +1,412 @@
+// Gating: metrics from plans and run reports, rules, comparison with noise bounds,
+// requirements, and the markdown / JUnit renderings.
+#include "xring/planner/gate.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "xring/planner/error.hpp"
+#include "xring/planner/json_reader.hpp"
+#include "xring/planner/units.hpp"
+
+namespace xring::gate {
+namespace {
+
+using nlohmann::json;
+
+[[noreturn]] void fail(const std::string& origin, const std::string& path, const std::string& rule) {
+  throw Error(origin + ": at \"" + path + "\": " + rule);
+}
+
+const json& field(const json& j, const std::string& key, const std::string& origin, const std::string& path) {
+  if (!j.is_object() || !j.contains(key)) fail(origin, path.empty() ? key : path + "." + key, "required field is missing");
+  return j[key];
+}
+
+double number_at(const json& j, const std::string& key, const std::string& origin, const std::string& path) {
+  const json& v = field(j, key, origin, path);
+  if (!v.is_number()) fail(origin, path.empty() ? key : path + "." + key, "must be a number, got " + v.dump());
+  return v.get<double>();
+}
+
+bool bool_at(const json& j, const std::string& key, const std::string& origin) {
+  const json& v = field(j, key, origin, "");
+  if (!v.is_boolean()) fail(origin, key, "must be a boolean, got " + v.dump());
+  return v.get<bool>();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+double spread(const std::vector<double>& v) {
+  if (v.size() < 2) return 0;
+  auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+  return (*hi - *lo) / 2;
+}
+
+std::vector<double> samples_at(const json& j, const std::string& key, const std::string& origin, const std::string& path) {
+  std::vector<double> out;
+  if (!j.contains(key)) return out;
+  const json& v = j[key];
+  if (!v.is_array()) fail(origin, path + "." + key, "must be an array of numbers");
+  for (const auto& x : v) {
+    if (!x.is_number()) fail(origin, path + "." + key, "must be an array of numbers");
+    out.push_back(x.get<double>());
+  }
+  return out;
+}
+
+Metric number(const std::string& name, Direction d, double v, std::vector<double> samples = {}) {
+  Metric m;
+  m.name = name;
+  m.direction = d;
+  m.samples = std::move(samples);
+  m.value = m.samples.empty() ? v : median(m.samples);
+  return m;
+}
+
+Metric flag(const std::string& name, bool v) {
+  Metric m;
+  m.name = name;
+  m.direction = Direction::must_hold;
+  m.boolean = true;
+  m.value = v ? 1 : 0;
+  return m;
+}
+
+std::string unit_of(const std::string& name) {
+  if (name.find("bytes") != std::string::npos) return "bytes";
+  if (name.size() > 2 && name.compare(name.size() - 2, 2, "_s") == 0 && name.find("_per_s") == std::string::npos) return "s";
+  return "";
+}
+
+std::string format_value(double v, const std::string& unit) {
+  if (unit == "bytes") return units::format_bytes(v);
+  if (unit == "s") return units::format_time(v);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4g", v);
+  return buf;
+}
+
+std::string xml_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+std::string verdict_text(Verdict v) {
+  switch (v) {
+    case Verdict::pass: return "pass";
+    case Verdict::improved: return "improved";
+    case Verdict::regression: return "REGRESSION";
+    case Verdict::not_met: return "NOT MET";
+  }
+  return "?";
+}
+
+std::string describe_failure(const Row& r) {
+  if (!r.requirement.empty()) return "requirement " + r.requirement + " not met: " + format_value(r.current, r.unit);
+  if (r.boolean) return r.metric + " no longer holds";
+  return r.metric + " went from " + format_value(*r.baseline, r.unit) + " to " + format_value(r.current, r.unit) +
+         " (allowed change " + format_value(r.allowed, r.unit) + ")";
+}
+
+}  // namespace
+
+const Metric* Document::find(const std::string& name) const {
+  for (const auto& m : metrics)
+    if (m.name == name) return &m;
+  return nullptr;
+}
+
+Document read_document(const json& j, const std::string& origin) {
+  if (!j.is_object()) throw Error(origin + ": must be a JSON object (a plan or a run report)");
+  Document d;
+  d.origin = origin;
+  const json& version = field(j, "schema_version", origin, "");
+  if (!version.is_number_integer()) fail(origin, "schema_version", "must be a whole number");
+  d.schema_version = version.get<int>();
+  if (j.contains("measured") && j.contains("backend")) {
+    d.kind = "report";
+    const json& backend = j["backend"];
+    if (!backend.is_string()) fail(origin, "backend", "must be a string");
+    d.identity["backend"] = backend.get<std::string>();
+    d.metrics.push_back(flag("verified", bool_at(j, "verified", origin)));
+    const json& measured = field(j, "measured", origin, "");
+    const json& predicted = field(j, "predicted", origin, "");
+    double time = number_at(measured, "time_s", origin, "measured");
+    std::vector<double> time_samples = samples_at(measured, "samples_s", origin, "measured");
+    double throughput = number_at(measured, "throughput_tokens_per_s", origin, "measured");
+    // Throughput is tokens / time: each time sample gives a throughput sample.
+    std::vector<double> throughput_samples;
+    for (double t : time_samples)
+      if (t > 0) throughput_samples.push_back(throughput * time / t);
+    d.metrics.push_back(number("time_s", Direction::lower_is_better, time, time_samples));
+    d.metrics.push_back(number("throughput_tokens_per_s", Direction::higher_is_better, throughput, throughput_samples));
+    double predicted_time = number_at(predicted, "time_s", origin, "predicted");
+    if (predicted_time > 0)
+      d.metrics.push_back(number("prediction_error", Direction::lower_is_better, std::fabs(time / predicted_time - 1)));
+    d.metrics.push_back(number("max_rel_error", Direction::lower_is_better, number_at(j, "max_rel_error", origin, "")));
+    const json& layers = field(j, "layers", origin, "");
+    if (!layers.is_array()) fail(origin, "layers", "must be an array");
+    for (size_t i = 0; i < layers.size(); ++i) {
+      std::string at = "layers[" + std::to_string(i) + "]";
+      std::string index = std::to_string(static_cast<long long>(number_at(layers[i], "index", origin, at)));
+      d.metrics.push_back(number("layers." + index + ".measured_time_s", Direction::lower_is_better,
+                                 number_at(layers[i], "measured_time_s", origin, at),
+                                 samples_at(layers[i], "measured_samples_s", origin, at)));
+    }
+    return d;
+  }
+  if (j.contains("predicted") && j.contains("phase")) {
+    d.kind = "plan";
+    const json& inputs = field(j, "inputs", origin, "");
+    for (const char* key : {"model", "cluster", "workload"}) {
+      const json& spec = field(inputs, key, origin, "inputs");
+      const json& name = field(spec, "name", origin, std::string("inputs.") + key);
+      if (!name.is_string()) fail(origin, std::string("inputs.") + key + ".name", "must be a string");
+      d.identity[key] = name.get<std::string>();
+    }
+    d.metrics.push_back(flag("feasible", bool_at(j, "feasible", origin)));
+    const json& p = field(j, "predicted", origin, "");
+    const std::pair<const char*, Direction> predicted[] = {
+        {"iteration_time_s", Direction::lower_is_better},      {"cross_attention_time_s", Direction::lower_is_better},
+        {"throughput_tokens_per_s", Direction::higher_is_better}, {"frames_per_s", Direction::higher_is_better},
+        {"peak_memory_bytes_per_rank", Direction::lower_is_better}};
+    for (const auto& [key, direction] : predicted) d.metrics.push_back(number(key, direction, number_at(p, key, origin, "predicted")));
+    if (p.contains("decode_tokens_per_s") && p["decode_tokens_per_s"].is_number())
+      d.metrics.push_back(number("decode_tokens_per_s", Direction::higher_is_better, p["decode_tokens_per_s"].get<double>()));
+    const json& layers = field(j, "layers", origin, "");
+    if (!layers.is_array()) fail(origin, "layers", "must be an array");
+    for (size_t i = 0; i < layers.size(); ++i) {
+      std::string at = "layers[" + std::to_string(i) + "]";
+      std::string index = std::to_string(static_cast<long long>(number_at(layers[i], "index", origin, at)));
+      d.metrics.push_back(number("layers." + index + ".time_s", Direction::lower_is_better,
+                                 number_at(layers[i], "time_s", origin, at)));
+    }
+    return d;
+  }
+  throw Error(origin + ": neither a plan (predicted, phase) nor a run report (measured, backend)");
+}
+
+const Rule& Rules::for_metric(const std::string& name) const {
+  auto exact = metrics.find(name);
+  if (exact != metrics.end()) return exact->second;
+  // Families: "layers.*.time_s" matches every name with that prefix and suffix.
+  for (const auto& [key, rule] : metrics) {
+    auto star = key.find('*');
+    if (star == std::string::npos) continue;
+    std::string prefix = key.substr(0, star), suffix = key.substr(star + 1);
+    if (name.rfind(prefix, 0) == 0 && name.size() >= prefix.size() + suffix.size() &&
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+      return rule;
+  }
+  return defaults;
+}
+
+Rules read_rules(const json& j, const std::string& origin) {
+  Rules rules;
+  // Built-in defaults for metrics where a relative bound makes no sense.
+  rules.metrics["prediction_error"] = Rule{std::nullopt, 0.10, false};
+  rules.metrics["max_rel_error"] = Rule{std::nullopt, 1e-3, false};
+  if (j.is_null()) return rules;
+  ObjectReader r(j, origin, "");
+  auto read_rule = [&](ObjectReader o) {
+    Rule rule;
+    rule.relative = o.optional_number("relative", 0, 1e9);
+    rule.absolute = o.optional_number("absolute", 0, 1e300);
+    if (o.has("ignore")) {
+      const json& v = o.raw("ignore");
+      if (!v.is_boolean()) o.fail("ignore", "must be a boolean");
+      rule.ignore = v.get<bool>();
+    } else {
+      o.allow("ignore");
+    }
+    o.finish();
+    return rule;
+  };
+  if (r.has("defaults")) rules.defaults = read_rule(r.object("defaults"));
+  else r.allow("defaults");
+  if (r.has("metrics")) {
+    ObjectReader m = r.object("metrics");
+    for (const auto& [key, value] : j["metrics"].items()) {
+      m.allow(key);
+      rules.metrics[key] = read_rule(m.object(key));
+    }
+    m.finish();
+  } else {
+    r.allow("metrics");
+  }
+  r.finish();
+  return rules;
+}
+
+bool Outcome::failed() const {
+  return std::any_of(rows.begin(), rows.end(),
+                     [](const Row& r) { return r.verdict == Verdict::regression || r.verdict == Verdict::not_met; });
+}
+
+Outcome compare(const Document& baseline, const Document& current, const Rules& rules) {
+  if (baseline.kind != current.kind)
+    throw Error(baseline.origin + " is a " + baseline.kind + " but " + current.origin + " is a " + current.kind +
+                "; compare plans with plans and run reports with run reports");
+  if (baseline.schema_version != current.schema_version)
+    throw Error(baseline.origin + " has schema_version " + std::to_string(baseline.schema_version) + " but " +
+                current.origin + " has " + std::to_string(current.schema_version) +
+                "; regenerate the baseline with this xring (xring gate --update-baseline)");
+  for (const auto& [key, value] : baseline.identity) {
+    auto other = current.identity.find(key);
+    if (other == current.identity.end() || other->second != value)
+      throw Error("mismatched inputs: " + baseline.origin + " has " + key + " " + value + " but " + current.origin +
+                  " has " + (other == current.identity.end() ? "none" : other->second));
+  }
+  Outcome out;
+  for (const Metric& b : baseline.metrics) {
+    const Rule& rule = rules.for_metric(b.name);
+    if (rule.ignore) continue;
+    const Metric* c = current.find(b.name);
+    if (!c) throw Error(current.origin + " lacks the metric " + b.name + " that " + baseline.origin + " has");
+    Row row;
+    row.metric = b.name;
+    row.baseline = b.value;
+    row.current = c->value;
+    row.boolean = b.boolean;
+    row.unit = unit_of(b.name);
+    if (b.boolean) {
+      row.verdict = c->value == 1 ? Verdict::pass : Verdict::regression;
+      out.rows.push_back(row);
+      continue;
+    }
+    row.change = c->value - b.value;
+    double threshold = 0;
+    if (rule.relative) threshold = std::max(threshold, *rule.relative * std::fabs(b.value));
+    if (rule.absolute) threshold = std::max(threshold, *rule.absolute);
+    row.noise = spread(b.samples) + spread(c->samples);
+    row.allowed = threshold + row.noise;
+    double worse = b.direction == Direction::higher_is_better ? -row.change : row.change;
+    row.verdict = worse > row.allowed ? Verdict::regression : -worse > row.allowed ? Verdict::improved : Verdict::pass;
+    out.rows.push_back(row);
+  }
+  return out;
+}
+
+Outcome require(const Document& doc, const std::vector<std::string>& requirements) {
+  Outcome out;
+  for (const auto& text : requirements) {
+    Row row;
+    row.requirement = text;
+    static const char* ops[] = {">=", "<=", "==", "!=", ">", "<"};
+    size_t at = std::string::npos;
+    std::string op;
+    for (const char* o : ops) {
+      size_t p = text.find(o);
+      if (p != std::string::npos && (at == std::string::npos || p < at || (p == at && std::string(o).size() > op.size()))) {
+        at = p;
+        op = o;
+      }
+    }
+    std::string name = at == std::string::npos ? text : text.substr(0, at);
+    name.erase(0, name.find_first_not_of(' '));
+    name.erase(name.find_last_not_of(' ') + 1);
+    for (const char* prefix : {"predicted.", "measured."})
+      if (name.rfind(prefix, 0) == 0) name = name.substr(std::string(prefix).size());
+    const Metric* m = doc.find(name);
+    if (!m) {
+      std::vector<std::string> names;
+      for (const auto& x : doc.metrics) names.push_back(x.name);
+      auto hint = did_you_mean(name, names);
+      std::string list;
+      for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+      throw Error("--require " + text + ": " + doc.origin + " has no metric \"" + name + "\"" +
+                  (hint ? "; did you mean \"" + *hint + "\"?" : "") + " (metrics: " + list + ")");
+    }
+    row.metric = name;
+    row.current = m->value;
+    row.boolean = m->boolean;
+    row.unit = unit_of(name);
+    bool met;
+    if (at == std::string::npos) {
+      if (!m->boolean) throw Error("--require " + text + ": " + name + " is a number; give a bound, e.g. " + name + ">=1");
+      met = m->value == 1;
+    } else {
+      std::string value = text.substr(at + op.size());
+      value.erase(0, value.find_first_not_of(' '));
+      value.erase(value.find_last_not_of(' ') + 1);
+      std::optional<double> bound;
+      for (auto q : {units::Quantity::count, units::Quantity::bytes, units::Quantity::time, units::Quantity::bandwidth,
+                     units::Quantity::flop_rate})
+        if (!bound) bound = units::parse(value, q);
+      if (!bound) throw Error("--require " + text + ": cannot read the bound \"" + value + "\" (a number, or with a unit: 70GiB, 2ms)");
+      const double v = m->value, b = *bound;
+      met = op == ">=" ? v >= b : op == "<=" ? v <= b : op == ">" ? v > b : op == "<" ? v < b : op == "==" ? v == b : v != b;
+    }
+    row.verdict = met ? Verdict::pass : Verdict::not_met;
+    out.rows.push_back(row);
+  }
+  return out;
+}
+
+std::string markdown(const Outcome& o, const std::string& title) {
+  int failures = 0, improved = 0;
+  for (const auto& r : o.rows) {
+    if (r.verdict == Verdict::regression || r.verdict == Verdict::not_met) ++failures;
+    if (r.verdict == Verdict::improved) ++improved;
+  }
+  std::string s = "## xring gate: " + title + "\n\n";
+  s += failures ? "**" + std::to_string(failures) + " of " + std::to_string(o.rows.size()) + " checks failed**"
+                : "All " + std::to_string(o.rows.size()) + " checks passed";
+  if (improved) s += " (" + std::to_string(improved) + " improved)";
+  s += ".\n\n| metric | baseline | current | change | allowed | result |\n|---|---|---|---|---|---|\n";
+  for (const auto& r : o.rows) {
+    std::string baseline = r.baseline ? (r.boolean ? (*r.baseline == 1 ? "true" : "false") : format_value(*r.baseline, r.unit)) : "-";
+    std::string current = r.boolean ? (r.current == 1 ? "true" : "false") : format_value(r.current, r.unit);
+    std::string change = "-", allowed = "-";
+    if (!r.requirement.empty()) {
+      allowed = "`" + r.requirement + "`";
+    } else if (!r.boolean) {
+      char buf[64];
+      if (*r.baseline != 0) std::snprintf(buf, sizeof buf, "%+.1f%%", 100 * r.change / std::fabs(*r.baseline));
+      else std::snprintf(buf, sizeof buf, "%+.3g", r.change);
+      change = (r.change > 0 ? "▲ " : r.change < 0 ? "▼ " : "= ") + std::string(buf);
+      allowed = "±" + format_value(r.allowed, r.unit) + (r.noise > 0 ? " (incl. noise " + format_value(r.noise, r.unit) + ")" : "");
+    }
+    s += "| " + r.metric + " | " + baseline + " | " + current + " | " + change + " | " + allowed + " | " +
+         verdict_text(r.verdict) + " |\n";
+  }
+  return s;
+}
+
+std::string junit_xml(const Outcome& o, const std::string& suite) {
+  int failures = 0;
+  for (const auto& r : o.rows)
+    if (r.verdict == Verdict::regression || r.verdict == Verdict::not_met) ++failures;
+  std::string n = std::to_string(o.rows.size()), f = std::to_string(failures);
+  std::string s = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"xring gate\" tests=\"" + n +
+                  "\" failures=\"" + f + "\">\n  <testsuite name=\"" + xml_escape(suite) + "\" tests=\"" + n +
+                  "\" failures=\"" + f + "\">\n";
+  for (const auto& r : o.rows) {
+    std::string name = r.requirement.empty() ? r.metric : r.requirement;
+    s += "    <testcase classname=\"xring.gate\" name=\"" + xml_escape(name) + "\"";
+    if (r.verdict == Verdict::regression || r.verdict == Verdict::not_met) {
+      s += ">\n      <failure type=\"" + std::string(r.verdict == Verdict::regression ? "regression" : "requirement") +
+           "\" message=\"" + xml_escape(describe_failure(r)) + "\"/>\n    </testcase>\n";
+    } else {
+      s += "/>\n";
+    }
+  }
+  return s + "  </testsuite>\n</testsuites>\n";
+}
+
+}  // namespace xring::gate
