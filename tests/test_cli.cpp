@@ -421,3 +421,26 @@ TEST(Gate, UpdateBaselineReplacesItAtomically) {
   for (const auto& entry : fs::directory_iterator(base.parent_path()))
     EXPECT_EQ(entry.path().string().find(".tmp."), std::string::npos) << "left a temporary file";
 }
+
+TEST(Gate, RulesChangeThresholdsAndDirectionAndAreValidated) {
+  fs::path rules = scratch("rules.json");
+  const std::string compare = "gate --baseline " + gate_data("plan_base.json") + " --current " +
+                              gate_data("plan_regressed.json") + " --rules " + rules.string();
+  // Loose enough for the 20% throughput drop and the 26% layer slowdown; feasible still must hold.
+  std::ofstream(rules) << R"({"defaults": {"relative": 0.3}})";
+  Result r = xring(compare);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(occurrences(r.output, "REGRESSION"), 1u) << r.output;
+  std::ofstream(rules) << R"({"defaults": {"relative": 0.3}, "metrics": {"feasible": {"ignore": true}}})";
+  EXPECT_EQ(xring(compare).exit_code, 0);
+  // Declaring throughput lower-is-better turns the drop into an improvement.
+  std::ofstream(rules) << R"({"metrics": {"feasible": {"ignore": true}, "layers.*.time_s": {"relative": 0.5},
+                              "throughput_tokens_per_s": {"direction": "lower"}, "frames_per_s": {"direction": "lower"}}})";
+  r = xring(compare);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("improved"), std::string::npos);
+  std::ofstream(rules) << R"({"metrics": {"frames_per_s": {"relativ": 0.1}}})";
+  r = xring(compare);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("did you mean \"relative\""), std::string::npos) << r.output;
+}

@@ -219,14 +219,16 @@ const Rule& Rules::for_metric(const std::string& name) const {
 Rules read_rules(const json& j, const std::string& origin) {
   Rules rules;
   // Built-in defaults for metrics where a relative bound makes no sense.
-  rules.metrics["prediction_error"] = Rule{std::nullopt, 0.10, false};
-  rules.metrics["max_rel_error"] = Rule{std::nullopt, 1e-3, false};
+  rules.metrics["prediction_error"] = Rule{std::nullopt, 0.10, false, std::nullopt};
+  rules.metrics["max_rel_error"] = Rule{std::nullopt, 1e-3, false, std::nullopt};
   if (j.is_null()) return rules;
   ObjectReader r(j, origin, "");
   auto read_rule = [&](ObjectReader o) {
     Rule rule;
     rule.relative = o.optional_number("relative", 0, 1e9);
     rule.absolute = o.optional_number("absolute", 0, 1e300);
+    if (auto d = o.optional_choice("direction", {"higher", "lower"}))
+      rule.direction = *d == "higher" ? Direction::higher_is_better : Direction::lower_is_better;
     if (o.has("ignore")) {
       const json& v = o.raw("ignore");
       if (!v.is_boolean()) o.fail("ignore", "must be a boolean");
@@ -295,7 +297,8 @@ Outcome compare(const Document& baseline, const Document& current, const Rules& 
     if (rule.absolute) threshold = std::max(threshold, *rule.absolute);
     row.noise = spread(b.samples) + spread(c->samples);
     row.allowed = threshold + row.noise;
-    double worse = b.direction == Direction::higher_is_better ? -row.change : row.change;
+    const Direction direction = rule.direction.value_or(b.direction);
+    double worse = direction == Direction::higher_is_better ? -row.change : row.change;
     row.verdict = worse > row.allowed ? Verdict::regression : -worse > row.allowed ? Verdict::improved : Verdict::pass;
     out.rows.push_back(row);
   }

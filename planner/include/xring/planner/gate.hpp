@@ -40,12 +40,13 @@ struct Rule {
   std::optional<double> relative;   ///< allowed change as a fraction of the baseline
   std::optional<double> absolute;   ///< allowed change in the metric's unit
   bool ignore = false;
+  std::optional<Direction> direction;  ///< overrides the metric's own (higher or lower is better)
 };
 
 /// Rules: defaults plus per-metric overrides; a key with one "*" covers a family
 /// ("layers.*.time_s"). Default: 5% relative on every number; booleans must hold.
 struct Rules {
-  Rule defaults{0.05, std::nullopt, false};
+  Rule defaults{0.05, std::nullopt, false, std::nullopt};
   std::map<std::string, Rule> metrics;
   const Rule& for_metric(const std::string& name) const;
 };
