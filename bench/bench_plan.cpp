@@ -25,12 +25,14 @@ BENCHMARK(BM_PlanTrainingOpenFlamingo3bOnA100x16)->Unit(benchmark::kMicrosecond)
 
 void BM_LoadInputs(benchmark::State& state) {
   for (auto _ : state)
-    benchmark::DoNotOptimize(xring::load_inputs("llama-3.2-11b-vision", "h100-sxm-32", "video-qa", {}));
+    benchmark::DoNotOptimize(
+        xring::load_inputs("llama-3.2-11b-vision", "h100-sxm-32", "video-qa", {}));
 }
 BENCHMARK(BM_LoadInputs)->Unit(benchmark::kMicrosecond);
 
 void BM_PlanToJson(benchmark::State& state) {
-  xring::Plan p = xring::plan(xring::load_inputs("llama-3.2-11b-vision", "h100-sxm-32", "video-qa", {}));
+  xring::Plan p =
+      xring::plan(xring::load_inputs("llama-3.2-11b-vision", "h100-sxm-32", "video-qa", {}));
   for (auto _ : state) benchmark::DoNotOptimize(xring::to_json(p).dump());
 }
 BENCHMARK(BM_PlanToJson)->Unit(benchmark::kMicrosecond);
@@ -69,10 +71,18 @@ void BM_Place64HeadsOn8Gpus(benchmark::State& state) {
   const auto kind = static_cast<xring::PlacementKind>(state.range(0));
   for (auto _ : state) {
     switch (kind) {
-      case xring::PlacementKind::contiguous: benchmark::DoNotOptimize(xring::place_contiguous(l)); break;
-      case xring::PlacementKind::balanced: benchmark::DoNotOptimize(xring::place_balanced(l)); break;
-      case xring::PlacementKind::fair_copying: benchmark::DoNotOptimize(xring::place_fair_copying(l, 8)); break;
-      case xring::PlacementKind::optimal: benchmark::DoNotOptimize(xring::place_optimal(l, 1000000)); break;
+      case xring::PlacementKind::contiguous:
+        benchmark::DoNotOptimize(xring::place_contiguous(l));
+        break;
+      case xring::PlacementKind::balanced:
+        benchmark::DoNotOptimize(xring::place_balanced(l));
+        break;
+      case xring::PlacementKind::fair_copying:
+        benchmark::DoNotOptimize(xring::place_fair_copying(l, 8));
+        break;
+      case xring::PlacementKind::optimal:
+        benchmark::DoNotOptimize(xring::place_optimal(l, 1000000));
+        break;
     }
   }
   state.SetLabel(xring::to_string(kind));

@@ -17,15 +17,17 @@ std::string summary(const BuiltinSpec& b) {
                          get("layers"), j.value("cross_attention_layers", json::array()).size(),
                          get("heads"), get("kv_heads"), j.value("tokens_per_frame", 0));
     case SpecKind::cluster:
-      return fmt::format("{} x {} {}", get("nodes"), get("gpus_per_node"),
-                         j["gpu"].is_string() ? j["gpu"].get<std::string>() : std::string("(inline gpu)"));
+      return fmt::format(
+          "{} x {} {}", get("nodes"), get("gpus_per_node"),
+          j["gpu"].is_string() ? j["gpu"].get<std::string>() : std::string("(inline gpu)"));
     case SpecKind::gpu:
       return fmt::format("{}, {} bf16, {}", j.value("memory", "?"), j.value("peak_bf16", "?"),
                          j.value("hbm_bandwidth", "?"));
     case SpecKind::workload:
       return j.value("description", "");
     case SpecKind::heads:
-      return fmt::format("for {}, {} layers x {} kv heads", j.value("model", "?"), get("layers"), get("kv_heads"));
+      return fmt::format("for {}, {} layers x {} kv heads", j.value("model", "?"), get("layers"),
+                         get("kv_heads"));
   }
   return "";
 }
@@ -33,9 +35,11 @@ std::string summary(const BuiltinSpec& b) {
 }  // namespace
 
 void attach_list(CLI::App& sub, int& exit_code) {
-  sub.footer("Use a name with --model/--cluster/--workload, or `xring show KIND NAME` for its JSON.");
+  sub.footer(
+      "Use a name with --model/--cluster/--workload, or `xring show KIND NAME` for its JSON.");
   sub.callback([&exit_code] {
-    for (SpecKind kind : {SpecKind::model, SpecKind::cluster, SpecKind::gpu, SpecKind::workload, SpecKind::heads}) {
+    for (SpecKind kind :
+         {SpecKind::model, SpecKind::cluster, SpecKind::gpu, SpecKind::workload, SpecKind::heads}) {
       fmt::print("{}s:\n", to_string(kind));
       for (const auto& b : builtin_specs())
         if (b.kind == kind) fmt::print("  {:<22} {}\n", b.name, summary(b));
@@ -47,13 +51,15 @@ void attach_list(CLI::App& sub, int& exit_code) {
 void attach_show(CLI::App& sub, int& exit_code) {
   auto kind = std::make_shared<std::string>();
   auto name = std::make_shared<std::string>();
-  sub.add_option("kind", *kind, "model, cluster, gpu, workload, heads, or plan (a plan file to check and print)")
+  sub.add_option("kind", *kind,
+                 "model, cluster, gpu, workload, heads, or plan (a plan file to check and print)")
       ->required()
       ->check(CLI::IsMember({"model", "cluster", "gpu", "workload", "heads", "plan"}));
   sub.add_option("name", *name, "A built-in name (see xring list), or the plan file")->required();
   sub.footer(
       "Examples:\n"
-      "  xring show cluster a100-80gb-16 > my-cluster.json   # edit, then --cluster my-cluster.json\n"
+      "  xring show cluster a100-80gb-16 > my-cluster.json   # edit, then --cluster "
+      "my-cluster.json\n"
       "  xring show plan plan.json                           # validate a plan file and print it");
   sub.callback([kind, name, &exit_code] {
     if (*kind == "plan") {
@@ -62,11 +68,11 @@ void attach_show(CLI::App& sub, int& exit_code) {
       exit_code = 0;
       return;
     }
-    SpecKind k = *kind == "model" ? SpecKind::model
+    SpecKind k = *kind == "model"     ? SpecKind::model
                  : *kind == "cluster" ? SpecKind::cluster
-                 : *kind == "gpu" ? SpecKind::gpu
-                 : *kind == "heads" ? SpecKind::heads
-                                  : SpecKind::workload;
+                 : *kind == "gpu"     ? SpecKind::gpu
+                 : *kind == "heads"   ? SpecKind::heads
+                                      : SpecKind::workload;
     for (const auto& b : builtin_specs())
       if (b.kind == k && b.name == *name) {
         std::fputs(b.text.c_str(), stdout);

@@ -34,20 +34,24 @@ void attach_explain(CLI::App& sub, int& exit_code) {
                "fwd comm/step");
     for (const auto& row : e.rows)
       fmt::print("  {:<12} {:>16} {:>16} {:>14}\n", to_string(row.strategy),
-                 format_bytes(row.forward_bytes_per_step), format_bytes(row.backward_bytes_per_step),
+                 format_bytes(row.forward_bytes_per_step),
+                 format_bytes(row.backward_bytes_per_step),
                  format_time(transfer_s(row.forward_bytes_per_step, e.ring_link)));
-    fmt::print("\ncrossover: query-ring moves fewer bytes when S_Q/S_KV < (H_kv/H)*d*b/(d*b+2) = {:.4g}\n"
-               "           here S_Q/S_KV = {:.4g} -> {} moves fewer bytes\n",
-               e.crossover_ratio, e.s_q_over_s_kv,
-               e.s_q_over_s_kv < e.crossover_ratio ? "query_ring" : "kv_ring");
-    fmt::print("hiding:    query-ring transfers hide once S_KV/P >= F*(2db+4)/(4d*BW) = {:.0f} tokens"
-               " (here {:.0f}: {})\n",
-               e.query_ring_hiding_block, e.local_kv_block,
-               e.local_kv_block >= e.query_ring_hiding_block ? "hidden" : "exposed");
-    fmt::print("           KV-ring transfers hide once S_Q/P >= F*H_kv*b/(2*H*BW) = {:.0f} tokens"
-               " (here {:.0f}: {})\n",
-               e.kv_ring_hiding_block, e.local_q_block,
-               e.local_q_block >= e.kv_ring_hiding_block ? "hidden" : "exposed");
+    fmt::print(
+        "\ncrossover: query-ring moves fewer bytes when S_Q/S_KV < (H_kv/H)*d*b/(d*b+2) = {:.4g}\n"
+        "           here S_Q/S_KV = {:.4g} -> {} moves fewer bytes\n",
+        e.crossover_ratio, e.s_q_over_s_kv,
+        e.s_q_over_s_kv < e.crossover_ratio ? "query_ring" : "kv_ring");
+    fmt::print(
+        "hiding:    query-ring transfers hide once S_KV/P >= F*(2db+4)/(4d*BW) = {:.0f} tokens"
+        " (here {:.0f}: {})\n",
+        e.query_ring_hiding_block, e.local_kv_block,
+        e.local_kv_block >= e.query_ring_hiding_block ? "hidden" : "exposed");
+    fmt::print(
+        "           KV-ring transfers hide once S_Q/P >= F*H_kv*b/(2*H*BW) = {:.0f} tokens"
+        " (here {:.0f}: {})\n",
+        e.kv_ring_hiding_block, e.local_q_block,
+        e.local_q_block >= e.kv_ring_hiding_block ? "hidden" : "exposed");
     exit_code = 0;
   });
 }

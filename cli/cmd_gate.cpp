@@ -19,13 +19,17 @@ void attach_gate(CLI::App& sub, int& exit_code) {
   auto o = std::make_shared<Options>();
   sub.add_option("--baseline", o->baseline, "The plan or run report to compare against");
   sub.add_option("--current", o->current, "The new plan or run report");
-  sub.add_option("--plan,--report", o->document, "One plan or run report to check --require against");
-  sub.add_option("--require", o->requirements,
-                 "A capacity requirement: feasible, verified, or METRIC OP VALUE (OP: >= <= > < == !=; "
-                 "VALUE may carry a unit: 70GiB, 2ms), repeatable; applies to --current when comparing");
-  sub.add_option("--rules", o->rules,
-                 "JSON rules: {\"defaults\": {\"relative\": 0.05}, \"metrics\": {\"layers.*.time_s\": "
-                 "{\"relative\": 0.1}, \"peak_memory_bytes_per_rank\": {\"absolute\": 1e9}, \"NAME\": {\"ignore\": true}}}");
+  sub.add_option("--plan,--report", o->document,
+                 "One plan or run report to check --require against");
+  sub.add_option(
+      "--require", o->requirements,
+      "A capacity requirement: feasible, verified, or METRIC OP VALUE (OP: >= <= > < == !=; "
+      "VALUE may carry a unit: 70GiB, 2ms), repeatable; applies to --current when comparing");
+  sub.add_option(
+      "--rules", o->rules,
+      "JSON rules: {\"defaults\": {\"relative\": 0.05}, \"metrics\": {\"layers.*.time_s\": "
+      "{\"relative\": 0.1}, \"peak_memory_bytes_per_rank\": {\"absolute\": 1e9}, \"NAME\": "
+      "{\"ignore\": true}}}");
   sub.add_option("--junit", o->junit, "Write JUnit XML (testsuites/testsuite/testcase/failure)");
   sub.add_option("--markdown", o->markdown, "Write the markdown summary (also printed)");
   sub.add_option("--title", o->title, "Title of the summary (default: the compared files)");
@@ -33,7 +37,8 @@ void attach_gate(CLI::App& sub, int& exit_code) {
                "After comparing, replace --baseline with --current (atomically) and exit 0");
   sub.footer(
       "Examples:\n"
-      "  xring gate --baseline tests/baselines/x.plan.json --current new.plan.json --junit gate.xml\n"
+      "  xring gate --baseline tests/baselines/x.plan.json --current new.plan.json --junit "
+      "gate.xml\n"
       "  xring gate --plan plan.json --require feasible --require \"frames_per_s>=4\" "
       "--require \"peak_memory_bytes_per_rank<=70GiB\"\n"
       "  xring gate --baseline base.report.json --current cur.report.json --rules gate.json\n"
@@ -43,10 +48,14 @@ void attach_gate(CLI::App& sub, int& exit_code) {
     if (comparing && (o->baseline.empty() || o->current.empty()))
       throw Error("give both --baseline and --current (or --plan/--report with --require)");
     if (!comparing && o->document.empty())
-      throw Error("nothing to gate: give --baseline and --current, or --plan/--report with --require");
-    if (!comparing && o->requirements.empty()) throw Error("--plan/--report needs at least one --require");
-    if (o->update_baseline && !comparing) throw Error("--update-baseline needs --baseline and --current");
-    gate::Rules rules = gate::read_rules(o->rules.empty() ? nlohmann::json() : read_json_file(o->rules), o->rules);
+      throw Error(
+          "nothing to gate: give --baseline and --current, or --plan/--report with --require");
+    if (!comparing && o->requirements.empty())
+      throw Error("--plan/--report needs at least one --require");
+    if (o->update_baseline && !comparing)
+      throw Error("--update-baseline needs --baseline and --current");
+    gate::Rules rules =
+        gate::read_rules(o->rules.empty() ? nlohmann::json() : read_json_file(o->rules), o->rules);
     gate::Outcome outcome;
     std::string title = o->title;
     if (comparing) {
@@ -59,7 +68,8 @@ void attach_gate(CLI::App& sub, int& exit_code) {
       }
       if (title.empty()) title = o->current + " vs " + o->baseline;
     } else {
-      outcome = gate::require(gate::read_document(read_json_file(o->document), o->document), o->requirements);
+      outcome = gate::require(gate::read_document(read_json_file(o->document), o->document),
+                              o->requirements);
       if (title.empty()) title = o->document;
     }
     std::string md = gate::markdown(outcome, title);
@@ -72,7 +82,8 @@ void attach_gate(CLI::App& sub, int& exit_code) {
       std::ostringstream text;
       text << in.rdbuf();
       write_file_atomically(o->baseline, text.str());
-      std::fprintf(stdout, "\nbaseline %s updated from %s\n", o->baseline.c_str(), o->current.c_str());
+      std::fprintf(stdout, "\nbaseline %s updated from %s\n", o->baseline.c_str(),
+                   o->current.c_str());
       exit_code = 0;
       return;
     }

@@ -11,10 +11,13 @@ namespace xring::cli {
 void attach_heads(CLI::App& sub, int& exit_code) {
   sub.require_subcommand(1);
   sub.footer(
-      "Profiles feed the adaptive kv_policy (workload field head_profile; default: the model's name).\n"
+      "Profiles feed the adaptive kv_policy (workload field head_profile; default: the model's "
+      "name).\n"
       "Examples:\n"
-      "  xring heads synth --model llama-3-70b --sigma 1.0 --seed 70 -o profiles/heads/llama-3-70b.json\n"
-      "  xring heads build scores.json -o my-model.json   # then --set workload.head_profile=my-model.json");
+      "  xring heads synth --model llama-3-70b --sigma 1.0 --seed 70 -o "
+      "profiles/heads/llama-3-70b.json\n"
+      "  xring heads build scores.json -o my-model.json   # then --set "
+      "workload.head_profile=my-model.json");
 
   struct Synth {
     std::string model = "llama-3-70b";
@@ -24,7 +27,8 @@ void attach_heads(CLI::App& sub, int& exit_code) {
   };
   auto synth = std::make_shared<Synth>();
   CLI::App* s = sub.add_subcommand("synth", "A synthetic profile with lognormal head skew");
-  s->add_option("-m,--model", synth->model, "Built-in model name or a ModelSpec .json file")->capture_default_str();
+  s->add_option("-m,--model", synth->model, "Built-in model name or a ModelSpec .json file")
+      ->capture_default_str();
   s->add_option("--sigma", synth->sigma, "Skew: shares = softmax(sigma * z), z ~ N(0,1)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 10.0));
@@ -32,13 +36,16 @@ void attach_heads(CLI::App& sub, int& exit_code) {
   s->add_option("-o,--output", synth->output, "Write the profile here instead of stdout");
   s->callback([synth, &exit_code] {
     SpecJson j = load_spec_json(SpecKind::model, synth->model);
-    HeadProfile p = synthetic_head_profile(model_from_json(j.value, j.origin), synth->sigma, synth->seed);
+    HeadProfile p =
+        synthetic_head_profile(model_from_json(j.value, j.origin), synth->sigma, synth->seed);
     json out = to_json(p);
     out["skew_model"] = "lognormal: sigma " + fmt::format("{:g}", synth->sigma) + ", seed " +
                         std::to_string(synth->seed);
     std::string text = to_text(out);
-    if (synth->output.empty()) std::fputs(text.c_str(), stdout);
-    else write_file_atomically(synth->output, text);
+    if (synth->output.empty())
+      std::fputs(text.c_str(), stdout);
+    else
+      write_file_atomically(synth->output, text);
     exit_code = 0;
   });
 
@@ -48,17 +55,22 @@ void attach_heads(CLI::App& sub, int& exit_code) {
     std::string output;
   };
   auto build = std::make_shared<Build>();
-  CLI::App* b = sub.add_subcommand("build", "A histogram profile from measured per-token head scores");
-  b->add_option("scores", build->scores,
-                "JSON {\"model\", \"source\", \"scores\": [layer][kv head][token]} (positive scores)")
+  CLI::App* b =
+      sub.add_subcommand("build", "A histogram profile from measured per-token head scores");
+  b->add_option(
+       "scores", build->scores,
+       "JSON {\"model\", \"source\", \"scores\": [layer][kv head][token]} (positive scores)")
       ->required();
   b->add_option("--bins", build->bins, "Log-spaced score bins")->capture_default_str();
   b->add_option("-o,--output", build->output, "Write the profile here instead of stdout");
   b->callback([build, &exit_code] {
-    HeadProfile p = head_profile_from_scores(read_json_file(build->scores), build->scores, build->bins);
+    HeadProfile p =
+        head_profile_from_scores(read_json_file(build->scores), build->scores, build->bins);
     std::string text = to_text(to_json(p));
-    if (build->output.empty()) std::fputs(text.c_str(), stdout);
-    else write_file_atomically(build->output, text);
+    if (build->output.empty())
+      std::fputs(text.c_str(), stdout);
+    else
+      write_file_atomically(build->output, text);
     exit_code = 0;
   });
 }

@@ -17,17 +17,18 @@ void attach_plan(CLI::App& sub, int& exit_code) {
   add_spec_options(sub, o->spec);
   sub.add_flag("--json", o->json, "Print the plan as JSON instead of the table");
   sub.add_option("-o,--output", o->output, "Write the plan JSON to this file (for xring run)");
-  sub.add_option("--trace", o->trace,
-                 "Write the predicted per-rank schedule as a Chrome/Perfetto trace (ui.perfetto.dev)");
-  sub.footer(
-      "With no flags it plans the built-in default (" + std::string(kDefaultModel) + " on " +
-      kDefaultCluster + ", workload " + kDefaultWorkload +
-      ").\nExamples:\n"
-      "  xring plan --model mplug-owl3-7b --cluster a100-80gb-16 --workload video-qa\n"
-      "  xring plan --set workload.frames=1024 --set cluster.inter_node.bandwidth=50GB/s\n"
-      "  xring plan --workload video-qa --set workload.phase=training -o plan.json --trace plan.trace.json\n"
-      "  xring plan --strategy kv_ring --ranks 8      # pin a choice to compare\n"
-      "An infeasible plan is a result: exit 0 with feasible: false and the reasons.");
+  sub.add_option(
+      "--trace", o->trace,
+      "Write the predicted per-rank schedule as a Chrome/Perfetto trace (ui.perfetto.dev)");
+  sub.footer("With no flags it plans the built-in default (" + std::string(kDefaultModel) + " on " +
+             kDefaultCluster + ", workload " + kDefaultWorkload +
+             ").\nExamples:\n"
+             "  xring plan --model mplug-owl3-7b --cluster a100-80gb-16 --workload video-qa\n"
+             "  xring plan --set workload.frames=1024 --set cluster.inter_node.bandwidth=50GB/s\n"
+             "  xring plan --workload video-qa --set workload.phase=training -o plan.json --trace "
+             "plan.trace.json\n"
+             "  xring plan --strategy kv_ring --ranks 8      # pin a choice to compare\n"
+             "An infeasible plan is a result: exit 0 with feasible: false and the reasons.");
   sub.callback([o, &exit_code] {
     Inputs in = load_inputs(o->spec);
     Plan p = plan(in, planner_options(o->spec));

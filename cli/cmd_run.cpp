@@ -1,7 +1,7 @@
 // `xring run`: execute a plan file, verify it, report measured beside predicted.
-#include <cstdio>
-
 #include <fmt/core.h>
+
+#include <cstdio>
 
 #include "commands.hpp"
 #include "xring/executor/run.hpp"
@@ -20,27 +20,33 @@ void attach_run(CLI::App& sub, int& exit_code) {
   };
   auto o = std::make_shared<Options>();
   sub.add_option("plan", o->plan, "A plan file written by xring plan -o")->required();
-  sub.add_option("--backend", o->run.backend, "cpu (ranks as threads); cuda and nccl need the GPU executor")
+  sub.add_option("--backend", o->run.backend,
+                 "cpu (ranks as threads); cuda and nccl need the GPU executor")
       ->capture_default_str()
       ->check(CLI::IsMember({"cpu", "cuda", "nccl"}));
   sub.add_option("--seed", o->run.seed, "Seed of the synthetic inputs")->capture_default_str();
-  sub.add_option("--scale", o->scale,
-                 "Multiply S_Q and S_KV by this factor in (0, 1]; required when a layer exceeds the "
-                 "cpu budget (never applied silently)");
-  sub.add_option("--media-mask", o->run.media_mask, "Flamingo-style media mask: none, same_group, up_to_group")
+  sub.add_option(
+      "--scale", o->scale,
+      "Multiply S_Q and S_KV by this factor in (0, 1]; required when a layer exceeds the "
+      "cpu budget (never applied silently)");
+  sub.add_option("--media-mask", o->run.media_mask,
+                 "Flamingo-style media mask: none, same_group, up_to_group")
       ->capture_default_str()
       ->check(CLI::IsMember({"none", "same_group", "up_to_group"}));
-  sub.add_option("--repeat", o->run.repeat,
-                 "Measure every layer this many times; the report keeps the samples and uses their median "
-                 "(xring gate turns their spread into a noise bound)")
+  sub.add_option(
+         "--repeat", o->run.repeat,
+         "Measure every layer this many times; the report keeps the samples and uses their median "
+         "(xring gate turns their spread into a noise bound)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
   sub.add_option("--json", o->json, "Write the run report JSON here");
-  sub.add_option("--trace", o->trace, "Write the measured per-rank timeline (Chrome/Perfetto trace)");
+  sub.add_option("--trace", o->trace,
+                 "Write the measured per-rank timeline (Chrome/Perfetto trace)");
   sub.footer(
       "Examples:\n"
       "  xring plan --model tiny --cluster h100-sxm-8 -o tiny.json && xring run tiny.json\n"
-      "  xring plan --set workload.phase=training -o big.json && xring run big.json --scale 0.002 --json report.json\n"
+      "  xring plan --set workload.phase=training -o big.json && xring run big.json --scale 0.002 "
+      "--json report.json\n"
       "Exit codes: 0 verified, 1 verification failed, 2 bad input, 3 runtime failure.");
   sub.callback([o, &exit_code] {
     Plan p = read_plan_file(o->plan);
@@ -52,20 +58,25 @@ void attach_run(CLI::App& sub, int& exit_code) {
     if (!o->json.empty()) write_file_atomically(o->json, report);
     if (!o->trace.empty()) write_file_atomically(o->trace, trace);
     using units::format_time;
-    fmt::print("xring run {} on the {} backend (seed {}, scale {:g})\n", o->plan, r.backend, r.seed, r.scale);
-    fmt::print("  {:>5}  {:<11} {:>5} {:>16} {:>11} {:>11} {:>11} {:>11} {:>10} {:>8}\n", "layer", "strategy",
-               "ranks", "S_Q x S_KV", "measured", "compute", "waiting", "predicted", "max err", "verified");
+    fmt::print("xring run {} on the {} backend (seed {}, scale {:g})\n", o->plan, r.backend, r.seed,
+               r.scale);
+    fmt::print("  {:>5}  {:<11} {:>5} {:>16} {:>11} {:>11} {:>11} {:>11} {:>10} {:>8}\n", "layer",
+               "strategy", "ranks", "S_Q x S_KV", "measured", "compute", "waiting", "predicted",
+               "max err", "verified");
     for (const auto& l : r.layers)
-      fmt::print("  {:>5}  {:<11} {:>5} {:>16} {:>11} {:>11} {:>11} {:>11} {:>10.3g} {:>8}\n", l.index, l.strategy,
-                 l.ranks, fmt::format("{}x{}", l.s_q, l.s_kv), format_time(l.measured_time_s),
-                 format_time(l.measured_compute_s), format_time(l.measured_comm_s), format_time(l.predicted_time_s),
-                 l.max_abs_error, l.verified ? "yes" : "NO");
-    fmt::print("measured   {} for all layers, {:.4g} tokens/s, {:.4g} GFLOP/s\n", format_time(r.measured_time_s),
-               r.measured_tokens_per_s, r.measured_flop_per_s / 1e9);
-    fmt::print("predicted  {} on {} ({:.4g} tokens/s)\n", format_time(r.predicted_time_s), in.cluster.name,
-               r.predicted_tokens_per_s);
+      fmt::print("  {:>5}  {:<11} {:>5} {:>16} {:>11} {:>11} {:>11} {:>11} {:>10.3g} {:>8}\n",
+                 l.index, l.strategy, l.ranks, fmt::format("{}x{}", l.s_q, l.s_kv),
+                 format_time(l.measured_time_s), format_time(l.measured_compute_s),
+                 format_time(l.measured_comm_s), format_time(l.predicted_time_s), l.max_abs_error,
+                 l.verified ? "yes" : "NO");
+    fmt::print("measured   {} for all layers, {:.4g} tokens/s, {:.4g} GFLOP/s\n",
+               format_time(r.measured_time_s), r.measured_tokens_per_s,
+               r.measured_flop_per_s / 1e9);
+    fmt::print("predicted  {} on {} ({:.4g} tokens/s)\n", format_time(r.predicted_time_s),
+               in.cluster.name, r.predicted_tokens_per_s);
     fmt::print("verified   {} (max abs error {:.3g}, max rel error {:.3g}, tolerance {:.3g}: {})\n",
-               r.verified ? "yes" : "NO", r.max_abs_error, r.max_rel_error, r.tolerance, r.tolerance_rule);
+               r.verified ? "yes" : "NO", r.max_abs_error, r.max_rel_error, r.tolerance,
+               r.tolerance_rule);
     for (const auto& n : r.notes) fmt::print("  - {}\n", n);
     exit_code = r.verified ? 0 : static_cast<int>(ExitCode::regression);
   });

@@ -1,4 +1,5 @@
 // `xring whatif`: sweep spec fields, one plan per point; table, CSV, plot.
+#include <fmt/core.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -6,8 +7,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
-
-#include <fmt/core.h>
 
 #include "commands.hpp"
 #include "xring/planner/error.hpp"
@@ -63,8 +62,9 @@ std::string csv(const std::vector<SweepAxis>& axes, const std::vector<SweepPoint
 
 /// A self-contained gnuplot script (data inline): x = the first axis, y = the first metric, a
 /// line per combination of the other axes, and a label where the chosen strategy changes.
-std::string gnuplot_script(const std::vector<SweepAxis>& axes, const std::vector<SweepPoint>& points,
-                           const std::string& metric_name, const std::string& svg) {
+std::string gnuplot_script(const std::vector<SweepAxis>& axes,
+                           const std::vector<SweepPoint>& points, const std::string& metric_name,
+                           const std::string& svg) {
   bool numeric_x = true;
   for (const auto& v : axes[0].values) numeric_x = numeric_x && v.is_number();
   std::map<std::string, std::vector<const SweepPoint*>> series;
@@ -78,7 +78,8 @@ std::string gnuplot_script(const std::vector<SweepAxis>& axes, const std::vector
   s += "set terminal svg size 900,560 dynamic background rgb 'white'\n";
   s += "set output '" + svg + "'\n";
   s += "set title 'xring whatif: " + metric_name + " vs " + axes[0].field + "' noenhanced\n";
-  s += "set xlabel '" + axes[0].field + "' noenhanced\nset ylabel '" + metric_name + "' noenhanced\n";
+  s += "set xlabel '" + axes[0].field + "' noenhanced\nset ylabel '" + metric_name +
+       "' noenhanced\n";
   s += "set grid\nset key top left noenhanced\n";
   if (numeric_x && axes[0].geometric) s += "set logscale x\n";
   int label = 0;
@@ -91,15 +92,17 @@ std::string gnuplot_script(const std::vector<SweepAxis>& axes, const std::vector
       double y = metric(ps[i]->plan, metric_name);
       std::string x = numeric_x ? cell(ps[i]->values[0]) : std::to_string(i);
       if (!std::isnan(y)) data += x + " " + fmt::format("{:.10g}", y) + "\n";
-      std::string strategy = strategy_label(ps[i]->plan) + (ps[i]->plan.feasible ? "" : " (infeasible)");
+      std::string strategy =
+          strategy_label(ps[i]->plan) + (ps[i]->plan.feasible ? "" : " (infeasible)");
       if (strategy != previous && !std::isnan(y))
         s += "set label " + std::to_string(++label) + " '" + strategy + "' at " + x + "," +
-             fmt::format("{:.10g}", y) + " rotate by 30 offset 0.5,0.5 font ',8' noenhanced point pt 7 ps 1\n";
+             fmt::format("{:.10g}", y) +
+             " rotate by 30 offset 0.5,0.5 font ',8' noenhanced point pt 7 ps 1\n";
       previous = strategy;
     }
     data += "EOD\n";
-    plot += std::string(index ? ", " : "") + "$s" + std::to_string(index) + " using 1:2 with linespoints title '" +
-            name + "'";
+    plot += std::string(index ? ", " : "") + "$s" + std::to_string(index) +
+            " using 1:2 with linespoints title '" + name + "'";
     ++index;
   }
   if (!numeric_x) {
@@ -121,13 +124,15 @@ void write_plot(const std::vector<SweepAxis>& axes, const std::vector<SweepPoint
   std::string gnuplot = env ? env : "gnuplot";
   std::string probe = gnuplot + " --version > /dev/null 2>&1";
   if (std::system(probe.c_str()) != 0) {
-    std::fprintf(stderr, "xring: gnuplot is not installed; wrote %s (run `gnuplot %s` to draw %s)\n",
+    std::fprintf(stderr,
+                 "xring: gnuplot is not installed; wrote %s (run `gnuplot %s` to draw %s)\n",
                  script_path.c_str(), script_path.c_str(), svg.c_str());
     return;
   }
   std::string run = gnuplot + " '" + script_path + "'";
   if (std::system(run.c_str()) != 0)
-    throw Error("gnuplot failed on " + script_path + "; the script is kept for inspection", ExitCode::runtime);
+    throw Error("gnuplot failed on " + script_path + "; the script is kept for inspection",
+                ExitCode::runtime);
   std::fprintf(stderr, "xring: wrote %s (script %s)\n", svg.c_str(), script_path.c_str());
 }
 
@@ -144,25 +149,31 @@ void attach_whatif(CLI::App& sub, int& exit_code) {
   };
   auto o = std::make_shared<Options>();
   add_spec_options(sub, o->spec);
-  sub.add_option("--vary", o->vary,
-                 "A field and its values: spec.field=a,b,c | start..stop:xFACTOR | start..stop:+STEP; "
-                 "repeat for a Cartesian product")
+  sub.add_option(
+         "--vary", o->vary,
+         "A field and its values: spec.field=a,b,c | start..stop:xFACTOR | start..stop:+STEP; "
+         "repeat for a Cartesian product")
       ->required();
-  sub.add_option("--metric", o->metrics, "Metrics to report (repeatable; default by phase): " + [] {
-    std::string all;
-    for (const auto& n : metric_names()) all += (all.empty() ? "" : ", ") + n;
-    return all;
-  }());
+  sub.add_option(
+      "--metric", o->metrics, "Metrics to report (repeatable; default by phase): " + [] {
+        std::string all;
+        for (const auto& n : metric_names()) all += (all.empty() ? "" : ", ") + n;
+        return all;
+      }());
   sub.add_option("--csv", o->csv, "Write one header row and one row per point");
-  sub.add_option("--plot", o->plot,
-                 "Plot the first metric against the first --vary field as SVG (gnuplot; without it, "
-                 "the .gp script is written next to the SVG path)");
-  sub.add_option("-j,--jobs", o->jobs, "Threads (default: one per hardware thread)")->check(CLI::NonNegativeNumber);
+  sub.add_option(
+      "--plot", o->plot,
+      "Plot the first metric against the first --vary field as SVG (gnuplot; without it, "
+      "the .gp script is written next to the SVG path)");
+  sub.add_option("-j,--jobs", o->jobs, "Threads (default: one per hardware thread)")
+      ->check(CLI::NonNegativeNumber);
   sub.footer(
       "Examples:\n"
-      "  xring whatif --model mplug-owl3-7b --cluster a100-80gb-16 --vary workload.frames=16..4096:x2 "
+      "  xring whatif --model mplug-owl3-7b --cluster a100-80gb-16 --vary "
+      "workload.frames=16..4096:x2 "
       "--vary cluster.inter_node.bandwidth=12.5GB/s,25GB/s,100GB/s --plot frames.svg\n"
-      "  xring whatif --model llama-3-70b --workload fairkv-decode --vary workload.kv_budget=256..4096:x2 "
+      "  xring whatif --model llama-3-70b --workload fairkv-decode --vary "
+      "workload.kv_budget=256..4096:x2 "
       "--vary workload.kv_policy=uniform,adaptive --csv budgets.csv");
   sub.callback([o, &exit_code] {
     SweepRequest r;
@@ -187,7 +198,8 @@ void attach_whatif(CLI::App& sub, int& exit_code) {
       }
     };
     std::vector<SweepPoint> points = run_sweep(r);
-    std::vector<std::string> metrics = o->metrics.empty() ? default_metrics(points.front().plan.phase) : o->metrics;
+    std::vector<std::string> metrics =
+        o->metrics.empty() ? default_metrics(points.front().plan.phase) : o->metrics;
     for (const auto& m : metrics) metric(points.front().plan, m);  // unknown names fail here
     std::string text = csv(r.axes, points, metrics);
     if (!o->csv.empty()) write_file_atomically(o->csv, text);

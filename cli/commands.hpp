@@ -1,12 +1,11 @@
 // The subcommand table of the `xring` binary and what the subcommands share.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "xring/planner/inputs.hpp"
 #include "xring/planner/plan.hpp"

@@ -8,20 +8,28 @@
 namespace {
 
 const xring::cli::Subcommand kSubcommands[] = {
-    {"plan", "Choose how to split each cross-attention layer across GPUs and predict time and memory",
+    {"plan",
+     "Choose how to split each cross-attention layer across GPUs and predict time and memory",
      xring::cli::attach_plan},
-    {"explain", "Show the numbers behind one layer's choice: bytes per step, crossover, hiding threshold",
+    {"explain",
+     "Show the numbers behind one layer's choice: bytes per step, crossover, hiding threshold",
      xring::cli::attach_explain},
-    {"run", "Execute a plan file on synthetic inputs, verify it against a reference, report measured vs predicted",
+    {"run",
+     "Execute a plan file on synthetic inputs, verify it against a reference, report measured vs "
+     "predicted",
      xring::cli::attach_run},
-    {"gate", "Fail CI when a plan or run regresses against a baseline, or misses a capacity requirement",
+    {"gate",
+     "Fail CI when a plan or run regresses against a baseline, or misses a capacity requirement",
      xring::cli::attach_gate},
-    {"whatif", "Sweep spec fields (frames, bandwidth, nodes, budgets...) into a table, CSV and plot",
+    {"whatif",
+     "Sweep spec fields (frames, bandwidth, nodes, budgets...) into a table, CSV and plot",
      xring::cli::attach_whatif},
-    {"heads", "Make head-importance profiles (synthetic, or from measured scores) for adaptive budgets",
+    {"heads",
+     "Make head-importance profiles (synthetic, or from measured scores) for adaptive budgets",
      xring::cli::attach_heads},
     {"list", "List the built-in models, clusters, GPUs and workloads", xring::cli::attach_list},
-    {"show", "Print a built-in spec's JSON (a starting point for your own)", xring::cli::attach_show},
+    {"show", "Print a built-in spec's JSON (a starting point for your own)",
+     xring::cli::attach_show},
 };
 
 }  // namespace

@@ -1,11 +1,10 @@
 // Shared CLI pieces: spec flags, atomic file output, and the plan table.
+#include <fmt/core.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-
-#include <fmt/core.h>
 
 #include "commands.hpp"
 #include "xring/planner/error.hpp"
@@ -25,10 +24,12 @@ void add_spec_options(CLI::App& app, SpecOptions& o) {
                  "(e.g. workload.frames=3600, cluster.inter_node.bandwidth=50GB/s)");
   app.add_option("--strategy", o.strategy,
                  "Pin the cross-attention strategy: single, kv_ring, query_ring, ulysses, hybrid");
-  app.add_option("--ranks", o.ranks, "Pin P, the ranks per cross-attention ring (a divisor of the GPU count)")
+  app.add_option("--ranks", o.ranks,
+                 "Pin P, the ranks per cross-attention ring (a divisor of the GPU count)")
       ->check(CLI::PositiveNumber);
-  auto* on = app.add_flag("--recompute", o.recompute_on,
-                          "Training: force LV-XAttn activation recomputation on (default: planner decides)");
+  auto* on = app.add_flag(
+      "--recompute", o.recompute_on,
+      "Training: force LV-XAttn activation recomputation on (default: planner decides)");
   auto* off = app.add_flag("--no-recompute", o.recompute_off, "Training: force recomputation off");
   on->excludes(off);
 }
@@ -70,8 +71,8 @@ void print_plan(const Plan& p, const Inputs& in, std::FILE* out) {
   using units::format_bytes, units::format_time;
   const auto& w = in.workload;
   const auto& c = in.cluster;
-  fmt::print(out, "xring plan: {} on {} ({} x {} {}), workload {}\n", in.model.name, c.name, c.nodes,
-             c.gpus_per_node, c.gpu.name, w.name);
+  fmt::print(out, "xring plan: {} on {} ({} x {} {}), workload {}\n", in.model.name, c.name,
+             c.nodes, c.gpus_per_node, c.gpu.name, w.name);
   fmt::print(out, "  {}, batch {}, {} text tokens + {} visual tokens ({:g} frame{})\n",
              to_string(w.phase), w.batch, w.text_tokens, visual_tokens(w, in.model),
              frames(w, in.model), frames(w, in.model) == 1 ? "" : "s");
@@ -86,10 +87,12 @@ void print_plan(const Plan& p, const Inputs& in, std::FILE* out) {
     for (const auto& l : p.layers) {
       std::string strategy = to_string(l.strategy);
       if (l.strategy == Strategy::hybrid && l.ulysses_degree > 0)
-        strategy += fmt::format(" ({}x{} {})", l.ulysses_degree, l.ranks / l.ulysses_degree, l.ring_kind);
+        strategy +=
+            fmt::format(" ({}x{} {})", l.ulysses_degree, l.ranks / l.ulysses_degree, l.ring_kind);
       fmt::print(out, "  {:>5}  {:<11} {:>5} {:>5}  {:<9} {:>12} {:>12} {:>12} {:>12}\n", l.index,
-                 strategy, l.ranks, l.steps, l.recompute ? "yes" : "no", format_time(l.step_compute_s),
-                 format_time(l.step_comm_s), format_time(l.time_s), format_bytes(l.memory_bytes.total()));
+                 strategy, l.ranks, l.steps, l.recompute ? "yes" : "no",
+                 format_time(l.step_compute_s), format_time(l.step_comm_s), format_time(l.time_s),
+                 format_bytes(l.memory_bytes.total()));
     }
     const LayerPlan& l = p.layers.front();
     fmt::print(out, "  why: {}\n", l.reason);
@@ -107,9 +110,9 @@ void print_plan(const Plan& p, const Inputs& in, std::FILE* out) {
     fmt::print(out,
                "  memory/rank: weights {}, optimizer {}, visual tokens {}, kv {}, buffers {}, "
                "saved {}, text activations {}\n",
-               format_bytes(m.weights), format_bytes(m.optimizer_states), format_bytes(m.visual_tokens),
-               format_bytes(m.kv), format_bytes(m.attention_buffers), format_bytes(m.saved_activations),
-               format_bytes(m.text_activations));
+               format_bytes(m.weights), format_bytes(m.optimizer_states),
+               format_bytes(m.visual_tokens), format_bytes(m.kv), format_bytes(m.attention_buffers),
+               format_bytes(m.saved_activations), format_bytes(m.text_activations));
   }
 
   const Predicted& pr = p.predicted;
@@ -120,36 +123,39 @@ void print_plan(const Plan& p, const Inputs& in, std::FILE* out) {
   fmt::print(out, "    cross-attention   {}\n", format_time(pr.cross_attention_time_s));
   fmt::print(out, "    rest of model     {}  ({})\n", format_time(pr.rest_of_model_time_s),
              p.rest_of_model.note);
-  fmt::print(out, "  throughput          {:.4g} tokens/s, {:.4g} frames/s\n", pr.throughput_tokens_per_s,
-             pr.frames_per_s);
-  fmt::print(out, "  peak memory/rank    {} of {} usable\n", format_bytes(pr.peak_memory_bytes_per_rank),
-             format_bytes(c.usable_memory_bytes()));
+  fmt::print(out, "  throughput          {:.4g} tokens/s, {:.4g} frames/s\n",
+             pr.throughput_tokens_per_s, pr.frames_per_s);
+  fmt::print(out, "  peak memory/rank    {} of {} usable\n",
+             format_bytes(pr.peak_memory_bytes_per_rank), format_bytes(c.usable_memory_bytes()));
   if (pr.decode_step_s)
     fmt::print(out, "  decode              {} per token step, {:.4g} tokens/s\n",
                format_time(*pr.decode_step_s), *pr.decode_tokens_per_s);
   if (p.decode) {
     const DecodeSection& d = *p.decode;
-    fmt::print(out, "\ndecode: {} KV cache{}, {}-way tensor parallel x {} replica{}, {} requests each\n",
+    fmt::print(out,
+               "\ndecode: {} KV cache{}, {}-way tensor parallel x {} replica{}, {} requests each\n",
                d.policy, d.kv_budget ? fmt::format(" ({} tokens per kv head)", d.kv_budget) : "",
                d.gpus, d.replicas, d.replicas == 1 ? "" : "s", d.batch_per_replica);
-    fmt::print(out, "  {:<13} {:>5} {:>12} {:>12} {:>8} {:>7} {:>12} {:>9} {:>14}\n", "placement", "fits",
-               "step", "tokens/s", "gap", "copies", "peak memory", "max batch", "tokens/s@max");
+    fmt::print(out, "  {:<13} {:>5} {:>12} {:>12} {:>8} {:>7} {:>12} {:>9} {:>14}\n", "placement",
+               "fits", "step", "tokens/s", "gap", "copies", "peak memory", "max batch",
+               "tokens/s@max");
     for (const auto& x : d.placements)
-      fmt::print(out, "  {:<13} {:>5} {:>12} {:>12.4g} {:>7.1f}% {:>7} {:>12} {:>9} {:>14.4g}{}\n", x.placement,
-                 x.fits ? "yes" : "no", format_time(x.step_time_s), x.tokens_per_s, 100 * x.gap, x.copies,
-                 format_bytes(x.peak_memory_bytes), x.max_batch, x.tokens_per_s_at_max_batch,
-                 x.placement == d.chosen ? "  <- chosen" : "");
+      fmt::print(out, "  {:<13} {:>5} {:>12} {:>12.4g} {:>7.1f}% {:>7} {:>12} {:>9} {:>14.4g}{}\n",
+                 x.placement, x.fits ? "yes" : "no", format_time(x.step_time_s), x.tokens_per_s,
+                 100 * x.gap, x.copies, format_bytes(x.peak_memory_bytes), x.max_batch,
+                 x.tokens_per_s_at_max_batch, x.placement == d.chosen ? "  <- chosen" : "");
     fmt::print(out, "  gap: the slowest GPU's KV bytes per step over the lower bound total/G\n");
   }
   if (p.streaming) {
     const StreamingSection& st = *p.streaming;
     fmt::print(out, "\nstreaming: {} at {:g} frames/s ({:g} visual tokens/s) on one GPU\n",
                format_time(st.stream_seconds), st.fps, st.visual_tokens_per_s);
-    fmt::print(out, "  {:<9} {:>12} {:>12} {:>14} {:>16}\n", "policy", "peak memory", "tokens/s", "cached tokens",
-               "runs out after");
+    fmt::print(out, "  {:<9} {:>12} {:>12} {:>14} {:>16}\n", "policy", "peak memory", "tokens/s",
+               "cached tokens", "runs out after");
     for (const auto& x : st.policies)
-      fmt::print(out, "  {:<9} {:>12} {:>12.4g} {:>14.4g} {:>16}{}\n", x.policy, format_bytes(x.peak_memory_bytes),
-                 x.tokens_per_s, x.cached_tokens, x.oom_at_s ? format_time(*x.oom_at_s) : "never",
+      fmt::print(out, "  {:<9} {:>12} {:>12.4g} {:>14.4g} {:>16}{}\n", x.policy,
+                 format_bytes(x.peak_memory_bytes), x.tokens_per_s, x.cached_tokens,
+                 x.oom_at_s ? format_time(*x.oom_at_s) : "never",
                  x.policy == st.chosen ? "  <- workload's policy" : "");
   }
   if (!p.notes.empty()) {

@@ -8,9 +8,8 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -57,14 +56,17 @@ TEST(Cli, EveryBadInputFileExitsTwoAndNamesTheField) {
     std::string file = data("bad/" + c["file"].get<std::string>());
     std::string flag = c["flag"];
     fs::path out = scratch("never-written.json");
-    std::string args = flag == "plan" ? "show plan " + file : "plan " + flag + " " + file + " -o " + out.string();
+    std::string args =
+        flag == "plan" ? "show plan " + file : "plan " + flag + " " + file + " -o " + out.string();
     Result r = xring(args);
     EXPECT_EQ(r.exit_code, 2) << c["file"] << "\n" << r.output;
     EXPECT_NE(r.output.find(c["file"].get<std::string>()), std::string::npos)
-        << "the message must name the file\n" << r.output;
+        << "the message must name the file\n"
+        << r.output;
     for (const auto& needle : c["expect"])
       EXPECT_NE(r.output.find(needle.get<std::string>()), std::string::npos)
-          << c["file"] << ": expected " << needle << " in\n" << r.output;
+          << c["file"] << ": expected " << needle << " in\n"
+          << r.output;
     EXPECT_EQ(r.output.find("internal error"), std::string::npos) << r.output;
     EXPECT_FALSE(fs::exists(out)) << "a failed plan must not leave an output file";
   }
@@ -80,8 +82,9 @@ TEST(Cli, DefaultPlanRunsWithNoArguments) {
 
 TEST(Cli, WritesPlanAndTraceThatReadBack) {
   fs::path plan = scratch("plan.json"), trace = scratch("plan.trace.json");
-  Result r = xring("plan --model mplug-owl3-7b --cluster a100-80gb-16 --set workload.frames=512 -o " +
-                   plan.string() + " --trace " + trace.string());
+  Result r =
+      xring("plan --model mplug-owl3-7b --cluster a100-80gb-16 --set workload.frames=512 -o " +
+            plan.string() + " --trace " + trace.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   json p = read_json(plan);
   EXPECT_EQ(p["schema_version"], 1);
@@ -99,7 +102,8 @@ TEST(Cli, WritesPlanAndTraceThatReadBack) {
   Result refused = xring("show plan " + bad.string());
   EXPECT_EQ(refused.exit_code, 2);
   EXPECT_NE(refused.output.find("layers[0].strategy"), std::string::npos) << refused.output;
-  EXPECT_NE(refused.output.find("did you mean \"query_ring\""), std::string::npos) << refused.output;
+  EXPECT_NE(refused.output.find("did you mean \"query_ring\""), std::string::npos)
+      << refused.output;
   // So is a plan whose echoed inputs were edited into nonsense.
   json q = read_json(plan);
   q["inputs"]["cluster"]["nodes"] = 0;
@@ -124,10 +128,10 @@ TEST(Cli, InfeasibleIsExitZeroWithReasons) {
 }
 
 TEST(Cli, BadFlagsAndOverridesExitTwo) {
-  for (const char* args : {"plan --model no-such-model", "plan --set workload.frames",
-                           "plan --set workload.frame=3", "plan --strategy ring", "plan --ranks 3",
-                           "plan --bogus", "plan --recompute", "explain --layer 4",
-                           "plan --model /nonexistent/model.json", "show model nope"}) {
+  for (const char* args :
+       {"plan --model no-such-model", "plan --set workload.frames", "plan --set workload.frame=3",
+        "plan --strategy ring", "plan --ranks 3", "plan --bogus", "plan --recompute",
+        "explain --layer 4", "plan --model /nonexistent/model.json", "show model nope"}) {
     Result r = xring(args);
     EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.output;
     EXPECT_EQ(r.output.find("internal error"), std::string::npos) << r.output;
@@ -137,7 +141,8 @@ TEST(Cli, BadFlagsAndOverridesExitTwo) {
 TEST(Cli, ListShowAndExplain) {
   Result list = xring("list");
   ASSERT_EQ(list.exit_code, 0);
-  for (const char* name : {"llama-3.2-11b-vision", "openflamingo-3b", "a30-8", "h100-sxm-32", "image-chat"})
+  for (const char* name :
+       {"llama-3.2-11b-vision", "openflamingo-3b", "a30-8", "h100-sxm-32", "image-chat"})
     EXPECT_NE(list.output.find(name), std::string::npos) << name;
   Result show = xring("show cluster a30-8");
   ASSERT_EQ(show.exit_code, 0);
@@ -157,13 +162,16 @@ TEST(Cli, HelpTeachesAndExitsZero) {
 
 TEST(Cli, WhatifWritesCsvAndAPlotScript) {
   fs::path csv = scratch("sweep.csv"), svg = scratch("sweep.svg"), gp = scratch("sweep.gp");
-  Result r = xring("whatif --model mplug-owl3-7b --cluster a100-80gb-16 --vary workload.frames=16..256:x4 "
-                   "--vary cluster.nodes=1,4 --csv " + csv.string() + " --plot " + svg.string());
+  Result r = xring(
+      "whatif --model mplug-owl3-7b --cluster a100-80gb-16 --vary workload.frames=16..256:x4 "
+      "--vary cluster.nodes=1,4 --csv " +
+      csv.string() + " --plot " + svg.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::ifstream in(csv);
   std::string header, line;
   std::getline(in, header);
-  EXPECT_EQ(header.rfind("workload.frames,cluster.nodes,strategy,feasible,iteration_time_s", 0), 0u) << header;
+  EXPECT_EQ(header.rfind("workload.frames,cluster.nodes,strategy,feasible,iteration_time_s", 0), 0u)
+      << header;
   int rows = 0;
   while (std::getline(in, line)) ++rows;
   EXPECT_EQ(rows, 3 * 2);
@@ -189,8 +197,9 @@ TEST(Cli, WhatifWritesCsvAndAPlotScript) {
 }
 
 TEST(Cli, WhatifBadInputExitsTwo) {
-  for (const char* args : {"whatif", "whatif --vary workload.frames=", "whatif --vary workload.frames=1..8",
-                           "whatif --vary workload.frames=1,2 --metric nope", "whatif --vary cluster.nodes=0"}) {
+  for (const char* args :
+       {"whatif", "whatif --vary workload.frames=", "whatif --vary workload.frames=1..8",
+        "whatif --vary workload.frames=1,2 --metric nope", "whatif --vary cluster.nodes=0"}) {
     Result r = xring(args);
     EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.output;
   }
@@ -202,15 +211,19 @@ TEST(Cli, DecodeAndStreamingSectionsUseTheDocumentedNames) {
   json p = json::parse(d.output);
   EXPECT_EQ(p["decode"]["chosen"], "fair_copying");
   for (const auto& placement : p["decode"]["placements"])
-    for (const char* key : {"placement", "tokens_per_s", "max_gpu_load_bytes"}) EXPECT_TRUE(placement.contains(key)) << key;
+    for (const char* key : {"placement", "tokens_per_s", "max_gpu_load_bytes"})
+      EXPECT_TRUE(placement.contains(key)) << key;
   ASSERT_EQ(p["decode"]["heads"].size(), 80u * 8);
-  for (const char* key : {"layer", "head", "budget_tokens", "gpus"}) EXPECT_TRUE(p["decode"]["heads"][0].contains(key)) << key;
-  Result s = xring("plan --model llama-3.2-11b-vision --cluster h100-1 --workload video-stream --json");
+  for (const char* key : {"layer", "head", "budget_tokens", "gpus"})
+    EXPECT_TRUE(p["decode"]["heads"][0].contains(key)) << key;
+  Result s =
+      xring("plan --model llama-3.2-11b-vision --cluster h100-1 --workload video-stream --json");
   ASSERT_EQ(s.exit_code, 0) << s.output;
   json q = json::parse(s.output);
   ASSERT_EQ(q["streaming"]["policies"].size(), 3u);
   for (const auto& policy : q["streaming"]["policies"])
-    for (const char* key : {"policy", "peak_memory_bytes", "tokens_per_s", "oom_at_s"}) EXPECT_TRUE(policy.contains(key)) << key;
+    for (const char* key : {"policy", "peak_memory_bytes", "tokens_per_s", "oom_at_s"})
+      EXPECT_TRUE(policy.contains(key)) << key;
   EXPECT_TRUE(q["streaming"]["policies"][0]["oom_at_s"].is_number());  // full runs out
   EXPECT_TRUE(q["streaming"]["policies"][1]["oom_at_s"].is_null());    // inf_mllm does not
 }
@@ -223,7 +236,8 @@ TEST(Cli, HeadsSynthAndBuild) {
   EXPECT_EQ(p["layers"], 40);
   EXPECT_EQ(p["shares"].size(), 40u);
   fs::path scores = scratch("scores.json"), built = scratch("built.json");
-  std::ofstream(scores) << R"({"model": "tiny", "source": "test", "scores": [[[3, 2, 1], [0.5, 0.25, 0.125]]]})";
+  std::ofstream(scores)
+      << R"({"model": "tiny", "source": "test", "scores": [[[3, 2, 1], [0.5, 0.25, 0.125]]]})";
   r = xring("heads build " + scores.string() + " --bins 4 -o " + built.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(read_json(built)["histograms"].size(), 1u);
@@ -235,17 +249,22 @@ TEST(Cli, HeadsSynthAndBuild) {
 
 TEST(Cli, RunExecutesVerifiesAndReports) {
   for (const char* strategy : {"query_ring", "kv_ring", "ulysses"}) {
-    fs::path plan = scratch(std::string("run-") + strategy + ".json"), report = scratch("report.json"),
-             trace = scratch("run.trace.json");
-    Result p = xring("plan --model tiny --cluster h100-sxm-8 --set workload.frames=7 --set workload.text_tokens=33 "
-                     "--set workload.phase=training --strategy " + std::string(strategy) + " --ranks 2 -o " + plan.string());
+    fs::path plan = scratch(std::string("run-") + strategy + ".json"),
+             report = scratch("report.json"), trace = scratch("run.trace.json");
+    Result p = xring(
+        "plan --model tiny --cluster h100-sxm-8 --set workload.frames=7 --set "
+        "workload.text_tokens=33 "
+        "--set workload.phase=training --strategy " +
+        std::string(strategy) + " --ranks 2 -o " + plan.string());
     ASSERT_EQ(p.exit_code, 0) << p.output;
-    Result r = xring("run " + plan.string() + " --seed 3 --json " + report.string() + " --trace " + trace.string());
+    Result r = xring("run " + plan.string() + " --seed 3 --json " + report.string() + " --trace " +
+                     trace.string());
     ASSERT_EQ(r.exit_code, 0) << r.output;
     json j = read_json(report);
     EXPECT_EQ(j["schema_version"], 1);
     EXPECT_EQ(j["verified"], true);
-    for (const char* key : {"max_abs_error", "max_rel_error", "tolerance"}) EXPECT_TRUE(j[key].is_number()) << key;
+    for (const char* key : {"max_abs_error", "max_rel_error", "tolerance"})
+      EXPECT_TRUE(j[key].is_number()) << key;
     ASSERT_EQ(j["layers"].size(), 2u);
     for (const auto& l : j["layers"]) {
       EXPECT_EQ(l["strategy"], strategy);
@@ -287,8 +306,10 @@ TEST(Cli, RunRefusesWhatItCannotRunWithoutWritingAReport) {
 
 TEST(Cli, RunExecutesADecodePlanWithItsHeadPlacement) {
   fs::path plan = scratch("decode.json"), report = scratch("decode-report.json");
-  Result p = xring("plan --model mistral-small-24b --workload fairkv-decode --set workload.batch=6 "
-                   "--set workload.text_tokens=256 --set workload.kv_budget=64 -o " + plan.string());
+  Result p = xring(
+      "plan --model mistral-small-24b --workload fairkv-decode --set workload.batch=6 "
+      "--set workload.text_tokens=256 --set workload.kv_budget=64 -o " +
+      plan.string());
   ASSERT_EQ(p.exit_code, 0) << p.output;
   Result r = xring("run " + plan.string() + " --json " + report.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -309,8 +330,11 @@ TEST(Cli, RunExecutesADecodePlanWithItsHeadPlacement) {
 
 TEST(Cli, RunExecutesHybridPlans) {
   fs::path plan = scratch("hybrid.json"), report = scratch("hybrid-report.json");
-  Result p = xring("plan --model tiny --cluster h100-sxm-8 --set workload.frames=5 --set workload.text_tokens=19 "
-                   "--set workload.phase=training --strategy hybrid --ranks 8 -o " + plan.string());
+  Result p = xring(
+      "plan --model tiny --cluster h100-sxm-8 --set workload.frames=5 --set "
+      "workload.text_tokens=19 "
+      "--set workload.phase=training --strategy hybrid --ranks 8 -o " +
+      plan.string());
   ASSERT_EQ(p.exit_code, 0) << p.output;
   Result r = xring("run " + plan.string() + " --media-mask same_group --json " + report.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -322,8 +346,11 @@ TEST(Cli, RunExecutesHybridPlans) {
 
 TEST(Cli, RunRecomputesKvFromTheVisualTokensWhenThePlanSaysSo) {
   fs::path plan = scratch("recompute.json"), report = scratch("recompute-report.json");
-  Result p = xring("plan --model tiny --cluster h100-sxm-8 --set workload.frames=6 --set workload.text_tokens=21 "
-                   "--set workload.phase=training --strategy kv_ring --ranks 4 --recompute -o " + plan.string());
+  Result p = xring(
+      "plan --model tiny --cluster h100-sxm-8 --set workload.frames=6 --set "
+      "workload.text_tokens=21 "
+      "--set workload.phase=training --strategy kv_ring --ranks 4 --recompute -o " +
+      plan.string());
   ASSERT_EQ(p.exit_code, 0) << p.output;
   EXPECT_TRUE(read_json(plan)["layers"][0]["recompute"].get<bool>());
   Result r = xring("run " + plan.string() + " --json " + report.string());
@@ -355,25 +382,30 @@ TEST(Gate, ExitCodesForEveryFixture) {
   EXPECT_EQ(xring(base + gate_data("plan_pass.json")).exit_code, 0);
   EXPECT_EQ(xring(base + gate_data("plan_improved.json")).exit_code, 0);
   EXPECT_EQ(xring(base + gate_data("plan_regressed.json")).exit_code, 1);
-  for (const char* bad : {"plan_other_schema.json", "plan_other_model.json", "plan_missing_metric.json",
-                          "malformed.json", "report_noisy_cur.json"}) {
+  for (const char* bad : {"plan_other_schema.json", "plan_other_model.json",
+                          "plan_missing_metric.json", "malformed.json", "report_noisy_cur.json"}) {
     Result r = xring(base + gate_data(bad));
     EXPECT_EQ(r.exit_code, 2) << bad << "\n" << r.output;
     EXPECT_EQ(r.output.find("internal error"), std::string::npos);
   }
-  EXPECT_NE(xring(base + gate_data("plan_other_schema.json")).output.find("schema_version"), std::string::npos);
-  EXPECT_NE(xring(base + gate_data("plan_other_model.json")).output.find("mismatched inputs"), std::string::npos);
-  EXPECT_NE(xring(base + gate_data("plan_missing_metric.json")).output.find("predicted.frames_per_s"), std::string::npos);
+  EXPECT_NE(xring(base + gate_data("plan_other_schema.json")).output.find("schema_version"),
+            std::string::npos);
+  EXPECT_NE(xring(base + gate_data("plan_other_model.json")).output.find("mismatched inputs"),
+            std::string::npos);
+  EXPECT_NE(
+      xring(base + gate_data("plan_missing_metric.json")).output.find("predicted.frames_per_s"),
+      std::string::npos);
   // Noise: an 8% slower median inside the samples' spread passes; a 2x slower one does not.
-  const std::string reports = "gate --rules " + gate_data("rules.json") + " --baseline " + gate_data("report_noisy_base.json");
+  const std::string reports = "gate --rules " + gate_data("rules.json") + " --baseline " +
+                              gate_data("report_noisy_base.json");
   EXPECT_EQ(xring(reports + " --current " + gate_data("report_noisy_cur.json")).exit_code, 0);
   EXPECT_EQ(xring(reports + " --current " + gate_data("report_slow.json")).exit_code, 1);
 }
 
 TEST(Gate, MarkdownMatchesTheGoldenFile) {
   fs::path md = scratch("gate.md");
-  Result r = xring("gate --baseline " + gate_data("plan_base.json") + " --current " + gate_data("plan_regressed.json") +
-                   " --title golden --markdown " + md.string());
+  Result r = xring("gate --baseline " + gate_data("plan_base.json") + " --current " +
+                   gate_data("plan_regressed.json") + " --title golden --markdown " + md.string());
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(read_text(md), read_text(gate_data("regressed.golden.md")));
   EXPECT_NE(read_text(md).find("▼ -20.0%"), std::string::npos);
@@ -381,8 +413,8 @@ TEST(Gate, MarkdownMatchesTheGoldenFile) {
 
 TEST(Gate, JunitHasTheCommonLayout) {
   fs::path xml = scratch("gate.xml");
-  xring("gate --baseline " + gate_data("plan_base.json") + " --current " + gate_data("plan_regressed.json") +
-        " --junit " + xml.string());
+  xring("gate --baseline " + gate_data("plan_base.json") + " --current " +
+        gate_data("plan_regressed.json") + " --junit " + xml.string());
   std::string x = read_text(xml);
   EXPECT_EQ(x.rfind("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites ", 0), 0u);
   EXPECT_EQ(occurrences(x, "<testsuites "), 1u);
@@ -399,12 +431,17 @@ TEST(Gate, JunitHasTheCommonLayout) {
 
 TEST(Gate, RequirementsOnOnePlan) {
   const std::string plan = " --plan " + gate_data("plan_base.json");
-  EXPECT_EQ(xring("gate" + plan + " --require feasible --require \"frames_per_s>=4\" --require "
-                  "\"peak_memory_bytes_per_rank<=70GiB\"").exit_code, 0);
+  EXPECT_EQ(xring("gate" + plan +
+                  " --require feasible --require \"frames_per_s>=4\" --require "
+                  "\"peak_memory_bytes_per_rank<=70GiB\"")
+                .exit_code,
+            0);
   Result r = xring("gate" + plan + " --require \"peak_memory_bytes_per_rank<=10GiB\"");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("NOT MET"), std::string::npos);
-  EXPECT_EQ(xring("gate --plan " + gate_data("plan_regressed.json") + " --require feasible").exit_code, 1);
+  EXPECT_EQ(
+      xring("gate --plan " + gate_data("plan_regressed.json") + " --require feasible").exit_code,
+      1);
   r = xring("gate" + plan + " --require \"frames_per_sec>=4\"");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("did you mean \"frames_per_s\""), std::string::npos) << r.output;
@@ -415,7 +452,8 @@ TEST(Gate, RequirementsOnOnePlan) {
 TEST(Gate, UpdateBaselineReplacesItAtomically) {
   fs::path base = scratch("baseline.json");
   fs::copy_file(gate_data("plan_base.json"), base, fs::copy_options::overwrite_existing);
-  Result r = xring("gate --baseline " + base.string() + " --current " + gate_data("plan_improved.json") + " --update-baseline");
+  Result r = xring("gate --baseline " + base.string() + " --current " +
+                   gate_data("plan_improved.json") + " --update-baseline");
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(read_text(base), read_text(gate_data("plan_improved.json")));
   for (const auto& entry : fs::directory_iterator(base.parent_path()))
@@ -431,10 +469,12 @@ TEST(Gate, RulesChangeThresholdsAndDirectionAndAreValidated) {
   Result r = xring(compare);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(occurrences(r.output, "REGRESSION"), 1u) << r.output;
-  std::ofstream(rules) << R"({"defaults": {"relative": 0.3}, "metrics": {"feasible": {"ignore": true}}})";
+  std::ofstream(rules)
+      << R"({"defaults": {"relative": 0.3}, "metrics": {"feasible": {"ignore": true}}})";
   EXPECT_EQ(xring(compare).exit_code, 0);
   // Declaring throughput lower-is-better turns the drop into an improvement.
-  std::ofstream(rules) << R"({"metrics": {"feasible": {"ignore": true}, "layers.*.time_s": {"relative": 0.5},
+  std::ofstream(rules)
+      << R"({"metrics": {"feasible": {"ignore": true}, "layers.*.time_s": {"relative": 0.5},
                               "throughput_tokens_per_s": {"direction": "lower"}, "frames_per_s": {"direction": "lower"}}})";
   r = xring(compare);
   EXPECT_EQ(r.exit_code, 0) << r.output;

@@ -39,7 +39,7 @@ LayerShape small_shape() {
 Placement small_placement() {
   Placement p;
   p.ranks = 2;
-  p.ring_link = {80, 0};          // 80 B/s, no latency
+  p.ring_link = {80, 0};  // 80 B/s, no latency
   p.all_to_all_link = {80, 0};
   p.attention_flop_per_s = 1024;  // one ring step (1024 FLOPs) takes 1 s
   p.matmul_flop_per_s = 512;      // the K/V projection of 8 tokens (512 FLOPs) takes 1 s
@@ -129,20 +129,22 @@ TEST(Strategies, SingleHasNoCommunication) {
   // 4*1*2*8*16*4 = 4096 FLOPs = 4 s; projection of 16 tokens = 2 s.
   EXPECT_DOUBLE_EQ(c.forward.time_s, 6.0);
   EXPECT_EQ(c.comm_s(), 0.0);
-  EXPECT_FALSE(strategy_unit(Strategy::single).unsupported(small_shape(), small_placement()).empty());
+  EXPECT_FALSE(
+      strategy_unit(Strategy::single).unsupported(small_shape(), small_placement()).empty());
 }
 
 TEST(Strategies, UlyssesByHand) {
   LayerShape s = small_shape();  // H=2, H_kv=1: at P=2 the kv head is replicated twice
   Placement p = small_placement();
   EXPECT_EQ(strategy_unit(Strategy::ulysses).unsupported(s, p), "");
-  // in: Q 4*2*8 = 64 B + K,V 2*8*1*2*8 = 256 B -> 320 * 1/2 / 80 = 2 s; out: O 64 * 1/2 / 80 = 0.4 s
-  // compute 4*1*1*8*16*4 = 2048 FLOPs = 2 s; projection 1 s. Total 5.4 s.
+  // in: Q 4*2*8 = 64 B + K,V 2*8*1*2*8 = 256 B -> 320 * 1/2 / 80 = 2 s; out: O 64 * 1/2 / 80 = 0.4
+  // s compute 4*1*1*8*16*4 = 2048 FLOPs = 2 s; projection 1 s. Total 5.4 s.
   LayerCost c = strategy_unit(Strategy::ulysses).cost(s, p);
   EXPECT_DOUBLE_EQ(c.forward.fixed_comm_s, 2.4);
   EXPECT_DOUBLE_EQ(c.forward.time_s, 5.4);
   p.ranks = 4;  // 2 heads over 4 ranks
-  EXPECT_NE(strategy_unit(Strategy::ulysses).unsupported(s, p).find("not divisible"), std::string::npos);
+  EXPECT_NE(strategy_unit(Strategy::ulysses).unsupported(s, p).find("not divisible"),
+            std::string::npos);
 }
 
 TEST(Strategies, HybridPicksTheCheaperInnerRing) {
@@ -160,7 +162,7 @@ TEST(Strategies, MemoryOfQueryRingKeepsKvLocal) {
   Placement p;
   p.ranks = 8;
   LayerMemory m = strategy_unit(Strategy::query_ring).memory(s, p);
-  EXPECT_DOUBLE_EQ(m.kv, 839385088.0);                 // this rank's K/V block only
+  EXPECT_DOUBLE_EQ(m.kv, 839385088.0);                   // this rank's K/V block only
   EXPECT_DOUBLE_EQ(m.attention_buffers, 2 * 1056768.0);  // current + arriving Q/O/L
   EXPECT_DOUBLE_EQ(m.visual_tokens, 204928.0 * 4096 * 2);
   EXPECT_EQ(m.saved_for_backward, 0.0);

@@ -41,8 +41,10 @@ TEST(Budgets, AdaptiveSumsToTheLayerTotalAndIsUnequal) {
     ASSERT_EQ(b.tokens.size(), 80u);
     for (const auto& row : b.tokens)
       EXPECT_EQ(std::accumulate(row.begin(), row.end(), 0LL), 8 * 1024) << "floor " << floor;
-    if (floor < 1.0) EXPECT_GT(b.max_per_head(), 1024);
-    else EXPECT_EQ(b.max_per_head(), 1024);  // a floor of 1 is uniform
+    if (floor < 1.0)
+      EXPECT_GT(b.max_per_head(), 1024);
+    else
+      EXPECT_EQ(b.max_per_head(), 1024);  // a floor of 1 is uniform
   }
 }
 
@@ -57,7 +59,8 @@ TEST(Budgets, AdaptiveByHand) {
   EXPECT_EQ(b.tokens[0], (std::vector<long long>{157, 107}));
   // A short prompt caps the heavy head; what it cannot use goes to the other.
   b = head_budgets(adaptive(0.5, 32), 132, 132, 1, 2, &p);
-  EXPECT_EQ(b.tokens[0], (std::vector<long long>{132, 132}));  // B' >= prompt - window: no compression
+  EXPECT_EQ(b.tokens[0],
+            (std::vector<long long>{132, 132}));  // B' >= prompt - window: no compression
   b = head_budgets(adaptive(0.0, 0), 100, 120, 1, 2, &p);
   EXPECT_EQ(b.tokens[0], (std::vector<long long>{120, 80}));  // 150 capped at 120, 30 moved over
 }
@@ -75,7 +78,8 @@ TEST(Budgets, UniformAndFull) {
 
 TEST(Budgets, HistogramProfileFromMeasuredScores) {
   // Head 0 scores high on every token, head 1 low: the layer's top tokens all come from head 0.
-  json scores = {{"model", "tiny"}, {"source", "test"},
+  json scores = {{"model", "tiny"},
+                 {"source", "test"},
                  {"scores", {{{9.0, 8.0, 7.0, 6.0}, {0.1, 0.2, 0.3, 0.4}}}}};
   HeadProfile p = head_profile_from_scores(scores, "scores.json", 8);
   EXPECT_EQ(p.layers, 1);
@@ -84,32 +88,42 @@ TEST(Budgets, HistogramProfileFromMeasuredScores) {
   EXPECT_EQ(to_json(back), to_json(p));
   HeadBudgets b = head_budgets(adaptive(0.0, 0), 2, 4, 1, 2, &p);  // top 4 of 8 tokens
   EXPECT_EQ(b.tokens[0], (std::vector<long long>{4, 0}));
-  EXPECT_NE(error_of([] { head_profile_from_scores({{"model", "m"}, {"source", "s"}, {"scores", {{{1.0, -2.0}}}}}, "s.json", 8); })
-                .find("s.json: at \"scores[0][0]\""),
+  EXPECT_NE(error_of([] {
+              head_profile_from_scores(
+                  {{"model", "m"}, {"source", "s"}, {"scores", {{{1.0, -2.0}}}}}, "s.json", 8);
+            }).find("s.json: at \"scores[0][0]\""),
             std::string::npos);
 }
 
 TEST(HeadProfiles, ValidatedLikeSpecs) {
   json j = to_json(builtin_profile("mistral-small-24b"));
   j["shares"][3][0] = 0.9;
-  EXPECT_NE(error_of([&] { head_profile_from_json(j, "h.json"); }).find("h.json: at \"shares[3]\": must sum to 1"),
+  EXPECT_NE(error_of([&] {
+              head_profile_from_json(j, "h.json");
+            }).find("h.json: at \"shares[3]\": must sum to 1"),
             std::string::npos);
   j = to_json(builtin_profile("mistral-small-24b"));
   j["shares"].erase(0);
-  EXPECT_NE(error_of([&] { head_profile_from_json(j, "h.json"); }).find("one row per layer"), std::string::npos);
+  EXPECT_NE(error_of([&] { head_profile_from_json(j, "h.json"); }).find("one row per layer"),
+            std::string::npos);
   // A profile for another model is refused when planning.
   std::string e = error_of([] {
-    plan(load_inputs("mistral-small-24b", "h100-sxm-8", "fairkv-decode", {"workload.head_profile=llama-3-70b"}));
+    plan(load_inputs("mistral-small-24b", "h100-sxm-8", "fairkv-decode",
+                     {"workload.head_profile=llama-3-70b"}));
   });
   EXPECT_NE(e.find("80 layers"), std::string::npos) << e;
-  e = error_of([] { plan(load_inputs("llama-3.2-11b-vision", "h100-sxm-8", "fairkv-decode", {})); });
+  e = error_of(
+      [] { plan(load_inputs("llama-3.2-11b-vision", "h100-sxm-8", "fairkv-decode", {})); });
   EXPECT_NE(e.find("head_profile"), std::string::npos) << e;
 }
 
 TEST(Decode, FairCopyingBeatsContiguousTensorParallelism) {
   // FairKV reports 1.66x over standard TP for LLaMA-70B and Mistral-24B. The model, with the
   // shipped synthetic profiles (lognormal sigma 1) and the fairkv-decode workload, gives:
-  struct Expect { const char* model; double at_batch_lo, at_batch_hi, at_max_lo, at_max_hi; };
+  struct Expect {
+    const char* model;
+    double at_batch_lo, at_batch_hi, at_max_lo, at_max_hi;
+  };
   for (const Expect& e : {Expect{"llama-3-70b", 1.15, 1.40, 1.40, 1.80},
                           Expect{"mistral-small-24b", 1.15, 1.45, 1.60, 2.10}}) {
     Plan p = plan(load_inputs(e.model, "h100-sxm-8", "fairkv-decode", {}));
@@ -134,8 +148,8 @@ TEST(Decode, FairCopyingBeatsContiguousTensorParallelism) {
 }
 
 TEST(Decode, UniformBudgetsGiveNothingToBalance) {
-  Plan p = plan(load_inputs("llama-3-70b", "h100-sxm-8", "fairkv-decode",
-                            {"workload.kv_policy=uniform"}));
+  Plan p = plan(
+      load_inputs("llama-3-70b", "h100-sxm-8", "fairkv-decode", {"workload.kv_policy=uniform"}));
   const DecodeSection& d = *p.decode;
   EXPECT_NEAR(placement(d, "contiguous").gap, 0.0, 1e-12);
   EXPECT_EQ(placement(d, "fair_copying").copies, 0);
@@ -146,7 +160,8 @@ TEST(Decode, TooLargeABatchIsInfeasibleWithTheBatchThatFits) {
   Plan p = plan(load_inputs("llama-3-70b", "h100-sxm-8", "fairkv-decode", {"workload.batch=4096"}));
   EXPECT_FALSE(p.feasible);
   ASSERT_FALSE(p.reasons.empty());
-  EXPECT_NE(p.reasons.back().find("requests per replica fit"), std::string::npos) << p.reasons.back();
+  EXPECT_NE(p.reasons.back().find("requests per replica fit"), std::string::npos)
+      << p.reasons.back();
 }
 
 TEST(Streaming, FullRunsOutBoundedPoliciesDoNot) {
@@ -172,7 +187,8 @@ TEST(Streaming, FullRunsOutBoundedPoliciesDoNot) {
   for (size_t i = 2; i < inf->memory_over_time.size(); ++i)
     EXPECT_DOUBLE_EQ(inf->memory_over_time[i].second, inf->memory_over_time[1].second);
   EXPECT_TRUE(p.feasible);  // the workload's policy is inf_mllm
-  Plan with_full = plan(load_inputs("llama-3.2-11b-vision", "h100-1", "video-stream", {"workload.kv_policy=full"}));
+  Plan with_full = plan(
+      load_inputs("llama-3.2-11b-vision", "h100-1", "video-stream", {"workload.kv_policy=full"}));
   EXPECT_FALSE(with_full.feasible);
   EXPECT_NE(with_full.reasons.front().find("runs out of memory after"), std::string::npos);
 }

@@ -23,8 +23,8 @@ using kernels::Storage;
 
 namespace {
 
-AttentionProblem random_problem(std::mt19937& rng, kernels::Shape shape, long long s_q, long long s_kv,
-                                Storage storage, kernels::Mask::Kind mask_kind) {
+AttentionProblem random_problem(std::mt19937& rng, kernels::Shape shape, long long s_q,
+                                long long s_kv, Storage storage, kernels::Mask::Kind mask_kind) {
   AttentionProblem p;
   p.shape = shape;
   p.s_q = s_q;
@@ -44,9 +44,12 @@ AttentionProblem random_problem(std::mt19937& rng, kernels::Shape shape, long lo
   p.mask.kind = mask_kind;
   if (mask_kind != kernels::Mask::Kind::none) {
     const int groups = 3;
-    for (long long i = 0; i < s_q; ++i) p.mask.q_group.push_back(static_cast<int>(i * groups / s_q));
-    for (long long j = 0; j < s_kv; ++j) p.mask.kv_group.push_back(static_cast<int>(j * groups / s_kv));
-    p.mask.q_group.back() = groups;  // one text token after the last image: fully masked under same_group
+    for (long long i = 0; i < s_q; ++i)
+      p.mask.q_group.push_back(static_cast<int>(i * groups / s_q));
+    for (long long j = 0; j < s_kv; ++j)
+      p.mask.kv_group.push_back(static_cast<int>(j * groups / s_kv));
+    p.mask.q_group.back() =
+        groups;  // one text token after the last image: fully masked under same_group
   }
   return p;
 }
@@ -58,7 +61,8 @@ double max_abs(const std::vector<float>& v) {
   return m;
 }
 
-void expect_close(const std::vector<float>& got, const std::vector<float>& want, Storage storage, const std::string& what) {
+void expect_close(const std::vector<float>& got, const std::vector<float>& want, Storage storage,
+                  const std::string& what) {
   ASSERT_EQ(got.size(), want.size()) << what;
   const double slack = 1e-5 * std::max(1.0, max_abs(want));
   double worst = 0;
@@ -75,8 +79,9 @@ void expect_close(const std::vector<float>& got, const std::vector<float>& want,
       worst_at = i;
     }
   }
-  EXPECT_LE(worst, 1.0) << what << ": error " << std::fabs(got[worst_at] - want[worst_at]) << " at " << worst_at
-                        << " (got " << got[worst_at] << ", want " << want[worst_at] << ")";
+  EXPECT_LE(worst, 1.0) << what << ": error " << std::fabs(got[worst_at] - want[worst_at]) << " at "
+                        << worst_at << " (got " << got[worst_at] << ", want " << want[worst_at]
+                        << ")";
 }
 
 void expect_same_result(const AttentionResult& got, const AttentionResult& want, Storage storage,
@@ -116,7 +121,9 @@ TEST(Executor, ReferenceMatchesDirectSoftmaxByHand) {
 
 TEST(Executor, EveryStrategyEqualsTheReference) {
   std::mt19937 rng(5);
-  struct Geometry { int heads, kv_heads, head_dim; };
+  struct Geometry {
+    int heads, kv_heads, head_dim;
+  };
   const Geometry geometries[] = {{4, 4, 8}, {4, 2, 16}, {8, 1, 8}, {6, 3, 4}};
   const long long lengths[][2] = {{5, 23}, {1, 9}, {17, 64}, {13, 7}};
   int checked = 0;
@@ -125,14 +132,15 @@ TEST(Executor, EveryStrategyEqualsTheReference) {
       const int pick = (P + static_cast<int>(storage)) % 4;
       const Geometry& g = geometries[pick];
       const auto mask = static_cast<kernels::Mask::Kind>((P + pick) % 3);
-      AttentionProblem p = random_problem(rng, {2, g.heads, g.kv_heads, g.head_dim}, lengths[pick][0],
-                                          lengths[pick][1], storage, mask);
+      AttentionProblem p = random_problem(rng, {2, g.heads, g.kv_heads, g.head_dim},
+                                          lengths[pick][0], lengths[pick][1], storage, mask);
       AttentionResult want = run_reference(p, true);
       for (Strategy s : {Strategy::query_ring, Strategy::kv_ring, Strategy::ulysses}) {
         if (!unsupported(s, p, P).empty()) continue;
-        std::string what = to_string(s) + " P=" + std::to_string(P) + " " + kernels::to_string(storage) +
-                           " H=" + std::to_string(g.heads) + "/" + std::to_string(g.kv_heads) +
-                           " S=" + std::to_string(p.s_q) + "x" + std::to_string(p.s_kv);
+        std::string what = to_string(s) + " P=" + std::to_string(P) + " " +
+                           kernels::to_string(storage) + " H=" + std::to_string(g.heads) + "/" +
+                           std::to_string(g.kv_heads) + " S=" + std::to_string(p.s_q) + "x" +
+                           std::to_string(p.s_kv);
         expect_same_result(run_distributed(s, P, p, true), want, storage, what);
         ++checked;
       }
@@ -143,7 +151,8 @@ TEST(Executor, EveryStrategyEqualsTheReference) {
 
 TEST(Executor, FullyMaskedRowsGiveZeroAndMinusInfinity) {
   std::mt19937 rng(9);
-  AttentionProblem p = random_problem(rng, {1, 2, 1, 8}, 6, 12, Storage::bf16, kernels::Mask::Kind::same_group);
+  AttentionProblem p =
+      random_problem(rng, {1, 2, 1, 8}, 6, 12, Storage::bf16, kernels::Mask::Kind::same_group);
   for (int P : {1, 3}) {
     AttentionResult r = run_distributed(Strategy::query_ring, P, p, true);
     const long long last = p.s_q - 1;  // its group has no image
@@ -158,9 +167,11 @@ TEST(Executor, FullyMaskedRowsGiveZeroAndMinusInfinity) {
 }
 
 TEST(Executor, RingsMoveTheBytesTheCostModelCounts) {
-  // Forward query-ring, fp32 travel of O: per step Q (b = 4) + O + L, P - 1 steps, then O and L home.
+  // Forward query-ring, fp32 travel of O: per step Q (b = 4) + O + L, P - 1 steps, then O and L
+  // home.
   std::mt19937 rng(2);
-  AttentionProblem p = random_problem(rng, {1, 4, 2, 8}, 8, 32, Storage::fp32, kernels::Mask::Kind::none);
+  AttentionProblem p =
+      random_problem(rng, {1, 4, 2, 8}, 8, 32, Storage::fp32, kernels::Mask::Kind::none);
   const int P = 4;
   std::vector<size_t> sent(P);
   AttentionResult out = allocate_result(p, false);
@@ -177,7 +188,8 @@ TEST(Executor, RingsMoveTheBytesTheCostModelCounts) {
   s.s_q = 8;
   s.s_kv = 32;
   const double home = 1.0 * 2 * 4 * (8 * 4 + 4);  // 2 query rows x 4 heads x (O + L)
-  for (int r = 0; r < P; ++r) EXPECT_EQ(sent[r], (P - 1) * query_ring_forward_bytes(s, P) + home) << r;
+  for (int r = 0; r < P; ++r)
+    EXPECT_EQ(sent[r], (P - 1) * query_ring_forward_bytes(s, P) + home) << r;
 }
 
 TEST(Executor, AFailingRankAbortsTheOthersInsteadOfHanging) {
@@ -194,8 +206,8 @@ TEST(Executor, AFailingRankAbortsTheOthersInsteadOfHanging) {
 
 namespace {
 
-DecodeProblem random_decode(std::mt19937& rng, int heads, int kv_heads, int d, int requests, long long context,
-                            Storage storage) {
+DecodeProblem random_decode(std::mt19937& rng, int heads, int kv_heads, int d, int requests,
+                            long long context, Storage storage) {
   DecodeProblem p;
   p.shape = {1, heads, kv_heads, d};
   p.requests = requests;
@@ -210,7 +222,8 @@ DecodeProblem random_decode(std::mt19937& rng, int heads, int kv_heads, int d, i
   fill(p.k, static_cast<size_t>(requests) * kv_heads * context * d);
   fill(p.v, p.k.size());
   fill(p.scores, static_cast<size_t>(requests) * kv_heads * context);
-  std::uniform_int_distribution<long long> budget(0, context + 2);  // empty and over-full budgets too
+  std::uniform_int_distribution<long long> budget(0,
+                                                  context + 2);  // empty and over-full budgets too
   for (int h = 0; h < kv_heads; ++h) p.budget.push_back(budget(rng));
   return p;
 }
@@ -240,8 +253,9 @@ TEST(DecodeExecutor, CompactedDecodeEqualsMaskedAttention) {
     for (long long j : keep) mask.kv_group[j] = 1;
     for (int j = 0; j < 2; ++j) {  // the two query heads of kv head h
       std::vector<float> o(8), l(1);
-      kernels::attention_forward(p.q.data() + (h * 2 + j) * 8, p.k.data() + h * 40 * 8, p.v.data() + h * 40 * 8,
-                                 {1, 1, 1, 8}, {0, 1}, {0, 40}, mask, o.data(), l.data());
+      kernels::attention_forward(p.q.data() + (h * 2 + j) * 8, p.k.data() + h * 40 * 8,
+                                 p.v.data() + h * 40 * 8, {1, 1, 1, 8}, {0, 1}, {0, 40}, mask,
+                                 o.data(), l.data());
       for (int c = 0; c < 8; ++c) EXPECT_NEAR(got.o[(h * 2 + j) * 8 + c], o[c], 1e-6);
       EXPECT_NEAR(got.l[h * 2 + j], l[0], 1e-6);
     }
@@ -260,7 +274,8 @@ TEST(DecodeExecutor, PlacedHeadsWithFairCopiesEqualSingleDeviceDecode) {
     for (int h = 0; h < kv_heads; ++h) {
       int first = gpu(rng), split = share(rng);
       copies[h].push_back({first, split});
-      copies[h].push_back({(first + 1) % gpus == first ? first : (first + 1) % gpus, requests - split});
+      copies[h].push_back(
+          {(first + 1) % gpus == first ? first : (first + 1) % gpus, requests - split});
     }
     DecodeResult want = run_decode_reference(p);
     DecodeResult got = run_decode_distributed(p, copies, gpus);
@@ -272,9 +287,9 @@ TEST(DecodeExecutor, PlacedHeadsWithFairCopiesEqualSingleDeviceDecode) {
 TEST(DecodeExecutor, PlacementsThatLoseRequestsAreRefused) {
   std::mt19937 rng(1);
   DecodeProblem p = random_decode(rng, 4, 2, 8, 3, 10, Storage::bf16);
-  EXPECT_THROW(run_decode_distributed(p, {{{0, 3}}, {{0, 2}}}, 2), Error);      // head 1 serves 2 of 3
-  EXPECT_THROW(run_decode_distributed(p, {{{0, 3}}, {{5, 3}}}, 2), Error);      // GPU 5 of 2
-  EXPECT_THROW(run_decode_distributed(p, {{{0, 3}}}, 2), Error);                // a head missing
+  EXPECT_THROW(run_decode_distributed(p, {{{0, 3}}, {{0, 2}}}, 2), Error);  // head 1 serves 2 of 3
+  EXPECT_THROW(run_decode_distributed(p, {{{0, 3}}, {{5, 3}}}, 2), Error);  // GPU 5 of 2
+  EXPECT_THROW(run_decode_distributed(p, {{{0, 3}}}, 2), Error);            // a head missing
 }
 
 TEST(Executor, HybridEqualsTheReference) {
@@ -286,12 +301,14 @@ TEST(Executor, HybridEqualsTheReference) {
       for (Strategy ring : {Strategy::query_ring, Strategy::kv_ring}) {
         for (Storage storage : {Storage::fp32, Storage::bf16}) {
           const bool gqa = (P + U) % 2 == 0;
-          AttentionProblem p = random_problem(rng, {2, 8, gqa ? 2 : 8, 8}, 11 + P, 29 + 3 * U, storage,
-                                              static_cast<kernels::Mask::Kind>((P + U) % 3));
+          AttentionProblem p =
+              random_problem(rng, {2, 8, gqa ? 2 : 8, 8}, 11 + P, 29 + 3 * U, storage,
+                             static_cast<kernels::Mask::Kind>((P + U) % 3));
           AttentionResult want = run_reference(p, true);
           AttentionResult got = run_distributed(Strategy::hybrid, P, p, true, {U, ring});
-          std::string what = "hybrid P=" + std::to_string(P) + " U=" + std::to_string(U) + " " + to_string(ring) +
-                             " " + kernels::to_string(storage) + (gqa ? " GQA" : "");
+          std::string what = "hybrid P=" + std::to_string(P) + " U=" + std::to_string(U) + " " +
+                             to_string(ring) + " " + kernels::to_string(storage) +
+                             (gqa ? " GQA" : "");
           expect_same_result(got, want, storage, what);
           ++checked;
         }
@@ -300,9 +317,12 @@ TEST(Executor, HybridEqualsTheReference) {
   }
   EXPECT_EQ(checked, 16);
   std::mt19937 again(1);
-  AttentionProblem p = random_problem(again, {1, 4, 4, 8}, 8, 8, Storage::fp32, kernels::Mask::Kind::none);
-  EXPECT_NE(unsupported(Strategy::hybrid, p, 4, {3, Strategy::query_ring}), "");  // 4 ranks, groups of 3
-  EXPECT_NE(unsupported(Strategy::hybrid, p, 4, {4, Strategy::query_ring}), "");  // one group is no ring
+  AttentionProblem p =
+      random_problem(again, {1, 4, 4, 8}, 8, 8, Storage::fp32, kernels::Mask::Kind::none);
+  EXPECT_NE(unsupported(Strategy::hybrid, p, 4, {3, Strategy::query_ring}),
+            "");  // 4 ranks, groups of 3
+  EXPECT_NE(unsupported(Strategy::hybrid, p, 4, {4, Strategy::query_ring}),
+            "");  // one group is no ring
 }
 
 TEST(Executor, RecomputationGivesTheSameGradientsAndKeepsWhatThePlannerCounts) {
@@ -311,7 +331,8 @@ TEST(Executor, RecomputationGivesTheSameGradientsAndKeepsWhatThePlannerCounts) {
     for (Strategy strategy : {Strategy::query_ring, Strategy::kv_ring}) {
       const Storage storage = P % 2 ? Storage::bf16 : Storage::fp32;
       ProjectedProblem p;
-      p.attention = random_problem(rng, {2, 4, 2, 8}, 9 + P, 31 + P, storage, kernels::Mask::Kind::none);
+      p.attention =
+          random_problem(rng, {2, 4, 2, 8}, 9 + P, 31 + P, storage, kernels::Mask::Kind::none);
       p.visual_hidden = 12;
       std::uniform_real_distribution<float> u(-0.5f, 0.5f);
       auto fill = [&](std::vector<float>& t, size_t n) {
@@ -332,7 +353,7 @@ TEST(Executor, RecomputationGivesTheSameGradientsAndKeepsWhatThePlannerCounts) {
         expect_close(got->dwk, want.dwk, storage, what + " dWk");
         expect_close(got->dwv, want.dwv, storage, what + " dWv");
       }
-      EXPECT_EQ(again.dx, keep.dx) << what;    // recomputing K and V is exact
+      EXPECT_EQ(again.dx, keep.dx) << what;  // recomputing K and V is exact
       EXPECT_EQ(again.dwk, keep.dwk) << what;
       // Saved elements match the planner's saved_for_backward (counted at 4 bytes per element;
       // the planner also counts Q as saved without recomputation, the executor keeps it as input).
@@ -350,10 +371,14 @@ TEST(Executor, RecomputationGivesTheSameGradientsAndKeepsWhatThePlannerCounts) {
       const long long q = block(shape.s_q, P), kv = block(shape.s_kv, P);
       const double kv_bytes = 2.0 * 2 * kv * 2 * 8 * 4;
       placement.recompute = true;
-      EXPECT_EQ(4.0 * again.saved_elements_max, saved_for_backward(shape, q, 4, kv_bytes, placement)) << what;
+      EXPECT_EQ(4.0 * again.saved_elements_max,
+                saved_for_backward(shape, q, 4, kv_bytes, placement))
+          << what;
       placement.recompute = false;
       const double q_bytes = 2.0 * q * 4 * 8 * 4;
-      EXPECT_EQ(4.0 * keep.saved_elements_max + q_bytes, saved_for_backward(shape, q, 4, kv_bytes, placement)) << what;
+      EXPECT_EQ(4.0 * keep.saved_elements_max + q_bytes,
+                saved_for_backward(shape, q, 4, kv_bytes, placement))
+          << what;
     }
   }
 }

@@ -81,9 +81,9 @@ TEST(PaperConfigs, LvXattnModelsOnLvXattnClusters) {
 // The LV-XAttn repository's Llama-3.2-Vision benchmark on 16 GPUs: 63 text tokens and 12 images
 // per GPU, i.e. S_Q = 1008 and 192 images of 6404 tokens (S_KV = 1.23M).
 TEST(PaperConfigs, Llama32VisionRepositoryBenchmark) {
-  Speedup s = versus_ring_attention("llama-3.2-11b-vision", "a100-80gb-16",
-                                    {"workload.phase=training", "workload.frames=192",
-                                     "workload.text_tokens=1008"});
+  Speedup s = versus_ring_attention(
+      "llama-3.2-11b-vision", "a100-80gb-16",
+      {"workload.phase=training", "workload.frames=192", "workload.text_tokens=1008"});
   EXPECT_EQ(s.chosen.strategy, Strategy::query_ring);
   EXPECT_EQ(s.chosen.ranks, 16);
   EXPECT_GE(s.cross_attention, 8.0);

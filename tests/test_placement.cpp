@@ -84,7 +84,7 @@ TEST(Placement, FairCopyingNeverWorseThanBalancedNeverWorseThanContiguous) {
   std::mt19937 rng(11);
   int strictly_better = 0;
   for (int trial = 0; trial < 300; ++trial) {
-    int gpus = 1 << (trial % 4);                 // 1, 2, 4, 8
+    int gpus = 1 << (trial % 4);  // 1, 2, 4, 8
     int heads = gpus * (1 + trial % 3);
     LayerLoad l = random_load(rng, heads, gpus, 1 + trial % 64);
     LayerPlacement c = place_contiguous(l), b = place_balanced(l), f = place_fair_copying(l, gpus);

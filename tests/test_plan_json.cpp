@@ -2,7 +2,6 @@
 #include <gtest/gtest.h>
 
 #include "test_util.hpp"
-
 #include "xring/planner/error.hpp"
 #include "xring/planner/planner.hpp"
 #include "xring/planner/trace.hpp"
@@ -13,8 +12,9 @@ using xring::test::error_of;
 TEST(PlanJson, StrategyNamesRoundTrip) {
   for (const auto& unit : strategy_table())
     EXPECT_EQ(strategy_from_string(to_string(unit.strategy)), unit.strategy);
-  EXPECT_NE(error_of([] { strategy_from_string("query-ring"); }).find("did you mean \"query_ring\""),
-            std::string::npos);
+  EXPECT_NE(
+      error_of([] { strategy_from_string("query-ring"); }).find("did you mean \"query_ring\""),
+      std::string::npos);
 }
 
 TEST(PlanJson, RoundTripIsExactForEveryPhase) {
@@ -32,7 +32,8 @@ TEST(PlanJson, RoundTripIsExactForEveryPhase) {
 }
 
 TEST(PlanJson, InfeasiblePlanRoundTripsWithNullTimes) {
-  Plan p = plan(load_inputs("llama-3.2-11b-vision", "h100-1", "video-qa", {"workload.frames=2048"}));
+  Plan p =
+      plan(load_inputs("llama-3.2-11b-vision", "h100-1", "video-qa", {"workload.frames=2048"}));
   ASSERT_FALSE(p.feasible);
   json j = to_json(p);
   EXPECT_TRUE(j["layers"][0]["alternatives"][0]["time_s"].is_null());
@@ -43,9 +44,11 @@ TEST(PlanJson, HasTheFieldsTheIssueNames) {
   json j = to_json(plan(load_inputs(kDefaultModel, kDefaultCluster, kDefaultWorkload, {})));
   for (const char* key : {"schema_version", "inputs", "feasible", "layers", "predicted"})
     EXPECT_TRUE(j.contains(key)) << key;
-  for (const char* key : {"strategy", "ranks", "compute_s", "comm_s", "time_s", "memory_bytes", "alternatives"})
+  for (const char* key :
+       {"strategy", "ranks", "compute_s", "comm_s", "time_s", "memory_bytes", "alternatives"})
     EXPECT_TRUE(j["layers"][0].contains(key)) << key;
-  for (const char* key : {"iteration_time_s", "throughput_tokens_per_s", "frames_per_s", "peak_memory_bytes_per_rank"})
+  for (const char* key : {"iteration_time_s", "throughput_tokens_per_s", "frames_per_s",
+                          "peak_memory_bytes_per_rank"})
     EXPECT_TRUE(j["predicted"].contains(key)) << key;
   for (const char* key : {"strategy", "time_s", "rejected_reason"})
     EXPECT_TRUE(j["layers"][0]["alternatives"][0].contains(key)) << key;
@@ -64,13 +67,17 @@ TEST(PlanJson, CorruptPlansNameTheField) {
   j = good;
   j["layers"][0]["memory_bytes"].erase("kv");
   e = error_of([&] { plan_from_json(j, "p.json"); });
-  EXPECT_NE(e.find("at \"layers[0].memory_bytes.kv\": required field is missing"), std::string::npos) << e;
+  EXPECT_NE(e.find("at \"layers[0].memory_bytes.kv\": required field is missing"),
+            std::string::npos)
+      << e;
   j = good;
   j["predicted"]["frames_per_s"] = "fast";
-  EXPECT_NE(error_of([&] { plan_from_json(j, "p.json"); }).find("predicted.frames_per_s"), std::string::npos);
+  EXPECT_NE(error_of([&] { plan_from_json(j, "p.json"); }).find("predicted.frames_per_s"),
+            std::string::npos);
   j = good;
   j["layers"][0]["time_s"] = -1;
-  EXPECT_NE(error_of([&] { plan_from_json(j, "p.json"); }).find("layers[0].time_s"), std::string::npos);
+  EXPECT_NE(error_of([&] { plan_from_json(j, "p.json"); }).find("layers[0].time_s"),
+            std::string::npos);
 }
 
 TEST(Trace, HasComputeAndTransferLanesPerRank) {

@@ -34,12 +34,14 @@ TEST(PlannerProperties, QueryRingChosenExactlyWhenItMovesFewerBytes) {
     int s_q = std::uniform_int_distribution<int>(1, 4096)(rng);
     int s_kv = std::uniform_int_distribution<int>(1, 200000)(rng);
     int P = std::uniform_int_distribution<int>(0, 2)(rng) == 0 ? 2 : 4;
-    Inputs in = load_inputs(
-        "tiny", "h100-sxm-8", "video-qa",
-        {"model.params=1B", set("model.heads", std::to_string(heads)), set("model.kv_heads", std::to_string(kv_heads)),
-         set("model.head_dim", std::to_string(head_dim)), set("workload.text_tokens", std::to_string(s_q)),
-         "workload.frames=null", set("workload.visual_tokens", std::to_string(s_kv)),
-         "cluster.intra_node.bandwidth=1MB/s", "cluster.intra_node.latency=0s"});
+    Inputs in =
+        load_inputs("tiny", "h100-sxm-8", "video-qa",
+                    {"model.params=1B", set("model.heads", std::to_string(heads)),
+                     set("model.kv_heads", std::to_string(kv_heads)),
+                     set("model.head_dim", std::to_string(head_dim)),
+                     set("workload.text_tokens", std::to_string(s_q)), "workload.frames=null",
+                     set("workload.visual_tokens", std::to_string(s_kv)),
+                     "cluster.intra_node.bandwidth=1MB/s", "cluster.intra_node.latency=0s"});
     PlannerOptions pin;
     pin.ranks = P;
     Plan p = plan(in, pin);
@@ -53,7 +55,8 @@ TEST(PlannerProperties, QueryRingChosenExactlyWhenItMovesFewerBytes) {
     ASSERT_TRUE(l.strategy == Strategy::query_ring || l.strategy == Strategy::kv_ring)
         << to_string(l.strategy);
     EXPECT_EQ(l.strategy == Strategy::query_ring, query_bytes < kv_bytes)
-        << "S_Q=" << s_q << " S_KV=" << s_kv << " H=" << heads << " H_kv=" << kv_heads << " P=" << P;
+        << "S_Q=" << s_q << " S_KV=" << s_kv << " H=" << heads << " H_kv=" << kv_heads
+        << " P=" << P;
     (l.strategy == Strategy::query_ring ? query_chosen : kv_chosen)++;
   }
   EXPECT_GT(query_chosen, 20);  // both sides of the crossover were exercised
@@ -89,7 +92,8 @@ TEST(PlannerProperties, FasterNetworkNeverSlowsThePlan) {
                                  set("workload.phase", phase), "workload.frames=64"});
         Plan p = plan(in);
         ASSERT_TRUE(p.feasible) << model << " " << bw;
-        EXPECT_LE(p.predicted.iteration_time_s, previous * (1 + 1e-12)) << model << " " << phase << " " << bw;
+        EXPECT_LE(p.predicted.iteration_time_s, previous * (1 + 1e-12))
+            << model << " " << phase << " " << bw;
         previous = p.predicted.iteration_time_s;
       }
     }
@@ -150,8 +154,9 @@ TEST(Planner, PinsAreHonoured) {
 }
 
 TEST(Planner, UnevenSplitsUseTheLargestBlock) {
-  Inputs in = load_inputs("tiny", "h100-sxm-8", "video-qa",
-                          {"workload.frames=null", "workload.visual_tokens=10", "workload.text_tokens=7"});
+  Inputs in =
+      load_inputs("tiny", "h100-sxm-8", "video-qa",
+                  {"workload.frames=null", "workload.visual_tokens=10", "workload.text_tokens=7"});
   PlannerOptions pin;
   pin.strategy = Strategy::query_ring;
   pin.ranks = 4;
@@ -161,8 +166,8 @@ TEST(Planner, UnevenSplitsUseTheLargestBlock) {
 }
 
 TEST(Planner, InfeasibleIsAResultWithReasons) {
-  Inputs in = load_inputs("llama-3.2-11b-vision", "h100-sxm-8", "video-qa",
-                          {"workload.frames=100000"});
+  Inputs in =
+      load_inputs("llama-3.2-11b-vision", "h100-sxm-8", "video-qa", {"workload.frames=100000"});
   Plan p = plan(in);
   EXPECT_FALSE(p.feasible);
   ASSERT_FALSE(p.reasons.empty());

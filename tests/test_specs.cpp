@@ -2,7 +2,6 @@
 #include <gtest/gtest.h>
 
 #include "test_util.hpp"
-
 #include "xring/planner/error.hpp"
 #include "xring/planner/inputs.hpp"
 #include "xring/planner/json_reader.hpp"
@@ -18,10 +17,12 @@ json builtin(SpecKind kind, const std::string& name) { return load_spec_json(kin
 }  // namespace
 
 TEST(Catalog, HasEveryNameTheProductPromises) {
-  for (const char* m : {"llama-3.2-11b-vision", "mplug-owl3-7b", "mplug-owl3-2b", "mplug-owl3-1b",
-                        "openflamingo-9b", "openflamingo-3b", "llama-3-70b", "mistral-small-24b", "tiny"})
+  for (const char* m :
+       {"llama-3.2-11b-vision", "mplug-owl3-7b", "mplug-owl3-2b", "mplug-owl3-1b",
+        "openflamingo-9b", "openflamingo-3b", "llama-3-70b", "mistral-small-24b", "tiny"})
     EXPECT_NO_THROW(model_from_json(builtin(SpecKind::model, m), m)) << m;
-  for (const char* c : {"a100-80gb-16", "a30-8", "a100-40gb-12", "h100-sxm-8", "h100-sxm-32", "h100-1"})
+  for (const char* c :
+       {"a100-80gb-16", "a30-8", "a100-40gb-12", "h100-sxm-8", "h100-sxm-32", "h100-1"})
     EXPECT_NO_THROW(cluster_from_json(builtin(SpecKind::cluster, c), c)) << c;
   for (const char* w : {"video-qa", "image-chat", "long-text"})
     EXPECT_NO_THROW(workload_from_json(builtin(SpecKind::workload, w), w)) << w;
@@ -80,7 +81,8 @@ TEST(Specs, UnknownKeyGetsDidYouMean) {
   j["kv_head"] = 2;
   std::string e = error_of([&] { model_from_json(j, "m.json"); });
   EXPECT_NE(e.find("m.json"), std::string::npos) << e;
-  EXPECT_NE(e.find("\"kv_head\": unknown field; did you mean \"kv_heads\"?"), std::string::npos) << e;
+  EXPECT_NE(e.find("\"kv_head\": unknown field; did you mean \"kv_heads\"?"), std::string::npos)
+      << e;
 }
 
 TEST(Specs, HeadsMustBeAMultipleOfKvHeads) {
@@ -106,7 +108,8 @@ TEST(Specs, NestedPathsAreNamed) {
 TEST(Specs, ImpossibleValuesAreRejected) {
   json c = builtin(SpecKind::cluster, "h100-sxm-8");
   c["gpus_per_node"] = 0;
-  EXPECT_NE(error_of([&] { cluster_from_json(c, "c"); }).find("between 1 and 1024, got 0"), std::string::npos);
+  EXPECT_NE(error_of([&] { cluster_from_json(c, "c"); }).find("between 1 and 1024, got 0"),
+            std::string::npos);
   json w = builtin(SpecKind::workload, "video-qa");
   w["batch"] = -1;
   EXPECT_NE(error_of([&] { workload_from_json(w, "w"); }).find("\"batch\""), std::string::npos);
@@ -136,13 +139,14 @@ TEST(Specs, WorkloadTokensPerFrameDefaultsToTheModels) {
 }
 
 TEST(Overrides, SetReplacesFieldsAndIsNamedInErrors) {
-  Inputs in = load_inputs("tiny", "h100-sxm-32", "video-qa",
-                          {"workload.frames=3600", "cluster.inter_node.bandwidth=100GB/s",
-                           "cluster.gpu.memory=40GiB"});
+  Inputs in = load_inputs(
+      "tiny", "h100-sxm-32", "video-qa",
+      {"workload.frames=3600", "cluster.inter_node.bandwidth=100GB/s", "cluster.gpu.memory=40GiB"});
   EXPECT_EQ(*in.workload.frames, 3600);
   EXPECT_EQ(in.cluster.inter_node.bytes_per_s, 100e9);
   EXPECT_EQ(in.cluster.gpu.memory_bytes, 40.0 * (1ull << 30));
-  std::string e = error_of([] { load_inputs("tiny", "h100-sxm-8", "video-qa", {"workload.frame=10"}); });
+  std::string e =
+      error_of([] { load_inputs("tiny", "h100-sxm-8", "video-qa", {"workload.frame=10"}); });
   EXPECT_NE(e.find("--set workload.frame=10"), std::string::npos) << e;
   EXPECT_NE(e.find("did you mean \"frames\""), std::string::npos) << e;
   e = error_of([] { parse_override("workload.frames"); });
@@ -159,11 +163,14 @@ TEST(Specs, MultimodalWorkloadOnATextModelIsRejected) {
 // Any single-field corruption of any built-in spec either plans or is refused with
 // xring::Error: never another exception, never a crash.
 TEST(Specs, MutatedSpecsNeverCrashThePlanner) {
-  const json values[] = {nullptr, -1, 0, 1, 2.5, 1e30, "x", "80GiB", "25GB/s", "2us",
-                         json::array(), json::object(), true, 65536};
+  const json values[] = {nullptr, -1,      0,        1,     2.5,           1e30,
+                         "x",     "80GiB", "25GB/s", "2us", json::array(), json::object(),
+                         true,    65536};
   int refused = 0, planned = 0;
   for (SpecKind kind : {SpecKind::model, SpecKind::cluster, SpecKind::workload}) {
-    std::string name = kind == SpecKind::model ? "mplug-owl3-7b" : kind == SpecKind::cluster ? "a100-80gb-16" : "video-qa";
+    std::string name = kind == SpecKind::model     ? "mplug-owl3-7b"
+                       : kind == SpecKind::cluster ? "a100-80gb-16"
+                                                   : "video-qa";
     json original = builtin(kind, name);
     std::vector<std::vector<std::string>> paths;
     for (const auto& [key, value] : original.items()) {

@@ -22,10 +22,14 @@ TEST(Sweep, AxisForms) {
   SweepAxis strings = parse_vary("cluster.inter_node.bandwidth=12.5GB/s,25GB/s");
   EXPECT_EQ(strings.values, (std::vector<json>{"12.5GB/s", "25GB/s"}));
   EXPECT_NE(error_of([] { parse_vary("workload.frames"); }).find("missing '='"), std::string::npos);
-  EXPECT_NE(error_of([] { parse_vary("workload.frames=16..1024"); }).find("needs a step"), std::string::npos);
-  EXPECT_NE(error_of([] { parse_vary("workload.frames=16..1024:x1"); }).find("factor > 1"), std::string::npos);
-  EXPECT_NE(error_of([] { parse_vary("workload.frames=1024..16:x2"); }).find("below start"), std::string::npos);
-  EXPECT_NE(error_of([] { parse_vary("workoad.frames=1,2"); }).find("did you mean \"workload\""), std::string::npos);
+  EXPECT_NE(error_of([] { parse_vary("workload.frames=16..1024"); }).find("needs a step"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { parse_vary("workload.frames=16..1024:x1"); }).find("factor > 1"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { parse_vary("workload.frames=1024..16:x2"); }).find("below start"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { parse_vary("workoad.frames=1,2"); }).find("did you mean \"workload\""),
+            std::string::npos);
 }
 
 TEST(Sweep, CartesianProductInOrderMatchesSinglePlans) {
@@ -41,8 +45,9 @@ TEST(Sweep, CartesianProductInOrderMatchesSinglePlans) {
   EXPECT_EQ(points[1].values, (std::vector<json>{16, 2}));  // the last axis varies fastest
   EXPECT_EQ(points[5].values, (std::vector<json>{256, 4}));
   for (const auto& p : points) {
-    Plan alone = plan(load_inputs("mplug-owl3-7b", "a100-80gb-16", "video-qa",
-                                  {"workload.frames=" + p.values[0].dump(), "cluster.nodes=" + p.values[1].dump()}));
+    Plan alone = plan(load_inputs(
+        "mplug-owl3-7b", "a100-80gb-16", "video-qa",
+        {"workload.frames=" + p.values[0].dump(), "cluster.nodes=" + p.values[1].dump()}));
     EXPECT_DOUBLE_EQ(metric(p.plan, "iteration_time_s"), alone.predicted.iteration_time_s);
     EXPECT_EQ(strategy_label(p.plan), strategy_label(alone));
   }
@@ -62,11 +67,13 @@ TEST(Sweep, Metrics) {
   Plan prefill = plan(load_inputs("tiny", "h100-sxm-8", "video-qa", {}));
   EXPECT_TRUE(std::isnan(metric(prefill, "decode_tokens_per_s")));
   EXPECT_GT(metric(prefill, "frames_per_s"), 0.0);
-  EXPECT_NE(error_of([&] { metric(prefill, "frames_per_sec"); }).find("did you mean \"frames_per_s\""),
-            std::string::npos);
+  EXPECT_NE(
+      error_of([&] { metric(prefill, "frames_per_sec"); }).find("did you mean \"frames_per_s\""),
+      std::string::npos);
   Plan decode = plan(load_inputs("llama-3-70b", "h100-sxm-8", "fairkv-decode", {}));
   EXPECT_EQ(metric(decode, "decode_tokens_per_s"), *decode.predicted.decode_tokens_per_s);
   EXPECT_GE(metric(decode, "decode_gap"), 0.0);
   EXPECT_EQ(strategy_label(decode), "fair_copying");
-  for (const auto& name : default_metrics("decode")) EXPECT_FALSE(std::isnan(metric(decode, name))) << name;
+  for (const auto& name : default_metrics("decode"))
+    EXPECT_FALSE(std::isnan(metric(decode, name))) << name;
 }

@@ -40,12 +40,12 @@ TEST(Units, FlopRateAndCounts) {
 }
 
 TEST(Units, RejectsMissingWrongOrMalformedUnits) {
-  EXPECT_FALSE(parse("80", Quantity::bytes));            // no unit
-  EXPECT_FALSE(parse("25GB", Quantity::bandwidth));      // bytes, not a rate
-  EXPECT_FALSE(parse("25 gb/s", Quantity::bandwidth));   // case matters: gb is not a unit
-  EXPECT_FALSE(parse("2 us ", Quantity::time));          // trailing space
-  EXPECT_FALSE(parse("-1GiB", Quantity::bytes));         // negative
-  EXPECT_FALSE(parse("GiB", Quantity::bytes));           // no number
+  EXPECT_FALSE(parse("80", Quantity::bytes));           // no unit
+  EXPECT_FALSE(parse("25GB", Quantity::bandwidth));     // bytes, not a rate
+  EXPECT_FALSE(parse("25 gb/s", Quantity::bandwidth));  // case matters: gb is not a unit
+  EXPECT_FALSE(parse("2 us ", Quantity::time));         // trailing space
+  EXPECT_FALSE(parse("-1GiB", Quantity::bytes));        // negative
+  EXPECT_FALSE(parse("GiB", Quantity::bytes));          // no number
   EXPECT_FALSE(parse("1..5GiB", Quantity::bytes));
   EXPECT_FALSE(parse("80GiB/s", Quantity::bytes));
   EXPECT_FALSE(parse("10X", Quantity::count));

@@ -34,7 +34,8 @@ std::vector<float> concat(std::initializer_list<const std::vector<float>*> parts
 }
 
 /// Splits `packed` into consecutive pieces of the given sizes.
-std::vector<std::vector<float>> split(const std::vector<float>& packed, std::initializer_list<size_t> sizes) {
+std::vector<std::vector<float>> split(const std::vector<float>& packed,
+                                      std::initializer_list<size_t> sizes) {
   std::vector<std::vector<float>> out;
   size_t at = 0;
   for (size_t n : sizes) {
@@ -46,8 +47,8 @@ std::vector<std::vector<float>> split(const std::vector<float>& packed, std::ini
 }
 
 /// Writes rows of one rank's block into a global output (ranks write disjoint rows).
-void store(std::vector<float>& global, const kernels::Shape& s, int heads, long long total, int width, Rows r,
-           std::vector<float> block, kernels::Storage storage, bool round) {
+void store(std::vector<float>& global, const kernels::Shape& s, int heads, long long total,
+           int width, Rows r, std::vector<float> block, kernels::Storage storage, bool round) {
   if (round) kernels::round_all(storage, block);
   kernels::place_rows(global, s.batch, heads, total, width, r, block.data());
 }
@@ -57,26 +58,28 @@ void store(std::vector<float>& global, const kernels::Shape& s, int heads, long 
 namespace detail {
 
 /// Heads [first, first + count) and rows `r` of a [B][heads][total][width] tensor, packed.
-std::vector<float> pack(const std::vector<float>& t, int batch, int heads, long long total, int width, int first,
-                        int count, Rows r) {
+std::vector<float> pack(const std::vector<float>& t, int batch, int heads, long long total,
+                        int width, int first, int count, Rows r) {
   std::vector<float> out;
   out.reserve(static_cast<size_t>(batch) * count * r.rows * width);
   for (int b = 0; b < batch; ++b)
     for (int h = first; h < first + count; ++h) {
-      const float* src = t.data() + ((static_cast<long long>(b) * heads + h) * total + r.first) * width;
+      const float* src =
+          t.data() + ((static_cast<long long>(b) * heads + h) * total + r.first) * width;
       out.insert(out.end(), src, src + r.rows * width);
     }
   return out;
 }
 
 /// Adds (or writes) a packed [B][count][r.rows][width] block into heads [first, first+count).
-void unpack(std::vector<float>& t, int batch, int heads, long long total, int width, int first, int count, kernels::Rows r,
-            const std::vector<float>& block, bool add) {
+void unpack(std::vector<float>& t, int batch, int heads, long long total, int width, int first,
+            int count, kernels::Rows r, const std::vector<float>& block, bool add) {
   size_t at = 0;
   for (int b = 0; b < batch; ++b)
     for (int h = first; h < first + count; ++h) {
       float* dst = t.data() + ((static_cast<long long>(b) * heads + h) * total + r.first) * width;
-      for (long long i = 0; i < r.rows * width; ++i) dst[i] = add ? dst[i] + block[at + i] : block[at + i];
+      for (long long i = 0; i < r.rows * width; ++i)
+        dst[i] = add ? dst[i] + block[at + i] : block[at + i];
       at += r.rows * width;
     }
 }
@@ -88,9 +91,9 @@ Heads heads_of(const kernels::Shape& s, int P, int r) {
   return {r * hq, hq, (r * hq) / group, 1};
 }
 
-
 /// Forward of the query ring: Q travels with its running O and L; O and L return home.
-void query_ring_forward(Communicator& comm, const RingLocal& x, std::vector<float>& o_own, std::vector<float>& l_own) {
+void query_ring_forward(Communicator& comm, const RingLocal& x, std::vector<float>& o_own,
+                        std::vector<float>& l_own) {
   const auto& s = x.shape;
   const int d = s.head_dim;
   const std::vector<float> k = x.k, v = x.v;
@@ -100,8 +103,10 @@ void query_ring_forward(Communicator& comm, const RingLocal& x, std::vector<floa
   for (int t = 0; t < x.P; ++t) {
     Rows rows = x.q_of(owner);
     std::vector<float> o_part(o.size()), l_part(l.size());
-    kernels::attention_forward(q.data(), k.data(), v.data(), s, rows, x.kr, x.mask, o_part.data(), l_part.data());
-    kernels::merge_partial(o.data(), l.data(), o_part.data(), l_part.data(), static_cast<long long>(l.size()), d);
+    kernels::attention_forward(q.data(), k.data(), v.data(), s, rows, x.kr, x.mask, o_part.data(),
+                               l_part.data());
+    kernels::merge_partial(o.data(), l.data(), o_part.data(), l_part.data(),
+                           static_cast<long long>(l.size()), d);
     if (t + 1 == x.P) break;
     comm.send(mod(x.r + 1, x.P), concat({&q, &o, &l}), kTagRing);
     owner = mod(owner - 1, x.P);
@@ -124,7 +129,8 @@ void query_ring_forward(Communicator& comm, const RingLocal& x, std::vector<floa
 }
 
 /// Forward of the KV ring: K/V blocks travel; Q, O and L stay.
-void kv_ring_forward(Communicator& comm, const RingLocal& x, std::vector<float>& o_own, std::vector<float>& l_own) {
+void kv_ring_forward(Communicator& comm, const RingLocal& x, std::vector<float>& o_own,
+                     std::vector<float>& l_own) {
   const auto& s = x.shape;
   const int d = s.head_dim;
   const std::vector<float>& q = x.q;
@@ -133,8 +139,10 @@ void kv_ring_forward(Communicator& comm, const RingLocal& x, std::vector<float>&
   std::vector<float> k = x.k, v = x.v;
   for (int t = 0; t < x.P; ++t) {
     std::vector<float> o_part(o.size()), l_part(l.size());
-    kernels::attention_forward(q.data(), k.data(), v.data(), s, x.qr, x.kv_of(owner), x.mask, o_part.data(), l_part.data());
-    kernels::merge_partial(o.data(), l.data(), o_part.data(), l_part.data(), static_cast<long long>(l.size()), d);
+    kernels::attention_forward(q.data(), k.data(), v.data(), s, x.qr, x.kv_of(owner), x.mask,
+                               o_part.data(), l_part.data());
+    kernels::merge_partial(o.data(), l.data(), o_part.data(), l_part.data(),
+                           static_cast<long long>(l.size()), d);
     if (t + 1 == x.P) break;
     comm.send(mod(x.r + 1, x.P), concat({&k, &v}), kTagRing);
     owner = mod(owner - 1, x.P);
@@ -149,8 +157,8 @@ void kv_ring_forward(Communicator& comm, const RingLocal& x, std::vector<float>&
 
 /// Backward of the query ring: Q, dO, L, D and the running dQ travel; dK, dV stay; dQ returns.
 void query_ring_backward(Communicator& comm, const RingLocal& x, const std::vector<float>& o_own,
-                         const std::vector<float>& l_own, std::vector<float>& dq_own, std::vector<float>& dk,
-                         std::vector<float>& dv) {
+                         const std::vector<float>& l_own, std::vector<float>& dq_own,
+                         std::vector<float>& dk, std::vector<float>& dv) {
   const auto& s = x.shape;
   const int d = s.head_dim;
   const std::vector<float> k = x.k, v = x.v;
@@ -158,11 +166,12 @@ void query_ring_backward(Communicator& comm, const RingLocal& x, const std::vect
   dv.assign(v.size(), 0.0f);
   int owner = x.r;
   std::vector<float> q = x.q, d_o = x.d_o, l = l_own, term(l_own.size());
-  kernels::backward_row_terms(o_own.data(), d_o.data(), static_cast<long long>(term.size()), d, term.data());
+  kernels::backward_row_terms(o_own.data(), d_o.data(), static_cast<long long>(term.size()), d,
+                              term.data());
   std::vector<float> dq(q.size(), 0.0f);
   for (int t = 0; t < x.P; ++t) {
-    kernels::attention_backward(q.data(), k.data(), v.data(), l.data(), term.data(), d_o.data(), s, x.q_of(owner),
-                                x.kr, x.mask, dq.data(), dk.data(), dv.data());
+    kernels::attention_backward(q.data(), k.data(), v.data(), l.data(), term.data(), d_o.data(), s,
+                                x.q_of(owner), x.kr, x.mask, dq.data(), dk.data(), dv.data());
     if (t + 1 == x.P) break;
     comm.send(mod(x.r + 1, x.P), concat({&q, &d_o, &l, &term, &dq}), kTagRing);
     owner = mod(owner - 1, x.P);
@@ -183,20 +192,21 @@ void query_ring_backward(Communicator& comm, const RingLocal& x, const std::vect
 
 /// Backward of the KV ring: K, V and the running dK, dV travel; dK, dV return home.
 void kv_ring_backward(Communicator& comm, const RingLocal& x, const std::vector<float>& o_own,
-                      const std::vector<float>& l_own, std::vector<float>& dq, std::vector<float>& dk_own,
-                      std::vector<float>& dv_own) {
+                      const std::vector<float>& l_own, std::vector<float>& dq,
+                      std::vector<float>& dk_own, std::vector<float>& dv_own) {
   const auto& s = x.shape;
   const int d = s.head_dim;
   const std::vector<float>& q = x.q;
   const std::vector<float>& d_o = x.d_o;
   std::vector<float> term(l_own.size());
-  kernels::backward_row_terms(o_own.data(), d_o.data(), static_cast<long long>(term.size()), d, term.data());
+  kernels::backward_row_terms(o_own.data(), d_o.data(), static_cast<long long>(term.size()), d,
+                              term.data());
   dq.assign(q.size(), 0.0f);
   int owner = x.r;
   std::vector<float> k = x.k, v = x.v, dk(k.size(), 0.0f), dv(v.size(), 0.0f);
   for (int t = 0; t < x.P; ++t) {
-    kernels::attention_backward(q.data(), k.data(), v.data(), l_own.data(), term.data(), d_o.data(), s, x.qr,
-                                x.kv_of(owner), x.mask, dq.data(), dk.data(), dv.data());
+    kernels::attention_backward(q.data(), k.data(), v.data(), l_own.data(), term.data(), d_o.data(),
+                                s, x.qr, x.kv_of(owner), x.mask, dq.data(), dk.data(), dv.data());
     if (t + 1 == x.P) break;
     comm.send(mod(x.r + 1, x.P), concat({&k, &v, &dk, &dv}), kTagRing);
     owner = mod(owner - 1, x.P);
@@ -225,22 +235,29 @@ kernels::Rows block_of(long long n, int ranks, int r) {
   return {r * base + std::min<long long>(r, extra), base + (r < extra ? 1 : 0)};
 }
 
-std::string unsupported(Strategy strategy, const AttentionProblem& p, int ranks, HybridLayout layout) {
+std::string unsupported(Strategy strategy, const AttentionProblem& p, int ranks,
+                        HybridLayout layout) {
   if (ranks < 1) return "needs at least one rank";
   switch (strategy) {
-    case Strategy::single: return ranks == 1 ? "" : "single runs on one rank";
+    case Strategy::single:
+      return ranks == 1 ? "" : "single runs on one rank";
     case Strategy::query_ring:
-    case Strategy::kv_ring: return "";
+    case Strategy::kv_ring:
+      return "";
     case Strategy::ulysses:
       if (p.shape.heads % ranks) return "heads not divisible by the ranks";
-      if (p.shape.kv_heads % ranks && ranks % p.shape.kv_heads) return "kv heads neither divide nor are divided by the ranks";
+      if (p.shape.kv_heads % ranks && ranks % p.shape.kv_heads)
+        return "kv heads neither divide nor are divided by the ranks";
       return "";
     case Strategy::hybrid: {
       const int U = layout.ulysses_degree;
-      if (U < 2 || ranks % U != 0 || ranks / U < 2) return "needs a Ulysses degree of at least 2 and at least 2 groups";
+      if (U < 2 || ranks % U != 0 || ranks / U < 2)
+        return "needs a Ulysses degree of at least 2 and at least 2 groups";
       if (p.shape.heads % U) return "heads not divisible by the Ulysses degree";
-      if (p.shape.kv_heads % U && U % p.shape.kv_heads) return "kv heads neither divide nor are divided by the Ulysses degree";
-      if (layout.ring_kind != Strategy::query_ring && layout.ring_kind != Strategy::kv_ring) return "the ring between groups must be query_ring or kv_ring";
+      if (p.shape.kv_heads % U && U % p.shape.kv_heads)
+        return "kv heads neither divide nor are divided by the Ulysses degree";
+      if (layout.ring_kind != Strategy::query_ring && layout.ring_kind != Strategy::kv_ring)
+        return "the ring between groups must be query_ring or kv_ring";
       return "";
     }
   }
@@ -259,25 +276,31 @@ AttentionResult allocate_result(const AttentionProblem& p, bool backward) {
   return r;
 }
 
-void run_ulysses(Communicator& comm, const AttentionProblem& p, bool backward, AttentionResult& out);
-void run_hybrid(Communicator& comm, const AttentionProblem& p, int U, Strategy ring_kind, bool backward,
-                AttentionResult& out);
+void run_ulysses(Communicator& comm, const AttentionProblem& p, bool backward,
+                 AttentionResult& out);
+void run_hybrid(Communicator& comm, const AttentionProblem& p, int U, Strategy ring_kind,
+                bool backward, AttentionResult& out);
 
-void run_rank(Strategy strategy, Communicator& comm, const AttentionProblem& p, bool backward, AttentionResult& out,
-              HybridLayout layout) {
+void run_rank(Strategy strategy, Communicator& comm, const AttentionProblem& p, bool backward,
+              AttentionResult& out, HybridLayout layout) {
   if (strategy == Strategy::ulysses) return run_ulysses(comm, p, backward, out);
-  if (strategy == Strategy::hybrid) return run_hybrid(comm, p, layout.ulysses_degree, layout.ring_kind, backward, out);
+  if (strategy == Strategy::hybrid)
+    return run_hybrid(comm, p, layout.ulysses_degree, layout.ring_kind, backward, out);
   const int P = comm.size(), r = comm.rank();
   const auto& s = p.shape;
-  detail::RingLocal x{s, p.mask, p.s_q, p.s_kv, P, r, block_of(p.s_q, P, r), block_of(p.s_kv, P, r), {}, {}, {}, {}};
+  detail::RingLocal x{
+      s,  p.mask, p.s_q, p.s_kv, P, r, block_of(p.s_q, P, r), block_of(p.s_kv, P, r),
+      {}, {},     {},    {}};
   x.q = kernels::slice_rows(p.q, s.batch, s.heads, p.s_q, s.head_dim, x.qr);
   x.k = kernels::slice_rows(p.k, s.batch, s.kv_heads, p.s_kv, s.head_dim, x.kr);
   x.v = kernels::slice_rows(p.v, s.batch, s.kv_heads, p.s_kv, s.head_dim, x.kr);
   if (backward) x.d_o = kernels::slice_rows(p.d_o, s.batch, s.heads, p.s_q, s.head_dim, x.qr);
   const int d = s.head_dim;
   std::vector<float> o, l;
-  if (strategy == Strategy::kv_ring) detail::kv_ring_forward(comm, x, o, l);
-  else detail::query_ring_forward(comm, x, o, l);  // single is the one-rank query ring
+  if (strategy == Strategy::kv_ring)
+    detail::kv_ring_forward(comm, x, o, l);
+  else
+    detail::query_ring_forward(comm, x, o, l);  // single is the one-rank query ring
   // Backward uses O as stored (rounded), as a training framework would keep it.
   std::vector<float> o_stored = o;
   kernels::round_all(p.storage, o_stored);
@@ -285,19 +308,23 @@ void run_rank(Strategy strategy, Communicator& comm, const AttentionProblem& p, 
   kernels::place_rows(out.l, s.batch, s.heads, p.s_q, 1, x.qr, l.data());
   if (!backward) return;
   std::vector<float> dq, dk, dv;
-  if (strategy == Strategy::kv_ring) detail::kv_ring_backward(comm, x, o_stored, l, dq, dk, dv);
-  else detail::query_ring_backward(comm, x, o_stored, l, dq, dk, dv);
+  if (strategy == Strategy::kv_ring)
+    detail::kv_ring_backward(comm, x, o_stored, l, dq, dk, dv);
+  else
+    detail::query_ring_backward(comm, x, o_stored, l, dq, dk, dv);
   store(out.dq, s, s.heads, p.s_q, d, x.qr, dq, p.storage, true);
   store(out.dk, s, s.kv_heads, p.s_kv, d, x.kr, dk, p.storage, true);
   store(out.dv, s, s.kv_heads, p.s_kv, d, x.kr, dv, p.storage, true);
 }
 
-AttentionResult run_distributed(Strategy strategy, int ranks, const AttentionProblem& p, bool backward,
-                                HybridLayout layout) {
+AttentionResult run_distributed(Strategy strategy, int ranks, const AttentionProblem& p,
+                                bool backward, HybridLayout layout) {
   std::string why = unsupported(strategy, p, ranks, layout);
-  if (!why.empty()) throw Error(to_string(strategy) + " on " + std::to_string(ranks) + " ranks: " + why);
+  if (!why.empty())
+    throw Error(to_string(strategy) + " on " + std::to_string(ranks) + " ranks: " + why);
   AttentionResult out = allocate_result(p, backward);
-  run_on_threads(ranks, [&](Communicator& comm) { run_rank(strategy, comm, p, backward, out, layout); });
+  run_on_threads(ranks,
+                 [&](Communicator& comm) { run_rank(strategy, comm, p, backward, out, layout); });
   return out;
 }
 

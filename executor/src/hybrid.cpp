@@ -36,8 +36,12 @@ class SubCommunicator final : public Communicator {
     bytes_sent_ += data.size() * sizeof(float);
     parent_.send(members_[to], std::move(data), tag_base_ + tag);
   }
-  std::vector<float> recv(int from, int tag) override { return parent_.recv(members_[from], tag_base_ + tag); }
-  void barrier() override { throw Error("internal: no barrier on a sub-communicator", ExitCode::runtime); }
+  std::vector<float> recv(int from, int tag) override {
+    return parent_.recv(members_[from], tag_base_ + tag);
+  }
+  void barrier() override {
+    throw Error("internal: no barrier on a sub-communicator", ExitCode::runtime);
+  }
 
  private:
   Communicator& parent_;
@@ -57,10 +61,11 @@ Rows relative(Rows rows, Rows group) { return {rows.first - group.first, rows.ro
 
 }  // namespace
 
-void run_hybrid(Communicator& comm, const AttentionProblem& p, int U, Strategy ring_kind, bool backward,
-                AttentionResult& out) {
+void run_hybrid(Communicator& comm, const AttentionProblem& p, int U, Strategy ring_kind,
+                bool backward, AttentionResult& out) {
   const auto& s = p.shape;
-  const int P = comm.size(), R = P / U, g = comm.rank() / U, u = comm.rank() % U, d = s.head_dim, B = s.batch;
+  const int P = comm.size(), R = P / U, g = comm.rank() / U, u = comm.rank() % U, d = s.head_dim,
+            B = s.batch;
   const Rows gq = block_of(p.s_q, R, g), gk = block_of(p.s_kv, R, g);
   const Rows my_q = member_rows(gq, U, u), my_kv = member_rows(gk, U, u);
   const Heads mine = heads_of(s, U, u);
@@ -93,19 +98,25 @@ void run_hybrid(Communicator& comm, const AttentionProblem& p, int U, Strategy r
   if (backward) x.d_o.assign(x.q.size(), 0.0f);
   for (int v = 0; v < U; ++v) {
     Rows vq = relative(member_rows(gq, U, v), gq), vk = relative(member_rows(gk, U, v), gk);
-    size_t nq = static_cast<size_t>(B) * sub.heads * vq.rows * d, nk = static_cast<size_t>(B) * sub.kv_heads * vk.rows * d;
+    size_t nq = static_cast<size_t>(B) * sub.heads * vq.rows * d,
+           nk = static_cast<size_t>(B) * sub.kv_heads * vk.rows * d;
     const auto& m = received[v];
     unpack(x.q, B, sub.heads, gq.rows, d, 0, sub.heads, vq, {m.begin(), m.begin() + nq}, false);
-    unpack(x.k, B, sub.kv_heads, gk.rows, d, 0, sub.kv_heads, vk, {m.begin() + nq, m.begin() + nq + nk}, false);
-    unpack(x.v, B, sub.kv_heads, gk.rows, d, 0, sub.kv_heads, vk, {m.begin() + nq + nk, m.begin() + nq + 2 * nk}, false);
+    unpack(x.k, B, sub.kv_heads, gk.rows, d, 0, sub.kv_heads, vk,
+           {m.begin() + nq, m.begin() + nq + nk}, false);
+    unpack(x.v, B, sub.kv_heads, gk.rows, d, 0, sub.kv_heads, vk,
+           {m.begin() + nq + nk, m.begin() + nq + 2 * nk}, false);
     if (backward)
-      unpack(x.d_o, B, sub.heads, gq.rows, d, 0, sub.heads, vq, {m.begin() + nq + 2 * nk, m.end()}, false);
+      unpack(x.d_o, B, sub.heads, gq.rows, d, 0, sub.heads, vq, {m.begin() + nq + 2 * nk, m.end()},
+             false);
   }
 
   // The ring across groups, on the head shard.
   std::vector<float> o, l;
-  if (ring_kind == Strategy::kv_ring) detail::kv_ring_forward(ring, x, o, l);
-  else detail::query_ring_forward(ring, x, o, l);
+  if (ring_kind == Strategy::kv_ring)
+    detail::kv_ring_forward(ring, x, o, l);
+  else
+    detail::query_ring_forward(ring, x, o, l);
   kernels::round_all(p.storage, o);  // O as stored
 
   // Head shards -> sequence shards: O and L to the members that own the rows.
@@ -121,14 +132,18 @@ void run_hybrid(Communicator& comm, const AttentionProblem& p, int U, Strategy r
     Heads h = heads_of(s, U, v);
     size_t n = static_cast<size_t>(B) * h.q_count * my_q.rows;
     const auto& m = received[v];
-    unpack(out.o, B, s.heads, p.s_q, d, h.q_first, h.q_count, my_q, {m.begin(), m.begin() + n * d}, false);
-    unpack(out.l, B, s.heads, p.s_q, 1, h.q_first, h.q_count, my_q, {m.begin() + n * d, m.end()}, false);
+    unpack(out.o, B, s.heads, p.s_q, d, h.q_first, h.q_count, my_q, {m.begin(), m.begin() + n * d},
+           false);
+    unpack(out.l, B, s.heads, p.s_q, 1, h.q_first, h.q_count, my_q, {m.begin() + n * d, m.end()},
+           false);
   }
   if (!backward) return;
 
   std::vector<float> dq, dk, dv;
-  if (ring_kind == Strategy::kv_ring) detail::kv_ring_backward(ring, x, o, l, dq, dk, dv);
-  else detail::query_ring_backward(ring, x, o, l, dq, dk, dv);
+  if (ring_kind == Strategy::kv_ring)
+    detail::kv_ring_backward(ring, x, o, l, dq, dk, dv);
+  else
+    detail::query_ring_backward(ring, x, o, l, dq, dk, dv);
   parts.assign(U, {});
   for (int v = 0; v < U; ++v) {
     Rows vq = relative(member_rows(gq, U, v), gq), vk = relative(member_rows(gk, U, v), gk);
@@ -139,17 +154,21 @@ void run_hybrid(Communicator& comm, const AttentionProblem& p, int U, Strategy r
     }
   }
   received = group.all_to_all(std::move(parts), kTagGradOut);
-  std::vector<float> dk_own(static_cast<size_t>(B) * s.kv_heads * my_kv.rows * d, 0.0f), dv_own(dk_own.size(), 0.0f);
+  std::vector<float> dk_own(static_cast<size_t>(B) * s.kv_heads * my_kv.rows * d, 0.0f),
+      dv_own(dk_own.size(), 0.0f);
   const Rows local_kv{0, my_kv.rows};
   for (int v = 0; v < U; ++v) {
     Heads h = heads_of(s, U, v);
-    size_t nq = static_cast<size_t>(B) * h.q_count * my_q.rows * d, nk = static_cast<size_t>(B) * h.kv_count * my_kv.rows * d;
+    size_t nq = static_cast<size_t>(B) * h.q_count * my_q.rows * d,
+           nk = static_cast<size_t>(B) * h.kv_count * my_kv.rows * d;
     const auto& m = received[v];
     std::vector<float> dq_part(m.begin(), m.begin() + nq);
     kernels::round_all(p.storage, dq_part);
     unpack(out.dq, B, s.heads, p.s_q, d, h.q_first, h.q_count, my_q, dq_part, false);
-    unpack(dk_own, B, s.kv_heads, my_kv.rows, d, h.kv_first, h.kv_count, local_kv, {m.begin() + nq, m.begin() + nq + nk}, true);
-    unpack(dv_own, B, s.kv_heads, my_kv.rows, d, h.kv_first, h.kv_count, local_kv, {m.begin() + nq + nk, m.end()}, true);
+    unpack(dk_own, B, s.kv_heads, my_kv.rows, d, h.kv_first, h.kv_count, local_kv,
+           {m.begin() + nq, m.begin() + nq + nk}, true);
+    unpack(dv_own, B, s.kv_heads, my_kv.rows, d, h.kv_first, h.kv_count, local_kv,
+           {m.begin() + nq + nk, m.end()}, true);
   }
   kernels::round_all(p.storage, dk_own);
   kernels::round_all(p.storage, dv_own);

@@ -27,7 +27,8 @@ std::vector<float> x_rows(const ProjectedProblem& p, kernels::Rows rows) {
 
 }  // namespace
 
-std::vector<float> project(const ProjectedProblem& p, const std::vector<float>& w, kernels::Rows rows) {
+std::vector<float> project(const ProjectedProblem& p, const std::vector<float>& w,
+                           kernels::Rows rows) {
   const auto& s = p.attention.shape;
   const int D = p.visual_hidden, d = s.head_dim, width = s.kv_heads * d;
   const std::vector<float> x = x_rows(p, rows);
@@ -46,9 +47,12 @@ std::vector<float> project(const ProjectedProblem& p, const std::vector<float>& 
   return out;
 }
 
-ProjectedResult run_projected(Strategy strategy, int ranks, const ProjectedProblem& p, bool recompute) {
-  if (strategy != Strategy::query_ring && strategy != Strategy::kv_ring && strategy != Strategy::single)
-    throw Error("projected attention runs query_ring, kv_ring or single, not " + to_string(strategy));
+ProjectedResult run_projected(Strategy strategy, int ranks, const ProjectedProblem& p,
+                              bool recompute) {
+  if (strategy != Strategy::query_ring && strategy != Strategy::kv_ring &&
+      strategy != Strategy::single)
+    throw Error("projected attention runs query_ring, kv_ring or single, not " +
+                to_string(strategy));
   if (strategy == Strategy::single && ranks != 1) throw Error("single runs on one rank");
   const AttentionProblem& a = p.attention;
   const auto& s = a.shape;
@@ -61,14 +65,18 @@ ProjectedResult run_projected(Strategy strategy, int ranks, const ProjectedProbl
   std::mutex saved_mutex;
   run_on_threads(ranks, [&](Communicator& comm) {
     const int P = comm.size(), r = comm.rank();
-    detail::RingLocal x{s, a.mask, a.s_q, a.s_kv, P, r, block_of(a.s_q, P, r), block_of(a.s_kv, P, r), {}, {}, {}, {}};
+    detail::RingLocal x{
+        s,  a.mask, a.s_q, a.s_kv, P, r, block_of(a.s_q, P, r), block_of(a.s_kv, P, r),
+        {}, {},     {},    {}};
     x.q = kernels::slice_rows(a.q, B, s.heads, a.s_q, d, x.qr);
     x.d_o = kernels::slice_rows(a.d_o, B, s.heads, a.s_q, d, x.qr);
     x.k = project(p, p.wk, x.kr);
     x.v = project(p, p.wv, x.kr);
     std::vector<float> o, l;
-    if (strategy == Strategy::kv_ring) detail::kv_ring_forward(comm, x, o, l);
-    else detail::query_ring_forward(comm, x, o, l);
+    if (strategy == Strategy::kv_ring)
+      detail::kv_ring_forward(comm, x, o, l);
+    else
+      detail::query_ring_forward(comm, x, o, l);
     kernels::round_all(a.storage, o);
     // What this rank keeps until its backward, beyond Q and its visual tokens.
     long long saved = static_cast<long long>(o.size() + l.size());
@@ -91,8 +99,10 @@ ProjectedResult run_projected(Strategy strategy, int ranks, const ProjectedProbl
       x.v = project(p, p.wv, x.kr);
     }
     std::vector<float> dq, dk, dv;
-    if (strategy == Strategy::kv_ring) detail::kv_ring_backward(comm, x, o, l, dq, dk, dv);
-    else detail::query_ring_backward(comm, x, o, l, dq, dk, dv);
+    if (strategy == Strategy::kv_ring)
+      detail::kv_ring_backward(comm, x, o, l, dq, dk, dv);
+    else
+      detail::query_ring_backward(comm, x, o, l, dq, dk, dv);
     kernels::round_all(a.storage, dq);
     kernels::place_rows(out.dq, B, s.heads, a.s_q, d, x.qr, dq.data());
     // Through the projections: dX = dK·Wkᵀ + dV·Wvᵀ (local rows), dW = Xᵀ·dK summed over ranks.

@@ -23,11 +23,11 @@ struct RingLocal {
 };
 
 /// Heads [first, first + count) and rows `r` of a [B][heads][total][width] tensor, packed.
-std::vector<float> pack(const std::vector<float>& t, int batch, int heads, long long total, int width, int first,
-                        int count, kernels::Rows r);
+std::vector<float> pack(const std::vector<float>& t, int batch, int heads, long long total,
+                        int width, int first, int count, kernels::Rows r);
 /// Writes (or adds) a packed [B][count][r.rows][width] block into heads [first, first+count).
-void unpack(std::vector<float>& t, int batch, int heads, long long total, int width, int first, int count,
-            kernels::Rows r, const std::vector<float>& block, bool add);
+void unpack(std::vector<float>& t, int batch, int heads, long long total, int width, int first,
+            int count, kernels::Rows r, const std::vector<float>& block, bool add);
 
 /// The query heads and the kv heads they read, for member r of a group of P splitting heads.
 struct Heads {
@@ -35,13 +35,15 @@ struct Heads {
 };
 Heads heads_of(const kernels::Shape& s, int P, int r);
 
-void query_ring_forward(Communicator& comm, const RingLocal& x, std::vector<float>& o_own, std::vector<float>& l_own);
-void kv_ring_forward(Communicator& comm, const RingLocal& x, std::vector<float>& o_own, std::vector<float>& l_own);
+void query_ring_forward(Communicator& comm, const RingLocal& x, std::vector<float>& o_own,
+                        std::vector<float>& l_own);
+void kv_ring_forward(Communicator& comm, const RingLocal& x, std::vector<float>& o_own,
+                     std::vector<float>& l_own);
 void query_ring_backward(Communicator& comm, const RingLocal& x, const std::vector<float>& o_own,
-                         const std::vector<float>& l_own, std::vector<float>& dq_own, std::vector<float>& dk,
-                         std::vector<float>& dv);
+                         const std::vector<float>& l_own, std::vector<float>& dq_own,
+                         std::vector<float>& dk, std::vector<float>& dv);
 void kv_ring_backward(Communicator& comm, const RingLocal& x, const std::vector<float>& o_own,
-                      const std::vector<float>& l_own, std::vector<float>& dq, std::vector<float>& dk_own,
-                      std::vector<float>& dv_own);
+                      const std::vector<float>& l_own, std::vector<float>& dq,
+                      std::vector<float>& dk_own, std::vector<float>& dv_own);
 
 }  // namespace xring::executor::detail

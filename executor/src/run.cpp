@@ -23,8 +23,8 @@ constexpr double kRelativeSlack = 1e-5;  // fp32 summation-order differences (se
 /// Records every wait for a peer, so compute = span − waiting.
 class RecordingCommunicator final : public Communicator {
  public:
-  RecordingCommunicator(Communicator& inner, Clock::time_point origin, std::vector<TraceEvent>& events,
-                        std::mutex& mutex)
+  RecordingCommunicator(Communicator& inner, Clock::time_point origin,
+                        std::vector<TraceEvent>& events, std::mutex& mutex)
       : inner_(inner), origin_(origin), events_(events), mutex_(mutex) {}
   int rank() const override { return inner_.rank(); }
   int size() const override { return inner_.size(); }
@@ -74,10 +74,13 @@ AttentionProblem synthetic_problem(const LayerShape& s, kernels::Storage storage
   if (backward) fill(p.d_o, q);
   if (media_mask != "none") {
     // Frames of equal size; text spread evenly over them (Flamingo-style media masks).
-    p.mask.kind = media_mask == "same_group" ? kernels::Mask::Kind::same_group : kernels::Mask::Kind::up_to_group;
+    p.mask.kind = media_mask == "same_group" ? kernels::Mask::Kind::same_group
+                                             : kernels::Mask::Kind::up_to_group;
     const long long frames = std::max<long long>(1, std::min<long long>(16, s.s_kv));
-    for (long long i = 0; i < s.s_q; ++i) p.mask.q_group.push_back(static_cast<int>(i * frames / s.s_q));
-    for (long long j = 0; j < s.s_kv; ++j) p.mask.kv_group.push_back(static_cast<int>(j * frames / s.s_kv));
+    for (long long i = 0; i < s.s_q; ++i)
+      p.mask.q_group.push_back(static_cast<int>(i * frames / s.s_q));
+    for (long long j = 0; j < s.s_kv; ++j)
+      p.mask.kv_group.push_back(static_cast<int>(j * frames / s.s_kv));
   }
   return p;
 }
@@ -86,7 +89,8 @@ struct Comparison {
   double max_abs = 0, max_rel = 0, tolerance = 0, worst_ratio = 0;
 };
 
-void compare(const std::vector<float>& got, const std::vector<float>& want, kernels::Storage storage, Comparison& c) {
+void compare(const std::vector<float>& got, const std::vector<float>& want,
+             kernels::Storage storage, Comparison& c) {
   double scale = 0;
   for (float x : want)
     if (std::isfinite(x)) scale = std::max(scale, static_cast<double>(std::fabs(x)));
@@ -98,10 +102,12 @@ void compare(const std::vector<float>& got, const std::vector<float>& want, kern
     double err = std::fabs(static_cast<double>(got[i]) - want[i]);
     double allowed = kRelativeSlack * std::max(1.0, scale) + kernels::ulp(storage, want[i]);
     c.max_abs = std::max(c.max_abs, err);
-    if (scale > 0) c.max_rel = std::max(c.max_rel, err / scale);  // relative to the tensor's largest value
+    if (scale > 0)
+      c.max_rel = std::max(c.max_rel, err / scale);  // relative to the tensor's largest value
     c.worst_ratio = std::max(c.worst_ratio, err / allowed);
   }
-  c.tolerance = std::max(c.tolerance, kRelativeSlack * std::max(1.0, scale) + kernels::ulp(storage, static_cast<float>(scale)));
+  c.tolerance = std::max(c.tolerance, kRelativeSlack * std::max(1.0, scale) +
+                                          kernels::ulp(storage, static_cast<float>(scale)));
 }
 
 /// A layer's errors into its report line, and its errors and times into the totals.
@@ -119,30 +125,36 @@ void record(const Comparison& c, LayerReport& layer, RunReport& report, double& 
 }
 
 kernels::Storage storage_of(DType d) {
-  return d == DType::fp32 ? kernels::Storage::fp32 : d == DType::fp16 ? kernels::Storage::fp16 : kernels::Storage::bf16;
+  return d == DType::fp32   ? kernels::Storage::fp32
+         : d == DType::fp16 ? kernels::Storage::fp16
+                            : kernels::Storage::bf16;
 }
 
 /// Decode plans: every self-attention layer's decode step with the plan's head placement,
 /// against single-device decode on the same compacted caches.
-RunReport run_decode_plan(const Plan& plan, const Inputs& in, const std::string& origin, const RunOptions& options,
-                          RunReport report) {
+RunReport run_decode_plan(const Plan& plan, const Inputs& in, const std::string& origin,
+                          const RunOptions& options, RunReport report) {
   const DecodeSection& d = *plan.decode;
   const AttentionGeometry& g = in.model.self_attention;
   const kernels::Storage storage = storage_of(in.model.dtype);
   const double scale = options.scale.value_or(1.0);
   const long long context = std::max<long long>(1, std::llround(d.prompt_tokens * scale));
-  const double cache_bytes = 2.0 * d.batch_per_replica * g.kv_heads * context * g.head_dim * sizeof(float);
+  const double cache_bytes =
+      2.0 * d.batch_per_replica * g.kv_heads * context * g.head_dim * sizeof(float);
   constexpr double kMaxCacheBytes = 1.0 * (1 << 30);
   if (cache_bytes > kMaxCacheBytes)
-    throw Error(origin + ": a layer's synthetic KV cache would take " + std::to_string(static_cast<long long>(cache_bytes / (1 << 20))) +
-                " MiB on the cpu backend (limit 1024); pass --scale F to multiply the prompt and the budgets by F, e.g. --scale " +
+    throw Error(origin + ": a layer's synthetic KV cache would take " +
+                std::to_string(static_cast<long long>(cache_bytes / (1 << 20))) +
+                " MiB on the cpu backend (limit 1024); pass --scale F to multiply the prompt and "
+                "the budgets by F, e.g. --scale " +
                 std::to_string(kMaxCacheBytes / cache_bytes * 0.5).substr(0, 6));
   std::vector<std::vector<const DecodeHead*>> by_layer;
   for (const auto& h : d.heads) {
     if (h.layer >= static_cast<int>(by_layer.size())) by_layer.resize(h.layer + 1);
     by_layer[h.layer].push_back(&h);
   }
-  if (by_layer.empty()) throw Error(origin + ": decode.heads is empty; re-run xring plan without sweeping");
+  if (by_layer.empty())
+    throw Error(origin + ": decode.heads is empty; re-run xring plan without sweeping");
   double predicted_step = 0;
   for (const auto& p : d.placements)
     if (p.placement == d.chosen) predicted_step = p.step_time_s;
@@ -153,7 +165,8 @@ RunReport run_decode_plan(const Plan& plan, const Inputs& in, const std::string&
     const auto& heads = by_layer[layer];
     const std::string at = origin + ": decode.heads (layer " + std::to_string(layer) + ")";
     if (static_cast<int>(heads.size()) != g.kv_heads)
-      throw Error(at + " lists " + std::to_string(heads.size()) + " kv heads; the model has " + std::to_string(g.kv_heads));
+      throw Error(at + " lists " + std::to_string(heads.size()) + " kv heads; the model has " +
+                  std::to_string(g.kv_heads));
     DecodeProblem problem;
     problem.shape = {1, g.heads, g.kv_heads, g.head_dim};
     problem.requests = d.batch_per_replica;
@@ -161,10 +174,13 @@ RunReport run_decode_plan(const Plan& plan, const Inputs& in, const std::string&
     problem.storage = storage;
     HeadCopies copies(g.kv_heads);
     for (const DecodeHead* h : heads) {
-      if (h->head < 0 || h->head >= g.kv_heads) throw Error(at + ": kv head " + std::to_string(h->head) + " out of range");
+      if (h->head < 0 || h->head >= g.kv_heads)
+        throw Error(at + ": kv head " + std::to_string(h->head) + " out of range");
       problem.budget.resize(g.kv_heads);
-      problem.budget[h->head] = std::min(context, std::max<long long>(0, std::llround(h->budget_tokens * scale)));
-      for (size_t c = 0; c < h->gpus.size(); ++c) copies[h->head].push_back({h->gpus[c], h->requests[c]});
+      problem.budget[h->head] =
+          std::min(context, std::max<long long>(0, std::llround(h->budget_tokens * scale)));
+      for (size_t c = 0; c < h->gpus.size(); ++c)
+        copies[h->head].push_back({h->gpus[c], h->requests[c]});
     }
     std::mt19937_64 rng(options.seed + layer);
     std::uniform_real_distribution<float> u(-1.0f, 1.0f);
@@ -201,7 +217,8 @@ RunReport run_decode_plan(const Plan& plan, const Inputs& in, const std::string&
     compare(got.o, want.o, storage, c);
     compare(got.l, want.l, kernels::Storage::fp32, c);
     record(c, lr, report, worst_ratio);
-    for (long long b : problem.budget) flops += 4.0 * problem.requests * (g.heads / g.kv_heads) * b * g.head_dim;
+    for (long long b : problem.budget)
+      flops += 4.0 * problem.requests * (g.heads / g.kv_heads) * b * g.head_dim;
     std::lock_guard<std::mutex> lock(events_mutex);
     report.events.push_back({0, 1, "layer " + std::to_string(layer) + " decode", start, end});
     report.layers.push_back(lr);
@@ -211,21 +228,27 @@ RunReport run_decode_plan(const Plan& plan, const Inputs& in, const std::string&
     report.measured_tokens_per_s = d.batch_per_replica / report.measured_time_s;  // one decode step
     report.measured_flop_per_s = flops / report.measured_time_s;
   }
-  if (report.predicted_time_s > 0) report.predicted_tokens_per_s = d.batch_per_replica / report.predicted_time_s;
-  report.notes.push_back("decode: one step of every self-attention layer with the plan's " + d.chosen +
-                         " placement over " + std::to_string(d.gpus) + " GPU threads; caches compacted to each "
-                         "head's budget by seeded scores; checked against single-device decode on the same caches");
-  report.notes.push_back("predicted: the plan's decode step on " + in.cluster.name + " split evenly over layers");
+  if (report.predicted_time_s > 0)
+    report.predicted_tokens_per_s = d.batch_per_replica / report.predicted_time_s;
+  report.notes.push_back(
+      "decode: one step of every self-attention layer with the plan's " + d.chosen +
+      " placement over " + std::to_string(d.gpus) +
+      " GPU threads; caches compacted to each "
+      "head's budget by seeded scores; checked against single-device decode on the same caches");
+  report.notes.push_back("predicted: the plan's decode step on " + in.cluster.name +
+                         " split evenly over layers");
   if (options.scale) report.notes.push_back("scaled by --scale: prompt and budgets multiplied");
   return report;
 }
 
 }  // namespace
 
-RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin, const RunOptions& options) {
+RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin,
+                   const RunOptions& options) {
   if (options.backend != "cpu")
-    throw Error("--backend " + options.backend + ": this build has no GPU executor yet; use --backend cpu",
-                ExitCode::runtime);
+    throw Error(
+        "--backend " + options.backend + ": this build has no GPU executor yet; use --backend cpu",
+        ExitCode::runtime);
   if (options.scale && !(*options.scale > 0 && *options.scale <= 1))
     throw Error("--scale must be in (0, 1], got " + std::to_string(*options.scale));
   RunReport report;
@@ -233,7 +256,8 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
   report.plan_origin = origin;
   report.seed = options.seed;
   report.scale = options.scale.value_or(1.0);
-  report.tolerance_rule = "|distributed − reference| ≤ 1e-5·max|reference| + one storage ulp, per element";
+  report.tolerance_rule =
+      "|distributed − reference| ≤ 1e-5·max|reference| + one storage ulp, per element";
   if (plan.decode) return run_decode_plan(plan, in, origin, options, report);
   if (plan.layers.empty())
     throw Error(origin + ": the plan has no cross-attention layers to run (phase " + plan.phase +
@@ -245,8 +269,8 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
   double worst_ratio = 0;
   double flops = 0, tokens = 0;
   // What every executed layer adds to the report: the prediction for its shape, its errors.
-  auto finish_layer = [&](LayerReport layer, const LayerPlan& lp, const LayerShape& shape, const Comparison& c,
-                          double layer_flops) {
+  auto finish_layer = [&](LayerReport layer, const LayerPlan& lp, const LayerShape& shape,
+                          const Comparison& c, double layer_flops) {
     Placement placement = placement_for(in, lp.strategy, lp.ranks, lp.ulysses_degree, lp.recompute);
     LayerCost predicted = strategy_unit(lp.strategy).cost(shape, placement);
     layer.steps = std::max(1, predicted.forward.steps);
@@ -271,8 +295,8 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
       shape.s_kv = std::max<long long>(1, std::llround(shape.s_kv * *options.scale));
     }
     const bool projected = backward && lp.recompute &&
-                           (lp.strategy == Strategy::query_ring || lp.strategy == Strategy::kv_ring ||
-                            lp.strategy == Strategy::single);
+                           (lp.strategy == Strategy::query_ring ||
+                            lp.strategy == Strategy::kv_ring || lp.strategy == Strategy::single);
     const double layer_flops = attention_forward_flops(shape, shape.s_q, shape.s_kv, shape.heads) *
                                    (backward ? 1 + kBackwardFlopsFactor : 1) +
                                (projected ? 4 * kv_projection_flops(shape, shape.s_kv) : 0);
@@ -281,8 +305,10 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
                   " GFLOP per layer is too much for the cpu backend (limit " +
                   std::to_string(static_cast<long long>(options.max_gflop_per_layer)) +
                   "); pass --scale F to multiply S_Q and S_KV by F, e.g. --scale " +
-                  std::to_string(std::sqrt(options.max_gflop_per_layer * 1e9 / layer_flops) * 0.5).substr(0, 6));
-    AttentionProblem problem = synthetic_problem(shape, storage, options.seed + i, options.media_mask, backward);
+                  std::to_string(std::sqrt(options.max_gflop_per_layer * 1e9 / layer_flops) * 0.5)
+                      .substr(0, 6));
+    AttentionProblem problem =
+        synthetic_problem(shape, storage, options.seed + i, options.media_mask, backward);
     const Strategy strategy = lp.strategy;
     const int ranks = lp.ranks;
     HybridLayout layout;
@@ -291,7 +317,9 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
       layout.ring_kind = lp.ring_kind == "kv_ring" ? Strategy::kv_ring : Strategy::query_ring;
     }
     std::string why = unsupported(strategy, problem, ranks, layout);
-    if (!why.empty()) throw Error(at + ": " + to_string(strategy) + " on " + std::to_string(ranks) + " ranks: " + why);
+    if (!why.empty())
+      throw Error(at + ": " + to_string(strategy) + " on " + std::to_string(ranks) +
+                  " ranks: " + why);
 
     LayerReport layer;
     layer.index = lp.index;
@@ -315,7 +343,8 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
         for (float& x : t) x = kernels::round_to(storage, scale * u(rng));
       };
       fill(pp.x, static_cast<size_t>(shape.batch) * shape.s_kv * shape.visual_hidden, 1.0f);
-      fill(pp.wk, static_cast<size_t>(shape.visual_hidden) * shape.kv_heads * shape.head_dim, w_scale);
+      fill(pp.wk, static_cast<size_t>(shape.visual_hidden) * shape.kv_heads * shape.head_dim,
+           w_scale);
       fill(pp.wv, pp.wk.size(), w_scale);
       const double start = std::chrono::duration<double>(Clock::now() - origin_time).count();
       ProjectedResult got = run_projected(strategy, ranks, pp, true);
@@ -331,28 +360,30 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
       compare(got.dx, ref.dx, storage, c);
       compare(got.dwk, ref.dwk, storage, c);
       compare(got.dwv, ref.dwv, storage, c);
-      report.events.push_back({0, 1, "layer " + std::to_string(lp.index) + " " + layer.strategy, start, end});
+      report.events.push_back(
+          {0, 1, "layer " + std::to_string(lp.index) + " " + layer.strategy, start, end});
       finish_layer(layer, lp, shape, c, layer_flops);
       continue;
     }
     AttentionResult out = allocate_result(problem, backward);
     std::vector<double> busy(ranks, 0), waited(ranks, 0), sent(ranks, 0);
     for (int rep = 0; rep < std::max(1, options.repeat); ++rep) {
-    std::fill(sent.begin(), sent.end(), 0.0);
-    const double start = std::chrono::duration<double>(Clock::now() - origin_time).count();
-    run_on_threads(ranks, [&](Communicator& comm) {
-      RecordingCommunicator rec(comm, origin_time, report.events, events_mutex);
-      double t0 = rec.seconds();
-      run_rank(strategy, rec, problem, backward, out, layout);
-      double t1 = rec.seconds();
-      busy[rec.rank()] = t1 - t0;
-      waited[rec.rank()] = rec.waited_s();
-      sent[rec.rank()] = static_cast<double>(rec.bytes_sent());
-      std::lock_guard<std::mutex> lock(events_mutex);
-      report.events.push_back({rec.rank(), 1, "layer " + std::to_string(lp.index) + " " + layer.strategy, t0, t1});
-    });
-    const double end = std::chrono::duration<double>(Clock::now() - origin_time).count();
-    layer.measured_samples_s.push_back(end - start);
+      std::fill(sent.begin(), sent.end(), 0.0);
+      const double start = std::chrono::duration<double>(Clock::now() - origin_time).count();
+      run_on_threads(ranks, [&](Communicator& comm) {
+        RecordingCommunicator rec(comm, origin_time, report.events, events_mutex);
+        double t0 = rec.seconds();
+        run_rank(strategy, rec, problem, backward, out, layout);
+        double t1 = rec.seconds();
+        busy[rec.rank()] = t1 - t0;
+        waited[rec.rank()] = rec.waited_s();
+        sent[rec.rank()] = static_cast<double>(rec.bytes_sent());
+        std::lock_guard<std::mutex> lock(events_mutex);
+        report.events.push_back(
+            {rec.rank(), 1, "layer " + std::to_string(lp.index) + " " + layer.strategy, t0, t1});
+      });
+      const double end = std::chrono::duration<double>(Clock::now() - origin_time).count();
+      layer.measured_samples_s.push_back(end - start);
     }
     {
       std::vector<double> sorted = layer.measured_samples_s;
@@ -382,14 +413,19 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
     report.measured_flop_per_s = flops / report.measured_time_s;
   }
   if (report.predicted_time_s > 0) report.predicted_tokens_per_s = tokens / report.predicted_time_s;
-  report.notes.push_back("measured: the cpu backend, ranks as threads on this machine; predicted: the planner's "
-                         "cost of the same shapes on the planned cluster (" + in.cluster.name +
-                         "), so the two differ by the hardware");
-  report.notes.push_back("cross-attention layers only; one data-parallel group is executed (the others are identical)");
+  report.notes.push_back(
+      "measured: the cpu backend, ranks as threads on this machine; predicted: the planner's "
+      "cost of the same shapes on the planned cluster (" +
+      in.cluster.name + "), so the two differ by the hardware");
+  report.notes.push_back(
+      "cross-attention layers only; one data-parallel group is executed (the others are "
+      "identical)");
   if (options.scale)
-    report.notes.push_back("scaled by --scale " + std::to_string(*options.scale) + ": S_Q and S_KV multiplied");
-  report.notes.push_back("messages travel as fp32 (O and L accumulate in fp32 in transit); the cost model counts "
-                         "Q and O at the storage width");
+    report.notes.push_back("scaled by --scale " + std::to_string(*options.scale) +
+                           ": S_Q and S_KV multiplied");
+  report.notes.push_back(
+      "messages travel as fp32 (O and L accumulate in fp32 in transit); the cost model counts "
+      "Q and O at the storage width");
   return report;
 }
 
@@ -408,14 +444,27 @@ std::vector<double> total_samples(const RunReport& r) {
 nlohmann::json to_json(const RunReport& r) {
   nlohmann::json layers = nlohmann::json::array();
   for (const auto& l : r.layers)
-    layers.push_back({{"index", l.index}, {"strategy", l.strategy}, {"ranks", l.ranks},
-                      {"batch", l.batch}, {"s_q", l.s_q}, {"s_kv", l.s_kv}, {"backward", l.backward}, {"steps", l.steps},
-                      {"measured_time_s", l.measured_time_s}, {"measured_step_s", l.measured_step_s},
-                      {"measured_samples_s", l.measured_samples_s}, {"measured_compute_s", l.measured_compute_s},
-                      {"measured_comm_s", l.measured_comm_s}, {"predicted_time_s", l.predicted_time_s},
-                      {"predicted_compute_s", l.predicted_compute_s}, {"predicted_comm_s", l.predicted_comm_s},
-                      {"bytes_sent", l.bytes_sent}, {"max_abs_error", l.max_abs_error},
-                      {"max_rel_error", l.max_rel_error}, {"tolerance", l.tolerance}, {"verified", l.verified}});
+    layers.push_back({{"index", l.index},
+                      {"strategy", l.strategy},
+                      {"ranks", l.ranks},
+                      {"batch", l.batch},
+                      {"s_q", l.s_q},
+                      {"s_kv", l.s_kv},
+                      {"backward", l.backward},
+                      {"steps", l.steps},
+                      {"measured_time_s", l.measured_time_s},
+                      {"measured_step_s", l.measured_step_s},
+                      {"measured_samples_s", l.measured_samples_s},
+                      {"measured_compute_s", l.measured_compute_s},
+                      {"measured_comm_s", l.measured_comm_s},
+                      {"predicted_time_s", l.predicted_time_s},
+                      {"predicted_compute_s", l.predicted_compute_s},
+                      {"predicted_comm_s", l.predicted_comm_s},
+                      {"bytes_sent", l.bytes_sent},
+                      {"max_abs_error", l.max_abs_error},
+                      {"max_rel_error", l.max_rel_error},
+                      {"tolerance", l.tolerance},
+                      {"verified", l.verified}});
   return {{"schema_version", kReportSchemaVersion},
           {"xring_version", xring_version()},
           {"backend", r.backend},
@@ -428,9 +477,13 @@ nlohmann::json to_json(const RunReport& r) {
           {"tolerance", r.tolerance},
           {"tolerance_rule", r.tolerance_rule},
           {"layers", layers},
-          {"measured", {{"time_s", r.measured_time_s}, {"throughput_tokens_per_s", r.measured_tokens_per_s},
-                        {"flop_per_s", r.measured_flop_per_s}, {"samples_s", total_samples(r)}}},
-          {"predicted", {{"time_s", r.predicted_time_s}, {"throughput_tokens_per_s", r.predicted_tokens_per_s}}},
+          {"measured",
+           {{"time_s", r.measured_time_s},
+            {"throughput_tokens_per_s", r.measured_tokens_per_s},
+            {"flop_per_s", r.measured_flop_per_s},
+            {"samples_s", total_samples(r)}}},
+          {"predicted",
+           {{"time_s", r.predicted_time_s}, {"throughput_tokens_per_s", r.predicted_tokens_per_s}}},
           {"notes", r.notes}};
 }
 
@@ -439,15 +492,35 @@ nlohmann::json measured_trace(const RunReport& r) {
   int ranks = 0;
   for (const auto& e : r.events) ranks = std::max(ranks, e.rank + 1);
   for (int rank = 0; rank < ranks; ++rank) {
-    events.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", rank}, {"args", {{"name", "rank " + std::to_string(rank)}}}});
-    events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", rank}, {"tid", 1}, {"args", {{"name", "compute"}}}});
-    events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", rank}, {"tid", 2}, {"args", {{"name", "waiting for peers"}}}});
+    events.push_back({{"name", "process_name"},
+                      {"ph", "M"},
+                      {"pid", rank},
+                      {"args", {{"name", "rank " + std::to_string(rank)}}}});
+    events.push_back({{"name", "thread_name"},
+                      {"ph", "M"},
+                      {"pid", rank},
+                      {"tid", 1},
+                      {"args", {{"name", "compute"}}}});
+    events.push_back({{"name", "thread_name"},
+                      {"ph", "M"},
+                      {"pid", rank},
+                      {"tid", 2},
+                      {"args", {{"name", "waiting for peers"}}}});
   }
   for (const auto& e : r.events)
-    events.push_back({{"name", e.name}, {"cat", e.lane == 1 ? "compute" : "wait"}, {"ph", "X"}, {"pid", e.rank},
-                      {"tid", e.lane}, {"ts", e.start_s * 1e6}, {"dur", (e.end_s - e.start_s) * 1e6}});
-  return {{"traceEvents", events}, {"displayTimeUnit", "ms"},
-          {"otherData", {{"generator", "xring run " + xring_version()}, {"kind", "measured"}, {"backend", r.backend}}}};
+    events.push_back({{"name", e.name},
+                      {"cat", e.lane == 1 ? "compute" : "wait"},
+                      {"ph", "X"},
+                      {"pid", e.rank},
+                      {"tid", e.lane},
+                      {"ts", e.start_s * 1e6},
+                      {"dur", (e.end_s - e.start_s) * 1e6}});
+  return {{"traceEvents", events},
+          {"displayTimeUnit", "ms"},
+          {"otherData",
+           {{"generator", "xring run " + xring_version()},
+            {"kind", "measured"},
+            {"backend", r.backend}}}};
 }
 
 }  // namespace xring::executor

@@ -46,10 +46,12 @@ class ThreadCommunicator final : public Communicator {
     auto& box = world_.mailboxes[{rank_, from, tag}];
     bool ready = world_.changed.wait_for(lock, std::chrono::duration<double>(world_.timeout_s),
                                          [&] { return !box.empty() || world_.aborted; });
-    if (world_.aborted) throw Error("rank " + std::to_string(rank_) + ": a peer failed", ExitCode::runtime);
+    if (world_.aborted)
+      throw Error("rank " + std::to_string(rank_) + ": a peer failed", ExitCode::runtime);
     if (!ready)
-      throw Error("rank " + std::to_string(rank_) + ": no message from rank " + std::to_string(from) +
-                      " (tag " + std::to_string(tag) + ") within " + std::to_string(world_.timeout_s) + " s",
+      throw Error("rank " + std::to_string(rank_) + ": no message from rank " +
+                      std::to_string(from) + " (tag " + std::to_string(tag) + ") within " +
+                      std::to_string(world_.timeout_s) + " s",
                   ExitCode::runtime);
     std::vector<float> data = std::move(box.front());
     box.pop_front();
@@ -65,8 +67,10 @@ class ThreadCommunicator final : public Communicator {
       world_.changed.notify_all();
       return;
     }
-    world_.changed.wait(lock, [&] { return world_.barrier_generation != generation || world_.aborted; });
-    if (world_.aborted) throw Error("rank " + std::to_string(rank_) + ": a peer failed", ExitCode::runtime);
+    world_.changed.wait(lock,
+                        [&] { return world_.barrier_generation != generation || world_.aborted; });
+    if (world_.aborted)
+      throw Error("rank " + std::to_string(rank_) + ": a peer failed", ExitCode::runtime);
   }
 
  private:
@@ -76,7 +80,8 @@ class ThreadCommunicator final : public Communicator {
 
 }  // namespace
 
-std::vector<std::vector<float>> Communicator::all_to_all(std::vector<std::vector<float>> parts, int tag) {
+std::vector<std::vector<float>> Communicator::all_to_all(std::vector<std::vector<float>> parts,
+                                                         int tag) {
   const int n = size(), me = rank();
   std::vector<std::vector<float>> received(n);
   for (int j = 0; j < n; ++j)

@@ -8,11 +8,11 @@
 namespace xring::executor {
 namespace {
 
-using kernels::Rows;
 using detail::Heads;
 using detail::heads_of;
 using detail::pack;
 using detail::unpack;
+using kernels::Rows;
 
 constexpr int kTagIn = 11;
 constexpr int kTagOut = 12;
@@ -21,7 +21,8 @@ constexpr int kTagGradOut = 14;
 
 }  // namespace
 
-void run_ulysses(Communicator& comm, const AttentionProblem& p, bool backward, AttentionResult& out) {
+void run_ulysses(Communicator& comm, const AttentionProblem& p, bool backward,
+                 AttentionResult& out) {
   const auto& s = p.shape;
   const int P = comm.size(), me = comm.rank(), d = s.head_dim, B = s.batch;
   const Rows qr = block_of(p.s_q, P, me), kr = block_of(p.s_kv, P, me);
@@ -41,18 +42,22 @@ void run_ulysses(Communicator& comm, const AttentionProblem& p, bool backward, A
     parts[r].insert(parts[r].end(), v.begin(), v.end());
   }
   auto received = comm.all_to_all(std::move(parts), kTagIn);
-  std::vector<float> q(static_cast<size_t>(B) * sub.heads * p.s_q * d), k(static_cast<size_t>(B) * sub.kv_heads * p.s_kv * d),
-      v(k.size());
+  std::vector<float> q(static_cast<size_t>(B) * sub.heads * p.s_q * d),
+      k(static_cast<size_t>(B) * sub.kv_heads * p.s_kv * d), v(k.size());
   for (int j = 0; j < P; ++j) {
     Rows jq = block_of(p.s_q, P, j), jk = block_of(p.s_kv, P, j);
-    size_t nq = static_cast<size_t>(B) * sub.heads * jq.rows * d, nk = static_cast<size_t>(B) * sub.kv_heads * jk.rows * d;
+    size_t nq = static_cast<size_t>(B) * sub.heads * jq.rows * d,
+           nk = static_cast<size_t>(B) * sub.kv_heads * jk.rows * d;
     const auto& m = received[j];
     unpack(q, B, sub.heads, p.s_q, d, 0, sub.heads, jq, {m.begin(), m.begin() + nq}, false);
-    unpack(k, B, sub.kv_heads, p.s_kv, d, 0, sub.kv_heads, jk, {m.begin() + nq, m.begin() + nq + nk}, false);
-    unpack(v, B, sub.kv_heads, p.s_kv, d, 0, sub.kv_heads, jk, {m.begin() + nq + nk, m.end()}, false);
+    unpack(k, B, sub.kv_heads, p.s_kv, d, 0, sub.kv_heads, jk,
+           {m.begin() + nq, m.begin() + nq + nk}, false);
+    unpack(v, B, sub.kv_heads, p.s_kv, d, 0, sub.kv_heads, jk, {m.begin() + nq + nk, m.end()},
+           false);
   }
   std::vector<float> o(q.size()), l(static_cast<size_t>(B) * sub.heads * p.s_q);
-  kernels::attention_forward(q.data(), k.data(), v.data(), sub, all_q, all_kv, p.mask, o.data(), l.data());
+  kernels::attention_forward(q.data(), k.data(), v.data(), sub, all_q, all_kv, p.mask, o.data(),
+                             l.data());
   kernels::round_all(p.storage, o);  // O as stored
 
   // Head shards -> sequence shards: O and L back to the ranks that own the rows.
@@ -68,8 +73,10 @@ void run_ulysses(Communicator& comm, const AttentionProblem& p, bool backward, A
     Heads h = heads_of(s, P, r);
     size_t n = static_cast<size_t>(B) * h.q_count * qr.rows;
     const auto& m = received[r];
-    unpack(out.o, B, s.heads, p.s_q, d, h.q_first, h.q_count, qr, {m.begin(), m.begin() + n * d}, false);
-    unpack(out.l, B, s.heads, p.s_q, 1, h.q_first, h.q_count, qr, {m.begin() + n * d, m.end()}, false);
+    unpack(out.o, B, s.heads, p.s_q, d, h.q_first, h.q_count, qr, {m.begin(), m.begin() + n * d},
+           false);
+    unpack(out.l, B, s.heads, p.s_q, 1, h.q_first, h.q_count, qr, {m.begin() + n * d, m.end()},
+           false);
   }
   if (!backward) return;
 
@@ -84,9 +91,10 @@ void run_ulysses(Communicator& comm, const AttentionProblem& p, bool backward, A
   for (int j = 0; j < P; ++j)
     unpack(d_o, B, sub.heads, p.s_q, d, 0, sub.heads, block_of(p.s_q, P, j), received[j], false);
   std::vector<float> term(l.size()), dq(q.size(), 0.0f), dk(k.size(), 0.0f), dv(v.size(), 0.0f);
-  kernels::backward_row_terms(o.data(), d_o.data(), static_cast<long long>(term.size()), d, term.data());
-  kernels::attention_backward(q.data(), k.data(), v.data(), l.data(), term.data(), d_o.data(), sub, all_q, all_kv,
-                              p.mask, dq.data(), dk.data(), dv.data());
+  kernels::backward_row_terms(o.data(), d_o.data(), static_cast<long long>(term.size()), d,
+                              term.data());
+  kernels::attention_backward(q.data(), k.data(), v.data(), l.data(), term.data(), d_o.data(), sub,
+                              all_q, all_kv, p.mask, dq.data(), dk.data(), dv.data());
 
   // dQ, dK, dV back to the sequence shards; replicated kv heads are summed by their owner.
   parts.assign(P, {});
@@ -99,17 +107,21 @@ void run_ulysses(Communicator& comm, const AttentionProblem& p, bool backward, A
     parts[j].insert(parts[j].end(), b.begin(), b.end());
   }
   received = comm.all_to_all(std::move(parts), kTagGradOut);
-  std::vector<float> dk_own(static_cast<size_t>(B) * s.kv_heads * kr.rows * d, 0.0f), dv_own(dk_own.size(), 0.0f);
+  std::vector<float> dk_own(static_cast<size_t>(B) * s.kv_heads * kr.rows * d, 0.0f),
+      dv_own(dk_own.size(), 0.0f);
   const Rows local_kv{0, kr.rows};
   for (int r = 0; r < P; ++r) {
     Heads h = heads_of(s, P, r);
-    size_t nq = static_cast<size_t>(B) * h.q_count * qr.rows * d, nk = static_cast<size_t>(B) * h.kv_count * kr.rows * d;
+    size_t nq = static_cast<size_t>(B) * h.q_count * qr.rows * d,
+           nk = static_cast<size_t>(B) * h.kv_count * kr.rows * d;
     const auto& m = received[r];
     std::vector<float> dq_part(m.begin(), m.begin() + nq);
     kernels::round_all(p.storage, dq_part);
     unpack(out.dq, B, s.heads, p.s_q, d, h.q_first, h.q_count, qr, dq_part, false);
-    unpack(dk_own, B, s.kv_heads, kr.rows, d, h.kv_first, h.kv_count, local_kv, {m.begin() + nq, m.begin() + nq + nk}, true);
-    unpack(dv_own, B, s.kv_heads, kr.rows, d, h.kv_first, h.kv_count, local_kv, {m.begin() + nq + nk, m.end()}, true);
+    unpack(dk_own, B, s.kv_heads, kr.rows, d, h.kv_first, h.kv_count, local_kv,
+           {m.begin() + nq, m.begin() + nq + nk}, true);
+    unpack(dv_own, B, s.kv_heads, kr.rows, d, h.kv_first, h.kv_count, local_kv,
+           {m.begin() + nq + nk, m.end()}, true);
   }
   kernels::round_all(p.storage, dk_own);
   kernels::round_all(p.storage, dv_own);

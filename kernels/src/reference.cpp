@@ -39,18 +39,24 @@ long long kv_head_of(const Shape& s, int h) { return h / (s.heads / s.kv_heads);
 
 const char* to_string(Storage s) {
   switch (s) {
-    case Storage::fp32: return "fp32";
-    case Storage::fp16: return "fp16";
-    case Storage::bf16: return "bf16";
+    case Storage::fp32:
+      return "fp32";
+    case Storage::fp16:
+      return "fp16";
+    case Storage::bf16:
+      return "bf16";
   }
   return "?";
 }
 
 float round_to(Storage s, float x) {
   switch (s) {
-    case Storage::fp32: return x;
-    case Storage::fp16: return fp16_round(x);
-    case Storage::bf16: return bf16_round(x);
+    case Storage::fp32:
+      return x;
+    case Storage::fp16:
+      return fp16_round(x);
+    case Storage::bf16:
+      return bf16_round(x);
   }
   return x;
 }
@@ -68,8 +74,8 @@ float ulp(Storage s, float x) {
 
 float Shape::scale() const { return 1.0f / std::sqrt(static_cast<float>(head_dim)); }
 
-void attention_forward(const float* q, const float* k, const float* v, const Shape& s, Rows qr, Rows kr,
-                       const Mask& mask, float* o, float* l) {
+void attention_forward(const float* q, const float* k, const float* v, const Shape& s, Rows qr,
+                       Rows kr, const Mask& mask, float* o, float* l) {
   const int d = s.head_dim;
   const float scale = s.scale();
   std::vector<float> scores(static_cast<size_t>(kr.rows));
@@ -111,7 +117,8 @@ void attention_forward(const float* q, const float* k, const float* v, const Sha
     }
 }
 
-void merge_partial(float* o, float* l, const float* o_part, const float* l_part, long long rows, int d) {
+void merge_partial(float* o, float* l, const float* o_part, const float* l_part, long long rows,
+                   int d) {
   for (long long r = 0; r < rows; ++r) {
     const float l1 = l[r], l2 = l_part[r];
     if (l2 == kNegInf) continue;
@@ -136,9 +143,9 @@ void backward_row_terms(const float* o, const float* d_o, long long rows, int d,
   }
 }
 
-void attention_backward(const float* q, const float* k, const float* v, const float* l, const float* dterm,
-                        const float* d_o, const Shape& s, Rows qr, Rows kr, const Mask& mask, float* dq,
-                        float* dk, float* dv) {
+void attention_backward(const float* q, const float* k, const float* v, const float* l,
+                        const float* dterm, const float* d_o, const Shape& s, Rows qr, Rows kr,
+                        const Mask& mask, float* dq, float* dk, float* dv) {
   const int d = s.head_dim;
   const float scale = s.scale();
   for (int b = 0; b < s.batch; ++b)
@@ -193,32 +200,37 @@ std::vector<float> gather_rows(const float* t, int width, const std::vector<long
   return out;
 }
 
-void decode_attention(const float* q, const std::vector<const float*>& k, const std::vector<const float*>& v,
-                      const std::vector<long long>& len, const Shape& s, float* o, float* l) {
+void decode_attention(const float* q, const std::vector<const float*>& k,
+                      const std::vector<const float*>& v, const std::vector<long long>& len,
+                      const Shape& s, float* o, float* l) {
   const int group = s.heads / s.kv_heads;
   for (int h = 0; h < s.heads; ++h) {
     const int hk = h / group;
     Shape one{1, 1, 1, s.head_dim};
-    attention_forward(q + static_cast<long long>(h) * s.head_dim, k[hk], v[hk], one, Rows{0, 1}, Rows{0, len[hk]},
-                      Mask{}, o + static_cast<long long>(h) * s.head_dim, l + h);
+    attention_forward(q + static_cast<long long>(h) * s.head_dim, k[hk], v[hk], one, Rows{0, 1},
+                      Rows{0, len[hk]}, Mask{}, o + static_cast<long long>(h) * s.head_dim, l + h);
   }
 }
 
-std::vector<float> slice_rows(const std::vector<float>& t, int batch, int heads, long long total, int d, Rows r) {
+std::vector<float> slice_rows(const std::vector<float>& t, int batch, int heads, long long total,
+                              int d, Rows r) {
   std::vector<float> out(static_cast<size_t>(batch) * heads * r.rows * d);
   for (int b = 0; b < batch; ++b)
     for (int h = 0; h < heads; ++h) {
       const float* src = t.data() + ((static_cast<long long>(b) * heads + h) * total + r.first) * d;
-      std::copy(src, src + r.rows * d, out.data() + (static_cast<long long>(b) * heads + h) * r.rows * d);
+      std::copy(src, src + r.rows * d,
+                out.data() + (static_cast<long long>(b) * heads + h) * r.rows * d);
     }
   return out;
 }
 
-void place_rows(std::vector<float>& t, int batch, int heads, long long total, int d, Rows r, const float* block) {
+void place_rows(std::vector<float>& t, int batch, int heads, long long total, int d, Rows r,
+                const float* block) {
   for (int b = 0; b < batch; ++b)
     for (int h = 0; h < heads; ++h) {
       const float* src = block + (static_cast<long long>(b) * heads + h) * r.rows * d;
-      std::copy(src, src + r.rows * d, t.data() + ((static_cast<long long>(b) * heads + h) * total + r.first) * d);
+      std::copy(src, src + r.rows * d,
+                t.data() + ((static_cast<long long>(b) * heads + h) * total + r.first) * d);
     }
 }
 

@@ -3,11 +3,11 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <cmath>
-#include <functional>
 #include <numeric>
 
 #include "xring/planner/error.hpp"
@@ -28,7 +28,7 @@ struct DecodeModel {
   int G = 1;
   double bytes = 2;
   HeadBudgets budgets;
-  double per_token_head_bytes = 0;   ///< K+V of one token of one kv head
+  double per_token_head_bytes = 0;  ///< K+V of one token of one kv head
   double weights_per_gpu = 0;
   double layer_weights_per_gpu = 0;  ///< read once per step per layer
   double head_weights_bytes = 0;     ///< LM head share, read once per step
@@ -79,8 +79,10 @@ struct DecodeModel {
       out[2].push_back(place_fair_copying(load, max_copies, out[1].back()));
       if (optimal_done) {
         auto best = place_optimal(load, kOptimalNodeLimit, out[1].back());
-        if (best) out[3].push_back(*best);
-        else optimal_done = false;
+        if (best)
+          out[3].push_back(*best);
+        else
+          optimal_done = false;
       }
       for (size_t k = 0; k < 4; ++k)
         if (out[k].size() == l + 1)
@@ -97,7 +99,8 @@ struct DecodeModel {
       const auto& heads = layers[l].heads;
       for (size_t h = 0; h < heads.size(); ++h)
         for (size_t c = 0; c < heads[h].size(); ++c)
-          gpu[heads[h][c].gpu] += heads[h][c].requests * memory_bytes[l][h] + (c > 0 ? copy_bytes : 0);
+          gpu[heads[h][c].gpu] +=
+              heads[h][c].requests * memory_bytes[l][h] + (c > 0 ? copy_bytes : 0);
     }
     return gpu;
   }
@@ -105,17 +108,19 @@ struct DecodeModel {
   /// One decode step; `scale` multiplies the KV loads (a placement's loads at another batch).
   double step_time(const std::vector<LayerPlacement>& layers, int requests, double scale) const {
     const double hbm = in.cluster.gpu.hbm_bytes_per_s;
-    double t = head_weights_bytes / hbm + extras.cross_kv_bytes_per_gpu / hbm + extras.cross_hop_latency_s;
+    double t =
+        head_weights_bytes / hbm + extras.cross_kv_bytes_per_gpu / hbm + extras.cross_hop_latency_s;
     for (const auto& l : layers)
-      t += (scale * l.max_load() + layer_weights_per_gpu) / hbm + allreduce_s_per_request * requests +
-           allreduce_latency_s;
+      t += (scale * l.max_load() + layer_weights_per_gpu) / hbm +
+           allreduce_s_per_request * requests + allreduce_latency_s;
     return t;
   }
 
   /// Summarises one placement of every layer. The largest batch that fits comes from memory
   /// growing linearly with the requests each GPU serves; its speed scales the per-request
   /// loads of this placement to that batch.
-  DecodePlacement summarise(PlacementKind kind, const std::vector<LayerPlacement>& layers, int requests) const {
+  DecodePlacement summarise(PlacementKind kind, const std::vector<LayerPlacement>& layers,
+                            int requests) const {
     DecodePlacement r;
     r.placement = to_string(kind);
     const double usable = in.cluster.usable_memory_bytes();
@@ -127,16 +132,19 @@ struct DecodeModel {
     r.tokens_per_s = replicas * requests / r.step_time_s;
     for (size_t l = 0; l < layers.size(); ++l) {
       r.max_gpu_load_bytes += layers[l].max_load();
-      r.lower_bound_bytes += std::accumulate(time_bytes[l].begin(), time_bytes[l].end(), 0.0) * requests / G;
+      r.lower_bound_bytes +=
+          std::accumulate(time_bytes[l].begin(), time_bytes[l].end(), 0.0) * requests / G;
       r.copies += layers[l].copies();
     }
     r.gap = r.lower_bound_bytes > 0 ? r.max_gpu_load_bytes / r.lower_bound_bytes - 1 : 0;
     double fixed = weights_per_gpu + extras.cross_kv_bytes_per_gpu;
     double worst_per_request = 0;
-    for (int g = 0; g < G; ++g) worst_per_request = std::max(worst_per_request, (mem[g] - fixed) / requests);
-    r.max_batch = worst_per_request > 0 && usable > fixed
-                      ? static_cast<int>(std::min(1e9, std::floor((usable - fixed) / worst_per_request)))
-                      : 0;
+    for (int g = 0; g < G; ++g)
+      worst_per_request = std::max(worst_per_request, (mem[g] - fixed) / requests);
+    r.max_batch =
+        worst_per_request > 0 && usable > fixed
+            ? static_cast<int>(std::min(1e9, std::floor((usable - fixed) / worst_per_request)))
+            : 0;
     if (r.max_batch > 0) {
       double scale = static_cast<double>(r.max_batch) / requests;
       r.tokens_per_s_at_max_batch = replicas * r.max_batch / step_time(layers, r.max_batch, scale);
@@ -151,7 +159,8 @@ HeadProfile read_head_profile(const Inputs& in, const std::string& name);
 
 std::shared_ptr<const HeadProfile> load_head_profile(const Inputs& in) {
   if (in.workload.kv_policy.kind != KvPolicyKind::adaptive) return nullptr;
-  const std::string name = in.workload.head_profile.empty() ? in.model.name : in.workload.head_profile;
+  const std::string name =
+      in.workload.head_profile.empty() ? in.model.name : in.workload.head_profile;
   // Profiles are read once per process: sweeps plan thousands of points with the same one.
   static std::mutex mutex;
   static std::map<std::string, std::shared_ptr<const HeadProfile>> cache;
@@ -180,9 +189,10 @@ HeadProfile read_head_profile(const Inputs& in, const std::string& name) {
   try {
     j = load_spec_json(SpecKind::heads, name);
   } catch (const Error& e) {
-    throw Error(in.workload_json.origin + ": at \"head_profile\": the adaptive kv_policy needs a "
-                "head-importance profile; " + e.what() +
-                " (make one with xring heads synth or xring heads build)");
+    throw Error(in.workload_json.origin +
+                ": at \"head_profile\": the adaptive kv_policy needs a "
+                "head-importance profile; " +
+                e.what() + " (make one with xring heads synth or xring heads build)");
   }
   return head_profile_from_json(j.value, j.origin);
 }
@@ -199,7 +209,8 @@ DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, const De
   model.extras = extras;
   const int layers = self_attention_layers(m);
   const long long budget = w.kv_budget.value_or(0);
-  model.budgets = head_budgets(w.kv_policy, budget, w.text_tokens, layers, m.self_attention.kv_heads, profile);
+  model.budgets =
+      head_budgets(w.kv_policy, budget, w.text_tokens, layers, m.self_attention.kv_heads, profile);
   const double d = m.self_attention.head_dim, D = m.hidden_size, b = model.bytes;
   model.per_token_head_bytes = 2 * d * b;
   model.precompute();
@@ -281,7 +292,8 @@ StreamingSection plan_streaming(const Inputs& in) {
   const AttentionGeometry& sa = m.self_attention;
   const AttentionGeometry& ca = m.cross_attention;
   const double text_token_bytes = n_self * 2.0 * sa.kv_heads * sa.head_dim * b;
-  const double visual_token_bytes = n_cross > 0 ? n_cross * 2.0 * ca.kv_heads * ca.head_dim * b : text_token_bytes;
+  const double visual_token_bytes =
+      n_cross > 0 ? n_cross * 2.0 * ca.kv_heads * ca.head_dim * b : text_token_bytes;
   const int per_frame = w.tokens_per_frame.value_or(m.tokens_per_frame);
   StreamingSection s;
   s.stream_seconds = *w.stream_seconds;
@@ -292,15 +304,17 @@ StreamingSection plan_streaming(const Inputs& in) {
   const double usable = in.cluster.usable_memory_bytes();
   const double text_tokens = w.text_tokens + w.generate_tokens;
   const KvPolicy& p = w.kv_policy;
-  const double cache = p.cache_tokens ? p.cache_tokens : w.kv_budget.value_or(kDefaultStreamingCache);
+  const double cache =
+      p.cache_tokens ? p.cache_tokens : w.kv_budget.value_or(kDefaultStreamingCache);
 
   struct Model {
     const char* name;
     std::function<double(double)> cached_visual;  ///< visual tokens kept at time t
-    double read_fraction;                           ///< of the kept visual tokens read per step
+    double read_fraction;                         ///< of the kept visual tokens read per step
     double text_kept;
   };
-  const double text_window = std::max(std::round(p.text_keep * text_tokens), std::min(20.0, text_tokens));
+  const double text_window =
+      std::max(std::round(p.text_keep * text_tokens), std::min(20.0, text_tokens));
   const Model models[] = {
       {"full", [&](double t) { return s.visual_tokens_per_s * t; }, 1.0, text_tokens},
       {"inf_mllm", [&](double t) { return std::min(s.visual_tokens_per_s * t, cache); }, 1.0,
@@ -312,7 +326,8 @@ StreamingSection plan_streaming(const Inputs& in) {
     StreamingPolicy out;
     out.policy = model.name;
     auto memory_at = [&](double t) {
-      return weights + model.cached_visual(t) * visual_token_bytes + model.text_kept * text_token_bytes;
+      return weights + model.cached_visual(t) * visual_token_bytes +
+             model.text_kept * text_token_bytes;
     };
     double end = s.stream_seconds;
     if (memory_at(end) > usable) {
@@ -339,7 +354,8 @@ StreamingSection plan_streaming(const Inputs& in) {
                   model.text_kept * text_token_bytes;
     out.tokens_per_s = gpu.hbm_bytes_per_s / read;
     double attended = model.cached_visual(end) * model.read_fraction + model.text_kept;
-    out.per_token_flops = 2 * m.params + 4.0 * attended * sa.heads * sa.head_dim * std::max(n_self, 1);
+    out.per_token_flops =
+        2 * m.params + 4.0 * attended * sa.heads * sa.head_dim * std::max(n_self, 1);
     s.policies.push_back(out);
   }
   return s;

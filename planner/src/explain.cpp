@@ -9,7 +9,8 @@ namespace xring {
 
 Explanation explain(const Inputs& in, const PlannerOptions& options, int layer_index) {
   const auto& cross = in.model.cross_attention_layers;
-  if (cross.empty()) throw Error("model " + in.model.name + " has no cross-attention layers to explain");
+  if (cross.empty())
+    throw Error("model " + in.model.name + " has no cross-attention layers to explain");
   if (layer_index < 0) layer_index = cross.front();
   if (std::find(cross.begin(), cross.end(), layer_index) == cross.end()) {
     std::string list;

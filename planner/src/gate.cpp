@@ -15,18 +15,23 @@ namespace {
 
 using nlohmann::json;
 
-[[noreturn]] void fail(const std::string& origin, const std::string& path, const std::string& rule) {
+[[noreturn]] void fail(const std::string& origin, const std::string& path,
+                       const std::string& rule) {
   throw Error(origin + ": at \"" + path + "\": " + rule);
 }
 
-const json& field(const json& j, const std::string& key, const std::string& origin, const std::string& path) {
-  if (!j.is_object() || !j.contains(key)) fail(origin, path.empty() ? key : path + "." + key, "required field is missing");
+const json& field(const json& j, const std::string& key, const std::string& origin,
+                  const std::string& path) {
+  if (!j.is_object() || !j.contains(key))
+    fail(origin, path.empty() ? key : path + "." + key, "required field is missing");
   return j[key];
 }
 
-double number_at(const json& j, const std::string& key, const std::string& origin, const std::string& path) {
+double number_at(const json& j, const std::string& key, const std::string& origin,
+                 const std::string& path) {
   const json& v = field(j, key, origin, path);
-  if (!v.is_number()) fail(origin, path.empty() ? key : path + "." + key, "must be a number, got " + v.dump());
+  if (!v.is_number())
+    fail(origin, path.empty() ? key : path + "." + key, "must be a number, got " + v.dump());
   return v.get<double>();
 }
 
@@ -48,7 +53,8 @@ double spread(const std::vector<double>& v) {
   return (*hi - *lo) / 2;
 }
 
-std::vector<double> samples_at(const json& j, const std::string& key, const std::string& origin, const std::string& path) {
+std::vector<double> samples_at(const json& j, const std::string& key, const std::string& origin,
+                               const std::string& path) {
   std::vector<double> out;
   if (!j.contains(key)) return out;
   const json& v = j[key];
@@ -80,7 +86,9 @@ Metric flag(const std::string& name, bool v) {
 
 std::string unit_of(const std::string& name) {
   if (name.find("bytes") != std::string::npos) return "bytes";
-  if (name.size() > 2 && name.compare(name.size() - 2, 2, "_s") == 0 && name.find("_per_s") == std::string::npos) return "s";
+  if (name.size() > 2 && name.compare(name.size() - 2, 2, "_s") == 0 &&
+      name.find("_per_s") == std::string::npos)
+    return "s";
   return "";
 }
 
@@ -96,11 +104,20 @@ std::string xml_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -108,19 +125,25 @@ std::string xml_escape(const std::string& s) {
 
 std::string verdict_text(Verdict v) {
   switch (v) {
-    case Verdict::pass: return "pass";
-    case Verdict::improved: return "improved";
-    case Verdict::regression: return "REGRESSION";
-    case Verdict::not_met: return "NOT MET";
+    case Verdict::pass:
+      return "pass";
+    case Verdict::improved:
+      return "improved";
+    case Verdict::regression:
+      return "REGRESSION";
+    case Verdict::not_met:
+      return "NOT MET";
   }
   return "?";
 }
 
 std::string describe_failure(const Row& r) {
-  if (!r.requirement.empty()) return "requirement " + r.requirement + " not met: " + format_value(r.current, r.unit);
+  if (!r.requirement.empty())
+    return "requirement " + r.requirement + " not met: " + format_value(r.current, r.unit);
   if (r.boolean) return r.metric + " no longer holds";
-  return r.metric + " went from " + format_value(*r.baseline, r.unit) + " to " + format_value(r.current, r.unit) +
-         " (allowed change " + format_value(r.allowed, r.unit) + ")";
+  return r.metric + " went from " + format_value(*r.baseline, r.unit) + " to " +
+         format_value(r.current, r.unit) + " (allowed change " + format_value(r.allowed, r.unit) +
+         ")";
 }
 
 }  // namespace
@@ -154,16 +177,20 @@ Document read_document(const json& j, const std::string& origin) {
     for (double t : time_samples)
       if (t > 0) throughput_samples.push_back(throughput * time / t);
     d.metrics.push_back(number("time_s", Direction::lower_is_better, time, time_samples));
-    d.metrics.push_back(number("throughput_tokens_per_s", Direction::higher_is_better, throughput, throughput_samples));
+    d.metrics.push_back(number("throughput_tokens_per_s", Direction::higher_is_better, throughput,
+                               throughput_samples));
     double predicted_time = number_at(predicted, "time_s", origin, "predicted");
     if (predicted_time > 0)
-      d.metrics.push_back(number("prediction_error", Direction::lower_is_better, std::fabs(time / predicted_time - 1)));
-    d.metrics.push_back(number("max_rel_error", Direction::lower_is_better, number_at(j, "max_rel_error", origin, "")));
+      d.metrics.push_back(number("prediction_error", Direction::lower_is_better,
+                                 std::fabs(time / predicted_time - 1)));
+    d.metrics.push_back(number("max_rel_error", Direction::lower_is_better,
+                               number_at(j, "max_rel_error", origin, "")));
     const json& layers = field(j, "layers", origin, "");
     if (!layers.is_array()) fail(origin, "layers", "must be an array");
     for (size_t i = 0; i < layers.size(); ++i) {
       std::string at = "layers[" + std::to_string(i) + "]";
-      std::string index = std::to_string(static_cast<long long>(number_at(layers[i], "index", origin, at)));
+      std::string index =
+          std::to_string(static_cast<long long>(number_at(layers[i], "index", origin, at)));
       d.metrics.push_back(number("layers." + index + ".measured_time_s", Direction::lower_is_better,
                                  number_at(layers[i], "measured_time_s", origin, at),
                                  samples_at(layers[i], "measured_samples_s", origin, at)));
@@ -176,23 +203,29 @@ Document read_document(const json& j, const std::string& origin) {
     for (const char* key : {"model", "cluster", "workload"}) {
       const json& spec = field(inputs, key, origin, "inputs");
       const json& name = field(spec, "name", origin, std::string("inputs.") + key);
-      if (!name.is_string()) fail(origin, std::string("inputs.") + key + ".name", "must be a string");
+      if (!name.is_string())
+        fail(origin, std::string("inputs.") + key + ".name", "must be a string");
       d.identity[key] = name.get<std::string>();
     }
     d.metrics.push_back(flag("feasible", bool_at(j, "feasible", origin)));
     const json& p = field(j, "predicted", origin, "");
     const std::pair<const char*, Direction> predicted[] = {
-        {"iteration_time_s", Direction::lower_is_better},      {"cross_attention_time_s", Direction::lower_is_better},
-        {"throughput_tokens_per_s", Direction::higher_is_better}, {"frames_per_s", Direction::higher_is_better},
+        {"iteration_time_s", Direction::lower_is_better},
+        {"cross_attention_time_s", Direction::lower_is_better},
+        {"throughput_tokens_per_s", Direction::higher_is_better},
+        {"frames_per_s", Direction::higher_is_better},
         {"peak_memory_bytes_per_rank", Direction::lower_is_better}};
-    for (const auto& [key, direction] : predicted) d.metrics.push_back(number(key, direction, number_at(p, key, origin, "predicted")));
+    for (const auto& [key, direction] : predicted)
+      d.metrics.push_back(number(key, direction, number_at(p, key, origin, "predicted")));
     if (p.contains("decode_tokens_per_s") && p["decode_tokens_per_s"].is_number())
-      d.metrics.push_back(number("decode_tokens_per_s", Direction::higher_is_better, p["decode_tokens_per_s"].get<double>()));
+      d.metrics.push_back(number("decode_tokens_per_s", Direction::higher_is_better,
+                                 p["decode_tokens_per_s"].get<double>()));
     const json& layers = field(j, "layers", origin, "");
     if (!layers.is_array()) fail(origin, "layers", "must be an array");
     for (size_t i = 0; i < layers.size(); ++i) {
       std::string at = "layers[" + std::to_string(i) + "]";
-      std::string index = std::to_string(static_cast<long long>(number_at(layers[i], "index", origin, at)));
+      std::string index =
+          std::to_string(static_cast<long long>(number_at(layers[i], "index", origin, at)));
       d.metrics.push_back(number("layers." + index + ".time_s", Direction::lower_is_better,
                                  number_at(layers[i], "time_s", origin, at)));
     }
@@ -239,8 +272,10 @@ Rules read_rules(const json& j, const std::string& origin) {
     o.finish();
     return rule;
   };
-  if (r.has("defaults")) rules.defaults = read_rule(r.object("defaults"));
-  else r.allow("defaults");
+  if (r.has("defaults"))
+    rules.defaults = read_rule(r.object("defaults"));
+  else
+    r.allow("defaults");
   if (r.has("metrics")) {
     ObjectReader m = r.object("metrics");
     for (const auto& [key, value] : j["metrics"].items()) {
@@ -256,30 +291,34 @@ Rules read_rules(const json& j, const std::string& origin) {
 }
 
 bool Outcome::failed() const {
-  return std::any_of(rows.begin(), rows.end(),
-                     [](const Row& r) { return r.verdict == Verdict::regression || r.verdict == Verdict::not_met; });
+  return std::any_of(rows.begin(), rows.end(), [](const Row& r) {
+    return r.verdict == Verdict::regression || r.verdict == Verdict::not_met;
+  });
 }
 
 Outcome compare(const Document& baseline, const Document& current, const Rules& rules) {
   if (baseline.kind != current.kind)
-    throw Error(baseline.origin + " is a " + baseline.kind + " but " + current.origin + " is a " + current.kind +
-                "; compare plans with plans and run reports with run reports");
+    throw Error(baseline.origin + " is a " + baseline.kind + " but " + current.origin + " is a " +
+                current.kind + "; compare plans with plans and run reports with run reports");
   if (baseline.schema_version != current.schema_version)
-    throw Error(baseline.origin + " has schema_version " + std::to_string(baseline.schema_version) + " but " +
-                current.origin + " has " + std::to_string(current.schema_version) +
+    throw Error(baseline.origin + " has schema_version " + std::to_string(baseline.schema_version) +
+                " but " + current.origin + " has " + std::to_string(current.schema_version) +
                 "; regenerate the baseline with this xring (xring gate --update-baseline)");
   for (const auto& [key, value] : baseline.identity) {
     auto other = current.identity.find(key);
     if (other == current.identity.end() || other->second != value)
-      throw Error("mismatched inputs: " + baseline.origin + " has " + key + " " + value + " but " + current.origin +
-                  " has " + (other == current.identity.end() ? "none" : other->second));
+      throw Error("mismatched inputs: " + baseline.origin + " has " + key + " " + value + " but " +
+                  current.origin + " has " +
+                  (other == current.identity.end() ? "none" : other->second));
   }
   Outcome out;
   for (const Metric& b : baseline.metrics) {
     const Rule& rule = rules.for_metric(b.name);
     if (rule.ignore) continue;
     const Metric* c = current.find(b.name);
-    if (!c) throw Error(current.origin + " lacks the metric " + b.name + " that " + baseline.origin + " has");
+    if (!c)
+      throw Error(current.origin + " lacks the metric " + b.name + " that " + baseline.origin +
+                  " has");
     Row row;
     row.metric = b.name;
     row.baseline = b.value;
@@ -299,7 +338,9 @@ Outcome compare(const Document& baseline, const Document& current, const Rules& 
     row.allowed = threshold + row.noise;
     const Direction direction = rule.direction.value_or(b.direction);
     double worse = direction == Direction::higher_is_better ? -row.change : row.change;
-    row.verdict = worse > row.allowed ? Verdict::regression : -worse > row.allowed ? Verdict::improved : Verdict::pass;
+    row.verdict = worse > row.allowed    ? Verdict::regression
+                  : -worse > row.allowed ? Verdict::improved
+                                         : Verdict::pass;
     out.rows.push_back(row);
   }
   return out;
@@ -315,7 +356,8 @@ Outcome require(const Document& doc, const std::vector<std::string>& requirement
     std::string op;
     for (const char* o : ops) {
       size_t p = text.find(o);
-      if (p != std::string::npos && (at == std::string::npos || p < at || (p == at && std::string(o).size() > op.size()))) {
+      if (p != std::string::npos &&
+          (at == std::string::npos || p < at || (p == at && std::string(o).size() > op.size()))) {
         at = p;
         op = o;
       }
@@ -341,19 +383,28 @@ Outcome require(const Document& doc, const std::vector<std::string>& requirement
     row.unit = unit_of(name);
     bool met;
     if (at == std::string::npos) {
-      if (!m->boolean) throw Error("--require " + text + ": " + name + " is a number; give a bound, e.g. " + name + ">=1");
+      if (!m->boolean)
+        throw Error("--require " + text + ": " + name + " is a number; give a bound, e.g. " + name +
+                    ">=1");
       met = m->value == 1;
     } else {
       std::string value = text.substr(at + op.size());
       value.erase(0, value.find_first_not_of(' '));
       value.erase(value.find_last_not_of(' ') + 1);
       std::optional<double> bound;
-      for (auto q : {units::Quantity::count, units::Quantity::bytes, units::Quantity::time, units::Quantity::bandwidth,
-                     units::Quantity::flop_rate})
+      for (auto q : {units::Quantity::count, units::Quantity::bytes, units::Quantity::time,
+                     units::Quantity::bandwidth, units::Quantity::flop_rate})
         if (!bound) bound = units::parse(value, q);
-      if (!bound) throw Error("--require " + text + ": cannot read the bound \"" + value + "\" (a number, or with a unit: 70GiB, 2ms)");
+      if (!bound)
+        throw Error("--require " + text + ": cannot read the bound \"" + value +
+                    "\" (a number, or with a unit: 70GiB, 2ms)");
       const double v = m->value, b = *bound;
-      met = op == ">=" ? v >= b : op == "<=" ? v <= b : op == ">" ? v > b : op == "<" ? v < b : op == "==" ? v == b : v != b;
+      met = op == ">="   ? v >= b
+            : op == "<=" ? v <= b
+            : op == ">"  ? v > b
+            : op == "<"  ? v < b
+            : op == "==" ? v == b
+                         : v != b;
     }
     row.verdict = met ? Verdict::pass : Verdict::not_met;
     out.rows.push_back(row);
@@ -368,25 +419,33 @@ std::string markdown(const Outcome& o, const std::string& title) {
     if (r.verdict == Verdict::improved) ++improved;
   }
   std::string s = "## xring gate: " + title + "\n\n";
-  s += failures ? "**" + std::to_string(failures) + " of " + std::to_string(o.rows.size()) + " checks failed**"
+  s += failures ? "**" + std::to_string(failures) + " of " + std::to_string(o.rows.size()) +
+                      " checks failed**"
                 : "All " + std::to_string(o.rows.size()) + " checks passed";
   if (improved) s += " (" + std::to_string(improved) + " improved)";
-  s += ".\n\n| metric | baseline | current | change | allowed | result |\n|---|---|---|---|---|---|\n";
+  s += ".\n\n| metric | baseline | current | change | allowed | result "
+       "|\n|---|---|---|---|---|---|\n";
   for (const auto& r : o.rows) {
-    std::string baseline = r.baseline ? (r.boolean ? (*r.baseline == 1 ? "true" : "false") : format_value(*r.baseline, r.unit)) : "-";
-    std::string current = r.boolean ? (r.current == 1 ? "true" : "false") : format_value(r.current, r.unit);
+    std::string baseline = r.baseline ? (r.boolean ? (*r.baseline == 1 ? "true" : "false")
+                                                   : format_value(*r.baseline, r.unit))
+                                      : "-";
+    std::string current =
+        r.boolean ? (r.current == 1 ? "true" : "false") : format_value(r.current, r.unit);
     std::string change = "-", allowed = "-";
     if (!r.requirement.empty()) {
       allowed = "`" + r.requirement + "`";
     } else if (!r.boolean) {
       char buf[64];
-      if (*r.baseline != 0) std::snprintf(buf, sizeof buf, "%+.1f%%", 100 * r.change / std::fabs(*r.baseline));
-      else std::snprintf(buf, sizeof buf, "%+.3g", r.change);
+      if (*r.baseline != 0)
+        std::snprintf(buf, sizeof buf, "%+.1f%%", 100 * r.change / std::fabs(*r.baseline));
+      else
+        std::snprintf(buf, sizeof buf, "%+.3g", r.change);
       change = (r.change > 0 ? "▲ " : r.change < 0 ? "▼ " : "= ") + std::string(buf);
-      allowed = "±" + format_value(r.allowed, r.unit) + (r.noise > 0 ? " (incl. noise " + format_value(r.noise, r.unit) + ")" : "");
+      allowed = "±" + format_value(r.allowed, r.unit) +
+                (r.noise > 0 ? " (incl. noise " + format_value(r.noise, r.unit) + ")" : "");
     }
-    s += "| " + r.metric + " | " + baseline + " | " + current + " | " + change + " | " + allowed + " | " +
-         verdict_text(r.verdict) + " |\n";
+    s += "| " + r.metric + " | " + baseline + " | " + current + " | " + change + " | " + allowed +
+         " | " + verdict_text(r.verdict) + " |\n";
   }
   return s;
 }
@@ -396,14 +455,16 @@ std::string junit_xml(const Outcome& o, const std::string& suite) {
   for (const auto& r : o.rows)
     if (r.verdict == Verdict::regression || r.verdict == Verdict::not_met) ++failures;
   std::string n = std::to_string(o.rows.size()), f = std::to_string(failures);
-  std::string s = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"xring gate\" tests=\"" + n +
-                  "\" failures=\"" + f + "\">\n  <testsuite name=\"" + xml_escape(suite) + "\" tests=\"" + n +
-                  "\" failures=\"" + f + "\">\n";
+  std::string s =
+      "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"xring gate\" tests=\"" + n +
+      "\" failures=\"" + f + "\">\n  <testsuite name=\"" + xml_escape(suite) + "\" tests=\"" + n +
+      "\" failures=\"" + f + "\">\n";
   for (const auto& r : o.rows) {
     std::string name = r.requirement.empty() ? r.metric : r.requirement;
     s += "    <testcase classname=\"xring.gate\" name=\"" + xml_escape(name) + "\"";
     if (r.verdict == Verdict::regression || r.verdict == Verdict::not_met) {
-      s += ">\n      <failure type=\"" + std::string(r.verdict == Verdict::regression ? "regression" : "requirement") +
+      s += ">\n      <failure type=\"" +
+           std::string(r.verdict == Verdict::regression ? "regression" : "requirement") +
            "\" message=\"" + xml_escape(describe_failure(r)) + "\"/>\n    </testcase>\n";
     } else {
       s += "/>\n";

@@ -42,7 +42,8 @@ std::vector<long long> round_preserving_sum(const std::vector<double>& v) {
   long long missing = std::llround(total) - floor_sum;
   std::stable_sort(remainders.begin(), remainders.end(),
                    [](const auto& a, const auto& b) { return a.first > b.first; });
-  for (long long k = 0; k < missing && k < static_cast<long long>(v.size()); ++k) ++out[remainders[k].second];
+  for (long long k = 0; k < missing && k < static_cast<long long>(v.size()); ++k)
+    ++out[remainders[k].second];
   return out;
 }
 
@@ -51,8 +52,10 @@ void cap_and_redistribute(std::vector<double>& v, double cap) {
   for (int round = 0; round < 64; ++round) {
     double excess = 0, room_weight = 0;
     for (double x : v) {
-      if (x > cap) excess += x - cap;
-      else room_weight += x;
+      if (x > cap)
+        excess += x - cap;
+      else
+        room_weight += x;
     }
     if (excess <= 1e-9) return;
     for (double& x : v) x = x > cap ? cap : x;
@@ -119,7 +122,8 @@ HeadProfile head_profile_from_json(const json& j, const std::string& origin) {
     if (!scores.is_array() || scores.empty()) r.fail("bin_scores", "must be a non-empty array");
     p.bin_scores = number_row(scores, r, "bin_scores", scores.size());
     for (size_t b = 1; b < p.bin_scores.size(); ++b)
-      if (p.bin_scores[b] > p.bin_scores[b - 1]) r.fail("bin_scores", "must be in descending order");
+      if (p.bin_scores[b] > p.bin_scores[b - 1])
+        r.fail("bin_scores", "must be in descending order");
     const json& layers = r.raw("histograms");
     if (!layers.is_array() || static_cast<int>(layers.size()) != p.layers)
       r.fail("histograms", "must hold one entry per layer (" + std::to_string(p.layers) + ")");
@@ -144,8 +148,11 @@ HeadProfile head_profile_from_json(const json& j, const std::string& origin) {
 }
 
 json to_json(const HeadProfile& p) {
-  json j = {{"name", p.name}, {"model", p.model}, {"source", p.source},
-            {"layers", p.layers}, {"kv_heads", p.kv_heads}};
+  json j = {{"name", p.name},
+            {"model", p.model},
+            {"source", p.source},
+            {"layers", p.layers},
+            {"kv_heads", p.kv_heads}};
   if (p.has_histograms()) {
     j["bin_scores"] = p.bin_scores;
     j["histograms"] = p.histograms;
@@ -209,10 +216,12 @@ HeadProfile head_profile_from_scores(const json& j, const std::string& origin, i
   for (size_t l = 0; l < layers.size(); ++l) {
     std::string at = "scores[" + std::to_string(l) + "]";
     if (!layers[l].is_array() || layers[l].empty()) r.fail(at, "must be an array of kv heads");
-    if (layers[l].size() != layers[0].size()) r.fail(at, "every layer needs the same number of kv heads");
+    if (layers[l].size() != layers[0].size())
+      r.fail(at, "every layer needs the same number of kv heads");
     for (size_t h = 0; h < layers[l].size(); ++h) {
       std::string hat = at + "[" + std::to_string(h) + "]";
-      if (!layers[l][h].is_array() || layers[l][h].empty()) r.fail(hat, "must be a non-empty array of scores");
+      if (!layers[l][h].is_array() || layers[l][h].empty())
+        r.fail(hat, "must be a non-empty array of scores");
       for (const auto& s : layers[l][h]) {
         if (!s.is_number() || !(s.get<double>() > 0) || !std::isfinite(s.get<double>()))
           r.fail(hat, "scores must be positive numbers");
@@ -240,7 +249,8 @@ HeadProfile head_profile_from_scores(const json& j, const std::string& origin, i
     }
     p.histograms.push_back(heads);
   }
-  p.source += " (histograms built by xring heads build, " + std::to_string(bins) + " log-spaced bins)";
+  p.source +=
+      " (histograms built by xring heads build, " + std::to_string(bins) + " log-spaced bins)";
   return p;
 }
 
@@ -275,9 +285,10 @@ HeadBudgets head_budgets(const KvPolicy& policy, long long kv_budget, long long 
       continue;
     }
     const double selected = static_cast<double>(kv_heads) * b_prime;
-    std::vector<double> c = profile->has_histograms()
-                                ? selected_per_head(*profile, l, selected, static_cast<double>(selectable))
-                                : std::vector<double>(profile->shares[l]);
+    std::vector<double> c =
+        profile->has_histograms()
+            ? selected_per_head(*profile, l, selected, static_cast<double>(selectable))
+            : std::vector<double>(profile->shares[l]);
     if (!profile->has_histograms())
       for (double& x : c) x *= selected;
     // AdaKV rounds the floor down per head (int(alpha·B')); keeping it fractional and rounding

@@ -9,7 +9,9 @@
 namespace xring {
 namespace {
 
-std::string plural(SpecKind k) { return k == SpecKind::heads ? "head profiles" : to_string(k) + "s"; }
+std::string plural(SpecKind k) {
+  return k == SpecKind::heads ? "head profiles" : to_string(k) + "s";
+}
 
 std::string ends_with_json(const std::string& s) {
   return s.size() > 5 && s.compare(s.size() - 5, 5, ".json") == 0 ? s : "";
@@ -19,11 +21,16 @@ std::string ends_with_json(const std::string& s) {
 
 std::string to_string(SpecKind k) {
   switch (k) {
-    case SpecKind::model: return "model";
-    case SpecKind::cluster: return "cluster";
-    case SpecKind::gpu: return "gpu";
-    case SpecKind::workload: return "workload";
-    case SpecKind::heads: return "head profile";
+    case SpecKind::model:
+      return "model";
+    case SpecKind::cluster:
+      return "cluster";
+    case SpecKind::gpu:
+      return "gpu";
+    case SpecKind::workload:
+      return "workload";
+    case SpecKind::heads:
+      return "head profile";
   }
   return "?";
 }
@@ -87,9 +94,12 @@ Override parse_override(const std::string& text) {
     if (p.empty()) throw fail("empty field name");
   Override o;
   o.text = text;
-  if (parts.front() == "model") o.target = SpecKind::model;
-  else if (parts.front() == "cluster") o.target = SpecKind::cluster;
-  else if (parts.front() == "workload") o.target = SpecKind::workload;
+  if (parts.front() == "model")
+    o.target = SpecKind::model;
+  else if (parts.front() == "cluster")
+    o.target = SpecKind::cluster;
+  else if (parts.front() == "workload")
+    o.target = SpecKind::workload;
   else {
     auto hint = did_you_mean(parts.front(), {"model", "cluster", "workload"});
     throw fail("\"" + parts.front() + "\" is not a spec" +

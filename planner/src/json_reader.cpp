@@ -60,8 +60,8 @@ json parse_json_text(const std::string& text, const std::string& origin) {
     std::string what = e.what();
     auto colon = what.rfind(": ");
     throw Error(origin + ":" + std::to_string(line) + ":" + std::to_string(column) +
-                ": not valid JSON (" + (colon == std::string::npos ? what : what.substr(colon + 2)) +
-                ")");
+                ": not valid JSON (" +
+                (colon == std::string::npos ? what : what.substr(colon + 2)) + ")");
   }
 }
 
@@ -116,8 +116,7 @@ const json& ObjectReader::require(const std::string& key) {
     // A missing field next to an unknown one spelled like it is a typo: name the typo.
     for (const auto& [other, value] : object_.items())
       if (!known_.count(other) && did_you_mean(other, {key}))
-        fail(other, "unknown field; did you mean \"" + key + "\"? (\"" + key +
-                        "\" is required)");
+        fail(other, "unknown field; did you mean \"" + key + "\"? (\"" + key + "\" is required)");
     fail(key, "required field is missing");
   }
   return *v;
@@ -139,17 +138,18 @@ std::optional<std::string> ObjectReader::optional_string(const std::string& key)
 
 int64_t ObjectReader::integer(const std::string& key, int64_t min, int64_t max) {
   const json& v = require(key);
-  if (!v.is_number_integer() && !(v.is_number_float() && std::nearbyint(v.get<double>()) ==
-                                                             v.get<double>() &&
-                                  std::fabs(v.get<double>()) < 9e15))
+  if (!v.is_number_integer() &&
+      !(v.is_number_float() && std::nearbyint(v.get<double>()) == v.get<double>() &&
+        std::fabs(v.get<double>()) < 9e15))
     fail(key, "must be a whole number, got " + type_name(v));
   int64_t n = v.is_number_unsigned()
                   ? static_cast<int64_t>(std::min<uint64_t>(v.get<uint64_t>(), INT64_MAX))
-                  : v.is_number_integer() ? v.get<int64_t>() : static_cast<int64_t>(v.get<double>());
+              : v.is_number_integer() ? v.get<int64_t>()
+                                      : static_cast<int64_t>(v.get<double>());
   if (n < min || n > max) {
-    std::string range = max == INT64_MAX ? "at least " + std::to_string(min)
-                                         : "between " + std::to_string(min) + " and " +
-                                               std::to_string(max);
+    std::string range = max == INT64_MAX
+                            ? "at least " + std::to_string(min)
+                            : "between " + std::to_string(min) + " and " + std::to_string(max);
     fail(key, "must be " + range + ", got " + std::to_string(n));
   }
   return n;
@@ -213,8 +213,8 @@ std::vector<int64_t> ObjectReader::integer_list(const std::string& key, int64_t 
     if (!e.is_number_integer()) fail(at, "must be a whole number, got " + type_name(e));
     int64_t n = e.get<int64_t>();
     if (n < min || n > max)
-      fail(at, "must be between " + std::to_string(min) + " and " + std::to_string(max) +
-                   ", got " + std::to_string(n));
+      fail(at, "must be between " + std::to_string(min) + " and " + std::to_string(max) + ", got " +
+                   std::to_string(n));
     out.push_back(n);
   }
   return out;

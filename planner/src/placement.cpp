@@ -8,7 +8,9 @@
 namespace xring {
 namespace {
 
-double prior(const LayerLoad& load, int g) { return load.gpu_prior.empty() ? 0.0 : load.gpu_prior[g]; }
+double prior(const LayerLoad& load, int g) {
+  return load.gpu_prior.empty() ? 0.0 : load.gpu_prior[g];
+}
 
 /// Whether GPU a is a better target than b: less loaded, or as loaded and holding less.
 bool lighter(const LayerLoad& load, const std::vector<double>& gpu, int a, int b) {
@@ -116,10 +118,14 @@ void level_requests(const std::vector<double>& base, double w, int requests, std
 
 std::string to_string(PlacementKind k) {
   switch (k) {
-    case PlacementKind::contiguous: return "contiguous";
-    case PlacementKind::balanced: return "balanced";
-    case PlacementKind::fair_copying: return "fair_copying";
-    case PlacementKind::optimal: return "optimal";
+    case PlacementKind::contiguous:
+      return "contiguous";
+    case PlacementKind::balanced:
+      return "balanced";
+    case PlacementKind::fair_copying:
+      return "fair_copying";
+    case PlacementKind::optimal:
+      return "optimal";
   }
   return "?";
 }
@@ -134,11 +140,13 @@ int LayerPlacement::copies() const {
   return extra;
 }
 
-std::vector<double> gpu_loads(const LayerLoad& load, const std::vector<std::vector<HeadCopy>>& heads) {
+std::vector<double> gpu_loads(const LayerLoad& load,
+                              const std::vector<std::vector<HeadCopy>>& heads) {
   std::vector<double> gpu(load.gpus, 0.0);
   for (size_t h = 0; h < heads.size(); ++h)
     for (size_t c = 0; c < heads[h].size(); ++c)
-      gpu[heads[h][c].gpu] += heads[h][c].requests * load.bytes_per_request[h] + (c > 0 ? load.copy_bytes : 0);
+      gpu[heads[h][c].gpu] +=
+          heads[h][c].requests * load.bytes_per_request[h] + (c > 0 ? load.copy_bytes : 0);
   return gpu;
 }
 
@@ -194,7 +202,8 @@ LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies, LayerPl
     candidates.clear();
     for (size_t h = 0; h < p.heads.size(); ++h)
       for (const auto& c : p.heads[h])
-        if (c.gpu == top && c.requests > 0) candidates.push_back({c.requests * w[h], static_cast<int>(h)});
+        if (c.gpu == top && c.requests > 0)
+          candidates.push_back({c.requests * w[h], static_cast<int>(h)});
     std::sort(candidates.rbegin(), candidates.rend());
     bool improved = false;
     for (const auto& [unused, h] : candidates) {
@@ -219,7 +228,8 @@ LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies, LayerPl
       // The trial's loads: only head h's GPUs change.
       trial_load = p.gpu_load;
       for (size_t c = 0; c < p.heads[h].size(); ++c)
-        trial_load[p.heads[h][c].gpu] -= p.heads[h][c].requests * w[h] + (c > 0 ? load.copy_bytes : 0);
+        trial_load[p.heads[h][c].gpu] -=
+            p.heads[h][c].requests * w[h] + (c > 0 ? load.copy_bytes : 0);
       for (size_t c = 0; c < kept.size(); ++c)
         trial_load[kept[c].gpu] += kept[c].requests * w[h] + (c > 0 ? load.copy_bytes : 0);
       if (*std::max_element(trial_load.begin(), trial_load.end()) < before * (1 - 1e-12)) {

@@ -68,7 +68,8 @@ std::vector<T> objects_from(ObjectReader& r, const std::string& key, F read) {
   if (!v.is_array()) r.fail(key, "must be an array");
   std::vector<T> out;
   for (size_t i = 0; i < v.size(); ++i)
-    out.push_back(read(ObjectReader(v[i], r.origin(), r.path_of(key) + "[" + std::to_string(i) + "]")));
+    out.push_back(
+        read(ObjectReader(v[i], r.origin(), r.path_of(key) + "[" + std::to_string(i) + "]")));
   return out;
 }
 
@@ -78,10 +79,11 @@ Alternative alternative_from(ObjectReader r) {
   a.ranks = static_cast<int>(r.integer("ranks", 1));
   a.ulysses_degree = static_cast<int>(r.integer("ulysses_degree", 0));
   a.recompute = r.raw("recompute").is_boolean() ? r.raw("recompute").get<bool>()
-                                                 : (r.fail("recompute", "must be a boolean"), false);
+                                                : (r.fail("recompute", "must be a boolean"), false);
   a.time_s = optional_from(r, "time_s");
   const json& reason = r.raw("rejected_reason");
-  if (!reason.is_null() && !reason.is_string()) r.fail("rejected_reason", "must be a string or null");
+  if (!reason.is_null() && !reason.is_string())
+    r.fail("rejected_reason", "must be a string or null");
   a.rejected_reason = reason.is_string() ? reason.get<std::string>() : "";
   r.finish();
   return a;
@@ -141,13 +143,20 @@ json decode_to_json(const DecodeSection& d) {
                      {"requests", h.requests}});
   json gpus = json::array();
   for (const auto& g : d.per_gpu)
-    gpus.push_back({{"gpu", g.gpu}, {"load_bytes", g.load_bytes}, {"memory_bytes", g.memory_bytes}});
-  return {{"policy", d.policy},         {"kv_budget", d.kv_budget},
-          {"head_profile", d.head_profile}, {"gpus", d.gpus},
-          {"replicas", d.replicas},     {"batch_per_replica", d.batch_per_replica},
-          {"prompt_tokens", d.prompt_tokens}, {"generate_tokens", d.generate_tokens},
-          {"placements", placements},   {"chosen", d.chosen},
-          {"heads", heads},             {"per_gpu", gpus}};
+    gpus.push_back(
+        {{"gpu", g.gpu}, {"load_bytes", g.load_bytes}, {"memory_bytes", g.memory_bytes}});
+  return {{"policy", d.policy},
+          {"kv_budget", d.kv_budget},
+          {"head_profile", d.head_profile},
+          {"gpus", d.gpus},
+          {"replicas", d.replicas},
+          {"batch_per_replica", d.batch_per_replica},
+          {"prompt_tokens", d.prompt_tokens},
+          {"generate_tokens", d.generate_tokens},
+          {"placements", placements},
+          {"chosen", d.chosen},
+          {"heads", heads},
+          {"per_gpu", gpus}};
 }
 
 std::vector<int> int_list(ObjectReader& r, const std::string& key) {
@@ -160,8 +169,9 @@ DecodeSection decode_from(ObjectReader r) {
   DecodeSection d;
   d.policy = r.string("policy");
   d.kv_budget = r.integer("kv_budget", 0);
-  d.head_profile = r.raw("head_profile").is_string() ? r.raw("head_profile").get<std::string>()
-                                                     : (r.fail("head_profile", "must be a string"), "");
+  d.head_profile = r.raw("head_profile").is_string()
+                       ? r.raw("head_profile").get<std::string>()
+                       : (r.fail("head_profile", "must be a string"), "");
   d.gpus = static_cast<int>(r.integer("gpus", 1));
   d.replicas = static_cast<int>(r.integer("replicas", 1));
   d.batch_per_replica = static_cast<int>(r.integer("batch_per_replica", 1));
@@ -220,8 +230,11 @@ json streaming_to_json(const StreamingSection& s) {
                         {"per_token_flops", p.per_token_flops},
                         {"cached_tokens", p.cached_tokens},
                         {"memory_over_time", p.memory_over_time}});
-  return {{"stream_seconds", s.stream_seconds}, {"fps", s.fps},
-          {"visual_tokens_per_s", s.visual_tokens_per_s}, {"policies", policies}, {"chosen", s.chosen}};
+  return {{"stream_seconds", s.stream_seconds},
+          {"fps", s.fps},
+          {"visual_tokens_per_s", s.visual_tokens_per_s},
+          {"policies", policies},
+          {"chosen", s.chosen}};
 }
 
 StreamingSection streaming_from(ObjectReader r) {
@@ -259,14 +272,14 @@ json to_json(const Plan& plan) {
   for (const auto& l : plan.layers) {
     json alternatives = json::array();
     for (const auto& a : l.alternatives)
-      alternatives.push_back({{"strategy", to_string(a.strategy)},
-                              {"ranks", a.ranks},
-                              {"ulysses_degree", a.ulysses_degree},
-                              {"recompute", a.recompute},
-                              {"time_s", optional_number(a.time_s)},
-                              {"rejected_reason", a.rejected_reason.empty()
-                                                      ? json(nullptr)
-                                                      : json(a.rejected_reason)}});
+      alternatives.push_back(
+          {{"strategy", to_string(a.strategy)},
+           {"ranks", a.ranks},
+           {"ulysses_degree", a.ulysses_degree},
+           {"recompute", a.recompute},
+           {"time_s", optional_number(a.time_s)},
+           {"rejected_reason",
+            a.rejected_reason.empty() ? json(nullptr) : json(a.rejected_reason)}});
     layers.push_back({{"index", l.index},
                       {"strategy", to_string(l.strategy)},
                       {"ranks", l.ranks},
@@ -332,8 +345,9 @@ Plan plan_from_json(const json& j, const std::string& origin) {
   Plan plan;
   plan.schema_version = static_cast<int>(r.integer("schema_version", 0));
   if (plan.schema_version != kPlanSchemaVersion)
-    r.fail("schema_version", "is " + std::to_string(plan.schema_version) + " but this xring reads " +
-                                 std::to_string(kPlanSchemaVersion) + "; re-run xring plan");
+    r.fail("schema_version", "is " + std::to_string(plan.schema_version) +
+                                 " but this xring reads " + std::to_string(kPlanSchemaVersion) +
+                                 "; re-run xring plan");
   plan.xring_version = r.string("xring_version");
   ObjectReader inputs = r.object("inputs");
   inputs.object("model");

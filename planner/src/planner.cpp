@@ -98,11 +98,13 @@ class Planner {
       plan.feasible = false;
       plan.reasons.push_back("weights" + std::string(training_ ? ", optimizer states" : "") +
                              " and text activations need " + units::format_bytes(base_total) +
-                             " per GPU (weights " + units::format_bytes(base_.weights) + "), more than the " +
+                             " per GPU (weights " + units::format_bytes(base_.weights) +
+                             "), more than the " +
                              units::format_bytes(in_.cluster.usable_memory_bytes()) + " usable");
     }
     const Phase phase = in_.workload.phase;
-    if (in_.workload.kv_policy.kind != KvPolicyKind::full && (phase == Phase::training || phase == Phase::prefill))
+    if (in_.workload.kv_policy.kind != KvPolicyKind::full &&
+        (phase == Phase::training || phase == Phase::prefill))
       plan.notes.push_back("kv_policy " + in_.workload.kv_policy.name +
                            " applies to decode and streaming; this " + to_string(phase) +
                            " plan keeps the full cache");
@@ -161,7 +163,8 @@ class Planner {
     }
     int tp = 1;
     double budget = kWeightShareBeforeSharding * c.usable_memory_bytes();
-    while (weights / tp > budget && tp < c.gpus_per_node && c.gpus_per_node % (tp * 2) == 0) tp *= 2;
+    while (weights / tp > budget && tp < c.gpus_per_node && c.gpus_per_node % (tp * 2) == 0)
+      tp *= 2;
     base.tensor_parallel = tp;
     base.weights = weights / tp;
     base.text_activations = local_tokens * kInferActivationPerToken * m.hidden_size * bytes();
@@ -185,8 +188,10 @@ class Planner {
     cand.shape = cross_attention_shape(in_.model, in_.workload, cand.batch_per_group);
     cand.placement = placement_for(in_, s, P, ulysses_degree, recompute);
     const Placement& p = cand.placement;
-    if (s == Strategy::hybrid && ulysses_degree >= 2 && node_of(c, 0) != node_of(c, ulysses_degree - 1))
-      cand.unsupported = "its Ulysses groups of " + std::to_string(ulysses_degree) + " ranks would span nodes";
+    if (s == Strategy::hybrid && ulysses_degree >= 2 &&
+        node_of(c, 0) != node_of(c, ulysses_degree - 1))
+      cand.unsupported =
+          "its Ulysses groups of " + std::to_string(ulysses_degree) + " ranks would span nodes";
     const StrategyUnit& unit = strategy_unit(s);
     if (cand.unsupported.empty()) cand.unsupported = unit.unsupported(cand.shape, p);
     if (!cand.unsupported.empty()) return cand;
@@ -330,7 +335,8 @@ class Planner {
         Alternative a;
         a.strategy = shown->strategy;
         a.ranks = shown->placement.ranks;
-        a.ulysses_degree = shown->strategy == Strategy::hybrid ? shown->placement.ulysses_degree : 0;
+        a.ulysses_degree =
+            shown->strategy == Strategy::hybrid ? shown->placement.ulysses_degree : 0;
         a.recompute = recompute;
         if (fastest) {
           a.time_s = fastest->cost.time_s();
@@ -342,7 +348,8 @@ class Planner {
               runner_up = fastest;
           }
         } else {
-          a.rejected_reason = shown->unsupported.empty() ? does_not_fit(*shown) : shown->unsupported;
+          a.rejected_reason =
+              shown->unsupported.empty() ? does_not_fit(*shown) : shown->unsupported;
         }
         l.alternatives.push_back(a);
       }
@@ -353,7 +360,8 @@ class Planner {
 
   std::string reason_for(const Candidate* best, const Candidate* runner_up,
                          const Candidate& chosen) const {
-    if (!best) return "no strategy fits; showing the one needing the least memory, " + describe(chosen);
+    if (!best)
+      return "no strategy fits; showing the one needing the least memory, " + describe(chosen);
     std::string r = describe(*best) + " is the fastest that fits (" +
                     units::format_time(best->cost.time_s()) + " per layer";
     if (best->cost.forward.steps > 1) {
@@ -384,8 +392,8 @@ class Planner {
     // Parameters applied to text tokens: all but the input embedding and the cross-attention
     // K/V projections (those act on visual tokens and are costed with the layer).
     double cross_kv_params = 2.0 * n_cross * m.visual_hidden_size * ca.kv_heads * ca.head_dim;
-    double text_params = std::max(0.0, m.params - static_cast<double>(m.vocab_size) * m.hidden_size -
-                                           cross_kv_params);
+    double text_params = std::max(
+        0.0, m.params - static_cast<double>(m.vocab_size) * m.hidden_size - cross_kv_params);
     double dense = 2.0 * text_params * tokens;
     double self_attention = n_self * 2.0 * w.batch * static_cast<double>(w.text_tokens) *
                             w.text_tokens * sa.heads * sa.head_dim;  // causal: half of 4·S²
@@ -418,8 +426,8 @@ class Planner {
     for (const auto& l : plan.layers) p.cross_attention_time_s += l.time_s;
     p.rest_of_model_time_s = plan.rest_of_model.time_s;
     p.iteration_time_s = p.cross_attention_time_s + p.rest_of_model_time_s;
-    double input_tokens = static_cast<double>(w.batch) *
-                          (w.text_tokens + static_cast<double>(visual_tokens(w, m)));
+    double input_tokens =
+        static_cast<double>(w.batch) * (w.text_tokens + static_cast<double>(visual_tokens(w, m)));
     if (p.iteration_time_s > 0) {
       p.throughput_tokens_per_s = input_tokens / p.iteration_time_s;
       p.frames_per_s = w.batch * frames(w, m) / p.iteration_time_s;
@@ -455,17 +463,18 @@ class Planner {
           std::max(plan.predicted.peak_memory_bytes_per_rank, p.peak_memory_bytes);
       if (!p.fits) {
         plan.feasible = false;
-        plan.reasons.push_back("decode: the weights and KV cache need " +
-                               units::format_bytes(p.peak_memory_bytes) + " on the fullest GPU, more than the " +
-                               units::format_bytes(c.usable_memory_bytes()) + " usable; at most " +
-                               std::to_string(p.max_batch) + " requests per replica fit");
+        plan.reasons.push_back(
+            "decode: the weights and KV cache need " + units::format_bytes(p.peak_memory_bytes) +
+            " on the fullest GPU, more than the " + units::format_bytes(c.usable_memory_bytes()) +
+            " usable; at most " + std::to_string(p.max_batch) + " requests per replica fit");
       }
     }
-    plan.notes.push_back("decode: " + std::to_string(d.gpus) + "-way tensor parallel x " +
-                         std::to_string(d.replicas) + (d.replicas == 1 ? " replica, " : " replicas, ") +
-                         d.policy + " KV cache" +
-                         (d.kv_budget ? " (" + std::to_string(d.kv_budget) + " tokens per kv head)" : "") +
-                         ", placement " + d.chosen);
+    plan.notes.push_back(
+        "decode: " + std::to_string(d.gpus) + "-way tensor parallel x " +
+        std::to_string(d.replicas) + (d.replicas == 1 ? " replica, " : " replicas, ") + d.policy +
+        " KV cache" +
+        (d.kv_budget ? " (" + std::to_string(d.kv_budget) + " tokens per kv head)" : "") +
+        ", placement " + d.chosen);
   }
 
   void predict_streaming(Plan& plan) const {
@@ -483,8 +492,10 @@ class Planner {
                                units::format_time(s.stream_seconds) + " stream");
       }
     }
-    plan.notes.push_back("streaming: one GPU ingests " + std::to_string(static_cast<long long>(s.visual_tokens_per_s)) +
-                         " visual tokens/s; the cross-attention prefill of a stream is not planned");
+    plan.notes.push_back(
+        "streaming: one GPU ingests " +
+        std::to_string(static_cast<long long>(s.visual_tokens_per_s)) +
+        " visual tokens/s; the cross-attention prefill of a stream is not planned");
   }
 
   const Inputs& in_;
@@ -514,7 +525,8 @@ LayerShape cross_attention_shape(const ModelSpec& m, const WorkloadSpec& w, long
   return s;
 }
 
-Placement placement_for(const Inputs& in, Strategy s, int ranks, int ulysses_degree, bool recompute) {
+Placement placement_for(const Inputs& in, Strategy s, int ranks, int ulysses_degree,
+                        bool recompute) {
   const ClusterSpec& c = in.cluster;
   Placement p;
   p.ranks = ranks;

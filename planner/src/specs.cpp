@@ -57,8 +57,8 @@ KvPolicy read_kv_policy(ObjectReader& r) {
     } else if (p.name == "a_vl") {
       p.stored_rate = o.optional_number("stored_rate", 0, 1).value_or(p.stored_rate);
       p.compute_rate = o.optional_number("compute_rate", 0, 1).value_or(p.compute_rate);
-      p.update_interval =
-          static_cast<int>(o.optional_integer("update_interval", 1, 1 << 20).value_or(p.update_interval));
+      p.update_interval = static_cast<int>(
+          o.optional_integer("update_interval", 1, 1 << 20).value_or(p.update_interval));
       p.text_keep = o.optional_number("text_keep", 0, 1).value_or(p.text_keep);
     }
     o.finish();
@@ -74,28 +74,38 @@ std::string to_string(KvPolicyKind k) { return kPolicyNames[static_cast<size_t>(
 
 std::string to_string(DType d) {
   switch (d) {
-    case DType::fp32: return "fp32";
-    case DType::fp16: return "fp16";
-    case DType::bf16: return "bf16";
+    case DType::fp32:
+      return "fp32";
+    case DType::fp16:
+      return "fp16";
+    case DType::bf16:
+      return "bf16";
   }
   return "?";
 }
 
 std::string to_string(Phase p) {
   switch (p) {
-    case Phase::training: return "training";
-    case Phase::prefill: return "prefill";
-    case Phase::decode: return "decode";
-    case Phase::streaming: return "streaming";
+    case Phase::training:
+      return "training";
+    case Phase::prefill:
+      return "prefill";
+    case Phase::decode:
+      return "decode";
+    case Phase::streaming:
+      return "streaming";
   }
   return "?";
 }
 
 std::string to_string(CrossAttentionKind k) {
   switch (k) {
-    case CrossAttentionKind::separate: return "separate";
-    case CrossAttentionKind::fused: return "fused";
-    case CrossAttentionKind::inserted: return "inserted";
+    case CrossAttentionKind::separate:
+      return "separate";
+    case CrossAttentionKind::fused:
+      return "fused";
+    case CrossAttentionKind::inserted:
+      return "inserted";
   }
   return "?";
 }
@@ -120,16 +130,20 @@ int bytes_per_element(DType d) { return d == DType::fp32 ? 4 : 2; }
 
 double GpuSpec::peak_flop_per_s(DType d) const {
   switch (d) {
-    case DType::fp16: return peak_fp16_flop_per_s;
-    case DType::bf16: return peak_bf16_flop_per_s;
-    case DType::fp32: return peak_bf16_flop_per_s / 2;  // TF32 tensor cores: half the bf16 rate
+    case DType::fp16:
+      return peak_fp16_flop_per_s;
+    case DType::bf16:
+      return peak_bf16_flop_per_s;
+    case DType::fp32:
+      return peak_bf16_flop_per_s / 2;  // TF32 tensor cores: half the bf16 rate
   }
   return peak_bf16_flop_per_s;
 }
 
 long long visual_tokens(const WorkloadSpec& w, const ModelSpec& m) {
   if (w.visual_tokens) return *w.visual_tokens;
-  return static_cast<long long>(w.frames.value_or(0)) * w.tokens_per_frame.value_or(m.tokens_per_frame);
+  return static_cast<long long>(w.frames.value_or(0)) *
+         w.tokens_per_frame.value_or(m.tokens_per_frame);
 }
 
 double frames(const WorkloadSpec& w, const ModelSpec& m) {
@@ -154,8 +168,8 @@ ModelSpec model_from_json(const json& j, const std::string& origin) {
     m.cross_attention_layers.push_back(static_cast<int>(cross[i]));
   }
   std::sort(m.cross_attention_layers.begin(), m.cross_attention_layers.end());
-  std::string kind =
-      r.optional_choice("cross_attention_kind", {"separate", "fused", "inserted"}).value_or("separate");
+  std::string kind = r.optional_choice("cross_attention_kind", {"separate", "fused", "inserted"})
+                         .value_or("separate");
   m.cross_attention_kind = kind == "fused"      ? CrossAttentionKind::fused
                            : kind == "inserted" ? CrossAttentionKind::inserted
                                                 : CrossAttentionKind::separate;
@@ -174,11 +188,11 @@ ModelSpec model_from_json(const json& j, const std::string& origin) {
   m.params = r.quantity("params", Quantity::count);
   m.dtype = dtype_from_string(r.choice("dtype", {"bf16", "fp16", "fp32"}));
   bool has_cross = !m.cross_attention_layers.empty();
-  m.tokens_per_frame = static_cast<int>(
-      has_cross ? r.integer("tokens_per_frame", 1, kMaxDim)
-                : r.optional_integer("tokens_per_frame", 1, kMaxDim).value_or(0));
-  m.visual_hidden_size =
-      static_cast<int>(r.optional_integer("visual_hidden_size", 1, kMaxDim).value_or(m.hidden_size));
+  m.tokens_per_frame =
+      static_cast<int>(has_cross ? r.integer("tokens_per_frame", 1, kMaxDim)
+                                 : r.optional_integer("tokens_per_frame", 1, kMaxDim).value_or(0));
+  m.visual_hidden_size = static_cast<int>(
+      r.optional_integer("visual_hidden_size", 1, kMaxDim).value_or(m.hidden_size));
   if (r.has("vision_encoder")) {
     ObjectReader v = r.object("vision_encoder");
     m.vision_params = v.quantity("params", Quantity::count);
@@ -240,10 +254,11 @@ ClusterSpec cluster_from_json(const json& j, const std::string& origin) {
     r.allow("inter_node");
     c.inter_node = c.intra_node;
   }
-  c.rank_order = r.optional_choice("rank_order", {"node_major", "round_robin"}).value_or("node_major") ==
-                         "round_robin"
-                     ? RankOrder::round_robin
-                     : RankOrder::node_major;
+  c.rank_order =
+      r.optional_choice("rank_order", {"node_major", "round_robin"}).value_or("node_major") ==
+              "round_robin"
+          ? RankOrder::round_robin
+          : RankOrder::node_major;
   if (auto reserved = r.optional_quantity("reserved_memory_per_gpu", Quantity::bytes, false))
     c.reserved_bytes_per_gpu = *reserved;
   if (c.reserved_bytes_per_gpu >= c.gpu.memory_bytes)
@@ -266,13 +281,16 @@ WorkloadSpec workload_from_json(const json& j, const std::string& origin) {
   w.batch = static_cast<int>(r.integer("batch", 1, 1 << 20));
   w.text_tokens = static_cast<int>(r.integer("text_tokens", 1, 1 << 26));
   if (auto f = r.optional_integer("frames", 0, 1 << 28)) w.frames = static_cast<int>(*f);
-  if (auto t = r.optional_integer("tokens_per_frame", 1, kMaxDim)) w.tokens_per_frame = static_cast<int>(*t);
+  if (auto t = r.optional_integer("tokens_per_frame", 1, kMaxDim))
+    w.tokens_per_frame = static_cast<int>(*t);
   if (auto v = r.optional_integer("visual_tokens", 0, kMaxTokens)) w.visual_tokens = *v;
   if (w.frames && w.visual_tokens)
-    r.fail("visual_tokens", "give either frames (with tokens_per_frame) or visual_tokens, not both");
+    r.fail("visual_tokens",
+           "give either frames (with tokens_per_frame) or visual_tokens, not both");
   if (w.visual_tokens && w.tokens_per_frame)
     r.fail("tokens_per_frame", "only applies with frames; visual_tokens already counts tokens");
-  w.generate_tokens = static_cast<int>(r.optional_integer("generate_tokens", 0, 1 << 26).value_or(0));
+  w.generate_tokens =
+      static_cast<int>(r.optional_integer("generate_tokens", 0, 1 << 26).value_or(0));
   if (w.phase == Phase::decode && w.generate_tokens == 0)
     r.fail("generate_tokens", "a decode workload must generate at least one token");
   w.kv_policy = read_kv_policy(r);

@@ -29,8 +29,9 @@ std::optional<double> as_number(const std::string& s) {
 
 SweepAxis parse_vary(const std::string& text) {
   auto fail = [&](const std::string& why) {
-    return Error("--vary " + text + ": " + why +
-                 " (forms: spec.field=a,b,c  spec.field=start..stop:xFACTOR  spec.field=start..stop:+STEP)");
+    return Error(
+        "--vary " + text + ": " + why +
+        " (forms: spec.field=a,b,c  spec.field=start..stop:xFACTOR  spec.field=start..stop:+STEP)");
   };
   auto eq = text.find('=');
   if (eq == std::string::npos || eq == 0) throw fail("missing '='");
@@ -69,7 +70,8 @@ SweepAxis parse_vary(const std::string& text) {
     size_t start = 0;
     while (true) {
       size_t comma = rhs.find(',', start);
-      std::string item = rhs.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      std::string item =
+          rhs.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
       if (item.empty()) throw fail("empty value in the list");
       json v = json::parse(item, nullptr, false);
       axis.values.push_back(v.is_discarded() ? json(item) : v);
@@ -85,7 +87,8 @@ std::vector<SweepPoint> run_sweep(const SweepRequest& request) {
   size_t total = 1;
   for (const auto& a : request.axes) {
     total *= a.values.size();
-    if (total > kMaxPoints) throw Error("--vary: more than " + std::to_string(kMaxPoints) + " points");
+    if (total > kMaxPoints)
+      throw Error("--vary: more than " + std::to_string(kMaxPoints) + " points");
   }
   std::vector<Override> base;
   for (const auto& text : request.overrides) base.push_back(parse_override(text));
@@ -111,7 +114,8 @@ std::vector<SweepPoint> run_sweep(const SweepRequest& request) {
       }
       for (size_t a = 0; a < request.axes.size(); ++a) {
         const json& v = points[i].values[a];
-        std::string text = request.axes[a].field + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
+        std::string text =
+            request.axes[a].field + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
         Override o = parse_override(request.axes[a].field + "=0");
         o.text = text;
         o.value = v;
@@ -123,16 +127,16 @@ std::vector<SweepPoint> run_sweep(const SweepRequest& request) {
         apply_overrides(m, SpecKind::model, overrides);
         apply_overrides(c, SpecKind::cluster, overrides);
         apply_overrides(w, SpecKind::workload, overrides);
-        points[i].plan = plan(inputs_from_json(std::move(m), std::move(c), std::move(w), texts),
-                              options);
+        points[i].plan =
+            plan(inputs_from_json(std::move(m), std::move(c), std::move(w), texts), options);
       } catch (const Error& e) {
         errors[i] = e.what();
       }
       ++done;
     }
   };
-  int threads = request.threads > 0 ? request.threads
-                                    : std::max(1u, std::thread::hardware_concurrency());
+  int threads =
+      request.threads > 0 ? request.threads : std::max(1u, std::thread::hardware_concurrency());
   threads = static_cast<int>(std::min<size_t>(threads, total));
   std::vector<std::thread> pool;
   for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
@@ -159,17 +163,21 @@ std::vector<SweepPoint> run_sweep(const SweepRequest& request) {
 
 const std::vector<std::string>& metric_names() {
   static const std::vector<std::string> names = {
-      "iteration_time_s",     "cross_attention_time_s", "rest_of_model_time_s",
-      "throughput_tokens_per_s", "frames_per_s",        "peak_memory_bytes_per_rank",
-      "decode_step_s",        "decode_tokens_per_s",    "decode_max_batch",
-      "decode_gap",           "streaming_oom_at_s"};
+      "iteration_time_s",     "cross_attention_time_s",
+      "rest_of_model_time_s", "throughput_tokens_per_s",
+      "frames_per_s",         "peak_memory_bytes_per_rank",
+      "decode_step_s",        "decode_tokens_per_s",
+      "decode_max_batch",     "decode_gap",
+      "streaming_oom_at_s"};
   return names;
 }
 
 std::vector<std::string> default_metrics(const std::string& phase) {
   if (phase == "decode") return {"decode_tokens_per_s", "peak_memory_bytes_per_rank", "decode_gap"};
-  if (phase == "streaming") return {"decode_tokens_per_s", "peak_memory_bytes_per_rank", "streaming_oom_at_s"};
-  return {"iteration_time_s", "throughput_tokens_per_s", "frames_per_s", "peak_memory_bytes_per_rank"};
+  if (phase == "streaming")
+    return {"decode_tokens_per_s", "peak_memory_bytes_per_rank", "streaming_oom_at_s"};
+  return {"iteration_time_s", "throughput_tokens_per_s", "frames_per_s",
+          "peak_memory_bytes_per_rank"};
 }
 
 double metric(const Plan& plan, const std::string& name) {
@@ -198,8 +206,8 @@ double metric(const Plan& plan, const std::string& name) {
   auto hint = did_you_mean(name, metric_names());
   std::string list;
   for (const auto& n : metric_names()) list += (list.empty() ? "" : ", ") + n;
-  throw Error("unknown metric \"" + name + "\"" + (hint ? "; did you mean \"" + *hint + "\"?" : "") +
-              " (metrics: " + list + ")");
+  throw Error("unknown metric \"" + name + "\"" +
+              (hint ? "; did you mean \"" + *hint + "\"?" : "") + " (metrics: " + list + ")");
 }
 
 std::string strategy_label(const Plan& plan) {

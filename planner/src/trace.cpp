@@ -11,10 +11,16 @@ constexpr int kComputeLane = 1;
 constexpr int kTransferLane = 2;
 
 nlohmann::json event(const std::string& name, const char* category, int rank, int lane,
-                     double start_s, double duration_s, nlohmann::json args = nlohmann::json::object()) {
-  return {{"name", name},   {"cat", category},           {"ph", "X"},
-          {"pid", rank},    {"tid", lane},               {"ts", start_s * 1e6},
-          {"dur", duration_s * 1e6}, {"args", std::move(args)}};
+                     double start_s, double duration_s,
+                     nlohmann::json args = nlohmann::json::object()) {
+  return {{"name", name},
+          {"cat", category},
+          {"ph", "X"},
+          {"pid", rank},
+          {"tid", lane},
+          {"ts", start_s * 1e6},
+          {"dur", duration_s * 1e6},
+          {"args", std::move(args)}};
 }
 
 nlohmann::json metadata(const char* what, int rank, int lane, const std::string& name) {
@@ -40,9 +46,10 @@ nlohmann::json predicted_trace(const Plan& plan, int max_ranks) {
     const std::string layer = "layer " + std::to_string(l.index);
     const int active = std::min(l.ranks, ranks);
     // Projections and all-to-alls (everything outside the steps) come first, then the steps.
-    double fixed_compute = l.forward_s - (l.steps > 1 ? l.step_compute_s + (l.steps - 1) *
-                                                            std::max(l.step_compute_s, l.step_comm_s)
-                                                      : l.step_compute_s);
+    double fixed_compute =
+        l.forward_s -
+        (l.steps > 1 ? l.step_compute_s + (l.steps - 1) * std::max(l.step_compute_s, l.step_comm_s)
+                     : l.step_compute_s);
     double stride = std::max(l.step_compute_s, l.step_comm_s);
     for (int r = 0; r < active; ++r) {
       double start = t;
@@ -72,10 +79,12 @@ nlohmann::json predicted_trace(const Plan& plan, int max_ranks) {
   }
   if (plan.rest_of_model.time_s > 0)
     for (int r = 0; r < ranks; ++r)
-      events.push_back(event("rest of model", "compute", r, kComputeLane, t, plan.rest_of_model.time_s,
-                             {{"note", plan.rest_of_model.note}}));
-  return {{"traceEvents", events}, {"displayTimeUnit", "ms"},
-          {"otherData", {{"generator", "xring plan " + plan.xring_version}, {"kind", "predicted"}}}};
+      events.push_back(event("rest of model", "compute", r, kComputeLane, t,
+                             plan.rest_of_model.time_s, {{"note", plan.rest_of_model.note}}));
+  return {
+      {"traceEvents", events},
+      {"displayTimeUnit", "ms"},
+      {"otherData", {{"generator", "xring plan " + plan.xring_version}, {"kind", "predicted"}}}};
 }
 
 }  // namespace xring

@@ -20,27 +20,37 @@ struct Unit {
 constexpr double kKi = 1024.0;
 
 const std::vector<Unit>& table(Quantity q) {
-  static const std::vector<Unit> bytes = {
-      {"B", 1},           {"KB", 1e3},          {"MB", 1e6},
-      {"GB", 1e9},        {"TB", 1e12},         {"KiB", kKi},
-      {"MiB", kKi * kKi}, {"GiB", kKi * kKi * kKi}, {"TiB", kKi * kKi * kKi * kKi}};
+  static const std::vector<Unit> bytes = {{"B", 1},
+                                          {"KB", 1e3},
+                                          {"MB", 1e6},
+                                          {"GB", 1e9},
+                                          {"TB", 1e12},
+                                          {"KiB", kKi},
+                                          {"MiB", kKi * kKi},
+                                          {"GiB", kKi * kKi * kKi},
+                                          {"TiB", kKi * kKi * kKi * kKi}};
   static const std::vector<Unit> bandwidth = {
-      {"B/s", 1},          {"KB/s", 1e3},        {"MB/s", 1e6},         {"GB/s", 1e9},
-      {"TB/s", 1e12},      {"KiB/s", kKi},       {"MiB/s", kKi * kKi},  {"GiB/s", kKi * kKi * kKi},
-      {"Mb/s", 1e6 / 8},   {"Gb/s", 1e9 / 8},    {"Tb/s", 1e12 / 8},    {"Mbit/s", 1e6 / 8},
+      {"B/s", 1},          {"KB/s", 1e3},        {"MB/s", 1e6},        {"GB/s", 1e9},
+      {"TB/s", 1e12},      {"KiB/s", kKi},       {"MiB/s", kKi * kKi}, {"GiB/s", kKi * kKi * kKi},
+      {"Mb/s", 1e6 / 8},   {"Gb/s", 1e9 / 8},    {"Tb/s", 1e12 / 8},   {"Mbit/s", 1e6 / 8},
       {"Gbit/s", 1e9 / 8}, {"Tbit/s", 1e12 / 8}, {"Gbps", 1e9 / 8}};
-  static const std::vector<Unit> time = {
-      {"ns", 1e-9}, {"us", 1e-6}, {"µs", 1e-6}, {"ms", 1e-3}, {"s", 1}, {"min", 60}, {"h", 3600}};
-  static const std::vector<Unit> flop_rate = {
-      {"GFLOP/s", 1e9},  {"TFLOP/s", 1e12}, {"PFLOP/s", 1e15},
-      {"GFLOPS", 1e9},   {"TFLOPS", 1e12},  {"PFLOPS", 1e15}};
+  static const std::vector<Unit> time = {{"ns", 1e-9}, {"us", 1e-6}, {"µs", 1e-6}, {"ms", 1e-3},
+                                         {"s", 1},     {"min", 60},  {"h", 3600}};
+  static const std::vector<Unit> flop_rate = {{"GFLOP/s", 1e9},  {"TFLOP/s", 1e12},
+                                              {"PFLOP/s", 1e15}, {"GFLOPS", 1e9},
+                                              {"TFLOPS", 1e12},  {"PFLOPS", 1e15}};
   static const std::vector<Unit> count = {{"", 1}, {"K", 1e3}, {"M", 1e6}, {"B", 1e9}, {"T", 1e12}};
   switch (q) {
-    case Quantity::bytes: return bytes;
-    case Quantity::bandwidth: return bandwidth;
-    case Quantity::time: return time;
-    case Quantity::flop_rate: return flop_rate;
-    case Quantity::count: return count;
+    case Quantity::bytes:
+      return bytes;
+    case Quantity::bandwidth:
+      return bandwidth;
+    case Quantity::time:
+      return time;
+    case Quantity::flop_rate:
+      return flop_rate;
+    case Quantity::count:
+      return count;
   }
   return count;
 }
@@ -64,11 +74,10 @@ std::string scaled(double v, const std::array<std::pair<double, std::string_view
 
 std::optional<double> parse(std::string_view text, Quantity q) {
   size_t end = 0;
-  while (end < text.size() &&
-         (std::isdigit(static_cast<unsigned char>(text[end])) || text[end] == '.' ||
-          text[end] == 'e' || text[end] == 'E' ||
-          ((text[end] == '+' || text[end] == '-') && end > 0 &&
-           (text[end - 1] == 'e' || text[end - 1] == 'E'))))
+  while (end < text.size() && (std::isdigit(static_cast<unsigned char>(text[end])) ||
+                               text[end] == '.' || text[end] == 'e' || text[end] == 'E' ||
+                               ((text[end] == '+' || text[end] == '-') && end > 0 &&
+                                (text[end - 1] == 'e' || text[end - 1] == 'E'))))
     ++end;
   // An 'e' followed by a non-digit belongs to the unit (no unit starts with 'e' today, but a
   // number must end in a digit or '.').
@@ -99,11 +108,16 @@ std::string accepted_units(Quantity q) {
 
 std::string example(Quantity q) {
   switch (q) {
-    case Quantity::bytes: return "\"80GiB\"";
-    case Quantity::bandwidth: return "\"25GB/s\"";
-    case Quantity::time: return "\"2us\"";
-    case Quantity::flop_rate: return "\"989TFLOP/s\"";
-    case Quantity::count: return "\"10.6B\" or 10600000000";
+    case Quantity::bytes:
+      return "\"80GiB\"";
+    case Quantity::bandwidth:
+      return "\"25GB/s\"";
+    case Quantity::time:
+      return "\"2us\"";
+    case Quantity::flop_rate:
+      return "\"989TFLOP/s\"";
+    case Quantity::count:
+      return "\"10.6B\" or 10600000000";
   }
   return "";
 }
@@ -117,7 +131,8 @@ std::string format_bytes(double bytes) {
 }
 
 std::string format_bandwidth(double bytes_per_s) {
-  return scaled(bytes_per_s, {{{1e12, "TB/s"}, {1e9, "GB/s"}, {1e6, "MB/s"}, {1e3, "KB/s"}, {1, "B/s"}}});
+  return scaled(bytes_per_s,
+                {{{1e12, "TB/s"}, {1e9, "GB/s"}, {1e6, "MB/s"}, {1e3, "KB/s"}, {1, "B/s"}}});
 }
 
 std::string format_time(double seconds) {
@@ -125,8 +140,9 @@ std::string format_time(double seconds) {
 }
 
 std::string format_flop_rate(double flop_per_s) {
-  return scaled(flop_per_s,
-                {{{1e15, "PFLOP/s"}, {1e12, "TFLOP/s"}, {1e9, "GFLOP/s"}, {1e6, "MFLOP/s"}, {1, "FLOP/s"}}});
+  return scaled(
+      flop_per_s,
+      {{{1e15, "PFLOP/s"}, {1e12, "TFLOP/s"}, {1e9, "GFLOP/s"}, {1e6, "MFLOP/s"}, {1, "FLOP/s"}}});
 }
 
 }  // namespace xring::units

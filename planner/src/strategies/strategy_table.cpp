@@ -1,16 +1,15 @@
 // The strategy table, names, and the pieces the strategy units share.
-#include "strategies.hpp"
-
 #include <algorithm>
 
+#include "strategies.hpp"
 #include "xring/planner/error.hpp"
 #include "xring/planner/json_reader.hpp"
 
 namespace xring {
 
 const std::vector<StrategyUnit>& strategy_table() {
-  static const std::vector<StrategyUnit> table = {
-      single_unit(), kv_ring_unit(), query_ring_unit(), ulysses_unit(), hybrid_unit()};
+  static const std::vector<StrategyUnit> table = {single_unit(), kv_ring_unit(), query_ring_unit(),
+                                                  ulysses_unit(), hybrid_unit()};
   return table;
 }
 
@@ -22,11 +21,16 @@ const StrategyUnit& strategy_unit(Strategy s) {
 
 std::string to_string(Strategy s) {
   switch (s) {
-    case Strategy::single: return "single";
-    case Strategy::kv_ring: return "kv_ring";
-    case Strategy::query_ring: return "query_ring";
-    case Strategy::ulysses: return "ulysses";
-    case Strategy::hybrid: return "hybrid";
+    case Strategy::single:
+      return "single";
+    case Strategy::kv_ring:
+      return "kv_ring";
+    case Strategy::query_ring:
+      return "query_ring";
+    case Strategy::ulysses:
+      return "ulysses";
+    case Strategy::hybrid:
+      return "hybrid";
   }
   return "?";
 }
@@ -57,7 +61,8 @@ PassCost ring_pass(int steps, double step_compute_s, double bytes_per_step, cons
   p.step_comm_s = transfer_s(p.bytes_per_step, link);
   p.fixed_comm_s = steps > 1 ? transfer_s(tail_bytes, link) : 0;
   p.fixed_compute_s = fixed_compute_s;
-  p.time_s = fixed_compute_s + overlapped_ring_s(steps, step_compute_s, p.step_comm_s, p.fixed_comm_s);
+  p.time_s =
+      fixed_compute_s + overlapped_ring_s(steps, step_compute_s, p.step_comm_s, p.fixed_comm_s);
   return p;
 }
 
@@ -72,8 +77,8 @@ double saved_for_backward(const LayerShape& s, long long q_tokens, int heads, do
   if (!p.training) return 0;
   double db = static_cast<double>(s.head_dim) * s.bytes;
   double per_query = static_cast<double>(s.batch) * q_tokens * heads;
-  if (p.recompute) return per_query * (db + 4);        // O and L
-  return kv_bytes + per_query * (2 * db + 4);          // K, V, Q, O and L
+  if (p.recompute) return per_query * (db + 4);  // O and L
+  return kv_bytes + per_query * (2 * db + 4);    // K, V, Q, O and L
 }
 
 }  // namespace xring

@@ -31,8 +31,7 @@ LayerCost cost(const LayerShape& s, const Placement& p) {
   const long long q = block(s.s_q, P), kv = block(s.s_kv, P);
   const double db = static_cast<double>(s.head_dim) * s.bytes;
   const double q_bytes = static_cast<double>(s.batch) * q * s.heads * db;
-  const double kv_bytes =
-      2.0 * s.batch * kv * s.kv_heads * ulysses_kv_replication(s, P) * db;
+  const double kv_bytes = 2.0 * s.batch * kv * s.kv_heads * ulysses_kv_replication(s, P) * db;
   const double attention =
       attention_forward_flops(s, s.s_q, s.s_kv, s.heads / P) / p.attention_flop_per_s;
   const Link& link = p.all_to_all_link;
@@ -40,7 +39,8 @@ LayerCost cost(const LayerShape& s, const Placement& p) {
   c.forward.steps = 1;
   c.forward.step_compute_s = attention;
   c.forward.fixed_compute_s = projection_s(s, kv, p, false);
-  c.forward.fixed_comm_s = all_to_all_s(q_bytes + kv_bytes, P, link) + all_to_all_s(q_bytes, P, link);
+  c.forward.fixed_comm_s =
+      all_to_all_s(q_bytes + kv_bytes, P, link) + all_to_all_s(q_bytes, P, link);
   c.forward.time_s = c.forward.compute_s() + c.forward.fixed_comm_s;
   if (p.training) {
     // In: dO (and K/V again when they are recomputed). Out: dQ, dK, dV.

@@ -18,8 +18,8 @@ struct AttentionProblem {
   long long s_kv = 1;
   kernels::Mask mask;
   kernels::Storage storage = kernels::Storage::bf16;
-  std::vector<float> q, k, v;   ///< [B][H][S_Q][d], [B][H_kv][S_KV][d] x2, at storage precision
-  std::vector<float> d_o;       ///< [B][H][S_Q][d]: the output gradient (backward only)
+  std::vector<float> q, k, v;  ///< [B][H][S_Q][d], [B][H_kv][S_KV][d] x2, at storage precision
+  std::vector<float> d_o;      ///< [B][H][S_Q][d]: the output gradient (backward only)
 };
 
 /// Outputs, global layout; each rank writes only its own rows. O, dQ, dK, dV are rounded to
@@ -39,7 +39,8 @@ struct HybridLayout {
 };
 
 /// Why `strategy` cannot run `p` on `ranks` ranks ("" when it can).
-std::string unsupported(Strategy strategy, const AttentionProblem& p, int ranks, HybridLayout layout = {});
+std::string unsupported(Strategy strategy, const AttentionProblem& p, int ranks,
+                        HybridLayout layout = {});
 
 /// One rank's part of the forward (and, with `backward`, the backward) pass. `out` must be
 /// sized by `allocate_result`; ranks write disjoint rows.
@@ -49,8 +50,8 @@ void run_rank(Strategy strategy, Communicator& comm, const AttentionProblem& p, 
 AttentionResult allocate_result(const AttentionProblem& p, bool backward);
 
 /// Runs the strategy on `ranks` threads. Throws xring::Error for unsupported combinations.
-AttentionResult run_distributed(Strategy strategy, int ranks, const AttentionProblem& p, bool backward,
-                                HybridLayout layout = {});
+AttentionResult run_distributed(Strategy strategy, int ranks, const AttentionProblem& p,
+                                bool backward, HybridLayout layout = {});
 
 /// The monolithic reference: one block, no communication.
 AttentionResult run_reference(const AttentionProblem& p, bool backward);

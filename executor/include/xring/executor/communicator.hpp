@@ -34,6 +34,7 @@ class Communicator {
 /// Runs `body` on `ranks` threads, each with its own Communicator, and waits for all of them.
 /// If any rank throws, the others' pending and future recv calls fail instead of hanging, and
 /// the first exception is rethrown here. `timeout_s` bounds every wait.
-void run_on_threads(int ranks, const std::function<void(Communicator&)>& body, double timeout_s = 120);
+void run_on_threads(int ranks, const std::function<void(Communicator&)>& body,
+                    double timeout_s = 120);
 
 }  // namespace xring::executor

@@ -13,22 +13,22 @@
 namespace xring::executor {
 
 struct DecodeProblem {
-  kernels::Shape shape;                ///< heads, kv_heads, head_dim (batch unused)
+  kernels::Shape shape;  ///< heads, kv_heads, head_dim (batch unused)
   int requests = 1;
-  long long context = 1;               ///< tokens cached per request before compaction
-  std::vector<long long> budget;       ///< tokens kept per kv head (every request)
+  long long context = 1;          ///< tokens cached per request before compaction
+  std::vector<long long> budget;  ///< tokens kept per kv head (every request)
   kernels::Storage storage = kernels::Storage::bf16;
-  std::vector<float> q;                ///< [R][H][d]: this step's query
-  std::vector<float> k, v;             ///< [R][H_kv][context][d]
-  std::vector<float> scores;           ///< [R][H_kv][context]: importance of each cached token
+  std::vector<float> q;       ///< [R][H][d]: this step's query
+  std::vector<float> k, v;    ///< [R][H_kv][context][d]
+  std::vector<float> scores;  ///< [R][H_kv][context]: importance of each cached token
 };
 
 /// copies[h]: the (gpu, requests) copies of kv head h; requests go to copies in list order.
 using HeadCopies = std::vector<std::vector<std::pair<int, int>>>;
 
 struct DecodeResult {
-  std::vector<float> o;                ///< [R][H][d], rounded to the storage type
-  std::vector<float> l;                ///< [R][H]
+  std::vector<float> o;  ///< [R][H][d], rounded to the storage type
+  std::vector<float> l;  ///< [R][H]
   double bytes_sent = 0;
 };
 

@@ -18,17 +18,19 @@ struct ProjectedProblem {
 
 struct ProjectedResult {
   std::vector<float> o, l, dq;
-  std::vector<float> dx;       ///< [B][S_KV][D_v]
-  std::vector<float> dwk, dwv; ///< [D_v][H_kv·d], summed over ranks
+  std::vector<float> dx;        ///< [B][S_KV][D_v]
+  std::vector<float> dwk, dwv;  ///< [D_v][H_kv·d], summed over ranks
   /// The most elements any rank kept from its forward for its backward, beyond the layer
   /// input (Q and the visual tokens): with recomputation O and L; without, also K and V.
   long long saved_elements_max = 0;
 };
 
 /// K (or V) = X·W for rows `rows` of the visual tokens, as [B][H_kv][rows][d], rounded to storage.
-std::vector<float> project(const ProjectedProblem& p, const std::vector<float>& w, kernels::Rows rows);
+std::vector<float> project(const ProjectedProblem& p, const std::vector<float>& w,
+                           kernels::Rows rows);
 
 /// Forward and backward on `ranks` threads with query_ring, kv_ring or single.
-ProjectedResult run_projected(Strategy strategy, int ranks, const ProjectedProblem& p, bool recompute);
+ProjectedResult run_projected(Strategy strategy, int ranks, const ProjectedProblem& p,
+                              bool recompute);
 
 }  // namespace xring::executor

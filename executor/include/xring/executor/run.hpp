@@ -4,11 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "xring/planner/planner.hpp"
 
@@ -17,39 +16,39 @@ namespace xring::executor {
 inline constexpr int kReportSchemaVersion = 1;
 
 struct RunOptions {
-  std::string backend = "cpu";        ///< cpu (cuda and nccl come with the GPU executor)
+  std::string backend = "cpu";  ///< cpu (cuda and nccl come with the GPU executor)
   uint64_t seed = 1;
-  std::optional<double> scale;        ///< multiplies S_Q and S_KV; required for large plans
-  double max_gflop_per_layer = 20;    ///< the CPU budget above which --scale is required
-  std::string media_mask = "none";    ///< none | same_group | up_to_group (Flamingo-style)
-  int repeat = 1;                     ///< measurements per layer; the report keeps every sample
+  std::optional<double> scale;      ///< multiplies S_Q and S_KV; required for large plans
+  double max_gflop_per_layer = 20;  ///< the CPU budget above which --scale is required
+  std::string media_mask = "none";  ///< none | same_group | up_to_group (Flamingo-style)
+  int repeat = 1;                   ///< measurements per layer; the report keeps every sample
 };
 
 struct LayerReport {
   int index = 0;
   std::string strategy;
   int ranks = 1;
-  long long batch = 1, s_q = 0, s_kv = 0;   ///< as executed (after --scale)
+  long long batch = 1, s_q = 0, s_kv = 0;  ///< as executed (after --scale)
   bool backward = false;
-  int steps = 1;                           ///< ring steps per pass (1 for all-to-all and single)
+  int steps = 1;  ///< ring steps per pass (1 for all-to-all and single)
   double measured_time_s = 0;
   double measured_step_s = 0;              ///< measured_time_s / steps (per pass)
   std::vector<double> measured_samples_s;  ///< every repetition; measured_time_s is their median
   double measured_compute_s = 0;           ///< slowest rank's time not waiting for peers
   double measured_comm_s = 0;              ///< slowest rank's time waiting for peers
-  double predicted_time_s = 0;             ///< the planner's cost of this shape on the planned cluster
+  double predicted_time_s = 0;  ///< the planner's cost of this shape on the planned cluster
   double predicted_compute_s = 0;
   double predicted_comm_s = 0;
-  double bytes_sent = 0;                   ///< all ranks, fp32 messages
+  double bytes_sent = 0;  ///< all ranks, fp32 messages
   double max_abs_error = 0;
-  double max_rel_error = 0;                ///< max abs error / the tensor's largest |reference|
-  double tolerance = 0;                    ///< allowed abs error at the largest reference value
+  double max_rel_error = 0;  ///< max abs error / the tensor's largest |reference|
+  double tolerance = 0;      ///< allowed abs error at the largest reference value
   bool verified = false;
 };
 
 struct TraceEvent {
   int rank = 0;
-  int lane = 0;                            ///< 1 compute, 2 waiting for peers
+  int lane = 0;  ///< 1 compute, 2 waiting for peers
   std::string name;
   double start_s = 0, end_s = 0;
 };
@@ -66,12 +65,13 @@ struct RunReport {
   double measured_time_s = 0, measured_tokens_per_s = 0, measured_flop_per_s = 0;
   double predicted_time_s = 0, predicted_tokens_per_s = 0;
   std::vector<std::string> notes;
-  std::vector<TraceEvent> events;          ///< the measured timeline (for --trace)
+  std::vector<TraceEvent> events;  ///< the measured timeline (for --trace)
 };
 
 /// Runs every cross-attention layer of `plan`. Throws xring::Error: bad input (a plan the
 /// backend cannot run, a plan too large without --scale) or runtime failures.
-RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin, const RunOptions& options);
+RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin,
+                   const RunOptions& options);
 
 nlohmann::json to_json(const RunReport& r);
 /// The measured timeline as Chrome trace events, beside the plan's predicted one.

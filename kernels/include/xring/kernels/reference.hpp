@@ -30,9 +30,12 @@ struct Mask {
   std::vector<int> kv_group;
   bool allowed(long long q, long long kv) const {
     switch (kind) {
-      case Kind::none: return true;
-      case Kind::same_group: return kv_group[kv] == q_group[q];
-      case Kind::up_to_group: return kv_group[kv] <= q_group[q];
+      case Kind::none:
+        return true;
+      case Kind::same_group:
+        return kv_group[kv] == q_group[q];
+      case Kind::up_to_group:
+        return kv_group[kv] <= q_group[q];
     }
     return true;
   }
@@ -54,13 +57,14 @@ struct Rows {
 
 /// Attention of a Q block over a K/V block: o = softmax(scale·QKᵀ)V restricted to allowed keys,
 /// l = log Σ exp(scale·qk) over them. Rows with no allowed key get o = 0, l = -inf.
-void attention_forward(const float* q, const float* k, const float* v, const Shape& shape, Rows q_rows,
-                       Rows kv_rows, const Mask& mask, float* o, float* l);
+void attention_forward(const float* q, const float* k, const float* v, const Shape& shape,
+                       Rows q_rows, Rows kv_rows, const Mask& mask, float* o, float* l);
 
 /// Merges a partial result into an accumulator in place, exactly:
 /// L = m + log(exp(L1 - m) + exp(L2 - m)), O = O1·exp(L1 - L) + O2·exp(L2 - L), m = max(L1, L2);
 /// a side with L = -inf contributes nothing. `rows` is B·H·(query rows).
-void merge_partial(float* o, float* l, const float* o_part, const float* l_part, long long rows, int head_dim);
+void merge_partial(float* o, float* l, const float* o_part, const float* l_part, long long rows,
+                   int head_dim);
 
 /// D = rowsum(dO ∘ O) per query row, for backward.
 void backward_row_terms(const float* o, const float* d_o, long long rows, int head_dim, float* d);
@@ -68,9 +72,9 @@ void backward_row_terms(const float* o, const float* d_o, long long rows, int he
 /// Backward of attention over one K/V block, given the final L and D of the Q block:
 /// P = exp(scale·QKᵀ − L), dV += Pᵀ dO, dS = P ∘ (dO Vᵀ − D), dQ += scale·dS K,
 /// dK += scale·dSᵀ Q. Accumulates (+=) into dq, dk, dv, so blocks can be summed in any order.
-void attention_backward(const float* q, const float* k, const float* v, const float* l, const float* d,
-                        const float* d_o, const Shape& shape, Rows q_rows, Rows kv_rows, const Mask& mask,
-                        float* dq, float* dk, float* dv);
+void attention_backward(const float* q, const float* k, const float* v, const float* l,
+                        const float* d, const float* d_o, const Shape& shape, Rows q_rows,
+                        Rows kv_rows, const Mask& mask, float* dq, float* dk, float* dv);
 
 /// Positions of the k highest scores among n (ties to the lower position), in ascending
 /// position order: the tokens a head keeps when its cache is compacted to k.
@@ -83,14 +87,15 @@ std::vector<float> gather_rows(const float* t, int width, const std::vector<long
 /// lengths (each head its own budget). q and o are [H][d], l is [H]; k[h] and v[h] point at
 /// [len[h]][d] for kv head h; query head j reads kv head j / (H / H_kv). A head with an empty
 /// cache gets o = 0 and l = -inf.
-void decode_attention(const float* q, const std::vector<const float*>& k, const std::vector<const float*>& v,
-                      const std::vector<long long>& len, const Shape& shape, float* o, float* l);
+void decode_attention(const float* q, const std::vector<const float*>& k,
+                      const std::vector<const float*>& v, const std::vector<long long>& len,
+                      const Shape& shape, float* o, float* l);
 
 /// Copies rows [first, first + rows) of a [B][heads][total][d] tensor into a packed block.
-std::vector<float> slice_rows(const std::vector<float>& t, int batch, int heads, long long total, int head_dim,
-                              Rows rows);
+std::vector<float> slice_rows(const std::vector<float>& t, int batch, int heads, long long total,
+                              int head_dim, Rows rows);
 /// Writes a packed block back into rows of a [B][heads][total][d] tensor.
-void place_rows(std::vector<float>& t, int batch, int heads, long long total, int head_dim, Rows rows,
-                const float* block);
+void place_rows(std::vector<float>& t, int batch, int heads, long long total, int head_dim,
+                Rows rows, const float* block);
 
 }  // namespace xring::kernels

@@ -8,14 +8,14 @@ namespace xring {
 
 /// One data-parallel group's share of one cross-attention layer.
 struct LayerShape {
-  long long batch = 1;          ///< B: samples this group processes
-  int heads = 1;                ///< H: query heads
-  int kv_heads = 1;             ///< H_kv
-  int head_dim = 1;             ///< d
-  int bytes = 2;                ///< b: bytes per element of the storage dtype
-  long long s_q = 1;            ///< text (query) tokens per sample
-  long long s_kv = 1;           ///< visual (key/value) tokens per sample
-  int visual_hidden = 1;        ///< width of the visual tokens (input of Wk, Wv)
+  long long batch = 1;    ///< B: samples this group processes
+  int heads = 1;          ///< H: query heads
+  int kv_heads = 1;       ///< H_kv
+  int head_dim = 1;       ///< d
+  int bytes = 2;          ///< b: bytes per element of the storage dtype
+  long long s_q = 1;      ///< text (query) tokens per sample
+  long long s_kv = 1;     ///< visual (key/value) tokens per sample
+  int visual_hidden = 1;  ///< width of the visual tokens (input of Wk, Wv)
 };
 
 /// A link as a ring step sees it: the slowest hop's bandwidth and latency.

@@ -9,9 +9,9 @@ namespace xring {
 /// Exit codes of the `xring` binary (STYLE.md): the CLI maps every failure to one of these.
 enum class ExitCode : int {
   ok = 0,
-  regression = 1,   ///< a gate failed, or a requested requirement is not met
-  bad_input = 2,    ///< a spec, plan, flag or override is invalid
-  runtime = 3,      ///< a device or communication failure at run time
+  regression = 1,  ///< a gate failed, or a requested requirement is not met
+  bad_input = 2,   ///< a spec, plan, flag or override is invalid
+  runtime = 3,     ///< a device or communication failure at run time
 };
 
 /// What went wrong, where, and what to do. `kind` picks the exit code.

@@ -9,17 +9,17 @@ namespace xring {
 
 struct ExplainRow {
   Strategy strategy;
-  double forward_bytes_per_step = 0;   ///< per rank; all-to-all strategies: bytes sent in total
+  double forward_bytes_per_step = 0;  ///< per rank; all-to-all strategies: bytes sent in total
   double backward_bytes_per_step = 0;
 };
 
 struct Explanation {
-  LayerPlan layer;                     ///< the chosen plan for the layer
-  LayerShape shape;                    ///< per data-parallel group
-  int ring_ranks = 1;                  ///< P used for the per-step numbers below
+  LayerPlan layer;     ///< the chosen plan for the layer
+  LayerShape shape;    ///< per data-parallel group
+  int ring_ranks = 1;  ///< P used for the per-step numbers below
   Link ring_link;
   double attention_flop_per_s = 0;
-  std::vector<ExplainRow> rows;        ///< kv_ring and query_ring at ring_ranks
+  std::vector<ExplainRow> rows;  ///< kv_ring and query_ring at ring_ranks
   double s_q_over_s_kv = 0;
   double crossover_ratio = 0;          ///< query-ring moves fewer bytes below this S_Q/S_KV
   double local_kv_block = 0;           ///< S_KV / P

@@ -3,11 +3,10 @@
 #pragma once
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace xring::gate {
 
@@ -15,10 +14,10 @@ enum class Direction { higher_is_better, lower_is_better, must_hold };
 
 /// One number (or boolean) taken from a plan or a run report.
 struct Metric {
-  std::string name;                 ///< e.g. "throughput_tokens_per_s", "layers.3.time_s", "feasible"
+  std::string name;  ///< e.g. "throughput_tokens_per_s", "layers.3.time_s", "feasible"
   Direction direction = Direction::lower_is_better;
-  double value = 0;                 ///< the median when there are samples; 1/0 for booleans
-  std::vector<double> samples;      ///< repeated measurements (run reports with --repeat)
+  double value = 0;             ///< the median when there are samples; 1/0 for booleans
+  std::vector<double> samples;  ///< repeated measurements (run reports with --repeat)
   bool boolean = false;
 };
 
@@ -27,7 +26,8 @@ struct Document {
   std::string origin;
   std::string kind;
   int schema_version = 0;
-  std::map<std::string, std::string> identity;  ///< model, cluster, workload (plans); plan (reports)
+  std::map<std::string, std::string>
+      identity;  ///< model, cluster, workload (plans); plan (reports)
   std::vector<Metric> metrics;
   const Metric* find(const std::string& name) const;
 };
@@ -37,8 +37,8 @@ struct Document {
 Document read_document(const nlohmann::json& j, const std::string& origin);
 
 struct Rule {
-  std::optional<double> relative;   ///< allowed change as a fraction of the baseline
-  std::optional<double> absolute;   ///< allowed change in the metric's unit
+  std::optional<double> relative;  ///< allowed change as a fraction of the baseline
+  std::optional<double> absolute;  ///< allowed change in the metric's unit
   bool ignore = false;
   std::optional<Direction> direction;  ///< overrides the metric's own (higher or lower is better)
 };
@@ -56,15 +56,15 @@ enum class Verdict { pass, improved, regression, not_met };
 
 struct Row {
   std::string metric;
-  std::optional<double> baseline;   ///< absent for requirements
+  std::optional<double> baseline;  ///< absent for requirements
   double current = 0;
-  double change = 0;                ///< current − baseline (medians)
-  double allowed = 0;               ///< the bound the change was held to (threshold + noise)
-  double noise = 0;                 ///< the part of `allowed` that comes from the samples' spread
-  std::string requirement;          ///< for --require rows
+  double change = 0;        ///< current − baseline (medians)
+  double allowed = 0;       ///< the bound the change was held to (threshold + noise)
+  double noise = 0;         ///< the part of `allowed` that comes from the samples' spread
+  std::string requirement;  ///< for --require rows
   Verdict verdict = Verdict::pass;
   bool boolean = false;
-  std::string unit;                 ///< "bytes", "s", "" — for formatting
+  std::string unit;  ///< "bytes", "s", "" — for formatting
 };
 
 struct Outcome {

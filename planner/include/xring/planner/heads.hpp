@@ -3,10 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "xring/planner/specs.hpp"
 
@@ -20,9 +19,9 @@ namespace xring {
 ///   any budget and prompt length. What `xring heads build` makes from measured scores.
 struct HeadProfile {
   std::string name;
-  std::string model;                 ///< the ModelSpec name it belongs to
+  std::string model;  ///< the ModelSpec name it belongs to
   std::string source;
-  int layers = 0;                    ///< self-attention layers
+  int layers = 0;  ///< self-attention layers
   int kv_heads = 0;
   std::vector<std::vector<double>> shares;                   ///< [layer][head]
   std::vector<double> bin_scores;                            ///< histogram bins, descending

@@ -2,10 +2,9 @@
 // `--set target.path=value` overrides; load_inputs() turns the three into validated specs.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "xring/planner/specs.hpp"
 
@@ -19,8 +18,8 @@ std::string to_string(SpecKind k);
 /// One spec file under profiles/, embedded at build time.
 struct BuiltinSpec {
   SpecKind kind;
-  std::string name;   ///< the file's stem, e.g. "llama-3.2-11b-vision"
-  std::string text;   ///< the JSON text as shipped
+  std::string name;  ///< the file's stem, e.g. "llama-3.2-11b-vision"
+  std::string text;  ///< the JSON text as shipped
 };
 
 const std::vector<BuiltinSpec>& builtin_specs();

@@ -17,8 +17,8 @@ std::string to_string(PlacementKind k);
 struct LayerLoad {
   std::vector<double> bytes_per_request;  ///< [kv head]: K+V bytes of one request's budget
   int requests = 1;
-  int gpus = 1;                           ///< G; H_kv must be a multiple of G
-  double copy_bytes = 0;                  ///< weight bytes a copy adds to its GPU
+  int gpus = 1;           ///< G; H_kv must be a multiple of G
+  double copy_bytes = 0;  ///< weight bytes a copy adds to its GPU
   /// Optional: bytes each GPU already holds from earlier layers. Ties between equally loaded
   /// GPUs go to the one holding less, so memory stays balanced across layers.
   std::vector<double> gpu_prior;
@@ -26,7 +26,7 @@ struct LayerLoad {
 
 struct HeadCopy {
   int gpu = 0;
-  int requests = 0;                       ///< requests of the batch this copy serves
+  int requests = 0;  ///< requests of the batch this copy serves
 };
 
 /// heads[h] lists the copies of kv head h (one unless fair-copied); the GPU loads are the
@@ -36,11 +36,12 @@ struct LayerPlacement {
   std::vector<std::vector<HeadCopy>> heads;
   std::vector<double> gpu_load;
   double max_load() const;
-  int copies() const;                     ///< extra copies beyond one per head
+  int copies() const;  ///< extra copies beyond one per head
 };
 
 /// Loads of `heads` under `load` (recomputed from scratch; used by the algorithms and tests).
-std::vector<double> gpu_loads(const LayerLoad& load, const std::vector<std::vector<HeadCopy>>& heads);
+std::vector<double> gpu_loads(const LayerLoad& load,
+                              const std::vector<std::vector<HeadCopy>>& heads);
 /// The lower bound no placement beats: total KV bytes / G.
 double load_lower_bound(const LayerLoad& load);
 

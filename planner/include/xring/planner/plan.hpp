@@ -2,11 +2,10 @@
 // nothing but this file.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "xring/planner/decode.hpp"
 #include "xring/planner/strategy.hpp"
@@ -27,8 +26,8 @@ struct MemoryBreakdown {
   double saved_activations = 0;  ///< training: every cross-attention layer's saved tensors
   double text_activations = 0;   ///< the rest of the model's activations
   double total() const {
-    return weights + optimizer_states + visual_tokens + kv + attention_buffers +
-           saved_activations + text_activations;
+    return weights + optimizer_states + visual_tokens + kv + attention_buffers + saved_activations +
+           text_activations;
   }
 };
 
@@ -37,34 +36,34 @@ struct MemoryBreakdown {
 struct Alternative {
   Strategy strategy = Strategy::single;
   int ranks = 1;
-  int ulysses_degree = 0;        ///< hybrid only
+  int ulysses_degree = 0;  ///< hybrid only
   bool recompute = false;
   std::optional<double> time_s;
-  std::string rejected_reason;   ///< empty for the chosen one
+  std::string rejected_reason;  ///< empty for the chosen one
 };
 
 struct LayerPlan {
-  int index = 0;                 ///< decoder layer index
+  int index = 0;  ///< decoder layer index
   Strategy strategy = Strategy::single;
-  int ranks = 1;                 ///< P: ranks cooperating on one sample
-  int ulysses_degree = 0;        ///< hybrid: Ulysses degree inside a node
-  std::string ring_kind;         ///< hybrid: "query_ring" or "kv_ring" across nodes
-  bool recompute = false;        ///< training: LV-XAttn activation recomputation
-  int groups = 1;                ///< data-parallel groups of `ranks` ranks
+  int ranks = 1;           ///< P: ranks cooperating on one sample
+  int ulysses_degree = 0;  ///< hybrid: Ulysses degree inside a node
+  std::string ring_kind;   ///< hybrid: "query_ring" or "kv_ring" across nodes
+  bool recompute = false;  ///< training: LV-XAttn activation recomputation
+  int groups = 1;          ///< data-parallel groups of `ranks` ranks
   long long batch_per_group = 1;
-  long long q_block = 0;         ///< largest query block per rank (tokens)
-  long long kv_block = 0;        ///< largest K/V block per rank (tokens)
-  int steps = 1;                 ///< overlapped ring steps per pass
-  double step_compute_s = 0;     ///< forward
-  double step_comm_s = 0;        ///< forward
-  double bytes_per_step = 0;     ///< forward
+  long long q_block = 0;      ///< largest query block per rank (tokens)
+  long long kv_block = 0;     ///< largest K/V block per rank (tokens)
+  int steps = 1;              ///< overlapped ring steps per pass
+  double step_compute_s = 0;  ///< forward
+  double step_comm_s = 0;     ///< forward
+  double bytes_per_step = 0;  ///< forward
   double forward_s = 0;
   double backward_s = 0;
   double compute_s = 0;
   double comm_s = 0;
   double time_s = 0;
   MemoryBreakdown memory_bytes;
-  std::string reason;            ///< why this choice won
+  std::string reason;  ///< why this choice won
   std::vector<Alternative> alternatives;
 };
 
@@ -73,9 +72,9 @@ struct LayerPlan {
 struct RestOfModel {
   double flops = 0;
   double compute_s = 0;
-  double comm_s = 0;             ///< training: gradient/parameter sync not hidden by compute
+  double comm_s = 0;  ///< training: gradient/parameter sync not hidden by compute
   double time_s = 0;
-  int tensor_parallel = 1;       ///< inference: weight sharding degree (1 = replicated)
+  int tensor_parallel = 1;  ///< inference: weight sharding degree (1 = replicated)
   std::string note;
 };
 
@@ -92,8 +91,8 @@ struct Predicted {
 
 /// Where the compute and link rates came from.
 struct CostSource {
-  std::string kind = "datasheet";  ///< "datasheet" peaks x stated efficiencies
-  double attention_flop_per_s = 0; ///< achieved per rank
+  std::string kind = "datasheet";   ///< "datasheet" peaks x stated efficiencies
+  double attention_flop_per_s = 0;  ///< achieved per rank
   double matmul_flop_per_s = 0;
   double attention_efficiency = 0;
   double matmul_efficiency = 0;
@@ -102,7 +101,7 @@ struct CostSource {
 struct Plan {
   int schema_version = kPlanSchemaVersion;
   std::string xring_version;
-  json inputs;                   ///< {model, cluster, workload, overrides}: validated JSON
+  json inputs;  ///< {model, cluster, workload, overrides}: validated JSON
   std::string phase;
   CostSource cost_source;
   bool feasible = true;

@@ -15,7 +15,7 @@ struct PlannerOptions {
   std::optional<Strategy> strategy;  ///< `--strategy`
   std::optional<int> ranks;          ///< `--ranks`: P, must divide the cluster's GPU count
   std::optional<bool> recompute;     ///< training: force LV-XAttn recomputation on or off
-  bool head_detail = true;           ///< list every head's placement in decode.heads (sweeps skip it)
+  bool head_detail = true;  ///< list every head's placement in decode.heads (sweeps skip it)
 };
 
 /// The version string written into plans.
@@ -36,7 +36,8 @@ Link group_link(const ClusterSpec& c, int first, int stride, int count);
 /// How a layer with `ranks` ranks runs on the inputs' cluster: links (the slowest hop of its
 /// ring or all-to-all group, ranks placed from rank 0) and the GPU's achieved rates. The one
 /// place the planner and the executor's "predicted" column both get these from.
-Placement placement_for(const Inputs& in, Strategy s, int ranks, int ulysses_degree, bool recompute);
+Placement placement_for(const Inputs& in, Strategy s, int ranks, int ulysses_degree,
+                        bool recompute);
 
 /// Reads and validates a plan file, including the specs echoed in its inputs.
 Plan read_plan_file(const std::string& path);

@@ -1,12 +1,12 @@
 // The planner's inputs: ModelSpec, GpuSpec, ClusterSpec, WorkloadSpec; their JSON readers
-// (strict: units, ranges, unknown keys). Plans echo the validated JSON, not a re-encoding. Quantities are in SI base units.
+// (strict: units, ranges, unknown keys). Plans echo the validated JSON, not a re-encoding.
+// Quantities are in SI base units.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace xring {
 
@@ -39,37 +39,37 @@ struct AttentionGeometry {
 struct ModelSpec {
   std::string name;
   std::string source;
-  int layers = 0;                            ///< decoder layers, cross-attention ones included
-  std::vector<int> cross_attention_layers;   ///< 0-based indices into the decoder layers
+  int layers = 0;                           ///< decoder layers, cross-attention ones included
+  std::vector<int> cross_attention_layers;  ///< 0-based indices into the decoder layers
   CrossAttentionKind cross_attention_kind = CrossAttentionKind::separate;
   int hidden_size = 0;
   AttentionGeometry self_attention;
-  AttentionGeometry cross_attention;         ///< defaults to self_attention
+  AttentionGeometry cross_attention;  ///< defaults to self_attention
   int mlp_size = 0;
   int vocab_size = 0;
-  double params = 0;                         ///< language-model parameters (count)
-  double vision_params = 0;                  ///< vision encoder parameters; 0 = not modelled
-  int vision_tokens_per_frame = 0;           ///< tokens the vision encoder sees per frame
+  double params = 0;                ///< language-model parameters (count)
+  double vision_params = 0;         ///< vision encoder parameters; 0 = not modelled
+  int vision_tokens_per_frame = 0;  ///< tokens the vision encoder sees per frame
   DType dtype = DType::bf16;
-  int tokens_per_frame = 0;                  ///< visual tokens per frame reaching cross-attention
-  int visual_hidden_size = 0;                ///< width of those tokens (input of Wk, Wv)
+  int tokens_per_frame = 0;    ///< visual tokens per frame reaching cross-attention
+  int visual_hidden_size = 0;  ///< width of those tokens (input of Wk, Wv)
 };
 
 struct GpuSpec {
   std::string name;
   std::string source;
   double memory_bytes = 0;
-  double peak_bf16_flop_per_s = 0;           ///< dense tensor-core peak
+  double peak_bf16_flop_per_s = 0;  ///< dense tensor-core peak
   double peak_fp16_flop_per_s = 0;
   double hbm_bytes_per_s = 0;
-  double attention_efficiency = 0.5;         ///< achieved / peak for attention kernels
-  double matmul_efficiency = 0.6;            ///< achieved / peak for GEMMs
+  double attention_efficiency = 0.5;  ///< achieved / peak for attention kernels
+  double matmul_efficiency = 0.6;     ///< achieved / peak for GEMMs
   double peak_flop_per_s(DType d) const;
 };
 
 struct LinkSpec {
-  std::string kind;                          ///< "nvlink", "pcie", "infiniband", ... (free text)
-  double bytes_per_s = 0;                    ///< per GPU, one direction
+  std::string kind;        ///< "nvlink", "pcie", "infiniband", ... (free text)
+  double bytes_per_s = 0;  ///< per GPU, one direction
   double latency_s = 0;
 };
 
@@ -80,7 +80,7 @@ struct ClusterSpec {
   int gpus_per_node = 0;
   GpuSpec gpu;
   LinkSpec intra_node;
-  LinkSpec inter_node;                       ///< unused when nodes == 1
+  LinkSpec inter_node;  ///< unused when nodes == 1
   RankOrder rank_order = RankOrder::node_major;
   double reserved_bytes_per_gpu = 2.0 * (1ull << 30);  ///< CUDA context, allocator slack
   int gpus() const { return nodes * gpus_per_node; }
@@ -95,14 +95,14 @@ std::string to_string(KvPolicyKind k);
 struct KvPolicy {
   KvPolicyKind kind = KvPolicyKind::full;
   std::string name = "full";
-  double floor = 0.5;          ///< adaptive: AdaKV's floor fraction alpha of B' every head keeps
-  int window = 32;             ///< adaptive: observation window w, always kept
-  long long cache_tokens = 0;  ///< inf_mllm: cache size N per layer (0 = kv_budget, else 4096)
-  long long recent_tokens = 0; ///< inf_mllm: recent tokens r kept (0 = cache_tokens / 4)
-  double stored_rate = 0.45;   ///< a_vl: fraction of vision tokens kept after prefill
-  double compute_rate = 0.5;   ///< a_vl: fraction of the kept vision tokens computed every step
-  int update_interval = 5;     ///< a_vl: the rest is computed every this many steps
-  double text_keep = 0.3;      ///< a_vl: 1 - T, fraction of text tokens kept (at least 20)
+  double floor = 0.5;           ///< adaptive: AdaKV's floor fraction alpha of B' every head keeps
+  int window = 32;              ///< adaptive: observation window w, always kept
+  long long cache_tokens = 0;   ///< inf_mllm: cache size N per layer (0 = kv_budget, else 4096)
+  long long recent_tokens = 0;  ///< inf_mllm: recent tokens r kept (0 = cache_tokens / 4)
+  double stored_rate = 0.45;    ///< a_vl: fraction of vision tokens kept after prefill
+  double compute_rate = 0.5;    ///< a_vl: fraction of the kept vision tokens computed every step
+  int update_interval = 5;      ///< a_vl: the rest is computed every this many steps
+  double text_keep = 0.3;       ///< a_vl: 1 - T, fraction of text tokens kept (at least 20)
 };
 
 struct WorkloadSpec {
@@ -110,16 +110,16 @@ struct WorkloadSpec {
   std::string description;
   Phase phase = Phase::prefill;
   int batch = 1;
-  int text_tokens = 0;                       ///< S_Q: text (query) tokens per sample
+  int text_tokens = 0;  ///< S_Q: text (query) tokens per sample
   std::optional<int> frames;
-  std::optional<int> tokens_per_frame;       ///< overrides the model's
-  std::optional<long long> visual_tokens;    ///< S_KV directly, instead of frames
+  std::optional<int> tokens_per_frame;     ///< overrides the model's
+  std::optional<long long> visual_tokens;  ///< S_KV directly, instead of frames
   int generate_tokens = 0;
   KvPolicy kv_policy;
-  std::optional<long long> kv_budget;        ///< average tokens kept per kv head (uniform, adaptive)
-  std::string head_profile;                  ///< head-importance profile (name or path; "" = the model's)
-  std::optional<double> stream_seconds;      ///< streaming: length of the stream
-  std::optional<double> fps;                 ///< streaming: frames per second
+  std::optional<long long> kv_budget;  ///< average tokens kept per kv head (uniform, adaptive)
+  std::string head_profile;            ///< head-importance profile (name or path; "" = the model's)
+  std::optional<double> stream_seconds;  ///< streaming: length of the stream
+  std::optional<double> fps;             ///< streaming: frames per second
 };
 
 /// S_KV of a workload on a model: visual_tokens, or frames x tokens per frame.

@@ -17,32 +17,32 @@ Strategy strategy_from_string(const std::string& s);
 
 /// Where and how a layer runs: P ranks, their links and achieved rates, and the phase.
 struct Placement {
-  int ranks = 1;                 ///< P
-  int ulysses_degree = 1;        ///< hybrid: Ulysses inside a node; the ring has P / this steps
-  Link ring_link;                ///< slowest hop of the ring (hybrid: between Ulysses groups)
-  Link all_to_all_link;          ///< slowest link inside the all-to-all group
+  int ranks = 1;                    ///< P
+  int ulysses_degree = 1;           ///< hybrid: Ulysses inside a node; the ring has P / this steps
+  Link ring_link;                   ///< slowest hop of the ring (hybrid: between Ulysses groups)
+  Link all_to_all_link;             ///< slowest link inside the all-to-all group
   double attention_flop_per_s = 1;  ///< achieved by one rank
   double matmul_flop_per_s = 1;
-  bool training = false;         ///< forward + backward instead of forward only
-  bool recompute = false;        ///< LV-XAttn: recompute K/V from the layer input in backward
+  bool training = false;   ///< forward + backward instead of forward only
+  bool recompute = false;  ///< LV-XAttn: recompute K/V from the layer input in backward
 };
 
 /// One pass (forward or backward) of one layer on one rank.
 struct PassCost {
-  int steps = 0;                 ///< overlapped ring steps (1 when nothing overlaps)
-  double step_compute_s = 0;     ///< attention compute of one step
-  double step_comm_s = 0;        ///< the transfer overlapping a step (bytes/BW + latency)
+  int steps = 0;              ///< overlapped ring steps (1 when nothing overlaps)
+  double step_compute_s = 0;  ///< attention compute of one step
+  double step_comm_s = 0;     ///< the transfer overlapping a step (bytes/BW + latency)
   double bytes_per_step = 0;
-  double fixed_compute_s = 0;    ///< compute outside the steps (projections)
-  double fixed_comm_s = 0;       ///< transfers that nothing hides (all-to-all, return home)
-  double time_s = 0;             ///< wall time of the pass
+  double fixed_compute_s = 0;  ///< compute outside the steps (projections)
+  double fixed_comm_s = 0;     ///< transfers that nothing hides (all-to-all, return home)
+  double time_s = 0;           ///< wall time of the pass
   double compute_s() const { return steps * step_compute_s + fixed_compute_s; }
   double comm_s() const { return (steps > 1 ? steps - 1 : 0) * step_comm_s + fixed_comm_s; }
 };
 
 struct LayerCost {
   PassCost forward;
-  PassCost backward;             ///< zero unless training
+  PassCost backward;  ///< zero unless training
   double time_s() const { return forward.time_s + backward.time_s; }
   double compute_s() const { return forward.compute_s() + backward.compute_s(); }
   double comm_s() const { return forward.comm_s() + backward.comm_s(); }
@@ -50,10 +50,10 @@ struct LayerCost {
 
 /// Per-rank bytes a layer needs while it runs, and what it keeps for backward.
 struct LayerMemory {
-  double visual_tokens = 0;      ///< this rank's shard of the visual input
-  double kv = 0;                 ///< K and V of the layer held on this rank
-  double attention_buffers = 0;  ///< Q, O, L and the in-flight (double) buffers
-  double saved_for_backward = 0; ///< training: what this layer keeps until its backward
+  double visual_tokens = 0;       ///< this rank's shard of the visual input
+  double kv = 0;                  ///< K and V of the layer held on this rank
+  double attention_buffers = 0;   ///< Q, O, L and the in-flight (double) buffers
+  double saved_for_backward = 0;  ///< training: what this layer keeps until its backward
 };
 
 struct StrategyUnit {

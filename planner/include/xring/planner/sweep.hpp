@@ -3,11 +3,10 @@
 #pragma once
 
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "xring/planner/planner.hpp"
 
@@ -16,9 +15,9 @@ namespace xring {
 /// One `--vary spec.field=...` axis: a list ("16,64,256") or a range "start..stop:xF"
 /// (geometric, factor F > 1) or "start..stop:+S" (arithmetic, step S > 0).
 struct SweepAxis {
-  std::string field;                  ///< e.g. "workload.frames"
+  std::string field;  ///< e.g. "workload.frames"
   std::vector<nlohmann::json> values;
-  bool geometric = false;             ///< the values grow by a factor (plots use a log axis)
+  bool geometric = false;  ///< the values grow by a factor (plots use a log axis)
 };
 SweepAxis parse_vary(const std::string& text);
 
@@ -32,7 +31,7 @@ struct SweepRequest {
   std::vector<std::string> overrides;  ///< applied to every point, before the axes
   std::vector<SweepAxis> axes;
   PlannerOptions options;
-  int threads = 0;                     ///< 0: one per hardware thread
+  int threads = 0;  ///< 0: one per hardware thread
   /// Called from the calling thread about every 100 ms with (points done, points in all).
   std::function<void(size_t, size_t)> progress;
 };
