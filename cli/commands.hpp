@@ -29,6 +29,7 @@ void attach_heads(CLI::App& sub, int& exit_code);
 void attach_whatif(CLI::App& sub, int& exit_code);
 void attach_run(CLI::App& sub, int& exit_code);
 void attach_gate(CLI::App& sub, int& exit_code);
+void attach_import(CLI::App& sub, int& exit_code);
 
 /// --model/--cluster/--workload/--set and the pins (--strategy, --ranks, --recompute).
 struct SpecOptions {

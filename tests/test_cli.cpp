@@ -484,3 +484,17 @@ TEST(Gate, RulesChangeThresholdsAndDirectionAndAreValidated) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("did you mean \"relative\""), std::string::npos) << r.output;
 }
+
+TEST(Cli, ImportWritesAPlannableSpecAndListsAssumptions) {
+  fs::path out = scratch("imported.json");
+  Result r = xring("import hf " + data("hf/llama-3.2-11b-vision.json") + " --name mine -o " +
+                   out.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("assumed tokens per image"), std::string::npos) << r.output;
+  EXPECT_EQ(read_json(out)["name"], "mine");
+  EXPECT_EQ(xring("plan --model " + out.string()).exit_code, 0);
+  r = xring("import hf " + data("hf/unsupported.json") + " -o " + scratch("never.json").string());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("model_type"), std::string::npos);
+  EXPECT_FALSE(fs::exists(scratch("never.json")));
+}

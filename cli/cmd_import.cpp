@@ -1,0 +1,41 @@
+// `xring import hf`: a Hugging Face config.json to a ModelSpec.
+#include <cstdio>
+#include <filesystem>
+
+#include "commands.hpp"
+#include "xring/planner/error.hpp"
+#include "xring/planner/hf_import.hpp"
+#include "xring/planner/json_reader.hpp"
+
+namespace xring::cli {
+
+void attach_import(CLI::App& sub, int& exit_code) {
+  sub.require_subcommand(1);
+  struct Options {
+    std::string config, output, name;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* hf =
+      sub.add_subcommand("hf", "A Hugging Face config.json (mllama, llama, mistral, qwen2)");
+  hf->add_option("config", o->config, "The model's config.json")->required();
+  hf->add_option("-o,--output", o->output, "Write the ModelSpec here (default: stdout)");
+  hf->add_option("--name", o->name, "The spec's name (default: the config file's stem)");
+  hf->footer(
+      "What the config does not say is assumed and listed on stderr (e.g. tokens per image).\n"
+      "Example:\n  xring import hf config.json -o my-model.json && xring plan --model "
+      "my-model.json");
+  hf->callback([o, &exit_code] {
+    std::string name = o->name.empty() ? std::filesystem::path(o->config).stem().string() : o->name;
+    ImportedModel m = import_hf_config(read_json_file(o->config), o->config, name);
+    model_from_json(m.spec, o->config + " (imported)");  // the result must be a valid spec
+    std::string text = m.spec.dump(2) + "\n";
+    for (const auto& a : m.assumed) std::fprintf(stderr, "xring import: assumed %s\n", a.c_str());
+    if (o->output.empty())
+      std::fputs(text.c_str(), stdout);
+    else
+      write_file_atomically(o->output, text);
+    exit_code = 0;
+  });
+}
+
+}  // namespace xring::cli
