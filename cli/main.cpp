@@ -27,6 +27,7 @@ const xring::cli::Subcommand kSubcommands[] = {
     {"heads",
      "Make head-importance profiles (synthetic, or from measured scores) for adaptive budgets",
      xring::cli::attach_heads},
+    {"diff", "Say which inputs and layers changed a prediction between two plan files", xring::cli::attach_diff},
     {"import", "Turn a Hugging Face config.json into a ModelSpec", xring::cli::attach_import},
     {"list", "List the built-in models, clusters, GPUs and workloads", xring::cli::attach_list},
     {"show", "Print a built-in spec's JSON (a starting point for your own)",

@@ -4,6 +4,7 @@
 #include "test_util.hpp"
 #include "xring/planner/error.hpp"
 #include "xring/planner/planner.hpp"
+#include "xring/planner/provenance.hpp"
 #include "xring/planner/trace.hpp"
 
 using namespace xring;
@@ -97,4 +98,39 @@ TEST(Trace, HasComputeAndTransferLanesPerRank) {
   // Per layer and rank: `steps` compute events and steps-1 transfers (plus projections).
   EXPECT_EQ(transfer, static_cast<int>(p.layers.size()) * l.ranks * (l.steps - 1));
   EXPECT_GE(compute, static_cast<int>(p.layers.size()) * l.ranks * l.steps);
+}
+
+TEST(Provenance, PlansRecordVersionRevisionHashesRatesAndDate) {
+  Plan p = plan(load_inputs("tiny", "h100-sxm-8", "video-qa", {}));
+  const json& pr = p.provenance;
+  EXPECT_EQ(pr["xring_version"], xring_version());
+  EXPECT_FALSE(pr["git_revision"].get<std::string>().empty());
+  EXPECT_EQ(pr["date"].get<std::string>().size(), 20u);  // 2026-11-23T23:47:24Z
+  EXPECT_NE(pr["rates"].get<std::string>().find("datasheet"), std::string::npos);
+  EXPECT_TRUE(pr["device_profile"].is_null());
+  for (const char* key : {"model", "cluster", "workload"})
+    EXPECT_EQ(pr["inputs"][key]["hash"].get<std::string>().size(), 16u) << key;
+  // The hash follows the content: a changed field changes it, the same content keeps it.
+  Plan same = plan(load_inputs("tiny", "h100-sxm-8", "video-qa", {}));
+  Plan other = plan(load_inputs("tiny", "h100-sxm-8", "video-qa", {"workload.frames=300"}));
+  EXPECT_EQ(same.provenance["inputs"]["workload"]["hash"], pr["inputs"]["workload"]["hash"]);
+  EXPECT_NE(other.provenance["inputs"]["workload"]["hash"], pr["inputs"]["workload"]["hash"]);
+  EXPECT_EQ(other.provenance["inputs"]["model"]["hash"], pr["inputs"]["model"]["hash"]);
+}
+
+TEST(Provenance, DiffNamesTheChangedInputsAndLayers) {
+  Plan a = plan(load_inputs("mplug-owl3-7b", "a100-80gb-16", "video-qa", {}));
+  Plan b = plan(load_inputs("mplug-owl3-7b", "a100-80gb-16", "video-qa",
+                            {"cluster.inter_node.bandwidth=1GB/s"}));
+  std::vector<std::string> d = explain_diff(a, b);
+  auto has = [&](const std::string& needle) {
+    for (const auto& line : d)
+      if (line.find(needle) != std::string::npos) return true;
+    return false;
+  };
+  EXPECT_TRUE(has("input cluster changed"));
+  EXPECT_TRUE(has("cluster.inter_node.bandwidth: \"25GB/s\" -> \"1GB/s\""));
+  EXPECT_FALSE(has("input model changed"));
+  EXPECT_TRUE(has("layer 1 time_s"));
+  EXPECT_TRUE(explain_diff(a, a).empty());
 }

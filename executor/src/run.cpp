@@ -12,6 +12,7 @@
 #include "xring/executor/decode.hpp"
 #include "xring/executor/projection.hpp"
 #include "xring/planner/error.hpp"
+#include "xring/planner/provenance.hpp"
 
 namespace xring::executor {
 namespace {
@@ -258,6 +259,14 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
   report.scale = options.scale.value_or(1.0);
   report.tolerance_rule =
       "|distributed − reference| ≤ 1e-5·max|reference| + one storage ulp, per element";
+  report.provenance = {{"xring_version", xring_version()},
+                       {"git_revision", git_revision()},
+                       {"date", utc_now()},
+                       {"plan", origin},
+                       {"plan_hash", content_hash(to_json(plan))},
+                       {"plan_inputs", plan.provenance.value("inputs", nlohmann::json::object())},
+                       {"backend", options.backend},
+                       {"seed", options.seed}};
   if (plan.decode) return run_decode_plan(plan, in, origin, options, report);
   if (plan.layers.empty())
     throw Error(origin + ": the plan has no cross-attention layers to run (phase " + plan.phase +
@@ -467,6 +476,7 @@ nlohmann::json to_json(const RunReport& r) {
                       {"verified", l.verified}});
   return {{"schema_version", kReportSchemaVersion},
           {"xring_version", xring_version()},
+          {"provenance", r.provenance},
           {"backend", r.backend},
           {"plan", r.plan_origin},
           {"seed", r.seed},

@@ -309,6 +309,7 @@ json to_json(const Plan& plan) {
   return {{"schema_version", plan.schema_version},
           {"xring_version", plan.xring_version},
           {"inputs", plan.inputs},
+          {"provenance", plan.provenance},
           {"phase", plan.phase},
           {"cost_source",
            {{"kind", c.kind},
@@ -356,6 +357,12 @@ Plan plan_from_json(const json& j, const std::string& origin) {
   strings_from(inputs, "overrides");
   inputs.finish();
   plan.inputs = r.raw("inputs");
+  if (r.has("provenance")) {
+    if (!r.raw("provenance").is_object()) r.fail("provenance", "must be a JSON object");
+    plan.provenance = r.raw("provenance");
+  } else {
+    r.allow("provenance");  // plans written before provenance existed
+  }
   plan.phase = r.choice("phase", {"training", "prefill", "decode", "streaming"});
   {
     ObjectReader c = r.object("cost_source");

@@ -9,6 +9,7 @@
 
 #include "xring/planner/error.hpp"
 #include "xring/planner/json_reader.hpp"
+#include "xring/planner/provenance.hpp"
 #include "xring/planner/units.hpp"
 
 namespace xring {
@@ -85,6 +86,8 @@ class Planner {
                    {"workload", in_.workload_json.value},
                    {"overrides", in_.overrides}};
     plan.phase = to_string(in_.workload.phase);
+    plan.provenance =
+        plan_provenance(plan.inputs, "datasheet peaks x default efficiencies (no device profile)");
     plan.cost_source = {"datasheet", attention_flop_per_s_, matmul_flop_per_s_,
                         in_.cluster.gpu.attention_efficiency, in_.cluster.gpu.matmul_efficiency};
     plan.notes.push_back("rates: datasheet peaks of " + in_.cluster.gpu.name + " x efficiency " +
