@@ -6,6 +6,7 @@
 
 #include "xring/planner/placement.hpp"
 #include "xring/planner/planner.hpp"
+#include "xring/planner/recommend.hpp"
 #include "xring/planner/sweep.hpp"
 
 namespace {
@@ -88,6 +89,19 @@ void BM_Place64HeadsOn8Gpus(benchmark::State& state) {
   state.SetLabel(xring::to_string(kind));
 }
 BENCHMARK(BM_Place64HeadsOn8Gpus)->DenseRange(0, 3)->Unit(benchmark::kMicrosecond);
+
+/// The search target: 1,000+ cluster shapes (two GPU types, up to 512 GPUs, 1/2/4/8
+/// per node), no pruning possible (throughput per GPU), all threads.
+void BM_Recommend1920Shapes(benchmark::State& state) {
+  xring::RecommendRequest r;
+  r.model = "llama-3.2-11b-vision";
+  r.workload = "video-qa";
+  r.gpus = {"h100-sxm", "a100-80gb"};
+  r.max_gpus = 512;
+  r.objective = xring::Objective::max_throughput_per_gpu;
+  for (auto _ : state) benchmark::DoNotOptimize(xring::recommend(r));
+}
+BENCHMARK(BM_Recommend1920Shapes)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 

@@ -31,6 +31,7 @@ void attach_run(CLI::App& sub, int& exit_code);
 void attach_gate(CLI::App& sub, int& exit_code);
 void attach_import(CLI::App& sub, int& exit_code);
 void attach_diff(CLI::App& sub, int& exit_code);
+void attach_recommend(CLI::App& sub, int& exit_code);
 
 /// --model/--cluster/--workload/--set and the pins (--strategy, --ranks, --recompute).
 struct SpecOptions {

@@ -498,3 +498,28 @@ TEST(Cli, ImportWritesAPlannableSpecAndListsAssumptions) {
   EXPECT_NE(r.output.find("model_type"), std::string::npos);
   EXPECT_FALSE(fs::exists(scratch("never.json")));
 }
+
+TEST(Cli, RecommendWritesPlansCsvAndExitsOneWhenNothingMeets) {
+  fs::path dir = scratch("plans"), csv = scratch("rec.csv");
+  Result r = xring(
+      "recommend --model mplug-owl3-7b --gpu h100-sxm --gpu a100-80gb --max-gpus 16 "
+      "--require \"frames_per_s>=2000\" --top 3 --emit-plans " +
+      dir.string() + " --csv " + csv.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  int plans = 0;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    ++plans;
+    EXPECT_EQ(xring("gate --plan " + e.path().string() +
+                    " --require feasible --require \"frames_per_s>=2000\"")
+                  .exit_code,
+              0);
+  }
+  EXPECT_GE(plans, 1);
+  EXPECT_NE(read_text(csv).find("gpu,nodes,gpus_per_node,kv_policy,gpus,evaluated"),
+            std::string::npos);
+  r = xring(
+      "recommend --model mplug-owl3-7b --gpu a30 --max-gpus 4 --require \"frames_per_s>=1e9\"");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("the closest is"), std::string::npos) << r.output;
+  EXPECT_EQ(xring("recommend --model tiny --gpu nope").exit_code, 2);
+}

@@ -65,7 +65,7 @@ struct RunReport {
   double measured_time_s = 0, measured_tokens_per_s = 0, measured_flop_per_s = 0;
   double predicted_time_s = 0, predicted_tokens_per_s = 0;
   std::vector<std::string> notes;
-  nlohmann::json provenance;               ///< version, git revision, plan hash, date, seed
+  nlohmann::json provenance;       ///< version, git revision, plan hash, date, seed
   std::vector<TraceEvent> events;  ///< the measured timeline (for --trace)
 };
 

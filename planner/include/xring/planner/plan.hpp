@@ -101,7 +101,7 @@ struct CostSource {
 struct Plan {
   int schema_version = kPlanSchemaVersion;
   std::string xring_version;
-  json inputs;  ///< {model, cluster, workload, overrides}: validated JSON
+  json inputs;                       ///< {model, cluster, workload, overrides}: validated JSON
   json provenance = json::object();  ///< version, git revision, input hashes, rates, date
   std::string phase;
   CostSource cost_source;

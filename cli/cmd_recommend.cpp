@@ -1,0 +1,171 @@
+// `xring recommend`: the smallest / best cluster that meets a target.
+#include <fmt/core.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+
+#include "commands.hpp"
+#include "xring/planner/error.hpp"
+#include "xring/planner/recommend.hpp"
+#include "xring/planner/sweep.hpp"
+#include "xring/planner/units.hpp"
+
+namespace xring::cli {
+namespace {
+
+std::string shape(const Candidate& c) {
+  return fmt::format("{} {}x{}{}", c.gpu, c.nodes, c.gpus_per_node,
+                     c.kv_policy.empty() ? "" : " " + c.kv_policy);
+}
+
+}  // namespace
+
+void attach_recommend(CLI::App& sub, int& exit_code) {
+  struct Options {
+    RecommendRequest request;
+    std::string objective = "min_gpus";
+    int top = 10;
+    std::string csv, plot, emit;
+  };
+  auto o = std::make_shared<Options>();
+  o->request.model = kDefaultModel;
+  o->request.workload = kDefaultWorkload;
+  sub.add_option("-m,--model", o->request.model, "Built-in model or ModelSpec file")
+      ->capture_default_str();
+  sub.add_option("-w,--workload", o->request.workload, "Built-in workload or WorkloadSpec file")
+      ->capture_default_str();
+  sub.add_option("--gpu", o->request.gpus, "GPU types to consider (built-in GPU names), repeatable")
+      ->required();
+  sub.add_option("--max-gpus", o->request.max_gpus, "Largest cluster to consider")
+      ->capture_default_str();
+  sub.add_option("--set", o->request.overrides, "Override a model. or workload. field, repeatable");
+  sub.add_option("--require", o->request.requirements,
+                 "A requirement every recommendation meets (as xring gate --require), repeatable");
+  sub.add_option("--objective", o->objective, "min_gpus, max_throughput_per_gpu or min_latency")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"min_gpus", "max_throughput_per_gpu", "min_latency"}));
+  sub.add_option("--top", o->top, "How many recommendations to print and emit")
+      ->capture_default_str();
+  sub.add_option(
+      "--csv", o->csv,
+      "Every shape considered, with its numbers and whether it is on the Pareto frontier");
+  sub.add_option(
+      "--plot", o->plot,
+      "Throughput per GPU vs latency of the meeting shapes, frontier marked (SVG via gnuplot)");
+  sub.add_option("--emit-plans", o->emit,
+                 "Write a ready plan file for each of the top recommendations here");
+  sub.footer(
+      "Example:\n  xring recommend --model mplug-owl3-7b --workload video-qa --gpu h100-sxm --gpu "
+      "a100-80gb "
+      "--max-gpus 64 --require \"frames_per_s>=2000\" --top 5 --emit-plans plans/\n"
+      "Exit codes: 0 found, 1 nothing meets the requirements (the closest is shown), 2 bad input.");
+  sub.callback([o, &exit_code] {
+    o->request.objective = objective_from_string(o->objective);
+    auto started = std::chrono::steady_clock::now();
+    Recommendation rec = recommend(o->request);
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    fmt::print("xring recommend: {} for workload {} ({} shapes: {} planned, {} pruned, {:.3f} s)\n",
+               o->request.model, o->request.workload, rec.all.size(), rec.evaluated, rec.pruned,
+               seconds);
+    if (!o->csv.empty()) {
+      std::string text =
+          "gpu,nodes,gpus_per_node,kv_policy,gpus,evaluated,feasible,meets,strategy,throughput_per_"
+          "gpu,latency_s,"
+          "peak_memory_bytes_per_rank,pareto\n";
+      for (const auto& c : rec.all) {
+        bool pareto = false;
+        for (const auto& r : rec.ranked)
+          if (r.gpu == c.gpu && r.nodes == c.nodes && r.gpus_per_node == c.gpus_per_node &&
+              r.kv_policy == c.kv_policy)
+            pareto = r.pareto;
+        text += fmt::format(
+            "{},{},{},{},{},{},{},{},{},{:.10g},{:.10g},{:.10g},{}\n", c.gpu, c.nodes,
+            c.gpus_per_node, c.kv_policy, c.total_gpus(), c.evaluated,
+            c.evaluated && c.plan.feasible, c.meets, c.evaluated ? strategy_label(c.plan) : "-",
+            c.throughput_per_gpu, c.latency_s,
+            c.evaluated ? c.plan.predicted.peak_memory_bytes_per_rank : 0.0, pareto);
+      }
+      write_file_atomically(o->csv, text);
+    }
+    if (rec.ranked.empty()) {
+      const Candidate* c = rec.closest();
+      fmt::print("nothing meets every requirement");
+      if (c) {
+        fmt::print("; the closest is {} ({} GPUs, {}), which misses:\n", shape(*c), c->total_gpus(),
+                   strategy_label(c->plan));
+        for (const auto& f : c->failures) fmt::print("  - {}\n", f);
+      } else {
+        fmt::print(" (no shape could even hold the weights)\n");
+      }
+      exit_code = static_cast<int>(ExitCode::regression);
+      return;
+    }
+    fmt::print("  {:>3}  {:<28} {:>5}  {:<24} {:>16} {:>11} {:>12}  {}\n", "#", "cluster", "GPUs",
+               "strategy", "tokens/s per GPU", "latency", "memory/GPU", "pareto");
+    for (int i = 0; i < std::min<int>(o->top, static_cast<int>(rec.ranked.size())); ++i) {
+      const Candidate& c = rec.ranked[i];
+      fmt::print("  {:>3}  {:<28} {:>5}  {:<24} {:>16.4g} {:>11} {:>12}  {}\n", i + 1, shape(c),
+                 c.total_gpus(), strategy_label(c.plan), c.throughput_per_gpu,
+                 units::format_time(c.latency_s),
+                 units::format_bytes(c.plan.predicted.peak_memory_bytes_per_rank),
+                 c.pareto ? "yes" : "");
+    }
+    if (!o->emit.empty()) {
+      std::filesystem::create_directories(o->emit);
+      for (int i = 0; i < std::min<int>(o->top, static_cast<int>(rec.ranked.size())); ++i) {
+        const Candidate& c = rec.ranked[i];
+        SpecJson cluster{cluster_shape(c.gpu, c.nodes, c.gpus_per_node), "recommend:" + c.gpu};
+        SpecJson model = load_spec_json(SpecKind::model, o->request.model);
+        SpecJson workload = load_spec_json(SpecKind::workload, o->request.workload);
+        if (!c.kv_policy.empty()) workload.value["kv_policy"] = c.kv_policy;
+        std::vector<Override> parsed;
+        for (const auto& t : o->request.overrides) parsed.push_back(parse_override(t));
+        apply_overrides(model, SpecKind::model, parsed);
+        apply_overrides(workload, SpecKind::workload, parsed);
+        Plan p = plan(inputs_from_json(model, cluster, workload, o->request.overrides));
+        std::string path = fmt::format("{}/{:02d}-{}-{}x{}.plan.json", o->emit, i + 1, c.gpu,
+                                       c.nodes, c.gpus_per_node);
+        write_file_atomically(path, to_json(p).dump(2) + "\n");
+      }
+      fmt::print("wrote the top {} plans to {}\n",
+                 std::min<int>(o->top, static_cast<int>(rec.ranked.size())), o->emit);
+    }
+    if (!o->plot.empty()) {
+      std::string gp = o->plot + ".gp";
+      std::string s =
+          "set terminal svg size 900,560 dynamic background rgb 'white'\nset output '" + o->plot +
+          "'\nset xlabel 'latency (s)'\nset ylabel 'tokens/s per GPU'\nset logscale x\nset grid\n"
+          "set title 'xring recommend: Pareto frontier' noenhanced\n$all << EOD\n";
+      for (const auto& c : rec.ranked)
+        s += fmt::format("{:.10g} {:.10g}\n", c.latency_s, c.throughput_per_gpu);
+      s += "EOD\n$front << EOD\n";
+      std::vector<const Candidate*> front;
+      for (const auto& c : rec.ranked)
+        if (c.pareto) front.push_back(&c);
+      std::sort(front.begin(), front.end(),
+                [](auto* a, auto* b) { return a->latency_s < b->latency_s; });
+      for (auto* c : front)
+        s += fmt::format(
+            "{:.10g} {:.10g} {}\n", c->latency_s, c->throughput_per_gpu,
+            c->gpu + "-" + std::to_string(c->nodes) + "x" + std::to_string(c->gpus_per_node));
+      s += "EOD\nplot $all using 1:2 with points title 'meets the requirements', $front using 1:2 "
+           "with linespoints lw 2 "
+           "title 'Pareto frontier', $front using 1:2:3 with labels offset 1,1 font ',8' notitle\n";
+      write_file_atomically(gp, s);
+      const char* env = std::getenv("XRING_GNUPLOT");
+      std::string gnuplot = env ? env : "gnuplot";
+      if (std::system((gnuplot + " --version > /dev/null 2>&1").c_str()) == 0 &&
+          std::system((gnuplot + " '" + gp + "'").c_str()) == 0)
+        std::fprintf(stderr, "xring: wrote %s\n", o->plot.c_str());
+      else
+        std::fprintf(stderr, "xring: gnuplot unavailable; wrote %s (run gnuplot on it)\n",
+                     gp.c_str());
+    }
+    exit_code = 0;
+  });
+}
+
+}  // namespace xring::cli
