@@ -84,6 +84,32 @@ void unpack(std::vector<float>& t, int batch, int heads, long long total, int wi
     }
 }
 
+void store_head_gradients(const std::vector<std::vector<float>>& received, const AttentionProblem& p,
+                          int members, kernels::Rows my_q, kernels::Rows my_kv, AttentionResult& out) {
+  const auto& s = p.shape;
+  const int B = s.batch, d = s.head_dim;
+  std::vector<float> dk_own(static_cast<size_t>(B) * s.kv_heads * my_kv.rows * d, 0.0f),
+      dv_own(dk_own.size(), 0.0f);
+  const kernels::Rows local_kv{0, my_kv.rows};
+  for (int v = 0; v < members; ++v) {
+    Heads h = heads_of(s, members, v);
+    size_t nq = static_cast<size_t>(B) * h.q_count * my_q.rows * d,
+           nk = static_cast<size_t>(B) * h.kv_count * my_kv.rows * d;
+    const auto& m = received[v];
+    std::vector<float> dq_part(m.begin(), m.begin() + nq);
+    kernels::round_all(p.storage, dq_part);
+    unpack(out.dq, B, s.heads, p.s_q, d, h.q_first, h.q_count, my_q, dq_part, false);
+    unpack(dk_own, B, s.kv_heads, my_kv.rows, d, h.kv_first, h.kv_count, local_kv,
+           {m.begin() + nq, m.begin() + nq + nk}, true);
+    unpack(dv_own, B, s.kv_heads, my_kv.rows, d, h.kv_first, h.kv_count, local_kv,
+           {m.begin() + nq + nk, m.end()}, true);
+  }
+  kernels::round_all(p.storage, dk_own);
+  kernels::round_all(p.storage, dv_own);
+  kernels::place_rows(out.dk, B, s.kv_heads, p.s_kv, d, my_kv, dk_own.data());
+  kernels::place_rows(out.dv, B, s.kv_heads, p.s_kv, d, my_kv, dv_own.data());
+}
+
 Heads heads_of(const kernels::Shape& s, int P, int r) {
   const int hq = s.heads / P;
   if (s.kv_heads % P == 0) return {r * hq, hq, r * (s.kv_heads / P), s.kv_heads / P};

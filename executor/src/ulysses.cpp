@@ -107,26 +107,7 @@ void run_ulysses(Communicator& comm, const AttentionProblem& p, bool backward,
     parts[j].insert(parts[j].end(), b.begin(), b.end());
   }
   received = comm.all_to_all(std::move(parts), kTagGradOut);
-  std::vector<float> dk_own(static_cast<size_t>(B) * s.kv_heads * kr.rows * d, 0.0f),
-      dv_own(dk_own.size(), 0.0f);
-  const Rows local_kv{0, kr.rows};
-  for (int r = 0; r < P; ++r) {
-    Heads h = heads_of(s, P, r);
-    size_t nq = static_cast<size_t>(B) * h.q_count * qr.rows * d,
-           nk = static_cast<size_t>(B) * h.kv_count * kr.rows * d;
-    const auto& m = received[r];
-    std::vector<float> dq_part(m.begin(), m.begin() + nq);
-    kernels::round_all(p.storage, dq_part);
-    unpack(out.dq, B, s.heads, p.s_q, d, h.q_first, h.q_count, qr, dq_part, false);
-    unpack(dk_own, B, s.kv_heads, kr.rows, d, h.kv_first, h.kv_count, local_kv,
-           {m.begin() + nq, m.begin() + nq + nk}, true);
-    unpack(dv_own, B, s.kv_heads, kr.rows, d, h.kv_first, h.kv_count, local_kv,
-           {m.begin() + nq + nk, m.end()}, true);
-  }
-  kernels::round_all(p.storage, dk_own);
-  kernels::round_all(p.storage, dv_own);
-  kernels::place_rows(out.dk, B, s.kv_heads, p.s_kv, d, kr, dk_own.data());
-  kernels::place_rows(out.dv, B, s.kv_heads, p.s_kv, d, kr, dv_own.data());
+  detail::store_head_gradients(received, p, P, qr, kr, out);
 }
 
 }  // namespace xring::executor

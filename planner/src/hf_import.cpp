@@ -69,6 +69,17 @@ double layer_params(const Text& t) {
   return attention + 3.0 * t.hidden * t.mlp + 2.0 * t.hidden;  // + two norms
 }
 
+/// The spec fields a text geometry fills, shared by every family.
+void write_geometry(json& spec, const Text& t) {
+  spec["layers"] = t.layers;
+  spec["hidden_size"] = t.hidden;
+  spec["heads"] = t.heads;
+  spec["kv_heads"] = t.kv_heads;
+  spec["head_dim"] = t.head_dim;
+  spec["mlp_size"] = t.mlp;
+  spec["vocab_size"] = t.vocab;
+}
+
 }  // namespace
 
 std::string format_count(double n) {
@@ -100,14 +111,8 @@ ImportedModel import_hf_config(const json& config, const std::string& origin,
     if (type == "qwen2")
       params +=
           t.layers * static_cast<double>(t.head_dim) * (t.heads + 2 * t.kv_heads);  // qkv bias
-    spec["layers"] = t.layers;
+    write_geometry(spec, t);
     spec["cross_attention_layers"] = json::array();
-    spec["hidden_size"] = t.hidden;
-    spec["heads"] = t.heads;
-    spec["kv_heads"] = t.kv_heads;
-    spec["head_dim"] = t.head_dim;
-    spec["mlp_size"] = t.mlp;
-    spec["vocab_size"] = t.vocab;
     spec["params"] = format_count(params);
     assumed.push_back("params " + format_count(params) +
                       " counted from the architecture (gated MLP, " +
@@ -159,15 +164,9 @@ ImportedModel import_hf_config(const json& config, const std::string& origin,
                     (local_layers + global_layers) * vision_layer + global_layers * 2.0 +
                     2.0 * aspect_ratios * tiles * width + 4.0 * width +
                     static_cast<double>(output_dim) * t.hidden + t.hidden;
-    spec["layers"] = t.layers;
+    write_geometry(spec, t);
     spec["cross_attention_layers"] = cross;
     spec["cross_attention_kind"] = "separate";
-    spec["hidden_size"] = t.hidden;
-    spec["heads"] = t.heads;
-    spec["kv_heads"] = t.kv_heads;
-    spec["head_dim"] = t.head_dim;
-    spec["mlp_size"] = t.mlp;
-    spec["vocab_size"] = t.vocab;
     spec["params"] = format_count(text);
     spec["tokens_per_frame"] = tokens;
     spec["visual_hidden_size"] = t.hidden;
