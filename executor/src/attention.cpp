@@ -84,8 +84,9 @@ void unpack(std::vector<float>& t, int batch, int heads, long long total, int wi
     }
 }
 
-void store_head_gradients(const std::vector<std::vector<float>>& received, const AttentionProblem& p,
-                          int members, kernels::Rows my_q, kernels::Rows my_kv, AttentionResult& out) {
+void store_head_gradients(const std::vector<std::vector<float>>& received,
+                          const AttentionProblem& p, int members, kernels::Rows my_q,
+                          kernels::Rows my_kv, AttentionResult& out) {
   const auto& s = p.shape;
   const int B = s.batch, d = s.head_dim;
   std::vector<float> dk_own(static_cast<size_t>(B) * s.kv_heads * my_kv.rows * d, 0.0f),

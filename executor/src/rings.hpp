@@ -39,8 +39,9 @@ Heads heads_of(const kernels::Shape& s, int P, int r);
 /// `members` (member v sent dQ for heads_of(members, v) over rows `my_q`, then dK and dV for its
 /// kv heads over rows `my_kv`), writes this rank's dQ rows and its dK, dV rows, summing kv
 /// heads that several members hold (replication), all rounded to the storage type.
-void store_head_gradients(const std::vector<std::vector<float>>& received, const AttentionProblem& p,
-                          int members, kernels::Rows my_q, kernels::Rows my_kv, AttentionResult& out);
+void store_head_gradients(const std::vector<std::vector<float>>& received,
+                          const AttentionProblem& p, int members, kernels::Rows my_q,
+                          kernels::Rows my_kv, AttentionResult& out);
 
 void query_ring_forward(Communicator& comm, const RingLocal& x, std::vector<float>& o_own,
                         std::vector<float>& l_own);

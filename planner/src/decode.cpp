@@ -77,7 +77,11 @@ struct DecodeModel {
       out[1].push_back(place_balanced(load));
       load.gpu_prior = held[2];
       out[2].push_back(place_fair_copying(load, max_copies, out[1].back()));
-      if (optimal_done) {
+      if (optimal_done && budgets.tokens[l].size() == static_cast<size_t>(G)) {
+        // One kv head per GPU: every assignment has the same maximum (the heaviest head), so
+        // the balanced one is optimal; no search needed.
+        out[3].push_back(out[1].back());
+      } else if (optimal_done) {
         auto best = place_optimal(load, kOptimalNodeLimit, out[1].back());
         if (best)
           out[3].push_back(*best);
