@@ -204,3 +204,18 @@ TEST(Specs, MutatedSpecsNeverCrashThePlanner) {
   EXPECT_GT(refused, 100);
   EXPECT_GT(planned, 10);
 }
+
+TEST(Overrides, MissingObjectsAreCreatedValuesInTheWayAreNot) {
+  Inputs in = load_inputs(
+      "tiny", "h100-sxm-8", "video-qa",
+      {"cluster.nodes=2", "cluster.inter_node.bandwidth=50GB/s", "cluster.inter_node.latency=5us"});
+  EXPECT_EQ(in.cluster.gpus(), 16);
+  EXPECT_EQ(in.cluster.inter_node.bytes_per_s, 50e9);
+  std::string e = error_of([] {
+    load_inputs("tiny", "h100-sxm-8", "video-qa",
+                {"cluster.nodes=2", "cluster.inter_node.bandwidth=50GB/s"});
+  });
+  EXPECT_NE(e.find("at \"inter_node.latency\": required field is missing"), std::string::npos) << e;
+  e = error_of([] { load_inputs("tiny", "h100-sxm-8", "video-qa", {"workload.frames.x=3"}); });
+  EXPECT_NE(e.find("\"frames\" is not an object"), std::string::npos) << e;
+}

@@ -121,9 +121,12 @@ void apply_overrides(SpecJson& spec, SpecKind kind, const std::vector<Override>&
       throw Error(spec.origin + ": must be a JSON object (applying --set " + o.text + ")");
     json* node = &spec.value;
     for (size_t i = 0; i + 1 < o.path.size(); ++i) {
-      if (!node->contains(o.path[i]) || !(*node)[o.path[i]].is_object())
-        throw Error("--set " + o.text + ": " + spec.origin + " has no object at \"" + o.path[i] +
-                    "\" to set a field in");
+      // A missing object is created (e.g. cluster.inter_node.bandwidth on a one-node cluster);
+      // validation then asks for whatever else it needs. A value in the way is an error.
+      if (!node->contains(o.path[i])) (*node)[o.path[i]] = json::object();
+      if (!(*node)[o.path[i]].is_object())
+        throw Error("--set " + o.text + ": in " + spec.origin + ", \"" + o.path[i] +
+                    "\" is not an object, so it has no field \"" + o.path[i + 1] + "\"");
       node = &(*node)[o.path[i]];
     }
     if (o.value.is_null())
