@@ -84,6 +84,31 @@ void unpack(std::vector<float>& t, int batch, int heads, long long total, int wi
     }
 }
 
+void return_head_outputs(Communicator& comm, const std::vector<float>& o,
+                         const std::vector<float>& l, const kernels::Shape& sub,
+                         long long rows_total, const std::vector<kernels::Rows>& member_rows,
+                         kernels::Rows my_q, const AttentionProblem& p, AttentionResult& out,
+                         int tag) {
+  const auto& s = p.shape;
+  const int members = comm.size(), B = s.batch, d = s.head_dim;
+  std::vector<std::vector<float>> parts(members);
+  for (int v = 0; v < members; ++v) {
+    parts[v] = pack(o, B, sub.heads, rows_total, d, 0, sub.heads, member_rows[v]);
+    std::vector<float> lv = pack(l, B, sub.heads, rows_total, 1, 0, sub.heads, member_rows[v]);
+    parts[v].insert(parts[v].end(), lv.begin(), lv.end());
+  }
+  auto received = comm.all_to_all(std::move(parts), tag);
+  for (int v = 0; v < members; ++v) {
+    Heads h = heads_of(s, members, v);
+    size_t n = static_cast<size_t>(B) * h.q_count * my_q.rows;
+    const auto& m = received[v];
+    unpack(out.o, B, s.heads, p.s_q, d, h.q_first, h.q_count, my_q, {m.begin(), m.begin() + n * d},
+           false);
+    unpack(out.l, B, s.heads, p.s_q, 1, h.q_first, h.q_count, my_q, {m.begin() + n * d, m.end()},
+           false);
+  }
+}
+
 void store_head_gradients(const std::vector<std::vector<float>>& received,
                           const AttentionProblem& p, int members, kernels::Rows my_q,
                           kernels::Rows my_kv, AttentionResult& out) {

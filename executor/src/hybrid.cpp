@@ -120,23 +120,9 @@ void run_hybrid(Communicator& comm, const AttentionProblem& p, int U, Strategy r
   kernels::round_all(p.storage, o);  // O as stored
 
   // Head shards -> sequence shards: O and L to the members that own the rows.
-  parts.assign(U, {});
-  for (int v = 0; v < U; ++v) {
-    Rows vq = relative(member_rows(gq, U, v), gq);
-    parts[v] = pack(o, B, sub.heads, gq.rows, d, 0, sub.heads, vq);
-    std::vector<float> lv = pack(l, B, sub.heads, gq.rows, 1, 0, sub.heads, vq);
-    parts[v].insert(parts[v].end(), lv.begin(), lv.end());
-  }
-  received = group.all_to_all(std::move(parts), kTagOut);
-  for (int v = 0; v < U; ++v) {
-    Heads h = heads_of(s, U, v);
-    size_t n = static_cast<size_t>(B) * h.q_count * my_q.rows;
-    const auto& m = received[v];
-    unpack(out.o, B, s.heads, p.s_q, d, h.q_first, h.q_count, my_q, {m.begin(), m.begin() + n * d},
-           false);
-    unpack(out.l, B, s.heads, p.s_q, 1, h.q_first, h.q_count, my_q, {m.begin() + n * d, m.end()},
-           false);
-  }
+  std::vector<Rows> member_q;
+  for (int v = 0; v < U; ++v) member_q.push_back(relative(member_rows(gq, U, v), gq));
+  detail::return_head_outputs(group, o, l, sub, gq.rows, member_q, my_q, p, out, kTagOut);
   if (!backward) return;
 
   std::vector<float> dq, dk, dv;

@@ -35,6 +35,16 @@ struct Heads {
 };
 Heads heads_of(const kernels::Shape& s, int P, int r);
 
+/// Head shards -> sequence shards for the forward outputs: this rank holds O ([B][heads of
+/// `sub`][rows_total][d], rounded) and L for its heads over `rows_total` rows; member v owns
+/// rows `member_rows[v]` of them (relative) and receives them; this rank receives its rows
+/// `my_q` (global) for every member's heads and writes them to out.o and out.l.
+void return_head_outputs(Communicator& comm, const std::vector<float>& o,
+                         const std::vector<float>& l, const kernels::Shape& sub,
+                         long long rows_total, const std::vector<kernels::Rows>& member_rows,
+                         kernels::Rows my_q, const AttentionProblem& p, AttentionResult& out,
+                         int tag);
+
 /// The receiving end of a head-shard -> sequence-shard all-to-all of gradients: from each of
 /// `members` (member v sent dQ for heads_of(members, v) over rows `my_q`, then dK and dV for its
 /// kv heads over rows `my_kv`), writes this rank's dQ rows and its dK, dV rows, summing kv

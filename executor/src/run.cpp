@@ -54,6 +54,21 @@ class RecordingCommunicator final : public Communicator {
   double waited_s_ = 0;
 };
 
+/// Seeded values uniform in [-scale, scale), rounded to the storage type: every synthetic input.
+class SyntheticValues {
+ public:
+  SyntheticValues(uint64_t seed, kernels::Storage storage) : rng_(seed), storage_(storage) {}
+  void fill(std::vector<float>& t, size_t n, float scale = 1.0f) {
+    t.resize(n);
+    for (float& x : t) x = kernels::round_to(storage_, scale * uniform_(rng_));
+  }
+
+ private:
+  std::mt19937_64 rng_;
+  std::uniform_real_distribution<float> uniform_{-1.0f, 1.0f};
+  kernels::Storage storage_;
+};
+
 AttentionProblem synthetic_problem(const LayerShape& s, kernels::Storage storage, uint64_t seed,
                                    const std::string& media_mask, bool backward) {
   AttentionProblem p;
@@ -61,12 +76,8 @@ AttentionProblem synthetic_problem(const LayerShape& s, kernels::Storage storage
   p.s_q = s.s_q;
   p.s_kv = s.s_kv;
   p.storage = storage;
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  auto fill = [&](std::vector<float>& t, size_t n) {
-    t.resize(n);
-    for (float& x : t) x = kernels::round_to(storage, u(rng));
-  };
+  SyntheticValues values(seed, storage);
+  auto fill = [&](std::vector<float>& t, size_t n) { values.fill(t, n); };
   const size_t q = static_cast<size_t>(s.batch) * s.heads * s.s_q * s.head_dim;
   const size_t kv = static_cast<size_t>(s.batch) * s.kv_heads * s.s_kv * s.head_dim;
   fill(p.q, q);
@@ -183,12 +194,8 @@ RunReport run_decode_plan(const Plan& plan, const Inputs& in, const std::string&
       for (size_t c = 0; c < h->gpus.size(); ++c)
         copies[h->head].push_back({h->gpus[c], h->requests[c]});
     }
-    std::mt19937_64 rng(options.seed + layer);
-    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-    auto fill = [&](std::vector<float>& t, size_t n) {
-      t.resize(n);
-      for (float& x : t) x = kernels::round_to(storage, u(rng));
-    };
+    SyntheticValues values(options.seed + layer, storage);
+    auto fill = [&](std::vector<float>& t, size_t n) { values.fill(t, n); };
     fill(problem.q, static_cast<size_t>(problem.requests) * g.heads * g.head_dim);
     fill(problem.k, static_cast<size_t>(problem.requests) * g.kv_heads * context * g.head_dim);
     fill(problem.v, problem.k.size());
@@ -344,17 +351,12 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
       ProjectedProblem pp;
       pp.attention = problem;
       pp.visual_hidden = shape.visual_hidden;
-      std::mt19937_64 rng(options.seed + 1000 + i);
-      std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+      SyntheticValues values(options.seed + 1000 + i, storage);
       const float w_scale = 1.0f / std::sqrt(static_cast<float>(shape.visual_hidden));
-      auto fill = [&](std::vector<float>& t, size_t n, float scale) {
-        t.resize(n);
-        for (float& x : t) x = kernels::round_to(storage, scale * u(rng));
-      };
-      fill(pp.x, static_cast<size_t>(shape.batch) * shape.s_kv * shape.visual_hidden, 1.0f);
-      fill(pp.wk, static_cast<size_t>(shape.visual_hidden) * shape.kv_heads * shape.head_dim,
-           w_scale);
-      fill(pp.wv, pp.wk.size(), w_scale);
+      values.fill(pp.x, static_cast<size_t>(shape.batch) * shape.s_kv * shape.visual_hidden);
+      values.fill(pp.wk, static_cast<size_t>(shape.visual_hidden) * shape.kv_heads * shape.head_dim,
+                  w_scale);
+      values.fill(pp.wv, pp.wk.size(), w_scale);
       const double start = std::chrono::duration<double>(Clock::now() - origin_time).count();
       ProjectedResult got = run_projected(strategy, ranks, pp, true);
       const double end = std::chrono::duration<double>(Clock::now() - origin_time).count();

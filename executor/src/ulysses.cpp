@@ -61,23 +61,9 @@ void run_ulysses(Communicator& comm, const AttentionProblem& p, bool backward,
   kernels::round_all(p.storage, o);  // O as stored
 
   // Head shards -> sequence shards: O and L back to the ranks that own the rows.
-  parts.assign(P, {});
-  for (int j = 0; j < P; ++j) {
-    Rows jq = block_of(p.s_q, P, j);
-    parts[j] = pack(o, B, sub.heads, p.s_q, d, 0, sub.heads, jq);
-    std::vector<float> lj = pack(l, B, sub.heads, p.s_q, 1, 0, sub.heads, jq);
-    parts[j].insert(parts[j].end(), lj.begin(), lj.end());
-  }
-  received = comm.all_to_all(std::move(parts), kTagOut);
-  for (int r = 0; r < P; ++r) {
-    Heads h = heads_of(s, P, r);
-    size_t n = static_cast<size_t>(B) * h.q_count * qr.rows;
-    const auto& m = received[r];
-    unpack(out.o, B, s.heads, p.s_q, d, h.q_first, h.q_count, qr, {m.begin(), m.begin() + n * d},
-           false);
-    unpack(out.l, B, s.heads, p.s_q, 1, h.q_first, h.q_count, qr, {m.begin() + n * d, m.end()},
-           false);
-  }
+  std::vector<Rows> member_q;
+  for (int j = 0; j < P; ++j) member_q.push_back(block_of(p.s_q, P, j));
+  detail::return_head_outputs(comm, o, l, sub, p.s_q, member_q, qr, p, out, kTagOut);
   if (!backward) return;
 
   // dO to head shards; D from this rank's O and dO; backward on the head shard.

@@ -146,6 +146,22 @@ std::string describe_failure(const Row& r) {
          ")";
 }
 
+/// layers.N.<key> for every entry of `j`'s layers array (with its samples, when given).
+void add_layer_metrics(Document& d, const json& j, const std::string& key,
+                       const std::string& samples_key) {
+  const json& layers = field(j, "layers", d.origin, "");
+  if (!layers.is_array()) fail(d.origin, "layers", "must be an array");
+  for (size_t i = 0; i < layers.size(); ++i) {
+    std::string at = "layers[" + std::to_string(i) + "]";
+    std::string index =
+        std::to_string(static_cast<long long>(number_at(layers[i], "index", d.origin, at)));
+    d.metrics.push_back(
+        number("layers." + index + "." + key, Direction::lower_is_better,
+               number_at(layers[i], key, d.origin, at),
+               samples_at(layers[i], samples_key, d.origin, at)));  // none when absent
+  }
+}
+
 }  // namespace
 
 const Metric* Document::find(const std::string& name) const {
@@ -185,16 +201,7 @@ Document read_document(const json& j, const std::string& origin) {
                                  std::fabs(time / predicted_time - 1)));
     d.metrics.push_back(number("max_rel_error", Direction::lower_is_better,
                                number_at(j, "max_rel_error", origin, "")));
-    const json& layers = field(j, "layers", origin, "");
-    if (!layers.is_array()) fail(origin, "layers", "must be an array");
-    for (size_t i = 0; i < layers.size(); ++i) {
-      std::string at = "layers[" + std::to_string(i) + "]";
-      std::string index =
-          std::to_string(static_cast<long long>(number_at(layers[i], "index", origin, at)));
-      d.metrics.push_back(number("layers." + index + ".measured_time_s", Direction::lower_is_better,
-                                 number_at(layers[i], "measured_time_s", origin, at),
-                                 samples_at(layers[i], "measured_samples_s", origin, at)));
-    }
+    add_layer_metrics(d, j, "measured_time_s", "measured_samples_s");
     return d;
   }
   if (j.contains("predicted") && j.contains("phase")) {
@@ -220,15 +227,7 @@ Document read_document(const json& j, const std::string& origin) {
     if (p.contains("decode_tokens_per_s") && p["decode_tokens_per_s"].is_number())
       d.metrics.push_back(number("decode_tokens_per_s", Direction::higher_is_better,
                                  p["decode_tokens_per_s"].get<double>()));
-    const json& layers = field(j, "layers", origin, "");
-    if (!layers.is_array()) fail(origin, "layers", "must be an array");
-    for (size_t i = 0; i < layers.size(); ++i) {
-      std::string at = "layers[" + std::to_string(i) + "]";
-      std::string index =
-          std::to_string(static_cast<long long>(number_at(layers[i], "index", origin, at)));
-      d.metrics.push_back(number("layers." + index + ".time_s", Direction::lower_is_better,
-                                 number_at(layers[i], "time_s", origin, at)));
-    }
+    add_layer_metrics(d, j, "time_s", "");
     return d;
   }
   throw Error(origin + ": neither a plan (predicted, phase) nor a run report (measured, backend)");
