@@ -28,6 +28,11 @@ std::string summary(const BuiltinSpec& b) {
     case SpecKind::heads:
       return fmt::format("for {}, {} layers x {} kv heads", j.value("model", "?"), get("layers"),
                          get("kv_heads"));
+    case SpecKind::device:
+      return fmt::format("{} ({}), {} attention shapes, measured {}",
+                         j.value("device", json::object()).value("name", "?"),
+                         j.value("device", json::object()).value("backend", "?"),
+                         j.value("attention", json::array()).size(), j.value("date", "?"));
   }
   return "";
 }
@@ -38,9 +43,10 @@ void attach_list(CLI::App& sub, int& exit_code) {
   sub.footer(
       "Use a name with --model/--cluster/--workload, or `xring show KIND NAME` for its JSON.");
   sub.callback([&exit_code] {
-    for (SpecKind kind :
-         {SpecKind::model, SpecKind::cluster, SpecKind::gpu, SpecKind::workload, SpecKind::heads}) {
+    for (SpecKind kind : {SpecKind::model, SpecKind::cluster, SpecKind::gpu, SpecKind::workload,
+                          SpecKind::heads, SpecKind::device}) {
       fmt::print("{}s:\n", to_string(kind));
+      if (builtin_names(kind).empty()) fmt::print("  (none shipped yet)\n");
       for (const auto& b : builtin_specs())
         if (b.kind == kind) fmt::print("  {:<22} {}\n", b.name, summary(b));
     }
@@ -52,9 +58,9 @@ void attach_show(CLI::App& sub, int& exit_code) {
   auto kind = std::make_shared<std::string>();
   auto name = std::make_shared<std::string>();
   sub.add_option("kind", *kind,
-                 "model, cluster, gpu, workload, heads, or plan (a plan file to check and print)")
+                 "model, cluster, gpu, workload, heads, device, or plan (a plan file to check and print)")
       ->required()
-      ->check(CLI::IsMember({"model", "cluster", "gpu", "workload", "heads", "plan"}));
+      ->check(CLI::IsMember({"model", "cluster", "gpu", "workload", "heads", "device", "plan"}));
   sub.add_option("name", *name, "A built-in name (see xring list), or the plan file")->required();
   sub.footer(
       "Examples:\n"
@@ -72,6 +78,7 @@ void attach_show(CLI::App& sub, int& exit_code) {
                  : *kind == "cluster" ? SpecKind::cluster
                  : *kind == "gpu"     ? SpecKind::gpu
                  : *kind == "heads"   ? SpecKind::heads
+                 : *kind == "device"  ? SpecKind::device
                                       : SpecKind::workload;
     for (const auto& b : builtin_specs())
       if (b.kind == k && b.name == *name) {

@@ -134,7 +134,6 @@ void attach_recommend(CLI::App& sub, int& exit_code) {
                  std::min<int>(o->top, static_cast<int>(rec.ranked.size())), o->emit);
     }
     if (!o->plot.empty()) {
-      std::string gp = o->plot + ".gp";
       std::string s =
           "set terminal svg size 900,560 dynamic background rgb 'white'\nset output '" + o->plot +
           "'\nset xlabel 'latency (s)'\nset ylabel 'tokens/s per GPU'\nset logscale x\nset grid\n"
@@ -154,15 +153,7 @@ void attach_recommend(CLI::App& sub, int& exit_code) {
       s += "EOD\nplot $all using 1:2 with points title 'meets the requirements', $front using 1:2 "
            "with linespoints lw 2 "
            "title 'Pareto frontier', $front using 1:2:3 with labels offset 1,1 font ',8' notitle\n";
-      write_file_atomically(gp, s);
-      const char* env = std::getenv("XRING_GNUPLOT");
-      std::string gnuplot = env ? env : "gnuplot";
-      if (std::system((gnuplot + " --version > /dev/null 2>&1").c_str()) == 0 &&
-          std::system((gnuplot + " '" + gp + "'").c_str()) == 0)
-        std::fprintf(stderr, "xring: wrote %s\n", o->plot.c_str());
-      else
-        std::fprintf(stderr, "xring: gnuplot unavailable; wrote %s (run gnuplot on it)\n",
-                     gp.c_str());
+      draw_with_gnuplot(o->plot, s);
     }
     exit_code = 0;
   });

@@ -1,8 +1,6 @@
 // `xring whatif`: sweep spec fields, one plan per point; table, CSV, plot.
 #include <fmt/core.h>
-#include <unistd.h>
 
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -116,24 +114,7 @@ std::string gnuplot_script(const std::vector<SweepAxis>& axes,
 
 void write_plot(const std::vector<SweepAxis>& axes, const std::vector<SweepPoint>& points,
                 const std::string& metric_name, const std::string& svg) {
-  std::string script_path = svg.size() > 4 && svg.compare(svg.size() - 4, 4, ".svg") == 0
-                                ? svg.substr(0, svg.size() - 4) + ".gp"
-                                : svg + ".gp";
-  write_file_atomically(script_path, gnuplot_script(axes, points, metric_name, svg));
-  const char* env = std::getenv("XRING_GNUPLOT");
-  std::string gnuplot = env ? env : "gnuplot";
-  std::string probe = gnuplot + " --version > /dev/null 2>&1";
-  if (std::system(probe.c_str()) != 0) {
-    std::fprintf(stderr,
-                 "xring: gnuplot is not installed; wrote %s (run `gnuplot %s` to draw %s)\n",
-                 script_path.c_str(), script_path.c_str(), svg.c_str());
-    return;
-  }
-  std::string run = gnuplot + " '" + script_path + "'";
-  if (std::system(run.c_str()) != 0)
-    throw Error("gnuplot failed on " + script_path + "; the script is kept for inspection",
-                ExitCode::runtime);
-  std::fprintf(stderr, "xring: wrote %s (script %s)\n", svg.c_str(), script_path.c_str());
+  draw_with_gnuplot(svg, gnuplot_script(axes, points, metric_name, svg));
 }
 
 }  // namespace
@@ -181,22 +162,12 @@ void attach_whatif(CLI::App& sub, int& exit_code) {
     r.cluster = o->spec.cluster;
     r.workload = o->spec.workload;
     r.overrides = o->spec.overrides;
+    r.device_profile = o->spec.device_profile;
     r.options = planner_options(o->spec);
     r.threads = o->jobs;
     for (const auto& v : o->vary) r.axes.push_back(parse_vary(v));
-    const bool tty = isatty(STDERR_FILENO);
-    auto started = std::chrono::steady_clock::now();
-    size_t reported_tenths = 0;
-    r.progress = [&](size_t done, size_t total) {
-      if (std::chrono::steady_clock::now() - started < std::chrono::seconds(1)) return;
-      if (tty) {
-        std::fprintf(stderr, "\rxring whatif: %zu/%zu points", done, total);
-        if (done == total) std::fputc('\n', stderr);
-      } else if (done * 10 / total > reported_tenths) {  // logs: a line per 10%
-        reported_tenths = done * 10 / total;
-        std::fprintf(stderr, "xring whatif: %zu/%zu points\n", done, total);
-      }
-    };
+    ProgressLine progress("xring whatif");
+    r.progress = [&](size_t done, size_t total) { progress.update(done, total, "points"); };
     std::vector<SweepPoint> points = run_sweep(r);
     std::vector<std::string> metrics =
         o->metrics.empty() ? default_metrics(points.front().plan.phase) : o->metrics;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,6 +33,8 @@ void attach_gate(CLI::App& sub, int& exit_code);
 void attach_import(CLI::App& sub, int& exit_code);
 void attach_diff(CLI::App& sub, int& exit_code);
 void attach_recommend(CLI::App& sub, int& exit_code);
+void attach_profile(CLI::App& sub, int& exit_code);
+void attach_validate(CLI::App& sub, int& exit_code);
 
 /// --model/--cluster/--workload/--set and the pins (--strategy, --ranks, --recompute).
 struct SpecOptions {
@@ -43,6 +46,7 @@ struct SpecOptions {
   int ranks = 0;
   bool recompute_on = false;
   bool recompute_off = false;
+  std::string device_profile;  ///< --device-profile: measured rates instead of the datasheet's
 };
 void add_spec_options(CLI::App& app, SpecOptions& o);
 Inputs load_inputs(const SpecOptions& o);
@@ -51,6 +55,25 @@ PlannerOptions planner_options(const SpecOptions& o);
 /// Writes `text` to `path` through a temporary file and a rename, so a failure never leaves
 /// a partial file. Throws xring::Error naming the path.
 void write_file_atomically(const std::string& path, const std::string& text);
+
+/// Writes `script` (a gnuplot script whose output is `svg`) next to the SVG as .gp and runs
+/// gnuplot ($XRING_GNUPLOT, else `gnuplot`) on it; without gnuplot the script is kept and the
+/// user told how to draw it. Throws xring::Error (runtime) when gnuplot fails.
+void draw_with_gnuplot(const std::string& svg, const std::string& script);
+
+/// Progress on stderr for long commands: a rewritten line on a terminal (after the first
+/// second), a line per 10% in logs.
+class ProgressLine {
+ public:
+  explicit ProgressLine(std::string command);
+  void update(size_t done, size_t total, const std::string& what = "");
+
+ private:
+  std::string command_;
+  bool tty_;
+  std::chrono::steady_clock::time_point started_;
+  size_t reported_tenths_ = 0;
+};
 
 /// The human-readable plan: header, per-layer table, alternatives, prediction, notes.
 void print_plan(const Plan& plan, const Inputs& in, std::FILE* out);

@@ -3,10 +3,12 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
 #include "commands.hpp"
+#include "xring/planner/device_profile.hpp"
 #include "xring/planner/error.hpp"
 #include "xring/planner/units.hpp"
 
@@ -32,10 +34,17 @@ void add_spec_options(CLI::App& app, SpecOptions& o) {
       "Training: force LV-XAttn activation recomputation on (default: planner decides)");
   auto* off = app.add_flag("--no-recompute", o.recompute_off, "Training: force recomputation off");
   on->excludes(off);
+  app.add_option("--device-profile", o.device_profile,
+                 "A DeviceProfile .json from `xring profile` (or a built-in name, see xring list): "
+                 "attention rates interpolated by shape, measured GEMM rate and decode bandwidth, "
+                 "instead of datasheet peaks x default efficiencies");
 }
 
 Inputs load_inputs(const SpecOptions& o) {
-  return xring::load_inputs(o.model, o.cluster, o.workload, o.overrides);
+  Inputs in = xring::load_inputs(o.model, o.cluster, o.workload, o.overrides);
+  if (!o.device_profile.empty())
+    attach_device_profile(in, load_spec_json(SpecKind::device, o.device_profile));
+  return in;
 }
 
 PlannerOptions planner_options(const SpecOptions& o) {
@@ -161,6 +170,46 @@ void print_plan(const Plan& p, const Inputs& in, std::FILE* out) {
   if (!p.notes.empty()) {
     fmt::print(out, "notes\n");
     for (const auto& n : p.notes) fmt::print(out, "  - {}\n", n);
+  }
+}
+
+void draw_with_gnuplot(const std::string& svg, const std::string& script) {
+  const bool svg_suffix = svg.size() > 4 && svg.compare(svg.size() - 4, 4, ".svg") == 0;
+  const std::string script_path = (svg_suffix ? svg.substr(0, svg.size() - 4) : svg) + ".gp";
+  write_file_atomically(script_path, script);
+  const char* env = std::getenv("XRING_GNUPLOT");
+  const std::string gnuplot = env ? env : "gnuplot";
+  if (std::system((gnuplot + " --version > /dev/null 2>&1").c_str()) != 0) {
+    std::fprintf(stderr,
+                 "xring: gnuplot is not installed; wrote %s (run `gnuplot %s` to draw %s)\n",
+                 script_path.c_str(), script_path.c_str(), svg.c_str());
+    return;
+  }
+  if (std::system((gnuplot + " '" + script_path + "'").c_str()) != 0)
+    throw Error("gnuplot failed on " + script_path + "; the script is kept for inspection",
+                ExitCode::runtime);
+  std::fprintf(stderr, "xring: wrote %s (script %s)\n", svg.c_str(), script_path.c_str());
+}
+
+ProgressLine::ProgressLine(std::string command)
+    : command_(std::move(command)),
+      tty_(isatty(STDERR_FILENO)),
+      started_(std::chrono::steady_clock::now()) {}
+
+void ProgressLine::update(size_t done, size_t total, const std::string& what) {
+  if (total == 0) return;
+  if (tty_) {
+    if (std::chrono::steady_clock::now() - started_ < std::chrono::seconds(1) && done < total)
+      return;
+    constexpr int kWidth = 24;
+    const int filled = static_cast<int>(kWidth * done / total);
+    std::fprintf(stderr, "\r%s [%s%s] %zu/%zu %-40.40s", command_.c_str(),
+                 std::string(filled, '#').c_str(), std::string(kWidth - filled, '.').c_str(), done,
+                 total, what.c_str());
+    if (done == total) std::fputc('\n', stderr);
+  } else if (done * 10 / total > reported_tenths_) {
+    reported_tenths_ = done * 10 / total;
+    std::fprintf(stderr, "%s: %zu/%zu %s\n", command_.c_str(), done, total, what.c_str());
   }
 }
 

@@ -523,3 +523,59 @@ TEST(Cli, RecommendWritesPlansCsvAndExitsOneWhenNothingMeets) {
   EXPECT_NE(r.output.find("the closest is"), std::string::npos) << r.output;
   EXPECT_EQ(xring("recommend --model tiny --gpu nope").exit_code, 2);
 }
+
+TEST(Cli, ProfileWritesADeviceProfileThePlannerReads) {
+  fs::path out = scratch("cpu-profile.json");
+  fs::remove(out);
+  Result r = xring("profile --backend cpu --quick -o " + out.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream in(out);
+  json j = json::parse(in);
+  EXPECT_EQ(j["kind"], "xring-device-profile");
+  EXPECT_EQ(j["device"]["backend"], "cpu");
+  EXPECT_GE(j["attention"].size(), 4u);
+  EXPECT_TRUE(j["bandwidth"].contains("decode_bytes_per_s"));
+  Result p = xring("plan --model tiny --device-profile " + out.string());
+  EXPECT_EQ(p.exit_code, 0) << p.output;
+  EXPECT_NE(p.output.find("rates: measured on"), std::string::npos) << p.output;
+}
+
+TEST(Cli, ProfileAndValidateSayWhenABackendIsMissing) {
+  fs::path out = scratch("gpu-profile.json");
+  fs::remove(out);
+  Result r = xring("profile --backend cuda -o " + out.string());
+  EXPECT_EQ(r.exit_code, 3) << r.output;
+  EXPECT_NE(r.output.find("no CUDA kernels"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(out));
+  Result v = xring("validate --backend cuda --device-profile " + data("devices/synthetic-cuda.json"));
+  EXPECT_EQ(v.exit_code, 3) << v.output;
+  // A cuda profile cannot predict cpu runs.
+  Result m = xring("validate --device-profile " + data("devices/synthetic-cuda.json"));
+  EXPECT_EQ(m.exit_code, 2) << m.output;
+  EXPECT_NE(m.output.find("device.backend"), std::string::npos) << m.output;
+  Result s = xring("validate --device-profile " + data("devices/cpu-epyc-2core.json") +
+                   " --shape 12y40");
+  EXPECT_EQ(s.exit_code, 2) << s.output;
+  EXPECT_NE(s.output.find("--shape 12y40"), std::string::npos) << s.output;
+}
+
+TEST(Cli, ValidateComparesPredictedAndMeasuredPerPoint) {
+  fs::path json_out = scratch("validate.json"), csv_out = scratch("validate.csv");
+  Result r = xring("validate --device-profile " + data("devices/cpu-epyc-2core.json") +
+                   " --quick --repeat 1 --json " + json_out.string() + " --csv " + csv_out.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("median |error|"), std::string::npos) << r.output;
+  std::ifstream in(json_out);
+  json j = json::parse(in);
+  ASSERT_EQ(j["points"].size(), 6u);  // 2 shapes x (single on 1 rank + 2 rings on 2 ranks)
+  for (const auto& p : j["points"]) {
+    EXPECT_TRUE(p["verified"].get<bool>());
+    EXPECT_GT(p["predicted_s"].get<double>(), 0);
+    EXPECT_GT(p["measured_s"].get<double>(), 0);
+  }
+  EXPECT_TRUE(fs::exists(csv_out));
+  // A bound no measurement can meet fails with exit 1 (the bound, not the timing, is tested).
+  Result tight = xring("validate --device-profile " + data("devices/cpu-epyc-2core.json") +
+                       " --quick --repeat 1 --shape 16x256 --ranks 1 --max-worst-error 1e-12");
+  EXPECT_EQ(tight.exit_code, 1) << tight.output;
+}

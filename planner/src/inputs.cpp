@@ -10,7 +10,9 @@ namespace xring {
 namespace {
 
 std::string plural(SpecKind k) {
-  return k == SpecKind::heads ? "head profiles" : to_string(k) + "s";
+  return k == SpecKind::heads    ? "head profiles"
+         : k == SpecKind::device ? "device profiles"
+                                 : to_string(k) + "s";
 }
 
 std::string ends_with_json(const std::string& s) {
@@ -31,6 +33,8 @@ std::string to_string(SpecKind k) {
       return "workload";
     case SpecKind::heads:
       return "head profile";
+    case SpecKind::device:
+      return "device profile";
   }
   return "?";
 }

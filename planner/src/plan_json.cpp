@@ -355,6 +355,7 @@ Plan plan_from_json(const json& j, const std::string& origin) {
   inputs.object("cluster");
   inputs.object("workload");
   strings_from(inputs, "overrides");
+  if (inputs.has("device_profile")) inputs.object("device_profile");  // checked by plan_inputs
   inputs.finish();
   plan.inputs = r.raw("inputs");
   if (r.has("provenance")) {

@@ -7,6 +7,7 @@
 #include <limits>
 #include <numeric>
 
+#include "xring/planner/device_profile.hpp"
 #include "xring/planner/error.hpp"
 #include "xring/planner/json_reader.hpp"
 #include "xring/planner/provenance.hpp"
@@ -64,11 +65,13 @@ struct BaseMemory {
 class Planner {
  public:
   Planner(const Inputs& in, const PlannerOptions& options) : in_(in), options_(options) {
-    const ModelSpec& m = in.model;
     const ClusterSpec& c = in.cluster;
     training_ = in.workload.phase == Phase::training;
-    attention_flop_per_s_ = c.gpu.peak_flop_per_s(m.dtype) * c.gpu.attention_efficiency;
-    matmul_flop_per_s_ = c.gpu.peak_flop_per_s(m.dtype) * c.gpu.matmul_efficiency;
+    // The flat rates (datasheet x efficiency, or the profile's GEMM rate); attention with a
+    // profile is looked up per shape by attention_s(), this rate only describes the layer.
+    const Placement flat = placement_for(in, Strategy::single, 1, 1, false);
+    attention_flop_per_s_ = flat.attention_flop_per_s;
+    matmul_flop_per_s_ = flat.matmul_flop_per_s;
     if (options.ranks && c.gpus() % *options.ranks != 0)
       throw Error("--ranks " + std::to_string(*options.ranks) + " does not divide the " +
                   std::to_string(c.gpus()) + " GPUs of cluster " + c.name +
@@ -85,15 +88,9 @@ class Planner {
                    {"cluster", in_.cluster_json.value},
                    {"workload", in_.workload_json.value},
                    {"overrides", in_.overrides}};
+    if (in_.device_profile) plan.inputs["device_profile"] = in_.device_profile_json.value;
     plan.phase = to_string(in_.workload.phase);
-    plan.provenance =
-        plan_provenance(plan.inputs, "datasheet peaks x default efficiencies (no device profile)");
-    plan.cost_source = {"datasheet", attention_flop_per_s_, matmul_flop_per_s_,
-                        in_.cluster.gpu.attention_efficiency, in_.cluster.gpu.matmul_efficiency};
-    plan.notes.push_back("rates: datasheet peaks of " + in_.cluster.gpu.name + " x efficiency " +
-                         "(attention " + fmt_fraction(in_.cluster.gpu.attention_efficiency) +
-                         ", matmul " + fmt_fraction(in_.cluster.gpu.matmul_efficiency) +
-                         "); no device profile given");
+    describe_rates(plan);
     base_ = base_memory();
     if (!base_.note.empty()) plan.notes.push_back(base_.note);
     const double base_total = base_.weights + base_.optimizer_states + base_.text_activations;
@@ -132,6 +129,50 @@ class Planner {
   }
 
  private:
+  /// cost_source, provenance and a note: where the compute rates come from.
+  void describe_rates(Plan& plan) {
+    const GpuSpec& g = in_.cluster.gpu;
+    const DeviceProfile* profile = in_.device_profile.get();
+    std::string basis;
+    if (profile && !in_.model.cross_attention_layers.empty()) {
+      const LayerShape s = cross_attention_shape(in_.model, in_.workload, in_.workload.batch);
+      if (auto rate = profile->attention_flop_per_s(Pass::forward, in_.model.dtype, s.head_dim,
+                                                    false, double(s.batch) * s.heads * s.s_q,
+                                                    double(s.s_kv), &basis))
+        attention_flop_per_s_ = *rate;
+    }
+    if (!profile) {
+      plan.provenance = plan_provenance(
+          plan.inputs, "datasheet peaks x default efficiencies (no device profile)");
+      plan.cost_source = {"datasheet", attention_flop_per_s_, matmul_flop_per_s_,
+                          g.attention_efficiency, g.matmul_efficiency};
+      plan.notes.push_back("rates: datasheet peaks of " + g.name + " x efficiency " +
+                           "(attention " + fmt_fraction(g.attention_efficiency) + ", matmul " +
+                           fmt_fraction(g.matmul_efficiency) + "); no device profile given");
+      return;
+    }
+    const double peak = g.peak_flop_per_s(in_.model.dtype);
+    plan.provenance =
+        plan_provenance(plan.inputs, "device profile " + in_.device_profile_json.origin);
+    plan.provenance["device_profile"] = {{"name", profile->device},
+                                         {"origin", in_.device_profile_json.origin},
+                                         {"date", profile->date},
+                                         {"hash", content_hash(in_.device_profile_json.value)}};
+    plan.cost_source = {"device_profile", attention_flop_per_s_, matmul_flop_per_s_,
+                        std::min(1.0, attention_flop_per_s_ / peak),
+                        std::min(1.0, matmul_flop_per_s_ / peak)};
+    plan.notes.push_back(
+        "rates: measured on " + profile->device + " (" + profile->backend + ", " + profile->date +
+        ", " + in_.device_profile_json.origin + "); attention interpolated by shape from the " +
+        (basis.empty() ? std::string("profile (no grid for this dtype: datasheet x efficiency)")
+                       : basis) +
+        ", " + units::format_flop_rate(attention_flop_per_s_) +
+        " at the whole layer's shape; GEMM " +
+        (profile->matmul_rate(in_.model.dtype) ? "measured" : "datasheet x efficiency") +
+        "; decode reads K/V at " +
+        (profile->decode_bytes_per_s ? "the measured decode bandwidth" : "the datasheet HBM rate"));
+  }
+
   static std::string fmt_fraction(double f) {
     char buf[16];
     std::snprintf(buf, sizeof buf, "%.2f", f);
@@ -536,6 +577,11 @@ Placement placement_for(const Inputs& in, Strategy s, int ranks, int ulysses_deg
   p.ulysses_degree = ulysses_degree;
   p.attention_flop_per_s = c.gpu.peak_flop_per_s(in.model.dtype) * c.gpu.attention_efficiency;
   p.matmul_flop_per_s = c.gpu.peak_flop_per_s(in.model.dtype) * c.gpu.matmul_efficiency;
+  p.profile = in.device_profile.get();
+  p.dtype = in.model.dtype;
+  p.compute_share = in.compute_share;
+  if (p.profile)
+    if (auto rate = p.profile->matmul_rate(in.model.dtype)) p.matmul_flop_per_s = *rate;
   p.training = in.workload.phase == Phase::training;
   p.recompute = recompute;
   if (s == Strategy::hybrid) {
@@ -563,8 +609,10 @@ Inputs plan_inputs(const Plan& p, const std::string& origin) {
   auto spec = [&](const char* key) {
     return SpecJson{p.inputs[key], origin + " (inputs." + std::string(key) + ")"};
   };
-  return inputs_from_json(spec("model"), spec("cluster"), spec("workload"),
-                          p.inputs["overrides"].get<std::vector<std::string>>());
+  Inputs in = inputs_from_json(spec("model"), spec("cluster"), spec("workload"),
+                               p.inputs["overrides"].get<std::vector<std::string>>());
+  if (p.inputs.contains("device_profile")) attach_device_profile(in, spec("device_profile"));
+  return in;
 }
 
 Plan read_plan_file(const std::string& path) {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <thread>
 
+#include "xring/planner/device_profile.hpp"
 #include "xring/planner/error.hpp"
 #include "xring/planner/json_reader.hpp"
 
@@ -95,6 +96,10 @@ std::vector<SweepPoint> run_sweep(const SweepRequest& request) {
   const SpecJson model = load_spec_json(SpecKind::model, request.model);
   const SpecJson cluster = load_spec_json(SpecKind::cluster, request.cluster);
   const SpecJson workload = load_spec_json(SpecKind::workload, request.workload);
+  std::optional<SpecJson> profile;
+  if (!request.device_profile.empty())
+    profile = load_spec_json(SpecKind::device, request.device_profile);
+  if (profile) device_profile_from_json(profile->value, profile->origin);  // fail once, early
 
   PlannerOptions options = request.options;
   options.head_detail = false;
@@ -127,8 +132,9 @@ std::vector<SweepPoint> run_sweep(const SweepRequest& request) {
         apply_overrides(m, SpecKind::model, overrides);
         apply_overrides(c, SpecKind::cluster, overrides);
         apply_overrides(w, SpecKind::workload, overrides);
-        points[i].plan =
-            plan(inputs_from_json(std::move(m), std::move(c), std::move(w), texts), options);
+        Inputs in = inputs_from_json(std::move(m), std::move(c), std::move(w), texts);
+        if (profile) attach_device_profile(in, *profile);
+        points[i].plan = plan(in, options);
       } catch (const Error& e) {
         errors[i] = e.what();
       }

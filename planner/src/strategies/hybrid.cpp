@@ -31,7 +31,7 @@ LayerCost cost(const LayerShape& s, const Placement& p) {
   const double db = static_cast<double>(s.head_dim) * s.bytes;
   const double q_bytes = static_cast<double>(s.batch) * local_q * s.heads * db;
   const double kv_bytes = 2.0 * s.batch * local_kv * s.kv_heads * ulysses_kv_replication(s, U) * db;
-  const double step = attention_forward_flops(in, q, kv, in.heads) / p.attention_flop_per_s;
+  const double step = attention_s(in, q, kv, in.heads, p, Pass::forward);
   const bool query = hybrid_inner_ring(s, p) == Strategy::query_ring;
   const Link& a2a = p.all_to_all_link;
 
@@ -47,7 +47,7 @@ LayerCost cost(const LayerShape& s, const Placement& p) {
     double bwd_bytes = query ? query_ring_backward_bytes(in, R) : kv_ring_backward_bytes(in, R);
     double bwd_tail =
         query ? static_cast<double>(in.batch) * q * in.heads * db : kv_ring_forward_bytes(in, R);
-    c.backward = ring_pass(R, kBackwardFlopsFactor * step, bwd_bytes, p.ring_link, bwd_tail,
+    c.backward = ring_pass(R, attention_s(in, q, kv, in.heads, p, Pass::backward), bwd_bytes, p.ring_link, bwd_tail,
                            projection_s(s, local_kv, p, true));
     double bwd_a2a = all_to_all_s(q_bytes + (p.recompute ? kv_bytes : 0), U, a2a) +
                      all_to_all_s(q_bytes + kv_bytes, U, a2a);

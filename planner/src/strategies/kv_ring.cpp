@@ -8,12 +8,12 @@ namespace {
 LayerCost cost(const LayerShape& s, const Placement& p) {
   const int P = p.ranks;
   const long long q = block(s.s_q, P), kv = block(s.s_kv, P);
-  const double step = attention_forward_flops(s, q, kv, s.heads) / p.attention_flop_per_s;
+  const double step = attention_s(s, q, kv, s.heads, p, Pass::forward);
   LayerCost c;
   c.forward = ring_pass(P, step, kv_ring_forward_bytes(s, P), p.ring_link, 0,
                         projection_s(s, kv, p, false));
   if (p.training)
-    c.backward = ring_pass(P, kBackwardFlopsFactor * step, kv_ring_backward_bytes(s, P),
+    c.backward = ring_pass(P, attention_s(s, q, kv, s.heads, p, Pass::backward), kv_ring_backward_bytes(s, P),
                            p.ring_link, kv_ring_forward_bytes(s, P), projection_s(s, kv, p, true));
   return c;
 }

@@ -10,14 +10,14 @@ LayerCost cost(const LayerShape& s, const Placement& p) {
   const int P = p.ranks;
   const long long q = block(s.s_q, P), kv = block(s.s_kv, P);
   const double db = static_cast<double>(s.head_dim) * s.bytes;
-  const double step = attention_forward_flops(s, q, kv, s.heads) / p.attention_flop_per_s;
+  const double step = attention_s(s, q, kv, s.heads, p, Pass::forward);
   LayerCost c;
   double o_and_l_home = static_cast<double>(s.batch) * q * s.heads * (db + 4);
   c.forward = ring_pass(P, step, query_ring_forward_bytes(s, P), p.ring_link, o_and_l_home,
                         projection_s(s, kv, p, false));
   if (p.training) {
     double dq_home = static_cast<double>(s.batch) * q * s.heads * db;
-    c.backward = ring_pass(P, kBackwardFlopsFactor * step, query_ring_backward_bytes(s, P),
+    c.backward = ring_pass(P, attention_s(s, q, kv, s.heads, p, Pass::backward), query_ring_backward_bytes(s, P),
                            p.ring_link, dq_home, projection_s(s, kv, p, true));
   }
   return c;

@@ -11,10 +11,10 @@ std::string unsupported(const LayerShape&, const Placement& p) {
 
 LayerCost cost(const LayerShape& s, const Placement& p) {
   LayerCost c;
-  double attention = attention_forward_flops(s, s.s_q, s.s_kv, s.heads) / p.attention_flop_per_s;
+  const double attention = attention_s(s, s.s_q, s.s_kv, s.heads, p, Pass::forward);
   c.forward = ring_pass(1, attention, 0, p.ring_link, 0, projection_s(s, s.s_kv, p, false));
   if (p.training)
-    c.backward = ring_pass(1, kBackwardFlopsFactor * attention, 0, p.ring_link, 0,
+    c.backward = ring_pass(1, attention_s(s, s.s_q, s.s_kv, s.heads, p, Pass::backward), 0, p.ring_link, 0,
                            projection_s(s, s.s_kv, p, true));
   return c;
 }

@@ -66,8 +66,21 @@ PassCost ring_pass(int steps, double step_compute_s, double bytes_per_step, cons
   return p;
 }
 
+double attention_s(const LayerShape& s, long long n_q, long long n_kv, int heads,
+                   const Placement& p, Pass pass) {
+  const double flops = attention_forward_flops(s, n_q, n_kv, heads) *
+                       (pass == Pass::backward ? kBackwardFlopsFactor : 1.0);
+  if (flops <= 0) return 0;
+  std::optional<double> rate;
+  if (p.profile)
+    rate = p.profile->attention_flop_per_s(pass, p.dtype, s.head_dim, false,
+                                           static_cast<double>(s.batch) * heads * n_q,
+                                           static_cast<double>(n_kv));
+  return flops / (rate.value_or(p.attention_flop_per_s) * p.compute_share);
+}
+
 double projection_s(const LayerShape& s, long long kv_tokens, const Placement& p, bool backward) {
-  double forward = kv_projection_flops(s, kv_tokens) / p.matmul_flop_per_s;
+  double forward = kv_projection_flops(s, kv_tokens) / (p.matmul_flop_per_s * p.compute_share);
   if (!backward) return forward;
   return 2 * forward + (p.recompute ? forward : 0);
 }

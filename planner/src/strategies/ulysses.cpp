@@ -32,8 +32,7 @@ LayerCost cost(const LayerShape& s, const Placement& p) {
   const double db = static_cast<double>(s.head_dim) * s.bytes;
   const double q_bytes = static_cast<double>(s.batch) * q * s.heads * db;
   const double kv_bytes = 2.0 * s.batch * kv * s.kv_heads * ulysses_kv_replication(s, P) * db;
-  const double attention =
-      attention_forward_flops(s, s.s_q, s.s_kv, s.heads / P) / p.attention_flop_per_s;
+  const double attention = attention_s(s, s.s_q, s.s_kv, s.heads / P, p, Pass::forward);
   const Link& link = p.all_to_all_link;
   LayerCost c;
   c.forward.steps = 1;
@@ -47,7 +46,7 @@ LayerCost cost(const LayerShape& s, const Placement& p) {
     double in = q_bytes + (p.recompute ? kv_bytes : 0);
     double out = q_bytes + kv_bytes;
     c.backward.steps = 1;
-    c.backward.step_compute_s = kBackwardFlopsFactor * attention;
+    c.backward.step_compute_s = attention_s(s, s.s_q, s.s_kv, s.heads / P, p, Pass::backward);
     c.backward.fixed_compute_s = projection_s(s, kv, p, true);
     c.backward.fixed_comm_s = all_to_all_s(in, P, link) + all_to_all_s(out, P, link);
     c.backward.time_s = c.backward.compute_s() + c.backward.fixed_comm_s;

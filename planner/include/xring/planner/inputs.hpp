@@ -2,6 +2,7 @@
 // `--set target.path=value` overrides; load_inputs() turns the three into validated specs.
 #pragma once
 
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -12,7 +13,7 @@ namespace xring {
 
 using nlohmann::json;
 
-enum class SpecKind { model, cluster, gpu, workload, heads };
+enum class SpecKind { model, cluster, gpu, workload, heads, device };
 std::string to_string(SpecKind k);
 
 /// One spec file under profiles/, embedded at build time.
@@ -49,6 +50,8 @@ Override parse_override(const std::string& text);
 /// Applies the overrides aimed at `kind`; the origin then mentions them for error messages.
 void apply_overrides(SpecJson& spec, SpecKind kind, const std::vector<Override>& overrides);
 
+struct DeviceProfile;
+
 /// The validated inputs of a plan, with the JSON they were read from.
 struct Inputs {
   SpecJson model_json, cluster_json, workload_json;
@@ -56,6 +59,12 @@ struct Inputs {
   ClusterSpec cluster;
   WorkloadSpec workload;
   std::vector<std::string> overrides;
+  /// Measured rates (`--device-profile`); null: datasheet peaks x stated efficiencies.
+  std::shared_ptr<const DeviceProfile> device_profile;
+  SpecJson device_profile_json;
+  /// Fraction of a device each rank gets: 1 on a real cluster; 1/P when `xring validate`
+  /// emulates P ranks on one device.
+  double compute_share = 1;
 };
 
 /// The built-in defaults `xring plan` uses with no arguments.

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "xring/planner/cost_model.hpp"
+#include "xring/planner/device_profile.hpp"
 
 namespace xring {
 
@@ -21,8 +22,11 @@ struct Placement {
   int ulysses_degree = 1;           ///< hybrid: Ulysses inside a node; the ring has P / this steps
   Link ring_link;                   ///< slowest hop of the ring (hybrid: between Ulysses groups)
   Link all_to_all_link;             ///< slowest link inside the all-to-all group
-  double attention_flop_per_s = 1;  ///< achieved by one rank
+  double attention_flop_per_s = 1;  ///< achieved by one rank, when there is no device profile
   double matmul_flop_per_s = 1;
+  const DeviceProfile* profile = nullptr;  ///< measured attention rates by shape, when given
+  DType dtype = DType::bf16;               ///< the dtype the profile is looked up for
+  double compute_share = 1;  ///< fraction of a device each rank gets (< 1: emulated ranks)
   bool training = false;   ///< forward + backward instead of forward only
   bool recompute = false;  ///< LV-XAttn: recompute K/V from the layer input in backward
 };
@@ -76,6 +80,12 @@ Strategy hybrid_inner_ring(const LayerShape& s, const Placement& p);
 /// `tail_bytes` transfer, plus `fixed_compute_s` outside the steps.
 PassCost ring_pass(int steps, double step_compute_s, double bytes_per_step, const Link& link,
                    double tail_bytes, double fixed_compute_s);
+
+/// Attention compute on one rank: `heads` heads of n_q queries over n_kv keys, forward or
+/// backward (kBackwardFlopsFactor x the forward FLOPs), at the device profile's rate for that
+/// shape when there is one, else at attention_flop_per_s; divided by compute_share.
+double attention_s(const LayerShape& s, long long n_q, long long n_kv, int heads,
+                   const Placement& p, Pass pass);
 
 /// The projection compute of a pass on one rank holding `kv_tokens` visual tokens: forward
 /// once; backward twice (dW and dX), plus once more when K/V are recomputed.

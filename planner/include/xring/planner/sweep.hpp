@@ -30,6 +30,7 @@ struct SweepRequest {
   std::string model, cluster, workload;
   std::vector<std::string> overrides;  ///< applied to every point, before the axes
   std::vector<SweepAxis> axes;
+  std::string device_profile;  ///< file or built-in name; "" = datasheet rates
   PlannerOptions options;
   int threads = 0;  ///< 0: one per hardware thread
   /// Called from the calling thread about every 100 ms with (points done, points in all).

@@ -1,0 +1,191 @@
+// `xring profile` (measure the device, write a DeviceProfile) and `xring validate` (the
+// planner's predictions against measured runs on that device).
+#include <fmt/core.h>
+
+#include <cmath>
+
+#include "commands.hpp"
+#include "xring/executor/profile.hpp"
+#include "xring/planner/error.hpp"
+#include "xring/planner/units.hpp"
+
+namespace xring::cli {
+namespace {
+
+/// "512x8192" -> (512, 8192); throws xring::Error naming the flag.
+std::pair<long long, long long> parse_shape(const std::string& text) {
+  auto x = text.find('x');
+  try {
+    if (x == std::string::npos) throw std::invalid_argument("no x");
+    size_t a = 0, b = 0;
+    long long s_q = std::stoll(text.substr(0, x), &a);
+    long long s_kv = std::stoll(text.substr(x + 1), &b);
+    if (a != x || b != text.size() - x - 1 || s_q < 1 || s_kv < 1)
+      throw std::invalid_argument("bad");
+    return {s_q, s_kv};
+  } catch (const std::exception&) {
+    throw Error("--shape " + text + ": expected S_QxS_KV with positive integers, e.g. 512x8192");
+  }
+}
+
+std::string validate_plot_script(const executor::ValidateReport& r, const std::string& svg) {
+  std::string s = "# xring validate plot; run: gnuplot THIS_FILE\n";
+  s += "set terminal svg size 760,640 dynamic background rgb 'white'\n";
+  s += "set output '" + svg + "'\n";
+  s += "set title 'xring validate: " + r.device + " (" + r.backend + ")' noenhanced\n";
+  s += "set xlabel 'measured (s)'\nset ylabel 'predicted (s)'\nset logscale xy\nset grid\n";
+  s += "set key top left\n$points << EOD\n";
+  double lo = 1e30, hi = 0;
+  for (const auto& p : r.points) {
+    s += fmt::format("{:.9g} {:.9g} {}\n", p.measured_s, p.predicted_s,
+                     p.strategy == "single"       ? 0
+                     : p.strategy == "query_ring" ? 1
+                                                  : 2);
+    lo = std::min({lo, p.measured_s, p.predicted_s});
+    hi = std::max({hi, p.measured_s, p.predicted_s});
+  }
+  s += "EOD\n";
+  s += fmt::format("set xrange [{:.9g}:{:.9g}]\nset yrange [{:.9g}:{:.9g}]\n", lo / 1.5, hi * 1.5,
+                   lo / 1.5, hi * 1.5);
+  s += "plot x title 'predicted = measured' lc rgb 'gray', "
+       "1.25*x title '±25%' dt 2 lc rgb 'gray', x/1.25 notitle dt 2 lc rgb 'gray', "
+       "$points using 1:($3==0?$2:1/0) with points pt 7 title 'single', "
+       "$points using 1:($3==1?$2:1/0) with points pt 5 title 'query\\_ring', "
+       "$points using 1:($3==2?$2:1/0) with points pt 9 title 'kv\\_ring'\n";
+  return s;
+}
+
+}  // namespace
+
+void attach_profile(CLI::App& sub, int& exit_code) {
+  struct Options {
+    executor::ProfileOptions profile;
+    std::vector<std::string> dtypes;
+    std::string output = "device-profile.json";
+  };
+  auto o = std::make_shared<Options>();
+  sub.add_option("--backend", o->profile.backend,
+                 "cpu (reference kernels, one thread per rank) or cuda (needs the CUDA kernels)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  sub.add_flag("--quick", o->profile.quick,
+               "Fewer shapes and repeats (about ten seconds on a CPU)");
+  sub.add_option("--dtype", o->dtypes, "Storage dtypes to measure (default bf16 and fp16)")
+      ->check(CLI::IsMember({"fp32", "fp16", "bf16"}));
+  sub.add_option("--head-dim", o->profile.head_dims, "Head dims to measure (default 64 and 128)")
+      ->check(CLI::Range(8, 512));
+  sub.add_option("-o,--output", o->output, "Where to write the DeviceProfile JSON")
+      ->capture_default_str();
+  sub.footer(
+      "Measures attention forward and backward over a grid of (S_Q, S_KV), the memory stream, "
+      "decode bandwidth and the transfer cost between ranks, and writes a DeviceProfile.\n"
+      "Examples:\n"
+      "  xring profile --backend cpu --quick -o cpu.json\n"
+      "  xring plan --model tiny --device-profile cpu.json     # rates from the profile\n"
+      "  xring validate --device-profile cpu.json --plot validate.svg\n"
+      "Exit codes: 0 written, 2 bad input, 3 backend unavailable.");
+  sub.callback([o, &exit_code] {
+    for (const auto& d : o->dtypes) o->profile.dtypes.push_back(dtype_from_string(d));
+    ProgressLine progress("xring profile");
+    o->profile.progress = [&](const std::string& what, size_t done, size_t total) {
+      progress.update(done, total, what);
+    };
+    DeviceProfile p = executor::profile_device(o->profile);
+    write_file_atomically(o->output, to_json(p).dump(2) + "\n");
+    fmt::print("xring profile: {} ({} backend, {} compute units)\n", p.device, p.backend,
+               p.compute_units);
+    double best = 0;
+    for (const auto& a : p.attention) best = std::max(best, a.flop_per_s);
+    fmt::print("  attention  {} shapes, best {}\n", p.attention.size(),
+               units::format_flop_rate(best));
+    if (p.hbm_bytes_per_s)
+      fmt::print("  memory     {}\n", units::format_bandwidth(*p.hbm_bytes_per_s));
+    if (p.decode_bytes_per_s)
+      fmt::print("  decode     {} (K/V bytes at 2 per element)\n",
+                 units::format_bandwidth(*p.decode_bytes_per_s));
+    if (p.copy_bytes_per_s)
+      fmt::print("  transfers  {} + {} per message\n", units::format_bandwidth(*p.copy_bytes_per_s),
+                 units::format_time(p.copy_latency_s.value_or(0)));
+    fmt::print("wrote {}\n", o->output);
+    exit_code = 0;
+  });
+}
+
+void attach_validate(CLI::App& sub, int& exit_code) {
+  struct Options {
+    executor::ValidateOptions validate;
+    std::string profile;
+    std::vector<std::string> shapes;
+    std::string json, csv, plot;
+    double max_median = 0, max_worst = 0;
+  };
+  auto o = std::make_shared<Options>();
+  sub.add_option("--device-profile", o->profile, "The DeviceProfile the predictions use")
+      ->required();
+  sub.add_option("--backend", o->validate.backend, "Executor backend to measure on")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  sub.add_flag("--quick", o->validate.quick, "A smaller grid (two shapes, ranks 1 and 2)");
+  sub.add_option("--ranks", o->validate.ranks, "Rank counts (default 1 2 4)")
+      ->check(CLI::Range(1, 64));
+  sub.add_option("--shape", o->shapes, "S_QxS_KV shapes, e.g. 256x4096 (default: a grid)");
+  sub.add_option("--strategy", o->validate.strategies, "Ring strategies for P > 1")
+      ->check(CLI::IsMember({"query_ring", "kv_ring"}));
+  sub.add_flag("--training", o->validate.training, "Forward and backward instead of forward");
+  sub.add_option("--repeat", o->validate.repeat, "Runs per point (median)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
+  sub.add_option("--json", o->json, "Write the table as JSON");
+  sub.add_option("--csv", o->csv, "Write the table as CSV");
+  sub.add_option("--plot", o->plot, "Predicted vs measured as SVG (gnuplot; else the .gp script)");
+  sub.add_option("--max-median-error", o->max_median,
+                 "Exit 1 when the median |error| exceeds this fraction (e.g. 0.10)");
+  sub.add_option("--max-worst-error", o->max_worst,
+                 "Exit 1 when the worst |error| exceeds this fraction (e.g. 0.25)");
+  sub.footer(
+      "Plans and runs a grid of shapes and rank counts with the profile's rates, and prints "
+      "predicted vs measured per point, the median and the worst error. Ranks are emulated on "
+      "the profiled device, so each point is planned on that emulation (see README).\n"
+      "Example:\n"
+      "  xring profile --backend cpu -o cpu.json && xring validate --device-profile cpu.json "
+      "--plot v.svg\n"
+      "Exit codes: 0 within bounds (or none given), 1 a bound exceeded or a run failed to verify, "
+      "2 bad input, 3 backend unavailable.");
+  sub.callback([o, &exit_code] {
+    o->validate.profile = load_spec_json(SpecKind::device, o->profile);
+    for (const auto& s : o->shapes) o->validate.shapes.push_back(parse_shape(s));
+    ProgressLine progress("xring validate");
+    o->validate.progress = [&](const std::string& what, size_t done, size_t total) {
+      progress.update(done, total, what);
+    };
+    executor::ValidateReport r = executor::validate_predictions(o->validate);
+    if (!o->json.empty()) write_file_atomically(o->json, executor::to_json(r).dump(2) + "\n");
+    if (!o->csv.empty()) {
+      std::string csv = "strategy,ranks,s_q,s_kv,predicted_s,measured_s,error,verified\n";
+      for (const auto& p : r.points)
+        csv += fmt::format("{},{},{},{},{:.9g},{:.9g},{:.6f},{}\n", p.strategy, p.ranks, p.s_q,
+                           p.s_kv, p.predicted_s, p.measured_s, p.error, p.verified);
+      write_file_atomically(o->csv, csv);
+    }
+    if (!o->plot.empty()) draw_with_gnuplot(o->plot, validate_plot_script(r, o->plot));
+    fmt::print("xring validate on {} ({} backend, profile {})\n", r.device, r.backend, o->profile);
+    fmt::print("  {:<11} {:>5} {:>13} {:>11} {:>11} {:>8} {:>8}\n", "strategy", "ranks",
+               "S_Q x S_KV", "predicted", "measured", "error", "verified");
+    bool verified = true;
+    for (const auto& p : r.points) {
+      fmt::print("  {:<11} {:>5} {:>13} {:>11} {:>11} {:>+7.1f}% {:>8}\n", p.strategy, p.ranks,
+                 fmt::format("{}x{}", p.s_q, p.s_kv), units::format_time(p.predicted_s),
+                 units::format_time(p.measured_s), 100 * p.error, p.verified ? "yes" : "NO");
+      verified = verified && p.verified;
+    }
+    fmt::print("median |error| {:.1f}%, worst {:.1f}% over {} points\n", 100 * r.median_abs_error,
+               100 * r.worst_abs_error, r.points.size());
+    for (const auto& n : r.notes) fmt::print("  - {}\n", n);
+    bool within = (o->max_median <= 0 || r.median_abs_error <= o->max_median) &&
+                  (o->max_worst <= 0 || r.worst_abs_error <= o->max_worst);
+    if (!within) fmt::print("FAIL: error bound exceeded\n");
+    exit_code = verified && within ? 0 : static_cast<int>(ExitCode::regression);
+  });
+}
+
+}  // namespace xring::cli

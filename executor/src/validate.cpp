@@ -1,0 +1,168 @@
+// `xring validate`: the planner's prediction against the executor's measurement over a grid of
+// shapes and rank counts, on the device a profile describes. The ranks are emulated on that
+// one device, so the cluster each point is planned on is the emulation itself: one node of
+// P "devices" linked at the profile's measured transfer rate, each rank getting
+// min(1, compute units / P) of the device's compute.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "xring/executor/profile.hpp"
+#include "xring/executor/run.hpp"
+#include "xring/planner/error.hpp"
+#include "xring/planner/planner.hpp"
+
+namespace xring::executor {
+namespace {
+
+std::string number(double x) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.9g", x);
+  return buf;
+}
+
+/// The cluster a validation point is planned on: the emulation of `ranks` ranks.
+SpecJson emulation_cluster(const DeviceProfile& p, int ranks) {
+  const double rate = p.copy_bytes_per_s.value_or(1e12);
+  const double latency = p.copy_latency_s.value_or(0);
+  json c = {{"name", "emulated-" + std::to_string(ranks) + "-on-" + p.backend},
+            {"source", "xring validate: " + std::to_string(ranks) + " ranks emulated on " +
+                           p.device + ", transfers at the profile's measured rate"},
+            {"nodes", 1},
+            {"gpus_per_node", ranks},
+            {"gpu", load_spec_json(SpecKind::gpu, "h100-sxm").value},
+            {"intra_node",
+             {{"kind", "emulated"},
+              {"bandwidth", number(rate) + "B/s"},
+              {"latency", number(latency) + "s"}}}};
+  return {c, "xring validate (emulation cluster)"};
+}
+
+SpecJson validation_workload(long long s_q, long long s_kv, bool training) {
+  json w = {{"name", "validate"},
+            {"description", "one sample, one cross-attention layer"},
+            {"phase", training ? "training" : "prefill"},
+            {"batch", 1},
+            {"text_tokens", s_q},
+            {"visual_tokens", s_kv}};
+  return {w, "xring validate (workload)"};
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+}  // namespace
+
+ValidateReport validate_predictions(const ValidateOptions& o) {
+  if (o.backend != "cpu")
+    throw Error("xring validate --backend " + o.backend +
+                    ": this build has no GPU executor yet; use --backend cpu with a cpu profile",
+                ExitCode::runtime);
+  const DeviceProfile profile = device_profile_from_json(o.profile.value, o.profile.origin);
+  if (profile.backend != o.backend)
+    throw Error(o.profile.origin + ": device.backend is \"" + profile.backend +
+                "\", but validation runs on the " + o.backend +
+                " backend; profile that backend with xring profile --backend " + o.backend);
+  std::vector<int> ranks = o.ranks;
+  if (ranks.empty()) ranks = o.quick ? std::vector{1, 2} : std::vector{1, 2, 4};
+  auto shapes = o.shapes;
+  if (shapes.empty())
+    shapes = o.quick ? decltype(shapes){{64, 2048}, {256, 4096}}
+                     : decltype(shapes){{64, 2048}, {256, 4096}, {512, 8192}, {128, 16384}};
+  struct Job {
+    std::string strategy;
+    int ranks;
+    long long s_q, s_kv;
+  };
+  std::vector<Job> jobs;
+  for (int P : ranks)
+    for (const auto& [sq, skv] : shapes) {
+      if (P == 1) {
+        jobs.push_back({"single", 1, sq, skv});
+        continue;
+      }
+      for (const auto& s : o.strategies) jobs.push_back({s, P, sq, skv});
+    }
+
+  // A one-layer version of the tiny model: the geometry the cpu profile measures.
+  SpecJson model = load_spec_json(SpecKind::model, "tiny");
+  model.value["cross_attention_layers"] = json::array({1});
+  model.origin = "builtin:tiny (one cross-attention layer)";
+
+  ValidateReport report;
+  report.backend = o.backend;
+  report.device = profile.device;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const Job& j = jobs[i];
+    if (o.progress)
+      o.progress(j.strategy + " P=" + std::to_string(j.ranks) + " " + std::to_string(j.s_q) + "x" +
+                     std::to_string(j.s_kv),
+                 i, jobs.size());
+    Inputs in = inputs_from_json(model, emulation_cluster(profile, j.ranks),
+                                 validation_workload(j.s_q, j.s_kv, o.training), {});
+    attach_device_profile(in, o.profile);
+    in.compute_share = std::min(1.0, static_cast<double>(profile.compute_units) / j.ranks);
+    PlannerOptions po;
+    po.strategy = strategy_from_string(j.strategy);
+    po.ranks = j.ranks;
+    Plan p = plan(in, po);
+    RunOptions ro;
+    ro.backend = o.backend;
+    ro.seed = o.seed + i;
+    ro.repeat = o.repeat;
+    ro.max_gflop_per_layer = 1e9;
+    RunReport r = run_plan(p, in, "xring validate", ro);
+    ValidatePoint v;
+    v.strategy = j.strategy;
+    v.ranks = j.ranks;
+    v.s_q = j.s_q;
+    v.s_kv = j.s_kv;
+    v.predicted_s = r.predicted_time_s;
+    v.measured_s = r.measured_time_s;
+    v.error = (v.predicted_s - v.measured_s) / v.measured_s;
+    v.verified = r.verified;
+    report.points.push_back(v);
+  }
+  if (o.progress) o.progress("done", jobs.size(), jobs.size());
+  std::vector<double> errors;
+  for (const auto& v : report.points) errors.push_back(std::fabs(v.error));
+  report.median_abs_error = median(errors);
+  report.worst_abs_error = errors.empty() ? 0 : *std::max_element(errors.begin(), errors.end());
+  report.notes.push_back("each point: median of " + std::to_string(o.repeat) +
+                         " runs of one cross-attention layer (tiny geometry: 4 heads, 2 kv heads, "
+                         "d 64, bf16), batch 1, " +
+                         (o.training ? "forward + backward" : "forward"));
+  report.notes.push_back(
+      "predicted: the planner's cost of the layer on the emulation cluster (one node of P "
+      "ranks, transfers at the profile's measured rate, each rank min(1, " +
+      std::to_string(profile.compute_units) + " compute units / P) of the device)");
+  report.notes.push_back("error = (predicted - measured) / measured");
+  return report;
+}
+
+nlohmann::json to_json(const ValidateReport& r) {
+  json points = json::array();
+  for (const auto& v : r.points)
+    points.push_back({{"strategy", v.strategy},
+                      {"ranks", v.ranks},
+                      {"s_q", v.s_q},
+                      {"s_kv", v.s_kv},
+                      {"predicted_s", v.predicted_s},
+                      {"measured_s", v.measured_s},
+                      {"error", v.error},
+                      {"verified", v.verified}});
+  return {{"kind", "xring-validate-report"},
+          {"schema_version", 1},
+          {"backend", r.backend},
+          {"device", r.device},
+          {"median_abs_error", r.median_abs_error},
+          {"worst_abs_error", r.worst_abs_error},
+          {"points", points},
+          {"notes", r.notes}};
+}
+
+}  // namespace xring::executor
