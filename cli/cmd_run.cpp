@@ -17,6 +17,7 @@ void attach_run(CLI::App& sub, int& exit_code) {
     double scale = 0;
     std::string json;
     std::string trace;
+    std::string fault;
   };
   auto o = std::make_shared<Options>();
   sub.add_option("plan", o->plan, "A plan file written by xring plan -o")->required();
@@ -39,6 +40,15 @@ void attach_run(CLI::App& sub, int& exit_code) {
          "(xring gate turns their spread into a noise bound)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
+  sub.add_option("--timeout", o->run.timeout_s,
+                 "Seconds any rank may wait for a peer; past it every rank aborts (exit 3, the "
+                 "message names layer, rank, host and step)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  sub.add_option("--inject-fault", o->fault,
+                 "Testing the abort path: RANK:MESSAGE:fail|drop (that rank's MESSAGE-th send "
+                 "fails, or is lost so its peer times out)")
+      ->group("Testing");
   sub.add_option("--json", o->json, "Write the run report JSON here");
   sub.add_option("--trace", o->trace,
                  "Write the measured per-rank timeline (Chrome/Perfetto trace)");
@@ -52,6 +62,7 @@ void attach_run(CLI::App& sub, int& exit_code) {
     Plan p = read_plan_file(o->plan);
     Inputs in = plan_inputs(p, o->plan);
     if (o->scale != 0) o->run.scale = o->scale;
+    if (!o->fault.empty()) o->run.fault = executor::parse_fault(o->fault);
     executor::RunReport r = executor::run_plan(p, in, o->plan, o->run);
     std::string report = executor::to_json(r).dump(2) + "\n";
     std::string trace = o->trace.empty() ? "" : executor::measured_trace(r).dump() + "\n";

@@ -55,6 +55,9 @@ PlannerOptions planner_options(const SpecOptions& o);
 /// Writes `text` to `path` through a temporary file and a rename, so a failure never leaves
 /// a partial file. Throws xring::Error naming the path.
 void write_file_atomically(const std::string& path, const std::string& text);
+/// Ctrl-C (SIGINT) and SIGTERM remove the temporary file write_file_atomically is writing, then
+/// terminate as the signal would: outputs are never left half-written.
+void remove_partial_outputs_on_signals();
 
 /// Writes `script` (a gnuplot script whose output is `svg`) next to the SVG as .gp and runs
 /// gnuplot ($XRING_GNUPLOT, else `gnuplot`) on it; without gnuplot the script is kept and the

@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
       "--set workload.frames=2048\n"
       "  xring explain --model openflamingo-9b --cluster a30-8\n"
       "Exit codes: 0 ok, 1 requirement not met, 2 bad input, 3 runtime failure.");
+  xring::cli::remove_partial_outputs_on_signals();
   int exit_code = 0;
   for (const auto& s : kSubcommands) s.attach(*app.add_subcommand(s.name, s.summary), exit_code);
   if (argc == 1) {

@@ -2,6 +2,7 @@
 #include <fmt/core.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -56,8 +57,38 @@ PlannerOptions planner_options(const SpecOptions& o) {
   return p;
 }
 
+namespace {
+
+// The temporary file being written, if any, for the signal handler to remove (Ctrl-C must not
+// leave a partial output behind). Plain storage: a handler may only touch lock-free state.
+char pending_tmp[4096];
+volatile std::sig_atomic_t pending_set = 0;
+
+extern "C" void remove_pending_and_die(int sig) {
+  if (pending_set) ::unlink(pending_tmp);
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+
+/// Marks `tmp` as the file to remove on a signal until the guard goes out of scope.
+struct PendingFile {
+  explicit PendingFile(const std::string& tmp) {
+    std::snprintf(pending_tmp, sizeof pending_tmp, "%s", tmp.c_str());
+    pending_set = tmp.size() < sizeof pending_tmp;
+  }
+  ~PendingFile() { pending_set = 0; }
+};
+
+}  // namespace
+
+void remove_partial_outputs_on_signals() {
+  std::signal(SIGINT, remove_pending_and_die);
+  std::signal(SIGTERM, remove_pending_and_die);
+}
+
 void write_file_atomically(const std::string& path, const std::string& text) {
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  PendingFile pending(tmp);
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) throw Error(path + ": cannot write the file (does its folder exist?)");

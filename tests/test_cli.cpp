@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -578,4 +579,44 @@ TEST(Cli, ValidateComparesPredictedAndMeasuredPerPoint) {
   Result tight = xring("validate --device-profile " + data("devices/cpu-epyc-2core.json") +
                        " --quick --repeat 1 --shape 16x256 --ranks 1 --max-worst-error 1e-12");
   EXPECT_EQ(tight.exit_code, 1) << tight.output;
+}
+
+TEST(Cli, RunAbortsEveryRankOnAFaultAndWritesNoReport) {
+  fs::path plan = scratch("fault-plan.json"), report = scratch("fault-report.json");
+  ASSERT_EQ(xring("plan --model tiny --strategy query_ring --ranks 4 -o " + plan.string()).exit_code,
+            0);
+  fs::remove(report);
+  // A rank that fails: every other rank stops waiting; the message says where.
+  Result fail = xring("run " + plan.string() + " --inject-fault 1:2:fail --json " + report.string());
+  EXPECT_EQ(fail.exit_code, 3) << fail.output;
+  for (const char* needle : {"layer 1 (query_ring, 4 ranks)", "rank 1 on ", "step 2", "injected"})
+    EXPECT_NE(fail.output.find(needle), std::string::npos) << needle << "\n" << fail.output;
+  EXPECT_FALSE(fs::exists(report));
+  // A lost message: the waiting rank gives up after --timeout instead of hanging.
+  auto start = std::chrono::steady_clock::now();
+  Result lost = xring("run " + plan.string() + " --inject-fault 0:1:drop --timeout 0.5 --json " +
+                      report.string());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
+  EXPECT_EQ(lost.exit_code, 3) << lost.output;
+  EXPECT_NE(lost.output.find("within 0.5 s (--timeout)"), std::string::npos) << lost.output;
+  EXPECT_FALSE(fs::exists(report));
+  EXPECT_EQ(xring("run " + plan.string() + " --inject-fault 9:1:fail").exit_code, 2);
+  EXPECT_EQ(xring("run " + plan.string() + " --inject-fault 1:x:boom").exit_code, 2);
+  EXPECT_EQ(xring("run " + plan.string() + " --timeout -1").exit_code, 2);
+}
+
+TEST(Cli, InterruptedRunLeavesNoFiles) {
+  fs::path dir = scratch("interrupt");
+  fs::create_directories(dir);
+  fs::path plan = dir / "plan.json", report = dir / "report.json";
+  ASSERT_EQ(xring("plan --model tiny --set workload.frames=2000 --strategy query_ring --ranks 2 -o " +
+                  plan.string())
+                .exit_code,
+            0);
+  std::string command = "timeout -s INT 0.5 " + std::string(XRING_BINARY) + " run " +
+                        plan.string() + " --json " + report.string() + " > /dev/null 2>&1";
+  int status = std::system(command.c_str());
+  EXPECT_NE(WEXITSTATUS(status), 0) << "the run should have been interrupted";
+  for (const auto& entry : fs::directory_iterator(dir))
+    EXPECT_EQ(entry.path(), plan) << "left behind: " << entry.path();
 }

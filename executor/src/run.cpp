@@ -25,17 +25,31 @@ constexpr double kRelativeSlack = 1e-5;  // fp32 summation-order differences (se
 class RecordingCommunicator final : public Communicator {
  public:
   RecordingCommunicator(Communicator& inner, Clock::time_point origin,
-                        std::vector<TraceEvent>& events, std::mutex& mutex)
-      : inner_(inner), origin_(origin), events_(events), mutex_(mutex) {}
+                        std::vector<TraceEvent>& events, std::mutex& mutex, std::string context)
+      : inner_(inner),
+        origin_(origin),
+        events_(events),
+        mutex_(mutex),
+        context_(std::move(context)) {}
   int rank() const override { return inner_.rank(); }
   int size() const override { return inner_.size(); }
   void send(int to, std::vector<float> data, int tag) override {
     bytes_sent_ += data.size() * sizeof(float);
-    inner_.send(to, std::move(data), tag);
+    try {
+      inner_.send(to, std::move(data), tag);
+    } catch (const Error& e) {
+      throw Error(where() + ": " + e.what(), e.kind());
+    }
   }
   std::vector<float> recv(int from, int tag) override {
     double start = seconds();
-    std::vector<float> data = inner_.recv(from, tag);
+    std::vector<float> data;
+    try {
+      data = inner_.recv(from, tag);
+    } catch (const Error& e) {
+      throw Error(where() + ": " + e.what(), e.kind());
+    }
+    ++recvs_;
     double end = seconds();
     waited_s_ += end - start;
     std::lock_guard<std::mutex> lock(mutex_);
@@ -43,6 +57,11 @@ class RecordingCommunicator final : public Communicator {
     return data;
   }
   void barrier() override { inner_.barrier(); }
+  /// Where this rank is: layer, rank, host and ring step (messages received so far + 1).
+  std::string where() const {
+    return context_ + ", rank " + std::to_string(rank()) + " on " + host_name() + ", step " +
+           std::to_string(recvs_ + 1);
+  }
   double seconds() const { return std::chrono::duration<double>(Clock::now() - origin_).count(); }
   double waited_s() const { return waited_s_; }
 
@@ -51,7 +70,9 @@ class RecordingCommunicator final : public Communicator {
   Clock::time_point origin_;
   std::vector<TraceEvent>& events_;
   std::mutex& mutex_;
+  std::string context_;  ///< "layer N (strategy)", for failure messages
   double waited_s_ = 0;
+  int recvs_ = 0;
 };
 
 /// Seeded values uniform in [-scale, scale), rounded to the storage type: every synthetic input.
@@ -274,6 +295,16 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
                        {"plan_inputs", plan.provenance.value("inputs", nlohmann::json::object())},
                        {"backend", options.backend},
                        {"seed", options.seed}};
+  if (options.fault) {
+    int most = 0;
+    for (const auto& l : plan.layers) most = std::max(most, l.ranks);
+    if (plan.decode || options.fault->rank >= most)
+      throw Error("--inject-fault: rank " + std::to_string(options.fault->rank) +
+                  " takes part in no attention ring of this plan (" +
+                  (plan.decode ? std::string("decode plans are not covered")
+                               : "layers use ranks 0.." + std::to_string(most - 1)) +
+                  ")");
+  }
   if (plan.decode) return run_decode_plan(plan, in, origin, options, report);
   if (plan.layers.empty())
     throw Error(origin + ": the plan has no cross-attention layers to run (phase " + plan.phase +
@@ -381,8 +412,14 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
     for (int rep = 0; rep < std::max(1, options.repeat); ++rep) {
       std::fill(sent.begin(), sent.end(), 0.0);
       const double start = std::chrono::duration<double>(Clock::now() - origin_time).count();
-      run_on_threads(ranks, [&](Communicator& comm) {
-        RecordingCommunicator rec(comm, origin_time, report.events, events_mutex);
+      run_on_threads(
+          ranks,
+          [&](Communicator& world) {
+        FaultInjectingCommunicator faulty(world, options.fault.value_or(Fault{-1, 1}));
+        Communicator& comm = options.fault ? static_cast<Communicator&>(faulty) : world;
+        RecordingCommunicator rec(comm, origin_time, report.events, events_mutex,
+                                  "layer " + std::to_string(lp.index) + " (" + layer.strategy +
+                                      ", " + std::to_string(ranks) + " ranks)");
         double t0 = rec.seconds();
         run_rank(strategy, rec, problem, backward, out, layout);
         double t1 = rec.seconds();
@@ -392,7 +429,8 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
         std::lock_guard<std::mutex> lock(events_mutex);
         report.events.push_back(
             {rec.rank(), 1, "layer " + std::to_string(lp.index) + " " + layer.strategy, t0, t1});
-      });
+          },
+          options.timeout_s);
       const double end = std::chrono::duration<double>(Clock::now() - origin_time).count();
       layer.measured_samples_s.push_back(end - start);
     }

@@ -1,6 +1,9 @@
 // The thread backend: ranks are threads, messages are moved between per-(source, tag)
 // mailboxes; a failed rank aborts the world so nobody waits forever.
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdio>
 #include <condition_variable>
 #include <deque>
 #include <exception>
@@ -15,6 +18,12 @@
 
 namespace xring::executor {
 namespace {
+
+std::string seconds_text(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g s", s);
+  return buf;
+}
 
 struct World {
   explicit World(int n, double timeout) : size(n), timeout_s(timeout) {}
@@ -51,7 +60,7 @@ class ThreadCommunicator final : public Communicator {
     if (!ready)
       throw Error("rank " + std::to_string(rank_) + ": no message from rank " +
                       std::to_string(from) + " (tag " + std::to_string(tag) + ") within " +
-                      std::to_string(world_.timeout_s) + " s",
+                      seconds_text(world_.timeout_s) + " (--timeout)",
                   ExitCode::runtime);
     std::vector<float> data = std::move(box.front());
     box.pop_front();
@@ -103,6 +112,46 @@ void Communicator::all_reduce_sum(std::vector<float>& values, int tag) {
     for (size_t i = 0; i < values.size(); ++i) values[i] += part[i];
   }
   for (int j = 1; j < size(); ++j) send(j, values, tag);
+}
+
+Fault parse_fault(const std::string& text) {
+  Fault f;
+  const auto a = text.find(':'), b = text.rfind(':');
+  bool ok = a != std::string::npos && b != a;
+  try {
+    if (ok) {
+      size_t n1 = 0, n2 = 0;
+      f.rank = std::stoi(text.substr(0, a), &n1);
+      f.message = std::stoi(text.substr(a + 1, b - a - 1), &n2);
+      const std::string kind = text.substr(b + 1);
+      ok = n1 == a && n2 == b - a - 1 && f.rank >= 0 && f.message >= 1 &&
+           (kind == "fail" || kind == "drop");
+      f.kind = kind == "drop" ? Fault::Kind::drop : Fault::Kind::fail;
+    }
+  } catch (const std::exception&) {
+    ok = false;
+  }
+  if (!ok)
+    throw Error("--inject-fault " + text +
+                ": expected RANK:MESSAGE:fail|drop, e.g. 1:3:drop (rank 1's third send is lost)");
+  return f;
+}
+
+void FaultInjectingCommunicator::send(int to, std::vector<float> data, int tag) {
+  if (rank() == fault_.rank && ++sends_ == fault_.message) {
+    if (fault_.kind == Fault::Kind::fail)
+      throw Error("injected fault: rank " + std::to_string(rank()) + " fails at its send #" +
+                      std::to_string(sends_),
+                  ExitCode::runtime);
+    return;  // dropped: the peer waits for it until its timeout
+  }
+  inner_.send(to, std::move(data), tag);
+}
+
+std::string host_name() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "unknown host";
+  return buf;
 }
 
 void run_on_threads(int ranks, const std::function<void(Communicator&)>& body, double timeout_s) {

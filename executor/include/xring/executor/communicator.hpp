@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <string>
 #include <vector>
 
 namespace xring::executor {
@@ -30,6 +31,36 @@ class Communicator {
  protected:
   size_t bytes_sent_ = 0;
 };
+
+/// A fault to inject for testing the abort paths: rank `rank`'s `message`-th send (counting
+/// from 1) either fails (the rank throws) or is dropped (the peer waits until its timeout).
+struct Fault {
+  enum class Kind { fail, drop };
+  int rank = 0;
+  int message = 1;
+  Kind kind = Kind::fail;
+};
+/// "RANK:MESSAGE:fail|drop", e.g. "1:3:drop". Throws xring::Error (bad input) otherwise.
+Fault parse_fault(const std::string& text);
+
+/// Wraps a communicator and injects `fault` when this rank is the fault's rank.
+class FaultInjectingCommunicator final : public Communicator {
+ public:
+  FaultInjectingCommunicator(Communicator& inner, Fault fault) : inner_(inner), fault_(fault) {}
+  int rank() const override { return inner_.rank(); }
+  int size() const override { return inner_.size(); }
+  void send(int to, std::vector<float> data, int tag) override;
+  std::vector<float> recv(int from, int tag) override { return inner_.recv(from, tag); }
+  void barrier() override { inner_.barrier(); }
+
+ private:
+  Communicator& inner_;
+  Fault fault_;
+  int sends_ = 0;
+};
+
+/// The host name, for messages that say where a rank failed.
+std::string host_name();
 
 /// Runs `body` on `ranks` threads, each with its own Communicator, and waits for all of them.
 /// If any rank throws, the others' pending and future recv calls fail instead of hanging, and

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "xring/executor/communicator.hpp"
 #include "xring/planner/planner.hpp"
 
 namespace xring::executor {
@@ -22,6 +23,8 @@ struct RunOptions {
   double max_gflop_per_layer = 20;  ///< the CPU budget above which --scale is required
   std::string media_mask = "none";  ///< none | same_group | up_to_group (Flamingo-style)
   int repeat = 1;                   ///< measurements per layer; the report keeps every sample
+  double timeout_s = 120;           ///< the longest any rank waits for a peer before aborting
+  std::optional<Fault> fault;       ///< testing the abort path: a fault injected into one rank
 };
 
 struct LayerReport {
