@@ -18,6 +18,8 @@ void attach_run(CLI::App& sub, int& exit_code) {
     std::string json;
     std::string trace;
     std::string fault;
+    std::optional<int> rank, world;
+    std::string rendezvous;
   };
   auto o = std::make_shared<Options>();
   sub.add_option("plan", o->plan, "A plan file written by xring plan -o")->required();
@@ -49,6 +51,14 @@ void attach_run(CLI::App& sub, int& exit_code) {
                  "Testing the abort path: RANK:MESSAGE:fail|drop (that rank's MESSAGE-th send "
                  "fails, or is lost so its peer times out)")
       ->group("Testing");
+  sub.add_option("--rank", o->rank, "nccl: this process's rank (else from mpirun/srun/torchrun)")
+      ->group("Multi-process (--backend nccl)");
+  sub.add_option("--world", o->world, "nccl: the number of processes")
+      ->group("Multi-process (--backend nccl)");
+  sub.add_option("--rendezvous", o->rendezvous,
+                 "nccl: a file path every process can see, fresh for the job, where the processes "
+                 "meet")
+      ->group("Multi-process (--backend nccl)");
   sub.add_option("--json", o->json, "Write the run report JSON here");
   sub.add_option("--trace", o->trace,
                  "Write the measured per-rank timeline (Chrome/Perfetto trace)");
@@ -63,6 +73,11 @@ void attach_run(CLI::App& sub, int& exit_code) {
     Inputs in = plan_inputs(p, o->plan);
     if (o->scale != 0) o->run.scale = o->scale;
     if (!o->fault.empty()) o->run.fault = executor::parse_fault(o->fault);
+    if (o->run.backend == "nccl")
+      o->run.launch = executor::launch_identity(o->rank, o->world, o->rendezvous,
+                                                executor::process_environment());
+    else if (o->rank || o->world || !o->rendezvous.empty())
+      throw Error("--rank, --world and --rendezvous apply to --backend nccl only");
     executor::RunReport r = executor::run_plan(p, in, o->plan, o->run);
     std::string report = executor::to_json(r).dump(2) + "\n";
     std::string trace = o->trace.empty() ? "" : executor::measured_trace(r).dump() + "\n";

@@ -620,3 +620,27 @@ TEST(Cli, InterruptedRunLeavesNoFiles) {
   for (const auto& entry : fs::directory_iterator(dir))
     EXPECT_EQ(entry.path(), plan) << "left behind: " << entry.path();
 }
+
+TEST(Cli, NcclBackendChecksItsLaunchBeforeSayingThereIsNoGpu) {
+  fs::path plan = scratch("nccl-plan.json"), report = scratch("nccl-report.json");
+  ASSERT_EQ(xring("plan --model tiny --strategy query_ring --ranks 4 -o " + plan.string()).exit_code,
+            0);
+  const std::string run = "run " + plan.string() + " --backend nccl --json " + report.string();
+  Result who = xring(run);
+  EXPECT_EQ(who.exit_code, 2) << who.output;
+  EXPECT_NE(who.output.find("--rank R --world N"), std::string::npos) << who.output;
+  Result world = xring(run + " --rank 0 --world 2 --rendezvous /tmp/unused");
+  EXPECT_EQ(world.exit_code, 2) << world.output;
+  EXPECT_NE(world.output.find("start 4 processes"), std::string::npos) << world.output;
+  setenv("RANK", "1", 1);  // as torchrun starts it
+  setenv("WORLD_SIZE", "4", 1);
+  Result torchrun = xring(run + " --rendezvous /tmp/unused");
+  unsetenv("RANK");
+  unsetenv("WORLD_SIZE");
+  EXPECT_EQ(torchrun.exit_code, 3) << torchrun.output;
+  Result ok = xring(run + " --rank 3 --world 4 --rendezvous /tmp/unused");
+  EXPECT_EQ(ok.exit_code, 3) << ok.output;
+  EXPECT_NE(ok.output.find("no GPU executor"), std::string::npos) << ok.output;
+  EXPECT_FALSE(fs::exists(report));
+  EXPECT_EQ(xring("run " + plan.string() + " --world 4").exit_code, 2);
+}

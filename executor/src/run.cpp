@@ -274,6 +274,18 @@ RunReport run_decode_plan(const Plan& plan, const Inputs& in, const std::string&
 
 RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin,
                    const RunOptions& options) {
+  if (options.backend == "nccl") {
+    if (!options.launch)
+      throw Error("--backend nccl needs this process's rank and world (launch_identity)");
+    int most = 1;
+    for (const auto& l : plan.layers) most = std::max(most, l.ranks);
+    if (plan.decode) most = plan.decode->gpus;
+    if (options.launch->world != most)
+      throw Error(origin + ": the plan's largest ring has " + std::to_string(most) +
+                  " ranks; start " + std::to_string(most) + " processes (world is " +
+                  std::to_string(options.launch->world) + ", from " + options.launch->source +
+                  ")");
+  }
   if (options.backend != "cpu")
     throw Error(
         "--backend " + options.backend + ": this build has no GPU executor yet; use --backend cpu",

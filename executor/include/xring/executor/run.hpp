@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "xring/executor/communicator.hpp"
+#include "xring/executor/rendezvous.hpp"
 #include "xring/planner/planner.hpp"
 
 namespace xring::executor {
@@ -25,6 +26,7 @@ struct RunOptions {
   int repeat = 1;                   ///< measurements per layer; the report keeps every sample
   double timeout_s = 120;           ///< the longest any rank waits for a peer before aborting
   std::optional<Fault> fault;       ///< testing the abort path: a fault injected into one rank
+  std::optional<LaunchIdentity> launch;  ///< nccl: this process's rank, world and rendezvous
 };
 
 struct LayerReport {
