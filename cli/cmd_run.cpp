@@ -86,20 +86,28 @@ void attach_run(CLI::App& sub, int& exit_code) {
     using units::format_time;
     fmt::print("xring run {} on the {} backend (seed {}, scale {:g})\n", o->plan, r.backend, r.seed,
                r.scale);
-    fmt::print("  {:>5}  {:<11} {:>5} {:>16} {:>11} {:>11} {:>11} {:>11} {:>10} {:>8}\n", "layer",
-               "strategy", "ranks", "S_Q x S_KV", "measured", "compute", "waiting", "predicted",
-               "max err", "verified");
+    fmt::print(
+        "  {:>5}  {:<11} {:>5} {:>16} {:>11} {:>11} {:>11} {:>8} {:>12} {:>11} {:>10} {:>8}\n",
+        "layer", "strategy", "ranks", "S_Q x S_KV", "measured", "compute", "waiting", "overlap",
+        "achieved", "predicted", "max err", "verified");
     for (const auto& l : r.layers)
-      fmt::print("  {:>5}  {:<11} {:>5} {:>16} {:>11} {:>11} {:>11} {:>11} {:>10.3g} {:>8}\n",
-                 l.index, l.strategy, l.ranks, fmt::format("{}x{}", l.s_q, l.s_kv),
-                 format_time(l.measured_time_s), format_time(l.measured_compute_s),
-                 format_time(l.measured_comm_s), format_time(l.predicted_time_s), l.max_abs_error,
-                 l.verified ? "yes" : "NO");
-    fmt::print("measured   {} for all layers, {:.4g} tokens/s, {:.4g} GFLOP/s\n",
-               format_time(r.measured_time_s), r.measured_tokens_per_s,
-               r.measured_flop_per_s / 1e9);
-    fmt::print("predicted  {} on {} ({:.4g} tokens/s)\n", format_time(r.predicted_time_s),
-               in.cluster.name, r.predicted_tokens_per_s);
+      fmt::print(
+          "  {:>5}  {:<11} {:>5} {:>16} {:>11} {:>11} {:>11} {:>7.0f}% {:>12} {:>11} {:>10.3g} "
+          "{:>8}\n",
+          l.index, l.strategy, l.ranks, fmt::format("{}x{}", l.s_q, l.s_kv),
+          format_time(l.measured_time_s), format_time(l.measured_compute_s),
+          format_time(l.measured_comm_s), 100 * l.overlap_efficiency,
+          units::format_flop_rate(l.flop_per_s), format_time(l.predicted_time_s), l.max_abs_error,
+          l.verified ? "yes" : "NO");
+    fmt::print("measured   {} for all layers, {:.4g} tokens/s, {:.4g} frames/s, {}\n",
+               format_time(r.measured_time_s), r.measured_tokens_per_s, r.measured_frames_per_s,
+               units::format_flop_rate(r.measured_flop_per_s));
+    fmt::print("predicted  {} on {} ({:.4g} tokens/s, {:.4g} frames/s, {}; error {:+.0f}%)\n",
+               format_time(r.predicted_time_s), in.cluster.name, r.predicted_tokens_per_s,
+               r.predicted_frames_per_s, units::format_flop_rate(r.predicted_flop_per_s),
+               r.measured_time_s > 0
+                   ? 100 * (r.predicted_time_s - r.measured_time_s) / r.measured_time_s
+                   : 0.0);
     fmt::print("verified   {} (max abs error {:.3g}, max rel error {:.3g}, tolerance {:.3g}: {})\n",
                r.verified ? "yes" : "NO", r.max_abs_error, r.max_rel_error, r.tolerance,
                r.tolerance_rule);

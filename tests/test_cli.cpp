@@ -548,22 +548,24 @@ TEST(Cli, ProfileAndValidateSayWhenABackendIsMissing) {
   EXPECT_EQ(r.exit_code, 3) << r.output;
   EXPECT_NE(r.output.find("no CUDA kernels"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(out));
-  Result v = xring("validate --backend cuda --device-profile " + data("devices/synthetic-cuda.json"));
+  Result v =
+      xring("validate --backend cuda --device-profile " + data("devices/synthetic-cuda.json"));
   EXPECT_EQ(v.exit_code, 3) << v.output;
   // A cuda profile cannot predict cpu runs.
   Result m = xring("validate --device-profile " + data("devices/synthetic-cuda.json"));
   EXPECT_EQ(m.exit_code, 2) << m.output;
   EXPECT_NE(m.output.find("device.backend"), std::string::npos) << m.output;
-  Result s = xring("validate --device-profile " + data("devices/cpu-epyc-2core.json") +
-                   " --shape 12y40");
+  Result s =
+      xring("validate --device-profile " + data("devices/cpu-epyc-2core.json") + " --shape 12y40");
   EXPECT_EQ(s.exit_code, 2) << s.output;
   EXPECT_NE(s.output.find("--shape 12y40"), std::string::npos) << s.output;
 }
 
 TEST(Cli, ValidateComparesPredictedAndMeasuredPerPoint) {
   fs::path json_out = scratch("validate.json"), csv_out = scratch("validate.csv");
-  Result r = xring("validate --device-profile " + data("devices/cpu-epyc-2core.json") +
-                   " --quick --repeat 1 --json " + json_out.string() + " --csv " + csv_out.string());
+  Result r =
+      xring("validate --device-profile " + data("devices/cpu-epyc-2core.json") +
+            " --quick --repeat 1 --json " + json_out.string() + " --csv " + csv_out.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("median |error|"), std::string::npos) << r.output;
   std::ifstream in(json_out);
@@ -583,11 +585,12 @@ TEST(Cli, ValidateComparesPredictedAndMeasuredPerPoint) {
 
 TEST(Cli, RunAbortsEveryRankOnAFaultAndWritesNoReport) {
   fs::path plan = scratch("fault-plan.json"), report = scratch("fault-report.json");
-  ASSERT_EQ(xring("plan --model tiny --strategy query_ring --ranks 4 -o " + plan.string()).exit_code,
-            0);
+  ASSERT_EQ(
+      xring("plan --model tiny --strategy query_ring --ranks 4 -o " + plan.string()).exit_code, 0);
   fs::remove(report);
   // A rank that fails: every other rank stops waiting; the message says where.
-  Result fail = xring("run " + plan.string() + " --inject-fault 1:2:fail --json " + report.string());
+  Result fail =
+      xring("run " + plan.string() + " --inject-fault 1:2:fail --json " + report.string());
   EXPECT_EQ(fail.exit_code, 3) << fail.output;
   for (const char* needle : {"layer 1 (query_ring, 4 ranks)", "rank 1 on ", "step 2", "injected"})
     EXPECT_NE(fail.output.find(needle), std::string::npos) << needle << "\n" << fail.output;
@@ -609,10 +612,11 @@ TEST(Cli, InterruptedRunLeavesNoFiles) {
   fs::path dir = scratch("interrupt");
   fs::create_directories(dir);
   fs::path plan = dir / "plan.json", report = dir / "report.json";
-  ASSERT_EQ(xring("plan --model tiny --set workload.frames=2000 --strategy query_ring --ranks 2 -o " +
-                  plan.string())
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      xring("plan --model tiny --set workload.frames=2000 --strategy query_ring --ranks 2 -o " +
+            plan.string())
+          .exit_code,
+      0);
   std::string command = "timeout -s INT 0.5 " + std::string(XRING_BINARY) + " run " +
                         plan.string() + " --json " + report.string() + " > /dev/null 2>&1";
   int status = std::system(command.c_str());
@@ -623,8 +627,8 @@ TEST(Cli, InterruptedRunLeavesNoFiles) {
 
 TEST(Cli, NcclBackendChecksItsLaunchBeforeSayingThereIsNoGpu) {
   fs::path plan = scratch("nccl-plan.json"), report = scratch("nccl-report.json");
-  ASSERT_EQ(xring("plan --model tiny --strategy query_ring --ranks 4 -o " + plan.string()).exit_code,
-            0);
+  ASSERT_EQ(
+      xring("plan --model tiny --strategy query_ring --ranks 4 -o " + plan.string()).exit_code, 0);
   const std::string run = "run " + plan.string() + " --backend nccl --json " + report.string();
   Result who = xring(run);
   EXPECT_EQ(who.exit_code, 2) << who.output;
@@ -643,4 +647,26 @@ TEST(Cli, NcclBackendChecksItsLaunchBeforeSayingThereIsNoGpu) {
   EXPECT_NE(ok.output.find("no GPU executor"), std::string::npos) << ok.output;
   EXPECT_FALSE(fs::exists(report));
   EXPECT_EQ(xring("run " + plan.string() + " --world 4").exit_code, 2);
+}
+
+TEST(Cli, RunReportsOverlapBandwidthAndPredictionErrors) {
+  fs::path plan = scratch("metrics-plan.json"), report = scratch("metrics-report.json");
+  ASSERT_EQ(xring("plan --model tiny --strategy kv_ring --ranks 2 -o " + plan.string()).exit_code,
+            0);
+  Result r = xring("run " + plan.string() + " --json " + report.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream in(report);
+  json j = json::parse(in);
+  for (const auto& l : j["layers"]) {
+    EXPECT_GT(l["overlap_efficiency"].get<double>(), 0);
+    EXPECT_LE(l["overlap_efficiency"].get<double>(), 1);
+    EXPECT_GT(l["flop_per_s"].get<double>(), 0);
+    EXPECT_GT(l["predicted_step_compute_s"].get<double>(), 0);
+    EXPECT_GT(l["predicted_peak_memory_bytes"].get<double>(), 0);
+    EXPECT_EQ(l["algbw_bytes_per_s"], l["busbw_bytes_per_s"]);  // point-to-point: equal
+    const double m = l["measured_time_s"], p = l["predicted_time_s"];
+    EXPECT_NEAR(l["time_error"].get<double>(), (p - m) / m, 1e-9);
+  }
+  EXPECT_GT(j["measured"]["frames_per_s"].get<double>(), 0);
+  EXPECT_GT(j["predicted"]["frames_per_s"].get<double>(), 0);
 }

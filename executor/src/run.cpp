@@ -283,8 +283,7 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
     if (options.launch->world != most)
       throw Error(origin + ": the plan's largest ring has " + std::to_string(most) +
                   " ranks; start " + std::to_string(most) + " processes (world is " +
-                  std::to_string(options.launch->world) + ", from " + options.launch->source +
-                  ")");
+                  std::to_string(options.launch->world) + ", from " + options.launch->source + ")");
   }
   if (options.backend != "cpu")
     throw Error(
@@ -326,7 +325,7 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
   const auto origin_time = Clock::now();
   std::mutex events_mutex;
   double worst_ratio = 0;
-  double flops = 0, tokens = 0;
+  double flops = 0, tokens = 0, frames = 0;
   // What every executed layer adds to the report: the prediction for its shape, its errors.
   auto finish_layer = [&](LayerReport layer, const LayerPlan& lp, const LayerShape& shape,
                           const Comparison& c, double layer_flops) {
@@ -337,9 +336,29 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
     layer.predicted_time_s = predicted.time_s();
     layer.predicted_compute_s = predicted.compute_s();
     layer.predicted_comm_s = predicted.comm_s();
+    const int passes = layer.backward ? 2 : 1;
+    layer.measured_step_compute_s = layer.measured_compute_s / layer.steps / passes;
+    layer.measured_step_comm_s = layer.measured_comm_s / std::max(1, layer.steps - 1) / passes;
+    layer.predicted_step_compute_s = predicted.forward.step_compute_s;
+    layer.predicted_step_comm_s = predicted.forward.step_comm_s;
+    if (layer.measured_time_s > 0) {
+      layer.flop_per_s = layer_flops / layer.measured_time_s;
+      layer.overlap_efficiency = std::min(1.0, layer.measured_compute_s / layer.measured_time_s);
+      layer.time_error = (layer.predicted_time_s - layer.measured_time_s) / layer.measured_time_s;
+    }
+    if (layer.measured_comm_s > 0 && layer.ranks > 1) {
+      // nccl-tests' definitions: algbw = bytes a rank moves / time; busbw = algbw for
+      // point-to-point (the rings), algbw·(P−1)/P for all-to-all. Time: exposed waiting.
+      layer.algbw_bytes_per_s = layer.bytes_sent / layer.ranks / layer.measured_comm_s;
+      const bool all_to_all = lp.strategy == Strategy::ulysses || lp.strategy == Strategy::hybrid;
+      layer.busbw_bytes_per_s =
+          layer.algbw_bytes_per_s * (all_to_all ? (layer.ranks - 1.0) / layer.ranks : 1.0);
+    }
+    layer.predicted_peak_memory_bytes = lp.memory_bytes.total();
     record(c, layer, report, worst_ratio);
     flops += layer_flops;  // the executed group's work
     tokens = static_cast<double>(shape.batch) * (shape.s_q + shape.s_kv);
+    frames = static_cast<double>(shape.batch) * xring::frames(in.workload, in.model);
     report.layers.push_back(layer);
   };
   for (size_t i = 0; i < plan.layers.size(); ++i) {
@@ -427,20 +446,21 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
       run_on_threads(
           ranks,
           [&](Communicator& world) {
-        FaultInjectingCommunicator faulty(world, options.fault.value_or(Fault{-1, 1}));
-        Communicator& comm = options.fault ? static_cast<Communicator&>(faulty) : world;
-        RecordingCommunicator rec(comm, origin_time, report.events, events_mutex,
-                                  "layer " + std::to_string(lp.index) + " (" + layer.strategy +
-                                      ", " + std::to_string(ranks) + " ranks)");
-        double t0 = rec.seconds();
-        run_rank(strategy, rec, problem, backward, out, layout);
-        double t1 = rec.seconds();
-        busy[rec.rank()] = t1 - t0;
-        waited[rec.rank()] = rec.waited_s();
-        sent[rec.rank()] = static_cast<double>(rec.bytes_sent());
-        std::lock_guard<std::mutex> lock(events_mutex);
-        report.events.push_back(
-            {rec.rank(), 1, "layer " + std::to_string(lp.index) + " " + layer.strategy, t0, t1});
+            FaultInjectingCommunicator faulty(world, options.fault.value_or(Fault{-1, 1}));
+            Communicator& comm = options.fault ? static_cast<Communicator&>(faulty) : world;
+            RecordingCommunicator rec(comm, origin_time, report.events, events_mutex,
+                                      "layer " + std::to_string(lp.index) + " (" + layer.strategy +
+                                          ", " + std::to_string(ranks) + " ranks)");
+            double t0 = rec.seconds();
+            run_rank(strategy, rec, problem, backward, out, layout);
+            double t1 = rec.seconds();
+            busy[rec.rank()] = t1 - t0;
+            waited[rec.rank()] = rec.waited_s();
+            sent[rec.rank()] = static_cast<double>(rec.bytes_sent());
+            std::lock_guard<std::mutex> lock(events_mutex);
+            report.events.push_back({rec.rank(), 1,
+                                     "layer " + std::to_string(lp.index) + " " + layer.strategy, t0,
+                                     t1});
           },
           options.timeout_s);
       const double end = std::chrono::duration<double>(Clock::now() - origin_time).count();
@@ -472,8 +492,13 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
   if (report.measured_time_s > 0) {
     report.measured_tokens_per_s = tokens / report.measured_time_s;
     report.measured_flop_per_s = flops / report.measured_time_s;
+    report.measured_frames_per_s = frames / report.measured_time_s;
   }
-  if (report.predicted_time_s > 0) report.predicted_tokens_per_s = tokens / report.predicted_time_s;
+  if (report.predicted_time_s > 0) {
+    report.predicted_tokens_per_s = tokens / report.predicted_time_s;
+    report.predicted_frames_per_s = frames / report.predicted_time_s;
+    report.predicted_flop_per_s = flops / report.predicted_time_s;
+  }
   report.notes.push_back(
       "measured: the cpu backend, ranks as threads on this machine; predicted: the planner's "
       "cost of the same shapes on the planned cluster (" +
@@ -521,6 +546,16 @@ nlohmann::json to_json(const RunReport& r) {
                       {"predicted_time_s", l.predicted_time_s},
                       {"predicted_compute_s", l.predicted_compute_s},
                       {"predicted_comm_s", l.predicted_comm_s},
+                      {"measured_step_compute_s", l.measured_step_compute_s},
+                      {"measured_step_comm_s", l.measured_step_comm_s},
+                      {"predicted_step_compute_s", l.predicted_step_compute_s},
+                      {"predicted_step_comm_s", l.predicted_step_comm_s},
+                      {"time_error", l.time_error},
+                      {"flop_per_s", l.flop_per_s},
+                      {"overlap_efficiency", l.overlap_efficiency},
+                      {"algbw_bytes_per_s", l.algbw_bytes_per_s},
+                      {"busbw_bytes_per_s", l.busbw_bytes_per_s},
+                      {"predicted_peak_memory_bytes", l.predicted_peak_memory_bytes},
                       {"bytes_sent", l.bytes_sent},
                       {"max_abs_error", l.max_abs_error},
                       {"max_rel_error", l.max_rel_error},
@@ -543,9 +578,13 @@ nlohmann::json to_json(const RunReport& r) {
            {{"time_s", r.measured_time_s},
             {"throughput_tokens_per_s", r.measured_tokens_per_s},
             {"flop_per_s", r.measured_flop_per_s},
+            {"frames_per_s", r.measured_frames_per_s},
             {"samples_s", total_samples(r)}}},
           {"predicted",
-           {{"time_s", r.predicted_time_s}, {"throughput_tokens_per_s", r.predicted_tokens_per_s}}},
+           {{"time_s", r.predicted_time_s},
+            {"throughput_tokens_per_s", r.predicted_tokens_per_s},
+            {"flop_per_s", r.predicted_flop_per_s},
+            {"frames_per_s", r.predicted_frames_per_s}}},
           {"notes", r.notes}};
 }
 

@@ -44,6 +44,16 @@ struct LayerReport {
   double predicted_time_s = 0;  ///< the planner's cost of this shape on the planned cluster
   double predicted_compute_s = 0;
   double predicted_comm_s = 0;
+  double measured_step_compute_s = 0;  ///< per ring step and pass
+  double measured_step_comm_s = 0;     ///< exposed waiting per transfer
+  double predicted_step_compute_s = 0;  ///< forward
+  double predicted_step_comm_s = 0;
+  double time_error = 0;          ///< (predicted − measured) / measured
+  double flop_per_s = 0;          ///< achieved: the layer's FLOPs over its measured time
+  double overlap_efficiency = 0;  ///< no-communication bound (slowest rank's compute) / time
+  double algbw_bytes_per_s = 0;   ///< bytes a rank sent / exposed transfer time (nccl-tests)
+  double busbw_bytes_per_s = 0;   ///< algbw, x (P−1)/P for all-to-all
+  double predicted_peak_memory_bytes = 0;  ///< the plan's per-rank total for this layer
   double bytes_sent = 0;  ///< all ranks, fp32 messages
   double max_abs_error = 0;
   double max_rel_error = 0;  ///< max abs error / the tensor's largest |reference|
@@ -68,7 +78,9 @@ struct RunReport {
   std::string tolerance_rule;
   std::vector<LayerReport> layers;
   double measured_time_s = 0, measured_tokens_per_s = 0, measured_flop_per_s = 0;
-  double predicted_time_s = 0, predicted_tokens_per_s = 0;
+  double measured_frames_per_s = 0;
+  double predicted_time_s = 0, predicted_tokens_per_s = 0, predicted_flop_per_s = 0,
+         predicted_frames_per_s = 0;
   std::vector<std::string> notes;
   nlohmann::json provenance;       ///< version, git revision, plan hash, date, seed
   std::vector<TraceEvent> events;  ///< the measured timeline (for --trace)
