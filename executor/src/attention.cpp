@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "rings.hpp"
+#include "xring/nvtx.hpp"
 #include "xring/planner/error.hpp"
 
 namespace xring::executor {
@@ -143,6 +144,11 @@ Heads heads_of(const kernels::Shape& s, int P, int r) {
   return {r * hq, hq, (r * hq) / group, 1};
 }
 
+/// "rank R WHAT step T": the NVTX range of one ring step (Nsight Systems reads like the trace).
+[[maybe_unused]] std::string step_range_name(const RingLocal& x, const char* what, int t) {
+  return "rank " + std::to_string(x.r) + " " + what + " step " + std::to_string(t);
+}
+
 /// Forward of the query ring: Q travels with its running O and L; O and L return home.
 void query_ring_forward(Communicator& comm, const RingLocal& x, std::vector<float>& o_own,
                         std::vector<float>& l_own) {
@@ -153,6 +159,7 @@ void query_ring_forward(Communicator& comm, const RingLocal& x, std::vector<floa
   std::vector<float> q = x.q;
   std::vector<float> o(q.size(), 0.0f), l(count(s, s.heads, x.q_of(owner)), kNegInf);
   for (int t = 0; t < x.P; ++t) {
+    XRING_RANGE(step_range_name(x, "query_ring forward", t));
     Rows rows = x.q_of(owner);
     std::vector<float> o_part(o.size()), l_part(l.size());
     kernels::attention_forward(q.data(), k.data(), v.data(), s, rows, x.kr, x.mask, o_part.data(),
@@ -190,6 +197,7 @@ void kv_ring_forward(Communicator& comm, const RingLocal& x, std::vector<float>&
   int owner = x.r;
   std::vector<float> k = x.k, v = x.v;
   for (int t = 0; t < x.P; ++t) {
+    XRING_RANGE(step_range_name(x, "kv_ring forward", t));
     std::vector<float> o_part(o.size()), l_part(l.size());
     kernels::attention_forward(q.data(), k.data(), v.data(), s, x.qr, x.kv_of(owner), x.mask,
                                o_part.data(), l_part.data());
@@ -222,6 +230,7 @@ void query_ring_backward(Communicator& comm, const RingLocal& x, const std::vect
                               term.data());
   std::vector<float> dq(q.size(), 0.0f);
   for (int t = 0; t < x.P; ++t) {
+    XRING_RANGE(step_range_name(x, "query_ring backward", t));
     kernels::attention_backward(q.data(), k.data(), v.data(), l.data(), term.data(), d_o.data(), s,
                                 x.q_of(owner), x.kr, x.mask, dq.data(), dk.data(), dv.data());
     if (t + 1 == x.P) break;
@@ -257,6 +266,7 @@ void kv_ring_backward(Communicator& comm, const RingLocal& x, const std::vector<
   int owner = x.r;
   std::vector<float> k = x.k, v = x.v, dk(k.size(), 0.0f), dv(v.size(), 0.0f);
   for (int t = 0; t < x.P; ++t) {
+    XRING_RANGE(step_range_name(x, "kv_ring backward", t));
     kernels::attention_backward(q.data(), k.data(), v.data(), l_own.data(), term.data(), d_o.data(),
                                 s, x.qr, x.kv_of(owner), x.mask, dq.data(), dk.data(), dv.data());
     if (t + 1 == x.P) break;

@@ -11,6 +11,7 @@
 #include "xring/executor/attention.hpp"
 #include "xring/executor/decode.hpp"
 #include "xring/executor/projection.hpp"
+#include "xring/nvtx.hpp"
 #include "xring/planner/error.hpp"
 #include "xring/planner/provenance.hpp"
 
@@ -35,6 +36,7 @@ class RecordingCommunicator final : public Communicator {
   int size() const override { return inner_.size(); }
   void send(int to, std::vector<float> data, int tag) override {
     bytes_sent_ += data.size() * sizeof(float);
+    XRING_RANGE("rank " + std::to_string(rank()) + " send to " + std::to_string(to));
     try {
       inner_.send(to, std::move(data), tag);
     } catch (const Error& e) {
@@ -44,6 +46,7 @@ class RecordingCommunicator final : public Communicator {
   std::vector<float> recv(int from, int tag) override {
     double start = seconds();
     std::vector<float> data;
+    XRING_RANGE("rank " + std::to_string(rank()) + " wait for " + std::to_string(from));
     try {
       data = inner_.recv(from, tag);
     } catch (const Error& e) {

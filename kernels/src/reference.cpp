@@ -1,6 +1,8 @@
 // CPU reference kernels; see reference.hpp for the contracts.
 #include "xring/kernels/reference.hpp"
 
+#include "xring/nvtx.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -76,6 +78,7 @@ float Shape::scale() const { return 1.0f / std::sqrt(static_cast<float>(head_dim
 
 void attention_forward(const float* q, const float* k, const float* v, const Shape& s, Rows qr,
                        Rows kr, const Mask& mask, float* o, float* l) {
+  XRING_RANGE("attention_forward (cpu)");
   const int d = s.head_dim;
   const float scale = s.scale();
   std::vector<float> scores(static_cast<size_t>(kr.rows));
@@ -119,6 +122,7 @@ void attention_forward(const float* q, const float* k, const float* v, const Sha
 
 void merge_partial(float* o, float* l, const float* o_part, const float* l_part, long long rows,
                    int d) {
+  XRING_RANGE("merge_partial (cpu)");
   for (long long r = 0; r < rows; ++r) {
     const float l1 = l[r], l2 = l_part[r];
     if (l2 == kNegInf) continue;
@@ -146,6 +150,7 @@ void backward_row_terms(const float* o, const float* d_o, long long rows, int d,
 void attention_backward(const float* q, const float* k, const float* v, const float* l,
                         const float* dterm, const float* d_o, const Shape& s, Rows qr, Rows kr,
                         const Mask& mask, float* dq, float* dk, float* dv) {
+  XRING_RANGE("attention_backward (cpu)");
   const int d = s.head_dim;
   const float scale = s.scale();
   for (int b = 0; b < s.batch; ++b)
@@ -203,6 +208,7 @@ std::vector<float> gather_rows(const float* t, int width, const std::vector<long
 void decode_attention(const float* q, const std::vector<const float*>& k,
                       const std::vector<const float*>& v, const std::vector<long long>& len,
                       const Shape& s, float* o, float* l) {
+  XRING_RANGE("decode_attention (cpu)");
   const int group = s.heads / s.kv_heads;
   for (int h = 0; h < s.heads; ++h) {
     const int hk = h / group;
