@@ -24,8 +24,9 @@ float ulp(Storage s, float x);
 /// Which keys a query may attend, by global token index. none: all. same_group: key j only
 /// when kv_group[j] == q_group[i] (Flamingo's media mask: text sees its own image).
 /// up_to_group: kv_group[j] <= q_group[i] (text sees every image before it).
+/// causal: j <= i (self-attention; the groups are unused).
 struct Mask {
-  enum class Kind { none, same_group, up_to_group } kind = Kind::none;
+  enum class Kind { none, same_group, up_to_group, causal } kind = Kind::none;
   std::vector<int> q_group;
   std::vector<int> kv_group;
   bool allowed(long long q, long long kv) const {
@@ -36,6 +37,8 @@ struct Mask {
         return kv_group[kv] == q_group[q];
       case Kind::up_to_group:
         return kv_group[kv] <= q_group[q];
+      case Kind::causal:
+        return kv <= q;
     }
     return true;
   }
