@@ -176,20 +176,28 @@ ProfileGrid profile_grid(const std::string& backend, bool quick) {
   } else {
     g.heads = 32;
     g.kv_heads = 8;
-    g.s_q = {128, 512, 2048, 8192};
-    g.s_kv = {4096, 16384, 65536, 262144};
-    g.backward_s_q = {512, 2048, 8192};
-    g.backward_s_kv = {4096, 16384, 65536};
+    g.s_q = quick ? std::vector<long long>{512, 2048} : std::vector<long long>{128, 512, 2048, 8192};
+    g.s_kv = quick ? std::vector<long long>{16384, 65536}
+                   : std::vector<long long>{4096, 16384, 65536, 262144};
+    // The backward kernel is SIMT for now: a small grid keeps the profile to minutes.
+    g.backward_s_q = quick ? std::vector<long long>{512} : std::vector<long long>{256, 1024};
+    g.backward_s_kv = quick ? std::vector<long long>{4096} : std::vector<long long>{2048, 8192};
   }
   return g;
 }
 
 DeviceProfile profile_device(const ProfileOptions& options) {
-  if (options.backend != "cpu")
-    throw Error("xring profile --backend " + options.backend +
-                    ": this build has no CUDA kernels yet, so there is nothing to measure on a "
-                    "GPU; use --backend cpu",
+  if (options.backend == "cuda") {
+#if defined(XRING_EXECUTOR_CUDA)
+    return profile_cuda(options);
+#else
+    throw Error("xring profile --backend cuda: this build has no CUDA kernels (configured without "
+                "CUDA); use --backend cpu, or rebuild where nvcc is found",
                 ExitCode::runtime);
+#endif
+  }
+  if (options.backend != "cpu")
+    throw Error("xring profile --backend " + options.backend + ": unknown backend (cpu, cuda)");
   const bool quick = options.quick;
   const int repeats = quick ? 1 : 3;
   std::vector<DType> dtypes = options.dtypes;

@@ -26,6 +26,9 @@ struct ProfileOptions {
 /// Measures the local device. Throws xring::Error (runtime) when the backend is unavailable.
 DeviceProfile profile_device(const ProfileOptions& options);
 
+/// The cuda backend of profile_device (builds with CUDA only).
+DeviceProfile profile_cuda(const ProfileOptions& options);
+
 /// The points `profile_device` measures, so a progress bar and --help can show the grid.
 struct ProfileGrid {
   std::vector<long long> s_q, s_kv;                 ///< forward grid (heads fixed)
