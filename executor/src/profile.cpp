@@ -173,47 +173,33 @@ ProfileGrid profile_grid(const std::string& backend, bool quick) {
     g.s_kv = quick ? std::vector<long long>{256, 4096} : std::vector<long long>{256, 1024, 4096};
     g.backward_s_q = {16, 256};
     g.backward_s_kv = quick ? std::vector<long long>{1024} : std::vector<long long>{256, 4096};
+    g.dtypes = quick ? std::vector{DType::bf16} : std::vector{DType::bf16, DType::fp16};
+    g.head_dims = quick ? std::vector{64} : std::vector{64, 128};
   } else {
     g.heads = 32;
     g.kv_heads = 8;
-    g.s_q = quick ? std::vector<long long>{512, 2048} : std::vector<long long>{128, 512, 2048, 8192};
+    g.s_q =
+        quick ? std::vector<long long>{512, 2048} : std::vector<long long>{128, 512, 2048, 8192};
     g.s_kv = quick ? std::vector<long long>{16384, 65536}
                    : std::vector<long long>{4096, 16384, 65536, 262144};
     // The backward kernel is SIMT for now: a small grid keeps the profile to minutes.
     g.backward_s_q = quick ? std::vector<long long>{512} : std::vector<long long>{256, 1024};
     g.backward_s_kv = quick ? std::vector<long long>{4096} : std::vector<long long>{2048, 8192};
+    g.dtypes = quick ? std::vector{DType::bf16} : std::vector{DType::bf16, DType::fp16};
+    g.head_dims = quick ? std::vector{128} : std::vector{64, 128};
   }
   return g;
 }
 
-DeviceProfile profile_device(const ProfileOptions& options) {
-  if (options.backend == "cuda") {
-#if defined(XRING_EXECUTOR_CUDA)
-    return profile_cuda(options);
-#else
-    throw Error("xring profile --backend cuda: this build has no CUDA kernels (configured without "
-                "CUDA); use --backend cpu, or rebuild where nvcc is found",
-                ExitCode::runtime);
-#endif
-  }
-  if (options.backend != "cpu")
-    throw Error("xring profile --backend " + options.backend + ": unknown backend (cpu, cuda)");
-  const bool quick = options.quick;
-  const int repeats = quick ? 1 : 3;
-  std::vector<DType> dtypes = options.dtypes;
-  if (dtypes.empty())
-    dtypes = quick ? std::vector{DType::bf16} : std::vector{DType::bf16, DType::fp16};
-  std::vector<int> dims = options.head_dims;
-  if (dims.empty()) dims = quick ? std::vector{64} : std::vector{64, 128};
-  const ProfileGrid g = profile_grid(options.backend, quick);
+std::string ProfileJob::name() const {
+  return to_string(pass) + " " + to_string(dtype) + " d=" + std::to_string(head_dim) + " " +
+         std::to_string(s_q) + "x" + std::to_string(s_kv);
+}
 
-  struct Job {
-    Pass pass;
-    DType dtype;
-    int d;
-    long long s_q, s_kv;
-  };
-  std::vector<Job> jobs;
+std::vector<ProfileJob> profile_jobs(const ProfileOptions& options, const ProfileGrid& g) {
+  const auto& dtypes = options.dtypes.empty() ? g.dtypes : options.dtypes;
+  const auto& dims = options.head_dims.empty() ? g.head_dims : options.head_dims;
+  std::vector<ProfileJob> jobs;
   for (DType t : dtypes)
     for (int d : dims) {
       for (long long sq : g.s_q)
@@ -221,6 +207,26 @@ DeviceProfile profile_device(const ProfileOptions& options) {
       for (long long sq : g.backward_s_q)
         for (long long skv : g.backward_s_kv) jobs.push_back({Pass::backward, t, d, sq, skv});
     }
+  return jobs;
+}
+
+DeviceProfile profile_device(const ProfileOptions& options) {
+  if (options.backend == "cuda") {
+#if defined(XRING_EXECUTOR_CUDA)
+    return profile_cuda(options);
+#else
+    throw Error(
+        "xring profile --backend cuda: this build has no CUDA kernels (configured without "
+        "CUDA); use --backend cpu, or rebuild where nvcc is found",
+        ExitCode::runtime);
+#endif
+  }
+  if (options.backend != "cpu")
+    throw Error("xring profile --backend " + options.backend + ": unknown backend (cpu, cuda)");
+  const bool quick = options.quick;
+  const int repeats = quick ? 1 : 3;
+  const ProfileGrid g = profile_grid(options.backend, quick);
+  const std::vector<ProfileJob> jobs = profile_jobs(options, g);
   const size_t total = jobs.size() + 3;
   size_t done = 0;
   auto step = [&](const std::string& what) {
@@ -237,10 +243,10 @@ DeviceProfile profile_device(const ProfileOptions& options) {
   p.date = utc_now();
   p.xring_version = xring_version();
   p.quick = quick;
-  for (const Job& j : jobs) {
-    step(to_string(j.pass) + " " + to_string(j.dtype) + " d=" + std::to_string(j.d) + " " +
-         std::to_string(j.s_q) + "x" + std::to_string(j.s_kv));
-    p.attention.push_back(measure_attention(g, j.pass, j.dtype, j.d, j.s_q, j.s_kv, repeats));
+  for (const ProfileJob& j : jobs) {
+    step(j.name());
+    p.attention.push_back(
+        measure_attention(g, j.pass, j.dtype, j.head_dim, j.s_q, j.s_kv, repeats));
     ++done;
   }
   step("memory stream");

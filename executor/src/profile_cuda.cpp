@@ -65,8 +65,9 @@ double median_seconds(int repeats, Launch&& launch) {
 
 gpu::DType gpu_dtype(DType d) {
   if (d == DType::fp32)
-    throw Error("xring profile --backend cuda: fp32 attention is not supported by the CUDA "
-                "kernels; use --dtype bf16 or fp16");
+    throw Error(
+        "xring profile --backend cuda: fp32 attention is not supported by the CUDA "
+        "kernels; use --dtype bf16 or fp16");
   return d == DType::fp16 ? gpu::DType::fp16 : gpu::DType::bf16;
 }
 
@@ -185,11 +186,8 @@ DeviceProfile profile_cuda(const ProfileOptions& options) {
     throw Error("xring profile --backend cuda: " + why, ExitCode::runtime);
   const bool quick = options.quick;
   const int repeats = quick ? 5 : 15;
-  std::vector<DType> dtypes = options.dtypes;
-  if (dtypes.empty()) dtypes = quick ? std::vector{DType::bf16} : std::vector{DType::bf16, DType::fp16};
-  std::vector<int> dims = options.head_dims;
-  if (dims.empty()) dims = quick ? std::vector{128} : std::vector{64, 128};
-  ProfileGrid g = profile_grid("cuda", quick);
+  const ProfileGrid g = profile_grid("cuda", quick);
+  const std::vector<ProfileJob> jobs = profile_jobs(options, g);
 
   DeviceProfile p;
   int device = 0, driver = 0, clock_khz = 0, mem_clock_khz = 0;
@@ -203,38 +201,24 @@ DeviceProfile profile_cuda(const ProfileOptions& options) {
   p.backend = "cuda";
   p.driver = std::to_string(driver / 1000) + "." + std::to_string(driver % 1000 / 10);
   p.compute_units = prop.multiProcessorCount;
-  p.clocks = {{"sm_clock_mhz", clock_khz / 1000},
-              {"memory_clock_mhz", mem_clock_khz / 1000},
-              {"memory_bytes", static_cast<double>(prop.totalGlobalMem)},
-              {"compute_capability", std::to_string(prop.major) + "." + std::to_string(prop.minor)}};
+  p.clocks = {
+      {"sm_clock_mhz", clock_khz / 1000},
+      {"memory_clock_mhz", mem_clock_khz / 1000},
+      {"memory_bytes", static_cast<double>(prop.totalGlobalMem)},
+      {"compute_capability", std::to_string(prop.major) + "." + std::to_string(prop.minor)}};
   p.date = utc_now();
   p.xring_version = xring_version();
   p.quick = quick;
 
-  struct Job {
-    Pass pass;
-    DType dtype;
-    int d;
-    long long s_q, s_kv;
-  };
-  std::vector<Job> jobs;
-  for (DType t : dtypes)
-    for (int d : dims) {
-      for (long long sq : g.s_q)
-        for (long long skv : g.s_kv) jobs.push_back({Pass::forward, t, d, sq, skv});
-      for (long long sq : g.backward_s_q)
-        for (long long skv : g.backward_s_kv) jobs.push_back({Pass::backward, t, d, sq, skv});
-    }
   const size_t total = jobs.size() + 2;
   size_t done = 0;
   auto step = [&](const std::string& what) {
     if (options.progress) options.progress(what, done, total);
   };
-  for (const Job& j : jobs) {
-    step(to_string(j.pass) + " " + to_string(j.dtype) + " d=" + std::to_string(j.d) + " " +
-         std::to_string(j.s_q) + "x" + std::to_string(j.s_kv));
+  for (const ProfileJob& j : jobs) {
+    step(j.name());
     const int n = j.pass == Pass::backward ? 3 : repeats;  // the SIMT backward is slow
-    p.attention.push_back(measure(g, j.pass, j.dtype, j.d, j.s_q, j.s_kv, n));
+    p.attention.push_back(measure(g, j.pass, j.dtype, j.head_dim, j.s_q, j.s_kv, n));
     ++done;
   }
   step("device copies");
@@ -244,7 +228,8 @@ DeviceProfile profile_cuda(const ProfileOptions& options) {
   p.copy_latency_s = latency;
   ++done;
   step("decode attention");
-  p.decode_bytes_per_s = measure_decode(dtypes.front(), repeats);
+  p.decode_bytes_per_s =
+      measure_decode(options.dtypes.empty() ? g.dtypes.front() : options.dtypes.front(), repeats);
   ++done;
   step("done");
   return p;

@@ -34,8 +34,21 @@ struct ProfileGrid {
   std::vector<long long> s_q, s_kv;                 ///< forward grid (heads fixed)
   std::vector<long long> backward_s_q, backward_s_kv;
   int batch = 1, heads = 4, kv_heads = 2;
+  std::vector<DType> dtypes;   ///< measured unless --dtype says otherwise
+  std::vector<int> head_dims;  ///< measured unless --head-dim says otherwise
 };
 ProfileGrid profile_grid(const std::string& backend, bool quick);
+
+/// One attention shape to measure.
+struct ProfileJob {
+  Pass pass;
+  DType dtype;
+  int head_dim;
+  long long s_q, s_kv;
+  std::string name() const;  ///< for the progress line
+};
+/// Every dtype x head dim (the options', else the grid's) x forward and backward grid point.
+std::vector<ProfileJob> profile_jobs(const ProfileOptions& options, const ProfileGrid& grid);
 
 struct ValidateOptions {
   std::string backend = "cpu";
