@@ -89,19 +89,7 @@ AttentionPoint measure_attention(const ProfileGrid& g, Pass pass, DType dtype, i
                                   d_o.data(), shape, qr, kr, none, dq.data(), dk.data(), dv.data());
     });
   }
-  AttentionPoint p;
-  p.pass = pass;
-  p.dtype = dtype;
-  p.head_dim = d;
-  p.batch = g.batch;
-  p.heads = g.heads;
-  p.kv_heads = g.kv_heads;
-  p.s_q = s_q;
-  p.s_kv = s_kv;
-  const double flops = 4.0 * g.batch * g.heads * s_q * s_kv * d *
-                       (pass == Pass::backward ? kBackwardFlopsFactor : 1.0);
-  p.flop_per_s = flops / std::max(seconds, 1e-9);
-  return p;
+  return ProfileJob{pass, dtype, d, s_q, s_kv}.point(g, seconds);
 }
 
 /// Decode attention over skewed per-head caches; bytes counted as the planner counts them
@@ -194,6 +182,21 @@ ProfileGrid profile_grid(const std::string& backend, bool quick) {
 std::string ProfileJob::name() const {
   return to_string(pass) + " " + to_string(dtype) + " d=" + std::to_string(head_dim) + " " +
          std::to_string(s_q) + "x" + std::to_string(s_kv);
+}
+
+AttentionPoint ProfileJob::point(const ProfileGrid& g, double seconds) const {
+  AttentionPoint p;
+  p.pass = pass;
+  p.dtype = dtype;
+  p.head_dim = head_dim;
+  p.batch = g.batch;
+  p.heads = g.heads;
+  p.kv_heads = g.kv_heads;
+  p.s_q = s_q;
+  p.s_kv = s_kv;
+  p.flop_per_s = 4.0 * g.batch * g.heads * s_q * s_kv * head_dim *
+                 (pass == Pass::backward ? kBackwardFlopsFactor : 1.0) / std::max(seconds, 1e-12);
+  return p;
 }
 
 std::vector<ProfileJob> profile_jobs(const ProfileOptions& options, const ProfileGrid& g) {

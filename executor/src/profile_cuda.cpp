@@ -114,18 +114,7 @@ AttentionPoint measure(const ProfileGrid& g, Pass pass, DType dtype, int d, long
       gpu::attention_backward(a);
     });
   }
-  AttentionPoint p;
-  p.pass = pass;
-  p.dtype = dtype;
-  p.head_dim = d;
-  p.batch = g.batch;
-  p.heads = g.heads;
-  p.kv_heads = g.kv_heads;
-  p.s_q = s_q;
-  p.s_kv = s_kv;
-  p.flop_per_s = 4.0 * g.batch * g.heads * s_q * s_kv * d *
-                 (pass == Pass::backward ? kBackwardFlopsFactor : 1.0) / seconds;
-  return p;
+  return ProfileJob{pass, dtype, d, s_q, s_kv}.point(g, seconds);
 }
 
 /// Device-to-device copies: the rate of a large copy (bytes read + written) and the fixed cost

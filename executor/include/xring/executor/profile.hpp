@@ -46,6 +46,8 @@ struct ProfileJob {
   int head_dim;
   long long s_q, s_kv;
   std::string name() const;  ///< for the progress line
+  /// The measured point: the job's FLOPs (forward 4·B·H·S_Q·S_KV·d, backward 2.5x) / seconds.
+  AttentionPoint point(const struct ProfileGrid& grid, double seconds) const;
 };
 /// Every dtype x head dim (the options', else the grid's) x forward and backward grid point.
 std::vector<ProfileJob> profile_jobs(const ProfileOptions& options, const ProfileGrid& grid);
