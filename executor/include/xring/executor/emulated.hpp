@@ -1,0 +1,82 @@
+// Emulated ranks: every rank of a ring held by one device, which runs a ring schedule's
+// operations (ring_schedule.hpp). The driver, `run_emulated`, is the same for every device: it
+// loads each rank's blocks, runs the forward (and backward) schedule in list order, and reads
+// the results back. Devices: HostRingDevice (reference kernels, in list order; it checks the
+// schedules exactly on any machine) and the CUDA device (one GPU; streams and events; see
+// cuda_ring_device.hpp).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "xring/executor/attention.hpp"
+#include "xring/executor/ring_schedule.hpp"
+
+namespace xring::executor {
+
+/// When one operation ran, in seconds from the start of its pass (ends after starts; waits for
+/// other lanes are not inside).
+struct OpTiming {
+  double start_s = 0, end_s = 0;
+};
+
+class RingDevice {
+ public:
+  virtual ~RingDevice() = default;
+  /// Makes room for schedule `s`: every rank's buffers for every tensor and slot, each large
+  /// enough for the largest block. Contents are undefined until loaded.
+  virtual void prepare(const RingSchedule& s) = 0;
+  /// Puts a block (values at the storage precision, fp32 for the others) in a buffer.
+  virtual void load(const BufferId& b, const std::vector<float>& values) = 0;
+  /// Enqueues operation `index` of `s`; operations are given in list order.
+  virtual void run(const RingSchedule& s, size_t index) = 0;
+  /// Waits until every enqueued operation is done; returns each one's timing.
+  virtual std::vector<OpTiming> finish() = 0;
+  /// The first `count` values of a buffer, as fp32.
+  virtual std::vector<float> read(const BufferId& b, size_t count) = 0;
+};
+
+/// What a pass measured: the span from its first operation's start to its last one's end, and
+/// per rank the time its compute lane ran kernels and its communication lane ran copies.
+struct PassTiming {
+  double total_s = 0;
+  std::vector<double> compute_s, copy_s;
+  std::vector<OpTiming> ops;
+  RingSchedule schedule;
+};
+
+struct EmulatedRun {
+  AttentionResult result;
+  PassTiming forward, backward;  ///< backward empty unless requested
+};
+
+/// Runs `strategy` (query_ring, kv_ring, or single on one rank) with `ranks` emulated ranks on
+/// `device`: the same result contract as run_distributed. Throws xring::Error otherwise.
+EmulatedRun run_emulated(RingDevice& device, Strategy strategy, int ranks,
+                         const AttentionProblem& p, bool backward);
+
+/// The reference kernels on host memory, operations in list order: the schedules' exact check.
+class HostRingDevice final : public RingDevice {
+ public:
+  HostRingDevice(const AttentionProblem& p, int ranks);
+  void prepare(const RingSchedule& s) override;
+  void load(const BufferId& b, const std::vector<float>& values) override;
+  void run(const RingSchedule& s, size_t index) override;
+  std::vector<OpTiming> finish() override;
+  std::vector<float> read(const BufferId& b, size_t count) override;
+
+ private:
+  std::vector<float>& buffer(const BufferId& b);
+  const AttentionProblem& p_;
+  int ranks_;
+  std::vector<std::vector<float>> buffers_;  ///< [rank][tensor][slot]
+  std::vector<OpTiming> timings_;
+  std::chrono::steady_clock::time_point origin_;
+};
+
+/// Values of tensor t in one block of `rows` rows: B · heads · rows · width.
+size_t block_values(const kernels::Shape& s, Tensor t, long long rows);
+
+}  // namespace xring::executor
