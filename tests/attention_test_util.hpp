@@ -16,8 +16,9 @@ namespace xring::test {
 
 using kernels::Storage;
 
-inline executor::AttentionProblem random_problem(std::mt19937& rng, kernels::Shape shape, long long s_q,
-                                long long s_kv, Storage storage, kernels::Mask::Kind mask_kind) {
+inline executor::AttentionProblem random_problem(std::mt19937& rng, kernels::Shape shape,
+                                                 long long s_q, long long s_kv, Storage storage,
+                                                 kernels::Mask::Kind mask_kind) {
   executor::AttentionProblem p;
   p.shape = shape;
   p.s_q = s_q;
@@ -54,8 +55,8 @@ inline double max_abs(const std::vector<float>& v) {
   return m;
 }
 
-inline void expect_close(const std::vector<float>& got, const std::vector<float>& want, Storage storage,
-                  const std::string& what) {
+inline void expect_close(const std::vector<float>& got, const std::vector<float>& want,
+                         Storage storage, const std::string& what) {
   ASSERT_EQ(got.size(), want.size()) << what;
   const double slack = 1e-5 * std::max(1.0, max_abs(want));
   double worst = 0;
@@ -79,13 +80,12 @@ inline void expect_close(const std::vector<float>& got, const std::vector<float>
 
 inline void expect_same_result(const executor::AttentionResult& got,
                                const executor::AttentionResult& want, Storage storage,
-                        const std::string& what) {
+                               const std::string& what) {
   expect_close(got.o, want.o, storage, what + " O");
   expect_close(got.l, want.l, Storage::fp32, what + " L");
   expect_close(got.dq, want.dq, storage, what + " dQ");
   expect_close(got.dk, want.dk, storage, what + " dK");
   expect_close(got.dv, want.dv, storage, what + " dV");
 }
-
 
 }  // namespace xring::test

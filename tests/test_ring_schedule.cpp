@@ -21,8 +21,8 @@ const Strategy kRings[] = {Strategy::query_ring, Strategy::kv_ring};
 const RingPass kPasses[] = {RingPass::forward, RingPass::backward};
 
 std::string describe(Strategy s, RingPass pass, int P) {
-  return to_string(s) + (pass == RingPass::forward ? " forward" : " backward") + " P=" +
-         std::to_string(P);
+  return to_string(s) + (pass == RingPass::forward ? " forward" : " backward") +
+         " P=" + std::to_string(P);
 }
 
 }  // namespace
@@ -113,8 +113,8 @@ TEST(EmulatedRanks, HostDeviceEqualsTheReference) {
         EmulatedRun got = run_emulated(device, s, P, p, true);
         AttentionResult want = run_reference(p, true);
         expect_same_result(got.result, want, c.storage,
-                           to_string(s) + " P=" + std::to_string(P) + " s_q=" +
-                               std::to_string(c.s_q) + " s_kv=" + std::to_string(c.s_kv));
+                           to_string(s) + " P=" + std::to_string(P) +
+                               " s_q=" + std::to_string(c.s_q) + " s_kv=" + std::to_string(c.s_kv));
         ASSERT_EQ(got.forward.compute_s.size(), static_cast<size_t>(P));
         EXPECT_GE(got.forward.total_s, 0);
       }

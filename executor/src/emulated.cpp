@@ -89,8 +89,7 @@ EmulatedRun run_emulated(RingDevice& device, Strategy strategy, int ranks,
     l_own[r] = read(forward, Tensor::l, r);
     kernels::place_rows(out.o, s.batch, s.heads, p.s_q, s.head_dim, rows_of(Tensor::o, r),
                         o_stored[r].data());
-    kernels::place_rows(out.l, s.batch, s.heads, p.s_q, 1, rows_of(Tensor::l, r),
-                        l_own[r].data());
+    kernels::place_rows(out.l, s.batch, s.heads, p.s_q, 1, rows_of(Tensor::l, r), l_own[r].data());
   }
   if (!backward) return run;
 
@@ -99,8 +98,8 @@ EmulatedRun run_emulated(RingDevice& device, Strategy strategy, int ranks,
   for (int r = 0; r < P; ++r) {
     std::vector<float> d_o = slice(p.d_o, Tensor::d_o, r);
     std::vector<float> term = filled(Tensor::term, r, 0.0f);
-    kernels::backward_row_terms(o_stored[r].data(), d_o.data(),
-                                static_cast<long long>(term.size()), s.head_dim, term.data());
+    kernels::backward_row_terms(o_stored[r].data(), d_o.data(), static_cast<long long>(term.size()),
+                                s.head_dim, term.data());
     device.load({r, Tensor::q, 0}, slice(p.q, Tensor::q, r));
     device.load({r, Tensor::k, 0}, slice(p.k, Tensor::k, r));
     device.load({r, Tensor::v, 0}, slice(p.v, Tensor::v, r));
@@ -115,9 +114,11 @@ EmulatedRun run_emulated(RingDevice& device, Strategy strategy, int ranks,
       std::vector<float> block = read(reverse, g, r);
       kernels::round_all(p.storage, block);
       const bool q_side = has_query_rows(g);
-      kernels::place_rows(g == Tensor::dq ? out.dq : g == Tensor::dk ? out.dk : out.dv, s.batch,
-                          q_side ? s.heads : s.kv_heads, q_side ? p.s_q : p.s_kv, s.head_dim,
-                          rows_of(g, r), block.data());
+      kernels::place_rows(g == Tensor::dq   ? out.dq
+                          : g == Tensor::dk ? out.dk
+                                            : out.dv,
+                          s.batch, q_side ? s.heads : s.kv_heads, q_side ? p.s_q : p.s_kv,
+                          s.head_dim, rows_of(g, r), block.data());
     }
   }
   return run;

@@ -10,6 +10,7 @@
 
 #include "xring/executor/profile.hpp"
 #include "xring/kernels/cuda.hpp"
+#include "xring/kernels/cuda_memory.hpp"
 #include "xring/planner/error.hpp"
 #include "xring/planner/planner.hpp"
 #include "xring/planner/provenance.hpp"
@@ -18,28 +19,13 @@ namespace xring::executor {
 namespace {
 
 namespace gpu = kernels::cuda;
+using gpu::DeviceBuffer;
 
 void check(cudaError_t status, const char* what) {
   if (status != cudaSuccess)
     throw Error(std::string("xring profile: ") + what + ": " + cudaGetErrorString(status),
                 ExitCode::runtime);
 }
-
-/// Device memory that frees itself; zero-filled (timing does not depend on the values).
-class DeviceBuffer {
- public:
-  explicit DeviceBuffer(size_t bytes) {
-    check(cudaMalloc(&ptr_, std::max<size_t>(bytes, 16)), "cudaMalloc");
-    check(cudaMemset(ptr_, 0, std::max<size_t>(bytes, 16)), "cudaMemset");
-  }
-  ~DeviceBuffer() { cudaFree(ptr_); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  void* get() const { return ptr_; }
-
- private:
-  void* ptr_ = nullptr;
-};
 
 template <class Launch>
 double median_seconds(int repeats, Launch&& launch) {

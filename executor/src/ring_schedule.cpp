@@ -107,9 +107,7 @@ bool has_query_rows(Tensor t) {
   return !(t == Tensor::k || t == Tensor::v || t == Tensor::dk || t == Tensor::dv);
 }
 
-int row_width(Tensor t, int head_dim) {
-  return t == Tensor::l || t == Tensor::term ? 1 : head_dim;
-}
+int row_width(Tensor t, int head_dim) { return t == Tensor::l || t == Tensor::term ? 1 : head_dim; }
 
 std::vector<Tensor> RingSchedule::tensors() const {
   std::vector<Tensor> all = travelling;

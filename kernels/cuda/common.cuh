@@ -17,20 +17,9 @@
 #include <string>
 
 #include "xring/kernels/cuda.hpp"
+#include "xring/kernels/cuda_memory.hpp"
 #include "xring/nvtx.hpp"
 #include "xring/planner/error.hpp"
-
-#define XRING_CUDA_CHECK(call)                                                            \
-  do {                                                                                    \
-    cudaError_t xring_status_ = (call);                                                   \
-    if (xring_status_ != cudaSuccess)                                                     \
-      throw ::xring::Error(std::string(__FILE__) + ":" + std::to_string(__LINE__) + ": " + \
-                               #call + ": " + cudaGetErrorString(xring_status_),           \
-                           ::xring::ExitCode::runtime);                                   \
-  } while (0)
-
-/// After a launch: configuration errors now, execution errors at the next synchronization.
-#define XRING_CUDA_CHECK_LAUNCH() XRING_CUDA_CHECK(cudaGetLastError())
 
 namespace xring::kernels::cuda::detail {
 

@@ -31,7 +31,7 @@ DeviceProfile profile_cuda(const ProfileOptions& options);
 
 /// The points `profile_device` measures, so a progress bar and --help can show the grid.
 struct ProfileGrid {
-  std::vector<long long> s_q, s_kv;                 ///< forward grid (heads fixed)
+  std::vector<long long> s_q, s_kv;  ///< forward grid (heads fixed)
   std::vector<long long> backward_s_q, backward_s_kv;
   int batch = 1, heads = 4, kv_heads = 2;
   std::vector<DType> dtypes;   ///< measured unless --dtype says otherwise
@@ -58,7 +58,7 @@ struct ValidateOptions {
   bool quick = false;
   int repeat = 3;  ///< runs per point; the median is compared
   std::vector<std::string> strategies = {"query_ring", "kv_ring"};
-  std::vector<int> ranks;  ///< empty: 1, 2, 4 (quick: 1, 2)
+  std::vector<int> ranks;                               ///< empty: 1, 2, 4 (quick: 1, 2)
   std::vector<std::pair<long long, long long>> shapes;  ///< (S_Q, S_KV); empty: a default grid
   bool training = false;  ///< forward + backward instead of forward only
   uint64_t seed = 1;

@@ -20,12 +20,12 @@ inline constexpr int kReportSchemaVersion = 1;
 struct RunOptions {
   std::string backend = "cpu";  ///< cpu (cuda and nccl come with the GPU executor)
   uint64_t seed = 1;
-  std::optional<double> scale;      ///< multiplies S_Q and S_KV; required for large plans
-  double max_gflop_per_layer = 20;  ///< the CPU budget above which --scale is required
-  std::string media_mask = "none";  ///< none | same_group | up_to_group (Flamingo-style)
-  int repeat = 1;                   ///< measurements per layer; the report keeps every sample
-  double timeout_s = 120;           ///< the longest any rank waits for a peer before aborting
-  std::optional<Fault> fault;       ///< testing the abort path: a fault injected into one rank
+  std::optional<double> scale;           ///< multiplies S_Q and S_KV; required for large plans
+  double max_gflop_per_layer = 20;       ///< the CPU budget above which --scale is required
+  std::string media_mask = "none";       ///< none | same_group | up_to_group (Flamingo-style)
+  int repeat = 1;                        ///< measurements per layer; the report keeps every sample
+  double timeout_s = 120;                ///< the longest any rank waits for a peer before aborting
+  std::optional<Fault> fault;            ///< testing the abort path: a fault injected into one rank
   std::optional<LaunchIdentity> launch;  ///< nccl: this process's rank, world and rendezvous
 };
 
@@ -44,8 +44,8 @@ struct LayerReport {
   double predicted_time_s = 0;  ///< the planner's cost of this shape on the planned cluster
   double predicted_compute_s = 0;
   double predicted_comm_s = 0;
-  double measured_step_compute_s = 0;  ///< per ring step and pass
-  double measured_step_comm_s = 0;     ///< exposed waiting per transfer
+  double measured_step_compute_s = 0;   ///< per ring step and pass
+  double measured_step_comm_s = 0;      ///< exposed waiting per transfer
   double predicted_step_compute_s = 0;  ///< forward
   double predicted_step_comm_s = 0;
   double time_error = 0;          ///< (predicted − measured) / measured
@@ -54,7 +54,7 @@ struct LayerReport {
   double algbw_bytes_per_s = 0;   ///< bytes a rank sent / exposed transfer time (nccl-tests)
   double busbw_bytes_per_s = 0;   ///< algbw, x (P−1)/P for all-to-all
   double predicted_peak_memory_bytes = 0;  ///< the plan's per-rank total for this layer
-  double bytes_sent = 0;  ///< all ranks, fp32 messages
+  double bytes_sent = 0;                   ///< all ranks, fp32 messages
   double max_abs_error = 0;
   double max_rel_error = 0;  ///< max abs error / the tensor's largest |reference|
   double tolerance = 0;      ///< allowed abs error at the largest reference value

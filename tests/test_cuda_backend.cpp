@@ -1,0 +1,134 @@
+// The cuda backend (emulated ranks on one GPU) against the CPU reference: query ring and KV
+// ring, P in {1, 2, 3, 8}, forward and backward, uneven splits, masks, fp16 and bf16, head dims
+// 64 and 128. Skipped with the reason where no GPU exists.
+//
+// Tolerance, per element: rel·max|ref| + one storage ulp of the element, rel = 2e-3 (fp16) or
+// 8e-3 (bf16) for every output; L: 1e-3·max(1, |ref|). The forward kernels round P to the
+// storage type before P·V (as every flash kernel does), and the running maximum they subtract
+// first depends on how the keys are split, so O moves within the kernels' own forward
+// tolerance (test_kernels_gpu.cpp); the backward starts from that O, so the gradients inherit it.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "attention_test_util.hpp"
+#include "xring/executor/cuda_ring_device.hpp"
+#include "xring/executor/emulated.hpp"
+#include "xring/planner/error.hpp"
+
+using namespace xring;
+using namespace xring::executor;
+using namespace xring::test;
+
+namespace {
+
+#define REQUIRE_GPU()                             \
+  do {                                            \
+    std::string why = cuda_backend_unavailable(); \
+    if (!why.empty()) GTEST_SKIP() << why;        \
+  } while (0)
+
+void expect_within(const std::vector<float>& got, const std::vector<float>& want, double rel,
+                   Storage storage, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  const double scale = max_abs(want);
+  double worst = 0;
+  size_t at = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (std::isinf(want[i]) || std::isinf(got[i])) {
+      ASSERT_EQ(got[i], want[i]) << what << " at " << i;
+      continue;
+    }
+    const double allowed = rel * scale + kernels::ulp(storage, want[i]) + 1e-30;
+    const double ratio = std::fabs(static_cast<double>(got[i]) - want[i]) / allowed;
+    if (ratio > worst) {
+      worst = ratio;
+      at = i;
+    }
+  }
+  EXPECT_LE(worst, 1.0) << what << ": got " << got[at] << ", want " << want[at] << " at " << at;
+}
+
+void expect_lse_within(const std::vector<float>& got, const std::vector<float>& want,
+                       const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (std::isinf(want[i])) {
+      ASSERT_EQ(got[i], want[i]) << what << " L at " << i;
+      continue;
+    }
+    ASSERT_NEAR(got[i], want[i], 1e-3 * std::max(1.0f, std::fabs(want[i])))
+        << what << " L at " << i;
+  }
+}
+
+}  // namespace
+
+TEST(CudaBackend, EqualsTheReference) {
+  REQUIRE_GPU();
+  std::mt19937 rng(11);
+  struct Case {
+    kernels::Shape shape;
+    long long s_q, s_kv;
+    Storage storage;
+    kernels::Mask::Kind mask;
+  };
+  const Case cases[] = {
+      {{1, 4, 2, 128}, 100, 1000, Storage::bf16, kernels::Mask::Kind::none},
+      {{2, 2, 1, 64}, 67, 389, Storage::fp16, kernels::Mask::Kind::same_group},
+      {{1, 8, 8, 64}, 130, 517, Storage::bf16, kernels::Mask::Kind::up_to_group},
+      {{1, 2, 2, 128}, 150, 150, Storage::fp16, kernels::Mask::Kind::causal},
+  };
+  for (const Case& c : cases) {
+    const double rel = c.storage == Storage::fp16 ? 2e-3 : 8e-3;
+    AttentionProblem p = random_problem(rng, c.shape, c.s_q, c.s_kv, c.storage, c.mask);
+    const AttentionResult want = run_reference(p, true);
+    for (Strategy s : {Strategy::query_ring, Strategy::kv_ring})
+      for (int P : {1, 2, 3, 8}) {
+        const std::string what = to_string(s) + " P=" + std::to_string(P) + " " +
+                                 kernels::to_string(c.storage) + " " + std::to_string(c.s_q) + "x" +
+                                 std::to_string(c.s_kv);
+        auto device = make_cuda_ring_device(p, P);
+        EmulatedRun got = run_emulated(*device, s, P, p, true);
+        expect_within(got.result.o, want.o, rel, c.storage, what + " O");
+        expect_lse_within(got.result.l, want.l, what);
+        expect_within(got.result.dq, want.dq, rel, c.storage, what + " dQ");
+        expect_within(got.result.dk, want.dk, rel, c.storage, what + " dK");
+        expect_within(got.result.dv, want.dv, rel, c.storage, what + " dV");
+        EXPECT_GT(got.forward.total_s, 0) << what;
+        for (const OpTiming& t : got.forward.ops) EXPECT_LE(t.start_s, t.end_s) << what;
+      }
+  }
+}
+
+TEST(CudaBackend, RefusesWhatTheKernelsCannotRun) {
+  REQUIRE_GPU();
+  std::mt19937 rng(2);
+  AttentionProblem fp32 =
+      random_problem(rng, {1, 2, 2, 64}, 4, 4, Storage::fp32, kernels::Mask::Kind::none);
+  EXPECT_THROW(make_cuda_ring_device(fp32, 2), Error);
+  AttentionProblem d32 =
+      random_problem(rng, {1, 2, 2, 32}, 4, 4, Storage::bf16, kernels::Mask::Kind::none);
+  EXPECT_THROW(make_cuda_ring_device(d32, 2), Error);
+}
+
+TEST(CudaBackend, SaysWhyItIsUnavailable) {
+  // Runs everywhere: without a GPU (or without CUDA in the build) the factory throws a runtime
+  // error (exit 3) that says why; with one, it builds a device.
+  std::mt19937 rng(5);
+  AttentionProblem p =
+      random_problem(rng, {1, 2, 2, 64}, 8, 8, Storage::bf16, kernels::Mask::Kind::none);
+  const std::string why = cuda_backend_unavailable();
+  if (why.empty()) {
+    EXPECT_NE(make_cuda_ring_device(p, 2), nullptr);
+    return;
+  }
+  try {
+    make_cuda_ring_device(p, 2);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ExitCode::runtime);
+    EXPECT_NE(std::string(e.what()).find(why), std::string::npos);
+  }
+}
