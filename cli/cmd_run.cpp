@@ -23,8 +23,10 @@ void attach_run(CLI::App& sub, int& exit_code) {
   };
   auto o = std::make_shared<Options>();
   sub.add_option("plan", o->plan, "A plan file written by xring plan -o")->required();
-  sub.add_option("--backend", o->run.backend,
-                 "cpu (ranks as threads); cuda and nccl need the GPU executor")
+  sub.add_option(
+         "--backend", o->run.backend,
+         "cpu: ranks as threads; cuda: every rank of a ring emulated on one GPU (query_ring, "
+         "kv_ring, single); nccl: one process per GPU (not yet)")
       ->capture_default_str()
       ->check(CLI::IsMember({"cpu", "cuda", "nccl"}));
   sub.add_option("--seed", o->run.seed, "Seed of the synthetic inputs")->capture_default_str();
@@ -67,7 +69,10 @@ void attach_run(CLI::App& sub, int& exit_code) {
       "  xring plan --model tiny --cluster h100-sxm-8 -o tiny.json && xring run tiny.json\n"
       "  xring plan --set workload.phase=training -o big.json && xring run big.json --scale 0.002 "
       "--json report.json\n"
-      "Exit codes: 0 verified, 1 verification failed, 2 bad input, 3 runtime failure.");
+      "  xring run tiny.json --backend cuda --repeat 5   # P ranks on this GPU, vs one rank\n"
+      "Profile on the GPU: nsys profile -t cuda,nvtx -o run xring run tiny.json --backend cuda\n"
+      "Exit codes: 0 verified, 1 verification failed, 2 bad input, 3 runtime failure (no GPU for "
+      "--backend cuda, a peer that failed or timed out).");
   sub.callback([o, &exit_code] {
     Plan p = read_plan_file(o->plan);
     Inputs in = plan_inputs(p, o->plan);
@@ -99,6 +104,14 @@ void attach_run(CLI::App& sub, int& exit_code) {
           format_time(l.measured_comm_s), 100 * l.overlap_efficiency,
           units::format_flop_rate(l.flop_per_s), format_time(l.predicted_time_s), l.max_abs_error,
           l.verified ? "yes" : "NO");
+    for (const auto& l : r.layers)
+      if (l.monolithic_time_s > 0)
+        fmt::print(
+            "  layer {}: ring {} vs one rank doing the same work {} (overhead {:+.1f}%); copies {} "
+            "per rank, {} on {}'s links (derived); checked against the {}\n",
+            l.index, format_time(l.measured_time_s), format_time(l.monolithic_time_s),
+            100 * l.ring_overhead, format_time(l.measured_copy_s), format_time(l.derived_comm_s),
+            in.cluster.name, l.checked_against);
     fmt::print("measured   {} for all layers, {:.4g} tokens/s, {:.4g} frames/s, {}\n",
                format_time(r.measured_time_s), r.measured_tokens_per_s, r.measured_frames_per_s,
                units::format_flop_rate(r.measured_flop_per_s));

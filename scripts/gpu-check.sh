@@ -2,7 +2,7 @@
 # Everything the GPU issues need measured, in one command on the GPU machine. Build here first:
 #   cmake --preset gpu && cmake --build --preset gpu
 # then run on the device (the `run` tool) with carry: build-gpu/tests/xring_kernel_tests,
-# build-gpu/bench/bench_kernels, build-gpu/xring:
+# build-gpu/tests/xring_executor_tests, build-gpu/bench/bench_kernels, build-gpu/xring:
 #   scripts/gpu-check.sh            # results under $OUT (or ./gpu-out)
 set -uo pipefail
 out=${OUT:-gpu-out}
@@ -18,5 +18,23 @@ if command -v compute-sanitizer > /dev/null; then
     echo "exit $? (0 = clean)"; tail -3 "$out/$tool.txt"
   done
 fi
+echo "== cuda backend tests (emulated ranks against the reference)"
+backend=build-gpu/tests/xring_executor_tests
+"$backend" --gtest_filter='CudaBackend*:EmulatedRanks*:RingSchedule*' \
+  --gtest_output=json:"$out/backend_tests.json" 2>&1 | tee "$out/backend_tests.txt" | tail -5
+if command -v compute-sanitizer > /dev/null; then
+  compute-sanitizer --tool memcheck --error-exitcode 9 "$backend" --gtest_filter='CudaBackend*' \
+    > "$out/backend_memcheck.txt" 2>&1
+  echo "backend memcheck exit $? (0 = clean)"
+fi
+echo "== ring overhead: llama-3.2-11b-vision cross-attention, 8 emulated ranks vs one rank"
+xring=build-gpu/xring
+for strategy in query_ring kv_ring; do
+  "$xring" plan --model llama-3.2-11b-vision --cluster h100-sxm-8 --strategy "$strategy" \
+    --ranks 8 --set workload.frames=16 --set workload.text_tokens=2048 \
+    -o "$out/plan-$strategy.json" > /dev/null &&
+    "$xring" run "$out/plan-$strategy.json" --backend cuda --repeat 5 \
+      --json "$out/run-$strategy.json" 2>&1 | tee "$out/run-$strategy.txt" | grep -E "layer|verified"
+done
 echo "== kernel benchmark"
 bench/kernel_bench.sh build-gpu "$out" ${QUICK:+--quick}

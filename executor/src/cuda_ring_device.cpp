@@ -191,7 +191,7 @@ class CudaRingDevice final : public RingDevice {
 
  private:
   long long rows_total(Tensor t) const { return has_query_rows(t) ? p_.s_q : p_.s_kv; }
-  size_t element_bytes(Tensor t) const { return held_in_storage_type(t) ? 2 : 4; }
+  size_t element_bytes(Tensor t) const override { return held_in_storage_type(t) ? 2 : 4; }
   gpu::DeviceBuffer& at(const BufferId& b) {
     return buffers_[(static_cast<size_t>(b.rank) * kTensorCount + static_cast<size_t>(b.tensor)) *
                         kSlotCount +

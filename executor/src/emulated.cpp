@@ -63,7 +63,16 @@ EmulatedRun run_emulated(RingDevice& device, Strategy strategy, int ranks,
   };
   auto run_pass = [&](const RingSchedule& schedule) {
     for (size_t i = 0; i < schedule.ops.size(); ++i) device.run(schedule, i);
-    return summarize(schedule, device.finish());
+    PassTiming timing = summarize(schedule, device.finish());
+    for (const RingOp& op : schedule.ops) {
+      double bytes = 0;
+      for (const auto& move : op.moves)
+        bytes += static_cast<double>(block_values(s, move.first.tensor,
+                                                  rows_of(move.first.tensor, op.block).rows)) *
+                 device.element_bytes(move.first.tensor);
+      timing.op_bytes.push_back(bytes);
+    }
+    return timing;
   };
   auto read = [&](const RingSchedule& schedule, Tensor t, int r) {
     return device.read(schedule.result(r, t), block_values(s, t, rows_of(t, r).rows));

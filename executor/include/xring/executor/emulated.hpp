@@ -36,6 +36,8 @@ class RingDevice {
   virtual std::vector<OpTiming> finish() = 0;
   /// The first `count` values of a buffer, as fp32.
   virtual std::vector<float> read(const BufferId& b, size_t count) = 0;
+  /// Bytes per value the device holds tensor t in.
+  virtual size_t element_bytes(Tensor t) const = 0;
 };
 
 /// What a pass measured: the span from its first operation's start to its last one's end, and
@@ -44,6 +46,7 @@ struct PassTiming {
   double total_s = 0;
   std::vector<double> compute_s, copy_s;
   std::vector<OpTiming> ops;
+  std::vector<double> op_bytes;  ///< bytes each operation moved (0 for kernels)
   RingSchedule schedule;
 };
 
@@ -66,6 +69,7 @@ class HostRingDevice final : public RingDevice {
   void run(const RingSchedule& s, size_t index) override;
   std::vector<OpTiming> finish() override;
   std::vector<float> read(const BufferId& b, size_t count) override;
+  size_t element_bytes(Tensor) const override { return sizeof(float); }
 
  private:
   std::vector<float>& buffer(const BufferId& b);

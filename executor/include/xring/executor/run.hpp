@@ -18,7 +18,7 @@ namespace xring::executor {
 inline constexpr int kReportSchemaVersion = 1;
 
 struct RunOptions {
-  std::string backend = "cpu";  ///< cpu (cuda and nccl come with the GPU executor)
+  std::string backend = "cpu";  ///< cpu (threads), cuda (ranks emulated on one GPU), nccl
   uint64_t seed = 1;
   std::optional<double> scale;           ///< multiplies S_Q and S_KV; required for large plans
   double max_gflop_per_layer = 20;       ///< the CPU budget above which --scale is required
@@ -54,7 +54,16 @@ struct LayerReport {
   double algbw_bytes_per_s = 0;   ///< bytes a rank sent / exposed transfer time (nccl-tests)
   double busbw_bytes_per_s = 0;   ///< algbw, x (P−1)/P for all-to-all
   double predicted_peak_memory_bytes = 0;  ///< the plan's per-rank total for this layer
-  double bytes_sent = 0;                   ///< all ranks, fp32 messages
+  double bytes_sent = 0;  ///< all ranks (cpu: fp32 messages; cuda: Q, K, V at the storage type)
+  /// cuda: the slowest rank's device-to-device copy time (overlapped with the kernels).
+  double measured_copy_s = 0;
+  /// cuda: the slowest rank's transfers timed on the planned cluster's ring link (derived from
+  /// the bytes and the link's bandwidth and latency; not measured).
+  double derived_comm_s = 0;
+  /// cuda: one rank doing the layer's whole work on the same GPU (one kernel per pass).
+  double monolithic_time_s = 0;
+  double ring_overhead = 0;                   ///< cuda: measured / monolithic − 1
+  std::string checked_against = "reference";  ///< reference (CPU), or the monolithic GPU run
   double max_abs_error = 0;
   double max_rel_error = 0;  ///< max abs error / the tensor's largest |reference|
   double tolerance = 0;      ///< allowed abs error at the largest reference value
