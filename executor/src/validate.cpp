@@ -1,8 +1,9 @@
 // `xring validate`: the planner's prediction against the executor's measurement over a grid of
 // shapes and rank counts, on the device a profile describes. The ranks are emulated on that
 // one device, so the cluster each point is planned on is the emulation itself: one node of
-// P "devices" linked at the profile's measured transfer rate, each rank getting
-// min(1, compute units / P) of the device's compute.
+// P "devices" linked at the profile's measured transfer rate, each rank getting its share of
+// the device: min(1, cores / P) on the cpu backend (a rank is a thread), 1 / P on the cuda
+// backend (every rank's kernels fill the GPU, so P of them share it).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -58,10 +59,10 @@ double median(std::vector<double> v) {
 }  // namespace
 
 ValidateReport validate_predictions(const ValidateOptions& o) {
-  if (o.backend != "cpu")
-    throw Error("xring validate --backend " + o.backend +
-                    ": this build has no GPU executor yet; use --backend cpu with a cpu profile",
+  if (o.backend != "cpu" && o.backend != "cuda")
+    throw Error("xring validate --backend " + o.backend + ": validation runs on cpu or cuda",
                 ExitCode::runtime);
+  const bool gpu = o.backend == "cuda";
   const DeviceProfile profile = device_profile_from_json(o.profile.value, o.profile.origin);
   if (profile.backend != o.backend)
     throw Error(o.profile.origin + ": device.backend is \"" + profile.backend +
@@ -70,6 +71,10 @@ ValidateReport validate_predictions(const ValidateOptions& o) {
   std::vector<int> ranks = o.ranks;
   if (ranks.empty()) ranks = o.quick ? std::vector{1, 2} : std::vector{1, 2, 4};
   auto shapes = o.shapes;
+  if (shapes.empty() && gpu)
+    shapes = o.quick ? decltype(shapes){{512, 16384}, {2048, 65536}}
+                     : decltype(shapes){{512, 16384},  {2048, 16384}, {512, 65536},  {2048, 65536},
+                                        {8192, 65536}, {512, 262144}, {2048, 262144}};
   if (shapes.empty())
     shapes = o.quick ? decltype(shapes){{64, 2048}, {256, 4096}}
                      : decltype(shapes){{64, 2048}, {256, 4096}, {512, 8192}, {128, 16384}};
@@ -88,10 +93,11 @@ ValidateReport validate_predictions(const ValidateOptions& o) {
       for (const auto& s : o.strategies) jobs.push_back({s, P, sq, skv});
     }
 
-  // A one-layer version of the tiny model: the geometry the cpu profile measures.
-  SpecJson model = load_spec_json(SpecKind::model, "tiny");
-  model.value["cross_attention_layers"] = json::array({1});
-  model.origin = "builtin:tiny (one cross-attention layer)";
+  // One cross-attention layer of the geometry the profile measures: the tiny model's on the
+  // cpu (4 heads, 2 kv heads, d 64), Llama-3.2-11B-Vision's on the GPU (32, 8, d 128).
+  SpecJson model = load_spec_json(SpecKind::model, gpu ? "llama-3.2-11b-vision" : "tiny");
+  model.value["cross_attention_layers"] = json::array({gpu ? 3 : 1});
+  model.origin += " (one cross-attention layer)";
 
   ValidateReport report;
   report.backend = o.backend;
@@ -105,7 +111,8 @@ ValidateReport validate_predictions(const ValidateOptions& o) {
     Inputs in = inputs_from_json(model, emulation_cluster(profile, j.ranks),
                                  validation_workload(j.s_q, j.s_kv, o.training), {});
     attach_device_profile(in, o.profile);
-    in.compute_share = std::min(1.0, static_cast<double>(profile.compute_units) / j.ranks);
+    in.compute_share =
+        gpu ? 1.0 / j.ranks : std::min(1.0, static_cast<double>(profile.compute_units) / j.ranks);
     PlannerOptions po;
     po.strategy = strategy_from_string(j.strategy);
     po.ranks = j.ranks;
@@ -114,7 +121,9 @@ ValidateReport validate_predictions(const ValidateOptions& o) {
     ro.backend = o.backend;
     ro.seed = o.seed + i;
     ro.repeat = o.repeat;
-    ro.max_gflop_per_layer = 1e9;
+    // cpu: never refuse a point; cuda: check against the CPU reference up to the default
+    // budget, beyond it against the one-rank GPU run.
+    if (!gpu) ro.max_gflop_per_layer = 1e9;
     RunReport r = run_plan(p, in, "xring validate", ro);
     ValidatePoint v;
     v.strategy = j.strategy;
@@ -133,13 +142,17 @@ ValidateReport validate_predictions(const ValidateOptions& o) {
   report.median_abs_error = median(errors);
   report.worst_abs_error = errors.empty() ? 0 : *std::max_element(errors.begin(), errors.end());
   report.notes.push_back("each point: median of " + std::to_string(o.repeat) +
-                         " runs of one cross-attention layer (tiny geometry: 4 heads, 2 kv heads, "
-                         "d 64, bf16), batch 1, " +
-                         (o.training ? "forward + backward" : "forward"));
+                         " runs of one cross-attention layer (" +
+                         (gpu ? "Llama-3.2-11B-Vision geometry: 32 heads, 8 kv heads, d 128"
+                              : "tiny geometry: 4 heads, 2 kv heads, d 64") +
+                         ", bf16), batch 1, " + (o.training ? "forward + backward" : "forward"));
   report.notes.push_back(
       "predicted: the planner's cost of the layer on the emulation cluster (one node of P "
-      "ranks, transfers at the profile's measured rate, each rank min(1, " +
-      std::to_string(profile.compute_units) + " compute units / P) of the device)");
+      "ranks, transfers at the profile's measured rate, each rank " +
+      (gpu ? std::string("1 / P of the GPU")
+           : "min(1, " + std::to_string(profile.compute_units) +
+                 " compute units / P) of the device") +
+      ")");
   report.notes.push_back("error = (predicted - measured) / measured");
   return report;
 }
