@@ -1,7 +1,8 @@
 // The ring schedules that asynchronous backends enqueue: race-free for every P (the lanes' order
 // and the waits order every conflicting pair), every rank sees every block once, and the
 // emulated-ranks driver on the host device equals the monolithic reference exactly as the
-// thread executor does (tolerances: see test_executor.cpp).
+// thread executor does (tolerances: see test_executor.cpp); so do the per-rank programs a
+// process-per-rank backend runs, with ranks as threads.
 #include <gtest/gtest.h>
 
 #include <set>
@@ -9,6 +10,7 @@
 #include "attention_test_util.hpp"
 #include "test_util.hpp"
 #include "xring/executor/emulated.hpp"
+#include "xring/executor/rank_program.hpp"
 #include "xring/executor/ring_schedule.hpp"
 
 using namespace xring;
@@ -138,4 +140,71 @@ TEST(EmulatedRanks, RefusesStrategiesThatAreNotRings) {
       random_problem(rng, {1, 2, 2, 4}, 4, 4, Storage::bf16, kernels::Mask::Kind::none);
   HostRingDevice device(p, 2);
   EXPECT_NE(error_of([&] { run_emulated(device, Strategy::ulysses, 2, p, false); }), "");
+}
+
+TEST(RankProgram, KeepsEveryWaitOnTheRanksOwnOperations) {
+  for (Strategy s : kRings)
+    for (RingPass pass : kPasses)
+      for (int P = 1; P <= 9; ++P) {
+        RingSchedule schedule = ring_schedule(s, pass, P);
+        for (int r = 0; r < P; ++r)
+          EXPECT_EQ(check_rank_program(schedule, r, rank_program(schedule, r)), "")
+              << describe(s, pass, P) << " rank " << r;
+        // Every wait is on an operation of the ranks involved (a kernel's own rank; a
+        // transfer's sender or receiver), so per-rank programs that keep their own waits keep
+        // them all, and the schedule's race check carries over to one process per rank.
+        auto on = [](const RingOp& op, int rank) {
+          return op.rank == rank || (op.kind != RingOp::Kind::attend && op.to == rank);
+        };
+        for (const RingOp& op : schedule.ops)
+          for (int a : op.after) {
+            const RingOp& w = schedule.ops[a];
+            EXPECT_TRUE(on(w, op.rank) || (op.kind != RingOp::Kind::attend && on(w, op.to)))
+                << describe(s, pass, P);
+          }
+      }
+}
+
+TEST(RankProgram, EveryExchangeSendsToTheSuccessorAndReceivesFromThePredecessor) {
+  for (Strategy s : kRings)
+    for (RingPass pass : kPasses)
+      for (int P : {1, 2, 3, 8}) {
+        RingSchedule schedule = ring_schedule(s, pass, P);
+        size_t transfers = 0;
+        for (const RingOp& op : schedule.ops) transfers += op.kind != RingOp::Kind::attend;
+        for (int r = 0; r < P; ++r) {
+          size_t exchanges = 0, attends = 0;
+          for (const RankStep& step : rank_program(schedule, r)) {
+            if (step.kind == RankStep::Kind::attend) {
+              ++attends;
+              continue;
+            }
+            ++exchanges;
+            ASSERT_GE(step.send, 0);
+            ASSERT_GE(step.recv, 0);
+            EXPECT_EQ(schedule.ops[step.send].rank, r);
+            EXPECT_EQ(schedule.ops[step.send].to, (r + 1) % P);
+            EXPECT_EQ(schedule.ops[step.recv].rank, (r + P - 1) % P);
+            EXPECT_EQ(schedule.ops[step.recv].to, r);
+          }
+          EXPECT_EQ(attends, static_cast<size_t>(P)) << describe(s, pass, P);
+          EXPECT_EQ(exchanges * P, transfers) << describe(s, pass, P);  // one per transfer
+        }
+      }
+}
+
+TEST(RankProgram, RanksAsThreadsEqualTheReference) {
+  // Each rank runs only its own program, exchanging messages with its neighbours: what every
+  // process of the nccl backend does, with NCCL groups in place of the messages.
+  std::mt19937 rng(13);
+  for (Strategy s : kRings)
+    for (int P : {1, 2, 3, 7, 8})
+      for (Storage storage : {Storage::bf16, Storage::fp16}) {
+        AttentionProblem p =
+            random_problem(rng, {2, 4, 2, 8}, 19, 41, storage, kernels::Mask::Kind::up_to_group);
+        AttentionResult got = allocate_result(p, true);
+        run_on_threads(P, [&](Communicator& comm) { run_rank_program(comm, s, p, true, got); });
+        expect_same_result(got, run_reference(p, true), storage,
+                           to_string(s) + " P=" + std::to_string(P));
+      }
 }

@@ -42,8 +42,9 @@ size_t block_values(const kernels::Shape& s, Tensor t, long long rows) {
   return static_cast<size_t>(s.batch) * heads * rows * row_width(t, s.head_dim);
 }
 
-EmulatedRun run_emulated(RingDevice& device, Strategy strategy, int ranks,
-                         const AttentionProblem& p, bool backward) {
+void run_ring_ranks(RingDevice& device, Strategy strategy, int ranks, const std::vector<int>& mine,
+                    const AttentionProblem& p, bool backward, const PassRunner& run,
+                    AttentionResult& out, EmulatedRun* timings) {
   const std::string why = unsupported(strategy, p, ranks);
   if (!why.empty())
     throw Error(to_string(strategy) + " on " + std::to_string(ranks) + " ranks: " + why);
@@ -62,8 +63,7 @@ EmulatedRun run_emulated(RingDevice& device, Strategy strategy, int ranks,
     return std::vector<float>(block_values(s, t, rows_of(t, r).rows), value);
   };
   auto run_pass = [&](const RingSchedule& schedule) {
-    for (size_t i = 0; i < schedule.ops.size(); ++i) device.run(schedule, i);
-    PassTiming timing = summarize(schedule, device.finish());
+    PassTiming timing = summarize(schedule, run(schedule));
     for (const RingOp& op : schedule.ops) {
       double bytes = 0;
       for (const auto& move : op.moves)
@@ -78,21 +78,19 @@ EmulatedRun run_emulated(RingDevice& device, Strategy strategy, int ranks,
     return device.read(schedule.result(r, t), block_values(s, t, rows_of(t, r).rows));
   };
 
-  EmulatedRun run;
-  run.result = allocate_result(p, backward);
-  AttentionResult& out = run.result;
   const RingSchedule forward = ring_schedule(strategy, RingPass::forward, P);
   device.prepare(forward);
-  for (int r = 0; r < P; ++r) {
+  for (int r : mine) {
     device.load({r, Tensor::q, 0}, slice(p.q, Tensor::q, r));
     device.load({r, Tensor::k, 0}, slice(p.k, Tensor::k, r));
     device.load({r, Tensor::v, 0}, slice(p.v, Tensor::v, r));
     device.load({r, Tensor::o, 0}, filled(Tensor::o, r, 0.0f));
     device.load({r, Tensor::l, 0}, filled(Tensor::l, r, kNegInf));
   }
-  run.forward = run_pass(forward);
+  PassTiming forward_timing = run_pass(forward);
+  if (timings) timings->forward = std::move(forward_timing);
   std::vector<std::vector<float>> o_stored(P), l_own(P);
-  for (int r = 0; r < P; ++r) {
+  for (int r : mine) {
     o_stored[r] = read(forward, Tensor::o, r);
     kernels::round_all(p.storage, o_stored[r]);  // backward uses O as a framework stores it
     l_own[r] = read(forward, Tensor::l, r);
@@ -100,11 +98,11 @@ EmulatedRun run_emulated(RingDevice& device, Strategy strategy, int ranks,
                         o_stored[r].data());
     kernels::place_rows(out.l, s.batch, s.heads, p.s_q, 1, rows_of(Tensor::l, r), l_own[r].data());
   }
-  if (!backward) return run;
+  if (!backward) return;
 
   const RingSchedule reverse = ring_schedule(strategy, RingPass::backward, P);
   device.prepare(reverse);
-  for (int r = 0; r < P; ++r) {
+  for (int r : mine) {
     std::vector<float> d_o = slice(p.d_o, Tensor::d_o, r);
     std::vector<float> term = filled(Tensor::term, r, 0.0f);
     kernels::backward_row_terms(o_stored[r].data(), d_o.data(), static_cast<long long>(term.size()),
@@ -117,8 +115,9 @@ EmulatedRun run_emulated(RingDevice& device, Strategy strategy, int ranks,
     device.load({r, Tensor::term, 0}, term);
     for (Tensor g : {Tensor::dq, Tensor::dk, Tensor::dv}) device.load({r, g, 0}, filled(g, r, 0));
   }
-  run.backward = run_pass(reverse);
-  for (int r = 0; r < P; ++r) {
+  PassTiming backward_timing = run_pass(reverse);
+  if (timings) timings->backward = std::move(backward_timing);
+  for (int r : mine) {
     for (Tensor g : {Tensor::dq, Tensor::dk, Tensor::dv}) {
       std::vector<float> block = read(reverse, g, r);
       kernels::round_all(p.storage, block);
@@ -130,6 +129,21 @@ EmulatedRun run_emulated(RingDevice& device, Strategy strategy, int ranks,
                           s.head_dim, rows_of(g, r), block.data());
     }
   }
+}
+
+EmulatedRun run_emulated(RingDevice& device, Strategy strategy, int ranks,
+                         const AttentionProblem& p, bool backward) {
+  EmulatedRun run;
+  run.result = allocate_result(p, backward);
+  std::vector<int> all(std::max(ranks, 0));
+  for (int r = 0; r < ranks; ++r) all[r] = r;
+  run_ring_ranks(
+      device, strategy, ranks, all, p, backward,
+      [&](const RingSchedule& schedule) {
+        for (size_t i = 0; i < schedule.ops.size(); ++i) device.run(schedule, i);
+        return device.finish();
+      },
+      run.result, &run);
   return run;
 }
 

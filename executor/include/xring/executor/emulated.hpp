@@ -7,6 +7,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -59,6 +60,18 @@ struct EmulatedRun {
 /// `device`: the same result contract as run_distributed. Throws xring::Error otherwise.
 EmulatedRun run_emulated(RingDevice& device, Strategy strategy, int ranks,
                          const AttentionProblem& p, bool backward);
+
+/// How the driver runs a pass's schedule on the device; returns the operations' timings
+/// (indexed like the schedule's; operations it did not run may be left out at the end).
+using PassRunner = std::function<std::vector<OpTiming>(const RingSchedule&)>;
+
+/// The driver behind run_emulated, for the ranks in `mine` only (all of them when one device
+/// holds every rank; one when each rank is a process): loads their blocks, runs the forward (and
+/// backward) schedule with `run`, writes their rows of `out` (sized by allocate_result), and
+/// the passes' timings to `timings` when given.
+void run_ring_ranks(RingDevice& device, Strategy strategy, int ranks, const std::vector<int>& mine,
+                    const AttentionProblem& p, bool backward, const PassRunner& run,
+                    AttentionResult& out, EmulatedRun* timings);
 
 /// The reference kernels on host memory, operations in list order: the schedules' exact check.
 class HostRingDevice final : public RingDevice {
