@@ -84,6 +84,10 @@ void attach_run(CLI::App& sub, int& exit_code) {
     else if (o->rank || o->world || !o->rendezvous.empty())
       throw Error("--rank, --world and --rendezvous apply to --backend nccl only");
     executor::RunReport r = executor::run_plan(p, in, o->plan, o->run);
+    if (!r.primary) {  // nccl: rank 0 prints and writes the report for every rank
+      exit_code = r.verified ? 0 : static_cast<int>(ExitCode::regression);
+      return;
+    }
     std::string report = executor::to_json(r).dump(2) + "\n";
     std::string trace = o->trace.empty() ? "" : executor::measured_trace(r).dump() + "\n";
     if (!o->json.empty()) write_file_atomically(o->json, report);

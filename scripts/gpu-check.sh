@@ -36,5 +36,12 @@ for strategy in query_ring kv_ring; do
     "$xring" run "$out/plan-$strategy.json" --backend cuda --repeat 5 \
       --json "$out/run-$strategy.json" 2>&1 | tee "$out/run-$strategy.txt" | grep -E "layer|verified"
 done
+echo "== nccl backend, one rank (NCCL from the pip package nvidia-nccl)"
+nccl_dir=$(python3 -c "import nvidia.nccl, os; print(os.path.dirname(nvidia.nccl.__file__))" 2> /dev/null)
+[ -n "$nccl_dir" ] && export LD_LIBRARY_PATH="$nccl_dir/lib:${LD_LIBRARY_PATH:-}"
+"$xring" plan --model tiny --strategy single --ranks 1 -o "$out/plan-single.json" > /dev/null &&
+  "$xring" run "$out/plan-single.json" --backend nccl --rank 0 --world 1 \
+    --json "$out/run-nccl.json" 2>&1 | tee "$out/run-nccl.txt" | tail -3
+build-gpu/tests/xring_cli_tests --gtest_filter='Cli.CudaBackend*:Cli.NcclBackend*' 2>&1 | tail -3
 echo "== kernel benchmark"
 bench/kernel_bench.sh build-gpu "$out" ${QUICK:+--quick}

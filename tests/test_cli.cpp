@@ -648,7 +648,7 @@ TEST(Cli, NcclBackendChecksItsLaunchBeforeSayingThereIsNoGpu) {
   EXPECT_EQ(torchrun.exit_code, 3) << torchrun.output;
   Result ok = xring(run + " --rank 3 --world 4 --rendezvous /tmp/unused");
   EXPECT_EQ(ok.exit_code, 3) << ok.output;
-  EXPECT_NE(ok.output.find("no NCCL executor"), std::string::npos) << ok.output;
+  EXPECT_NE(ok.output.find("--backend nccl: "), std::string::npos) << ok.output;
   EXPECT_FALSE(fs::exists(report));
   EXPECT_EQ(xring("run " + plan.string() + " --world 4").exit_code, 2);
 }
@@ -678,6 +678,26 @@ TEST(Cli, CudaBackendRunsOrSaysWhyNot) {
   r = xring("run " + plan.string() + " --backend cuda");
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("query_ring, kv_ring and single"), std::string::npos) << r.output;
+}
+
+TEST(Cli, NcclBackendRunsOneRankOrSaysWhyNot) {
+  // One process: the NCCL communicator of one rank (all this machine's single GPU allows).
+  fs::path plan = scratch("nccl-one.json"), report = scratch("nccl-one-report.json");
+  ASSERT_EQ(xring("plan --model tiny --strategy single --ranks 1 -o " + plan.string()).exit_code,
+            0);
+  fs::remove(report);
+  Result r = xring("run " + plan.string() + " --backend nccl --rank 0 --world 1 --json " +
+                   report.string());
+  if (r.exit_code == 3) {
+    EXPECT_NE(r.output.find("--backend nccl: "), std::string::npos) << r.output;
+    EXPECT_FALSE(fs::exists(report));
+    GTEST_SKIP() << r.output;
+  }
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream in(report);
+  json j = json::parse(in);
+  EXPECT_TRUE(j["verified"].get<bool>());
+  EXPECT_EQ(j["backend"], "nccl");
 }
 
 TEST(Cli, RunReportsOverlapBandwidthAndPredictionErrors) {

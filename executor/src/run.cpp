@@ -11,6 +11,7 @@
 #include "xring/executor/attention.hpp"
 #include "xring/executor/cuda_ring_device.hpp"
 #include "xring/executor/decode.hpp"
+#include "xring/executor/nccl_backend.hpp"
 #include "xring/executor/projection.hpp"
 #include "xring/nvtx.hpp"
 #include "xring/planner/error.hpp"
@@ -245,6 +246,87 @@ Comparison run_cuda_layer(const AttentionProblem& problem, Strategy strategy, in
   return c;
 }
 
+/// Rows `r` of `from` written over the same rows of `into` ([B][heads][total][width]).
+void copy_rows(std::vector<float>& into, const std::vector<float>& from, int batch, int heads,
+               long long total, int width, kernels::Rows r) {
+  if (from.empty()) return;
+  std::vector<float> block = kernels::slice_rows(from, batch, heads, total, width, r);
+  kernels::place_rows(into, batch, heads, total, width, r, block.data());
+}
+
+/// --backend nccl: this process's rank of the layer's ring, `repeat` times. Times are the
+/// slowest rank's (all-reduced); each rank checks its own rows against the CPU reference when it
+/// is affordable, else against a one-rank run on its GPU, and the errors are all-reduced.
+Comparison run_nccl_layer(NcclSession& session, const AttentionProblem& problem, Strategy strategy,
+                          bool backward, const RunOptions& options, const Link& ring_link,
+                          bool cpu_reference, double start_s, const std::string& where,
+                          LayerReport& layer, std::vector<TraceEvent>& events) {
+  const int me = session.rank(), P = session.world();
+  EmulatedRun run;
+  for (int rep = 0; rep < std::max(1, options.repeat); ++rep) {
+    run = session.run(strategy, problem, backward, where);
+    layer.measured_samples_s.push_back(run.forward.total_s + run.backward.total_s);
+  }
+  layer.measured_samples_s = session.all_reduce(layer.measured_samples_s, true);
+  layer.measured_time_s = median(layer.measured_samples_s);
+  double compute = 0, copy = 0, derived = 0, bytes = 0, offset = start_s;
+  for (const PassTiming* pass : {&run.forward, &run.backward}) {
+    if (pass->compute_s.empty()) continue;
+    compute += pass->compute_s[me];
+    copy += pass->copy_s[me];
+    for (size_t i = 0; i < pass->schedule.ops.size(); ++i) {
+      const RingOp& op = pass->schedule.ops[i];
+      if (op.rank != me) continue;
+      if (op.kind != RingOp::Kind::attend) {
+        derived += transfer_s(pass->op_bytes[i], ring_link);
+        bytes += pass->op_bytes[i];
+      }
+      events.push_back(
+          {me, op.comm_lane ? 2 : 1,
+           (op.comm_lane ? "exchange" : "attend") + std::string(" step ") + std::to_string(op.step),
+           offset + pass->ops[i].start_s, offset + pass->ops[i].end_s});
+    }
+    offset += pass->total_s;
+  }
+  const std::vector<double> slowest = session.all_reduce({compute, copy, derived}, true);
+  layer.measured_compute_s = slowest[0];
+  layer.measured_copy_s = slowest[1];
+  layer.measured_comm_s = slowest[1];
+  layer.derived_comm_s = slowest[2];
+  layer.bytes_sent = session.all_reduce({bytes}, false)[0];
+
+  AttentionResult want;
+  if (cpu_reference) {
+    want = run_reference(problem, backward);
+  } else {
+    auto one = make_cuda_ring_device(problem, 1);
+    want = run_emulated(*one, Strategy::single, 1, problem, backward).result;
+  }
+  layer.checked_against = cpu_reference ? "reference" : "one-rank GPU run";
+  // The other ranks' rows come from the reference, so only this rank's rows are compared here.
+  AttentionResult got = want;
+  const auto& s = problem.shape;
+  const kernels::Rows q_rows = block_of(problem.s_q, P, me),
+                      kv_rows = block_of(problem.s_kv, P, me);
+  copy_rows(got.o, run.result.o, s.batch, s.heads, problem.s_q, s.head_dim, q_rows);
+  copy_rows(got.l, run.result.l, s.batch, s.heads, problem.s_q, 1, q_rows);
+  copy_rows(got.dq, run.result.dq, s.batch, s.heads, problem.s_q, s.head_dim, q_rows);
+  copy_rows(got.dk, run.result.dk, s.batch, s.kv_heads, problem.s_kv, s.head_dim, kv_rows);
+  copy_rows(got.dv, run.result.dv, s.batch, s.kv_heads, problem.s_kv, s.head_dim, kv_rows);
+  const double relative = cuda_relative_tolerance(problem.storage);
+  Comparison c;
+  compare(got.o, want.o, problem.storage, c, relative);
+  compare(got.l, want.l, kernels::Storage::fp32, c, 1e-3);
+  if (backward) {
+    compare(got.dq, want.dq, problem.storage, c, relative);
+    compare(got.dk, want.dk, problem.storage, c, relative);
+    compare(got.dv, want.dv, problem.storage, c, relative);
+  }
+  const std::vector<double> worst =
+      session.all_reduce({c.max_abs, c.max_rel, c.tolerance, c.worst_ratio}, true);
+  return {worst[0], worst[1], worst[2], worst[3]};
+}
+
 /// Decode plans: every self-attention layer's decode step with the plan's head placement,
 /// against single-device decode on the same compacted caches.
 RunReport run_decode_plan(const Plan& plan, const Inputs& in, const std::string& origin,
@@ -375,19 +457,36 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
                   ": --backend cuda runs cross-attention plans; decode plans run on "
                   "--backend cpu");
   }
-  if (options.backend == "nccl")
-    throw Error("--backend nccl: this build has no NCCL executor yet; use --backend cpu or cuda",
-                ExitCode::runtime);
+  std::unique_ptr<NcclSession> session;
+  if (options.backend == "nccl") {
+    if (plan.decode)
+      throw Error(origin +
+                  ": --backend nccl runs cross-attention plans; decode plans run on "
+                  "--backend cpu");
+    for (size_t i = 0; i < plan.layers.size(); ++i) {
+      const LayerPlan& lp = plan.layers[i];
+      const bool ring = lp.strategy == Strategy::query_ring || lp.strategy == Strategy::kv_ring ||
+                        (lp.strategy == Strategy::single && lp.ranks == 1);
+      if (!ring || lp.ranks != options.launch->world || (lp.recompute && plan.phase == "training"))
+        throw Error(origin + ": layers[" + std::to_string(i) +
+                    "]: --backend nccl runs query_ring and kv_ring layers over every process "
+                    "(single with one), without K/V recomputation; this layer is " +
+                    to_string(lp.strategy) + " on " + std::to_string(lp.ranks) + " ranks" +
+                    (lp.recompute ? " with recomputation" : "") + " (use --backend cpu)");
+    }
+    session = open_nccl_session(*options.launch, options.timeout_s);
+  }
   if (options.scale && !(*options.scale > 0 && *options.scale <= 1))
     throw Error("--scale must be in (0, 1], got " + std::to_string(*options.scale));
   RunReport report;
   report.backend = options.backend;
+  report.primary = !session || session->rank() == 0;
   report.plan_origin = origin;
   report.seed = options.seed;
   report.scale = options.scale.value_or(1.0);
   report.tolerance_rule =
-      options.backend == "cuda"
-          ? "|cuda − reference| ≤ r·max|reference| + one storage ulp, per element, r = 8e-3 "
+      options.backend != "cpu"
+          ? "|GPU − reference| ≤ r·max|reference| + one storage ulp, per element, r = 8e-3 "
             "(bf16) or 2e-3 (fp16) as the kernels round P to the storage type; L: 1e-3·max|L|"
           : "|distributed − reference| ≤ 1e-5·max|reference| + one storage ulp, per element";
   report.provenance = {{"xring_version", xring_version()},
@@ -506,6 +605,18 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
     layer.s_q = shape.s_q;
     layer.s_kv = shape.s_kv;
     layer.backward = backward;
+    if (session) {
+      const Placement placement =
+          placement_for(in, lp.strategy, lp.ranks, lp.ulysses_degree, lp.recompute);
+      const double start = std::chrono::duration<double>(Clock::now() - origin_time).count();
+      Comparison c = run_nccl_layer(*session, problem, strategy, backward, options,
+                                    placement.ring_link, cpu_affordable, start,
+                                    "layer " + std::to_string(lp.index) + " (" + layer.strategy +
+                                        ", " + std::to_string(ranks) + " ranks)",
+                                    layer, report.events);
+      finish_layer(layer, lp, shape, c, layer_flops);
+      continue;
+    }
     if (options.backend == "cuda") {
       if (projected || (strategy != Strategy::query_ring && strategy != Strategy::kv_ring &&
                         strategy != Strategy::single))
@@ -610,6 +721,12 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
     report.predicted_frames_per_s = frames / report.predicted_time_s;
     report.predicted_flop_per_s = flops / report.predicted_time_s;
   }
+  if (options.backend == "nccl")
+    report.notes.push_back(
+        "measured: the nccl backend, one process per GPU (" + std::to_string(session->world()) +
+        "); each layer's times are the slowest rank's, its errors the largest over the ranks "
+        "(each checks its own rows); derived_comm_s times the same bytes on the planned "
+        "cluster's ring link");
   if (options.backend == "cuda") {
     report.notes.push_back(
         "measured: the cuda backend, every rank of a ring emulated on this one GPU (the ranks' "
@@ -635,7 +752,7 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
     report.notes.push_back("scaled by --scale " + std::to_string(*options.scale) +
                            ": S_Q and S_KV multiplied");
   report.notes.push_back(
-      options.backend == "cuda"
+      options.backend != "cpu"
           ? "Q, K and V travel at the storage width, O, L and gradients in fp32; the cost model "
             "counts Q and O at the storage width"
           : "messages travel as fp32 (O and L accumulate in fp32 in transit); the cost model "

@@ -79,6 +79,8 @@ struct TraceEvent {
 
 struct RunReport {
   std::string backend;
+  /// Whether this process reports (always, except the nccl backend's ranks other than 0).
+  bool primary = true;
   std::string plan_origin;
   uint64_t seed = 1;
   double scale = 1;
