@@ -42,6 +42,7 @@ nccl_dir=$(python3 -c "import nvidia.nccl, os; print(os.path.dirname(nvidia.nccl
 "$xring" plan --model tiny --strategy single --ranks 1 -o "$out/plan-single.json" > /dev/null &&
   "$xring" run "$out/plan-single.json" --backend nccl --rank 0 --world 1 \
     --json "$out/run-nccl.json" 2>&1 | tee "$out/run-nccl.txt" | tail -3
-build-gpu/tests/xring_cli_tests --gtest_filter='Cli.CudaBackend*:Cli.NcclBackend*' 2>&1 | tail -3
+XRING_BINARY="$PWD/$xring" XRING_TEST_DATA="$PWD/tests/data" build-gpu/tests/xring_cli_tests \
+  --gtest_filter='Cli.CudaBackend*:Cli.NcclBackend*' 2>&1 | tail -3
 echo "== kernel benchmark"
 bench/kernel_bench.sh build-gpu "$out" ${QUICK:+--quick}

@@ -23,8 +23,15 @@ struct Result {
   std::string output;  // stdout and stderr together
 };
 
+/// The binary under test: XRING_BINARY from the environment (the GPU machine runs a copy of the
+/// tree elsewhere), else the one this build made.
+std::string binary() {
+  const char* chosen = std::getenv("XRING_BINARY");
+  return chosen ? chosen : XRING_BINARY;
+}
+
 Result xring(const std::string& args) {
-  std::string command = std::string(XRING_BINARY) + " " + args + " 2>&1";
+  std::string command = binary() + " " + args + " 2>&1";
   std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), pclose);
   Result r{-1, ""};
   std::array<char, 4096> buf{};
@@ -35,7 +42,10 @@ Result xring(const std::string& args) {
   return r;
 }
 
-std::string data(const std::string& name) { return std::string(XRING_TEST_DATA) + "/" + name; }
+std::string data(const std::string& name) {
+  const char* chosen = std::getenv("XRING_TEST_DATA");
+  return std::string(chosen ? chosen : XRING_TEST_DATA) + "/" + name;
+}
 
 /// Whether this machine has an NVIDIA GPU (the tests that expect "no GPU" skip there; the GPU
 /// paths are checked by scripts/gpu-check.sh and the GPU gtests).
