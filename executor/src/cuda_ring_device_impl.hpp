@@ -142,6 +142,9 @@ class CudaRingDevice final : public RingDevice {
     const RingOp& op = s.ops[index];
     cudaStream_t stream = op.comm_lane ? comm_[op.rank]->s : compute_[op.rank]->s;
     if (!origin_recorded_) {
+      // The loads went through the legacy stream, whose copies from pageable memory may still
+      // be landing; the rank streams do not synchronize with it.
+      XRING_CUDA_CHECK(cudaDeviceSynchronize());
       XRING_CUDA_CHECK(cudaEventRecord(origin_.e, compute_[held_.front()]->s));
       origin_recorded_ = true;
     }

@@ -165,6 +165,7 @@ class Session final : public NcclSession {
     const cudaStream_t compute = device.compute_stream(rank_), comm = device.comm_stream(rank_);
     Event origin;
     std::vector<std::unique_ptr<Event>> starts, ends;
+    XRING_CUDA_CHECK(cudaDeviceSynchronize());  // the loads (legacy stream) have landed
     XRING_CUDA_CHECK(cudaEventRecord(origin.e, compute));
     XRING_CUDA_CHECK(cudaStreamWaitEvent(comm, origin.e, 0));
     auto values = [&](const RingOp& op, Tensor t) {
