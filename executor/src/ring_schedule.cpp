@@ -164,24 +164,27 @@ RingSchedule ring_schedule(Strategy strategy, RingPass pass, int ranks) {
 
   const int P = ranks;
   Builder b(s);
-  // What an operation moving `tensors` from rank r's slot for step t to the next rank touches.
-  auto send = [&](int r, int t, const std::vector<Tensor>& tensors) {
+  // Rank r moving `tensors` from its slot for step t to the next rank: into that rank's slot
+  // for step t + 1 (send), or, after the last step, into the owner's home slot (home; the block
+  // held at the last step belongs to the next rank).
+  auto transfer = [&](int r, int t, const std::vector<Tensor>& tensors, RingOp::Kind kind) {
     RingOp op;
-    op.kind = RingOp::Kind::send;
+    op.kind = kind;
     op.rank = r;
     op.comm_lane = true;
     op.step = t;
     op.block = b.held(r, t);
     op.to = mod(r + 1, P);
     op.slot = t % 2;
+    const int to_slot = kind == RingOp::Kind::home ? kHomeSlot : (t + 1) % 2;
     for (Tensor x : tensors) {
-      BufferId from{r, x, t % 2}, to{op.to, x, (t + 1) % 2};
+      BufferId from{r, x, t % 2}, to{op.to, x, to_slot};
       op.moves.push_back({from, to});
       op.reads.push_back(from);
       op.writes.push_back(to);
     }
     // The receiver's slot is free once its step t − 1 kernel and sends are done.
-    op.after = b.frees(op.to, t);
+    if (kind == RingOp::Kind::send) op.after = b.frees(op.to, t);
     return op;
   };
   for (int t = 0; t < P; ++t) {
@@ -189,7 +192,7 @@ RingSchedule ring_schedule(Strategy strategy, RingPass pass, int ranks) {
     // Fixed tensors leave first: they do not change, so they travel during the kernel.
     if (!last && !s.travelling.empty())
       for (int r = 0; r < P; ++r) {
-        RingOp op = send(r, t, s.travelling);
+        RingOp op = transfer(r, t, s.travelling, RingOp::Kind::send);
         for (int i : b.arrivals(r, t)) op.after.push_back(i);
         b.add(std::move(op), Builder::kSendFixed);
       }
@@ -214,28 +217,10 @@ RingSchedule ring_schedule(Strategy strategy, RingPass pass, int ranks) {
     if (s.accumulated.empty()) continue;
     for (int r = 0; r < P; ++r) {
       auto attend = b.find(Builder::kAttend, r, t);
-      if (!last) {
-        RingOp op = send(r, t, s.accumulated);
-        op.after.push_back(*attend);
-        b.add(std::move(op), Builder::kSendAccumulated);
-      } else if (P > 1) {
-        RingOp op;
-        op.kind = RingOp::Kind::home;
-        op.rank = r;
-        op.comm_lane = true;
-        op.step = t;
-        op.block = b.held(r, t);
-        op.to = op.block;
-        op.slot = t % 2;
-        for (Tensor x : s.accumulated) {
-          BufferId from{r, x, t % 2}, to{op.block, x, kHomeSlot};
-          op.moves.push_back({from, to});
-          op.reads.push_back(from);
-          op.writes.push_back(to);
-        }
-        op.after = {*attend};
-        b.add(std::move(op), Builder::kSendAccumulated);
-      }
+      if (last && P == 1) continue;  // nothing to return: the block is already home
+      RingOp op = transfer(r, t, s.accumulated, last ? RingOp::Kind::home : RingOp::Kind::send);
+      op.after.push_back(*attend);
+      b.add(std::move(op), Builder::kSendAccumulated);
     }
   }
   return s;
