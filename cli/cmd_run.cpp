@@ -44,6 +44,11 @@ void attach_run(CLI::App& sub, int& exit_code) {
          "(xring gate turns their spread into a noise bound)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
+  sub.add_option("--warmup", o->run.warmup,
+                 "Unmeasured runs of every layer before the measured ones (first-touch page "
+                 "faults, clock ramp-up, CUDA module loading)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100));
   sub.add_option("--timeout", o->run.timeout_s,
                  "Seconds any rank may wait for a peer; past it every rank aborts (exit 3, the "
                  "message names layer, rank, host and step)")

@@ -158,7 +158,9 @@ ProfileGrid profile_grid(const std::string& backend, bool quick) {
     g.heads = 4;
     g.kv_heads = 2;
     g.s_q = quick ? std::vector<long long>{16, 256} : std::vector<long long>{16, 64, 256};
-    g.s_kv = quick ? std::vector<long long>{256, 4096} : std::vector<long long>{256, 1024, 4096};
+    // Up to 16K keys: past the caches a small query block is bound by reading K and V.
+    g.s_kv = quick ? std::vector<long long>{256, 4096, 16384}
+                   : std::vector<long long>{256, 1024, 4096, 16384};
     g.backward_s_q = {16, 256};
     g.backward_s_kv = quick ? std::vector<long long>{1024} : std::vector<long long>{256, 4096};
     g.dtypes = quick ? std::vector{DType::bf16} : std::vector{DType::bf16, DType::fp16};

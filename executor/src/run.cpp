@@ -7,6 +7,9 @@
 #include <cmath>
 #include <mutex>
 #include <random>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "xring/executor/attention.hpp"
 #include "xring/executor/cuda_ring_device.hpp"
@@ -194,10 +197,11 @@ Comparison run_cuda_layer(const AttentionProblem& problem, Strategy strategy, in
   auto single = make_cuda_ring_device(problem, 1);
   EmulatedRun run, mono;
   std::vector<double> mono_samples;
-  for (int rep = 0; rep < std::max(1, options.repeat); ++rep) {
+  for (int rep = -options.warmup; rep < std::max(1, options.repeat); ++rep) {
     run = run_emulated(*device, strategy, ranks, problem, backward);
-    layer.measured_samples_s.push_back(run.forward.total_s + run.backward.total_s);
     mono = run_emulated(*single, Strategy::single, 1, problem, backward);
+    if (rep < 0) continue;  // warm-up: module loading, first allocations, clocks
+    layer.measured_samples_s.push_back(run.forward.total_s + run.backward.total_s);
     mono_samples.push_back(mono.forward.total_s + mono.backward.total_s);
   }
   layer.measured_time_s = median(layer.measured_samples_s);
@@ -263,9 +267,9 @@ Comparison run_nccl_layer(NcclSession& session, const AttentionProblem& problem,
                           LayerReport& layer, std::vector<TraceEvent>& events) {
   const int me = session.rank(), P = session.world();
   EmulatedRun run;
-  for (int rep = 0; rep < std::max(1, options.repeat); ++rep) {
+  for (int rep = -options.warmup; rep < std::max(1, options.repeat); ++rep) {
     run = session.run(strategy, problem, backward, where);
-    layer.measured_samples_s.push_back(run.forward.total_s + run.backward.total_s);
+    if (rep >= 0) layer.measured_samples_s.push_back(run.forward.total_s + run.backward.total_s);
   }
   layer.measured_samples_s = session.all_reduce(layer.measured_samples_s, true);
   layer.measured_time_s = median(layer.measured_samples_s);
@@ -476,6 +480,14 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
     }
     session = open_nccl_session(*options.launch, options.timeout_s);
   }
+  if (options.warmup < 0) throw Error("--warmup must be at least 0");
+#if defined(__GLIBC__)
+  // Keep freed blocks in the heap instead of returning them to the system: otherwise every run
+  // of the cpu backend's per-step buffers (megabytes each) pays its page faults again, which
+  // measured 10-15% of a small layer's time (the warm-up runs absorb the first touch).
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
   if (options.scale && !(*options.scale > 0 && *options.scale <= 1))
     throw Error("--scale must be in (0, 1], got " + std::to_string(*options.scale));
   RunReport report;
@@ -484,6 +496,7 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
   report.plan_origin = origin;
   report.seed = options.seed;
   report.scale = options.scale.value_or(1.0);
+  report.warmup = options.warmup;
   report.tolerance_rule =
       options.backend != "cpu"
           ? "|GPU − reference| ≤ r·max|reference| + one storage ulp, per element, r = 8e-3 "
@@ -667,7 +680,8 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
     }
     AttentionResult out = allocate_result(problem, backward);
     std::vector<double> busy(ranks, 0), waited(ranks, 0), sent(ranks, 0);
-    for (int rep = 0; rep < std::max(1, options.repeat); ++rep) {
+    for (int rep = -options.warmup; rep < std::max(1, options.repeat); ++rep) {
+      const size_t events_before = report.events.size();
       std::fill(sent.begin(), sent.end(), 0.0);
       const double start = std::chrono::duration<double>(Clock::now() - origin_time).count();
       run_on_threads(
@@ -691,6 +705,10 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
           },
           options.timeout_s);
       const double end = std::chrono::duration<double>(Clock::now() - origin_time).count();
+      if (rep < 0) {  // warm-up: first-touch page faults, clocks; not measured, not traced
+        report.events.resize(events_before);
+        continue;
+      }
       layer.measured_samples_s.push_back(end - start);
     }
     layer.measured_time_s = median(layer.measured_samples_s);
@@ -818,6 +836,7 @@ nlohmann::json to_json(const RunReport& r) {
           {"plan", r.plan_origin},
           {"seed", r.seed},
           {"scale", r.scale},
+          {"warmup", r.warmup},
           {"verified", r.verified},
           {"max_abs_error", r.max_abs_error},
           {"max_rel_error", r.max_rel_error},

@@ -20,10 +20,11 @@ inline constexpr int kReportSchemaVersion = 1;
 struct RunOptions {
   std::string backend = "cpu";  ///< cpu (threads), cuda (ranks emulated on one GPU), nccl
   uint64_t seed = 1;
-  std::optional<double> scale;           ///< multiplies S_Q and S_KV; required for large plans
-  double max_gflop_per_layer = 20;       ///< the CPU budget above which --scale is required
-  std::string media_mask = "none";       ///< none | same_group | up_to_group (Flamingo-style)
-  int repeat = 1;                        ///< measurements per layer; the report keeps every sample
+  std::optional<double> scale;      ///< multiplies S_Q and S_KV; required for large plans
+  double max_gflop_per_layer = 20;  ///< the CPU budget above which --scale is required
+  std::string media_mask = "none";  ///< none | same_group | up_to_group (Flamingo-style)
+  int repeat = 1;                   ///< measurements per layer; the report keeps every sample
+  int warmup = 1;  ///< unmeasured runs of every layer first (page faults, clocks, CUDA modules)
   double timeout_s = 120;                ///< the longest any rank waits for a peer before aborting
   std::optional<Fault> fault;            ///< testing the abort path: a fault injected into one rank
   std::optional<LaunchIdentity> launch;  ///< nccl: this process's rank, world and rendezvous
@@ -84,6 +85,7 @@ struct RunReport {
   std::string plan_origin;
   uint64_t seed = 1;
   double scale = 1;
+  int warmup = 1;
   bool verified = false;
   double max_abs_error = 0, max_rel_error = 0, tolerance = 0;
   std::string tolerance_rule;
