@@ -730,4 +730,19 @@ TEST(Cli, RunReportsOverlapBandwidthAndPredictionErrors) {
   }
   EXPECT_GT(j["measured"]["frames_per_s"].get<double>(), 0);
   EXPECT_GT(j["predicted"]["frames_per_s"].get<double>(), 0);
+  EXPECT_EQ(j["warmup"], 1);  // the default: one unmeasured run per layer first
+  // Warm-up runs are neither samples nor trace events.
+  fs::path trace = scratch("metrics-trace.json");
+  r = xring("run " + plan.string() + " --repeat 3 --warmup 2 --json " + report.string() +
+            " --trace " + trace.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  j = read_json(report);
+  EXPECT_EQ(j["warmup"], 2);
+  for (const auto& l : j["layers"]) EXPECT_EQ(l["measured_samples_s"].size(), 3u);
+  size_t computes = 0;
+  const json timeline = read_json(trace);
+  for (const auto& e : timeline["traceEvents"])
+    computes += e.value("ph", "") == "X" && e.value("tid", 0) == 1;
+  EXPECT_EQ(computes, 3u * 2 * j["layers"].size());  // 3 runs x 2 ranks x layers
+  EXPECT_EQ(xring("run " + plan.string() + " --warmup -1").exit_code, 2);
 }
