@@ -31,10 +31,10 @@ namespace {
 
 namespace gpu = xring::kernels::cuda;
 
-#define REQUIRE_GPU()                                        \
-  do {                                                       \
-    std::string why;                                         \
-    if (!gpu::device_available(&why)) GTEST_SKIP() << why;   \
+#define REQUIRE_GPU()                                      \
+  do {                                                     \
+    std::string why;                                       \
+    if (!gpu::device_available(&why)) GTEST_SKIP() << why; \
   } while (0)
 
 #define CHECK_CUDA(call) ASSERT_EQ((call), cudaSuccess) << #call
@@ -127,8 +127,7 @@ double worst_ratio(const std::vector<float>& got, const std::vector<float>& want
     }
     const double base = per_element_scale ? std::max(1.0, std::fabs(static_cast<double>(want[i])))
                                           : std::max(scale, 1e-30);
-    const double allowed =
-        rel * base + (stored == Storage::fp32 ? 0.0 : ulp(stored, want[i]));
+    const double allowed = rel * base + (stored == Storage::fp32 ? 0.0 : ulp(stored, want[i]));
     worst = std::max(worst, std::fabs(static_cast<double>(got[i]) - want[i]) / allowed);
   }
   return worst;
@@ -337,57 +336,66 @@ TEST(KernelsGpu, BackwardMatchesTheReference) {
     }
 }
 
+/// Decode over requests x kv_heads caches of lengths 0, 1 and random below `longest`, against
+/// the reference.
+void check_decode(gpu::DType dtype, int d, int requests, int heads, int kv_heads,
+                  long long longest) {
+  const Storage st = storage_of(dtype);
+  std::vector<long long> len, offset;
+  std::mt19937_64 rng(d);
+  long long total = 0;
+  for (int c = 0; c < requests * kv_heads; ++c) {
+    const long long n = c % 5 == 0 ? 0 : c % 5 == 1 ? 1 : static_cast<long long>(rng() % longest);
+    offset.push_back(total);
+    len.push_back(n);
+    total += n;
+  }
+  auto k = values(size_t(total) * d, 7, st), v = values(size_t(total) * d, 8, st);
+  auto q = values(size_t(requests) * heads * d, 9, st);
+  std::vector<float> o_ref(q.size()), l_ref(size_t(requests) * heads);
+  for (int r = 0; r < requests; ++r) {
+    std::vector<const float*> kp, vp;
+    std::vector<long long> lens;
+    for (int h = 0; h < kv_heads; ++h) {
+      const int c = r * kv_heads + h;
+      kp.push_back(k.data() + offset[c] * d);
+      vp.push_back(v.data() + offset[c] * d);
+      lens.push_back(len[c]);
+    }
+    decode_attention(q.data() + size_t(r) * heads * d, kp, vp, lens, {1, heads, kv_heads, d},
+                     o_ref.data() + size_t(r) * heads * d, l_ref.data() + size_t(r) * heads);
+  }
+  auto gq = upload_storage(q, dtype), gk = upload_storage(k, dtype), gv = upload_storage(v, dtype),
+       goff = upload(offset), glen = upload(len);
+  Buffer go(q.size() * 2), gl(l_ref.size() * 4);
+  gpu::DecodeArgs a;
+  a.dtype = dtype;
+  a.requests = requests;
+  a.geometry = {1, heads, kv_heads, d};
+  a.q = gq->get();
+  a.caches = {gk->get(), gv->get(), static_cast<const long long*>(goff->get()),
+              static_cast<const long long*>(glen->get()),
+              *std::max_element(len.begin(), len.end())};
+  a.o = go.get();
+  a.l = gl.f();
+  gpu::decode_attention(a);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  round_all(st, o_ref);
+  EXPECT_LE(worst_ratio(download_storage(go, q.size(), dtype), o_ref, 1e-4, st), 1.0)
+      << gpu::to_string(dtype) << " d" << d;
+  EXPECT_LE(worst_ratio(download_f32(gl, l_ref.size()), l_ref, 1e-4, Storage::fp32, true), 1.0)
+      << gpu::to_string(dtype) << " d" << d;
+}
+
 TEST(KernelsGpu, DecodeMatchesTheReferenceOnVariableBudgets) {
   REQUIRE_GPU();
   for (gpu::DType dtype : {gpu::DType::bf16, gpu::DType::fp16})
-    for (int d : {64, 128}) {
-      const Storage st = storage_of(dtype);
-      const int requests = 3, heads = 16, kv_heads = 4;
-      std::vector<long long> len, offset;
-      std::mt19937_64 rng(d);
-      long long total = 0;
-      for (int c = 0; c < requests * kv_heads; ++c) {
-        const long long n = c % 5 == 0 ? 0 : c % 5 == 1 ? 1 : static_cast<long long>(rng() % 6000);
-        offset.push_back(total);
-        len.push_back(n);
-        total += n;
-      }
-      auto k = values(size_t(total) * d, 7, st), v = values(size_t(total) * d, 8, st);
-      auto q = values(size_t(requests) * heads * d, 9, st);
-      std::vector<float> o_ref(q.size()), l_ref(size_t(requests) * heads);
-      for (int r = 0; r < requests; ++r) {
-        std::vector<const float*> kp, vp;
-        std::vector<long long> lens;
-        for (int h = 0; h < kv_heads; ++h) {
-          const int c = r * kv_heads + h;
-          kp.push_back(k.data() + offset[c] * d);
-          vp.push_back(v.data() + offset[c] * d);
-          lens.push_back(len[c]);
-        }
-        decode_attention(q.data() + size_t(r) * heads * d, kp, vp, lens, {1, heads, kv_heads, d},
-                         o_ref.data() + size_t(r) * heads * d, l_ref.data() + size_t(r) * heads);
-      }
-      auto gq = upload_storage(q, dtype), gk = upload_storage(k, dtype),
-           gv = upload_storage(v, dtype), goff = upload(offset), glen = upload(len);
-      Buffer go(q.size() * 2), gl(l_ref.size() * 4);
-      gpu::DecodeArgs a;
-      a.dtype = dtype;
-      a.requests = requests;
-      a.geometry = {1, heads, kv_heads, d};
-      a.q = gq->get();
-      a.caches = {gk->get(), gv->get(), static_cast<const long long*>(goff->get()),
-                  static_cast<const long long*>(glen->get()),
-                  *std::max_element(len.begin(), len.end())};
-      a.o = go.get();
-      a.l = gl.f();
-      gpu::decode_attention(a);
-      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-      round_all(st, o_ref);
-      EXPECT_LE(worst_ratio(download_storage(go, q.size(), dtype), o_ref, 1e-4, st), 1.0)
-          << gpu::to_string(dtype) << " d" << d;
-      EXPECT_LE(worst_ratio(download_f32(gl, l_ref.size()), l_ref, 1e-4, Storage::fp32, true), 1.0)
-          << gpu::to_string(dtype) << " d" << d;
-    }
+    for (int d : {64, 128}) check_decode(dtype, d, 3, 16, 4, 6000);
+}
+
+TEST(KernelsGpu, DecodeTakesMoreCachesThanAGridDimensionHolds) {
+  REQUIRE_GPU();
+  check_decode(gpu::DType::bf16, 64, 9000, 8, 8, 4);  // 72,000 caches > 65,535
 }
 
 TEST(KernelsGpu, CompactionKeepsTheTopScoresInPositionOrder) {
@@ -409,10 +417,12 @@ TEST(KernelsGpu, CompactionKeepsTheTopScoresInPositionOrder) {
     std::mt19937_64 rng(5);
     std::vector<float> scores(total);
     for (float& s : scores) s = static_cast<float>(static_cast<int>(rng() % 50) - 25) * 0.5f;
+    // Some zeros negative: -0 and +0 tie (as == says), so the lower position wins.
+    for (size_t i = 0; i < scores.size(); i += 2)
+      if (scores[i] == 0) scores[i] = -0.0f;
     auto k = values(size_t(total) * d, 11, st), v = values(size_t(total) * d, 12, st);
     auto gs = upload(scores), gk = upload_storage(k, dtype), gv = upload_storage(v, dtype),
-         goff = upload(offset), glen = upload(len), gkeep = upload(keep),
-         gout = upload(out_offset);
+         goff = upload(offset), glen = upload(len), gkeep = upload(keep), gout = upload(out_offset);
     Buffer ko(size_t(kept) * d * 2), vo(size_t(kept) * d * 2), pos(size_t(kept) * 8);
     gpu::CompactArgs a;
     a.dtype = dtype;
@@ -468,6 +478,31 @@ TEST(KernelsGpu, UnsupportedShapesSayWhatIsSupported) {
   gpu::DecodeArgs dec;
   dec.geometry = {1, 64, 2, 128};
   EXPECT_THROW(gpu::decode_attention(dec), Error);  // 32 query heads per kv head
+  // More (batch, head) pairs than a grid dimension holds.
+  a.geometry = {2048, 32, 8, 128};
+  try {
+    gpu::attention_forward(a);
+    FAIL() << "batch x heads 65536 must be refused";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("batch x heads"), std::string::npos) << e.what();
+  }
+  // No query tiles: one split, and no division by zero (nor any CUDA call).
+  a.geometry = {1, 4, 2, 64};
+  a.n_q = 0;
+  a.n_kv = 100000;
+  EXPECT_EQ(gpu::auto_kv_splits(a), 1);
+  // Backward: a media mask needs its group arrays; offsets are checked.
+  gpu::BackwardArgs b;
+  b.geometry = {1, 4, 2, 64};
+  b.q = b.k = b.v = b.d_o = &dummy;
+  b.l = b.row_terms = reinterpret_cast<float*>(&dummy);
+  b.dq = b.dk = b.dv = reinterpret_cast<float*>(&dummy);
+  b.n_q = b.n_kv = 1;
+  b.mask.kind = gpu::DeviceMask::Kind::same_group;
+  EXPECT_THROW(gpu::attention_backward(b), Error);
+  b.mask.kind = gpu::DeviceMask::Kind::none;
+  b.kv_first = -1;
+  EXPECT_THROW(gpu::attention_backward(b), Error);
 }
 
 }  // namespace

@@ -8,6 +8,11 @@
 //   dS = P ∘ (dP − D); dV += Pᵀ·dO, dK += scale·dSᵀ·Q in shared memory, and dQ += scale·dS·K
 //   by atomicAdd (the kv tiles of other CTAs add to the same rows).
 // - SIMT fp32 arithmetic. Next step when measured: mma.sync for the five products.
+// - K and V rows are padded to D + 1 floats in shared memory: in the P/dS loop each lane reads
+//   its own kv row at the same column, which with a stride of D (a multiple of 32) would put
+//   all 32 lanes on one bank.
+// - dK and dV are added to the outputs with plain stores: a launch owns its kv rows, so two
+//   launches accumulating into the same dK/dV must be ordered on one stream (dQ uses atomics).
 #include <algorithm>
 #include <cmath>
 
@@ -21,10 +26,17 @@ constexpr int kBN = 32;  // kv rows per CTA
 constexpr int kBM = 16;  // query rows per chunk
 constexpr int kThreads = 128;
 
+/// Row stride of K and V in shared memory: D + 1 floats, so that the 32 lanes reading 32
+/// different rows at one column (the P/dS loop) hit 32 different banks.
+template <int D>
+__host__ __device__ constexpr int kv_stride() {
+  return D + 1;
+}
+
 template <int D>
 constexpr size_t backward_smem_floats() {
-  // K, V, dK, dV: [kBN][D]; Q, dO: [kBM][D]; P, dS: [kBM][kBN]; L, D: [kBM]
-  return 4 * kBN * D + 2 * kBM * D + 2 * kBM * kBN + 2 * kBM;
+  // K, V: [kBN][D + 1]; dK, dV: [kBN][D]; Q, dO: [kBM][D]; P, dS: [kBM][kBN]; L, D: [kBM]
+  return 2 * kBN * kv_stride<D>() + 2 * kBN * D + 2 * kBM * D + 2 * kBM * kBN + 2 * kBM;
 }
 
 struct BackwardParams {
@@ -40,9 +52,10 @@ struct BackwardParams {
 template <class T, int D>
 __global__ void __launch_bounds__(kThreads) backward_kernel(BackwardParams p) {
   extern __shared__ __align__(16) float smem[];
+  constexpr int S = kv_stride<D>();
   float* k_s = smem;
-  float* v_s = k_s + kBN * D;
-  float* dk_s = v_s + kBN * D;
+  float* v_s = k_s + kBN * S;
+  float* dk_s = v_s + kBN * S;
   float* dv_s = dk_s + kBN * D;
   float* q_s = dv_s + kBN * D;
   float* do_s = q_s + kBM * D;
@@ -60,9 +73,9 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(BackwardParams p) {
   const T* v = static_cast<const T*>(p.v) + (static_cast<long long>(bkv) * p.n_kv + n0) * D;
 
   for (int i = threadIdx.x; i < kBN * D; i += kThreads) {
-    const int r = i / D;
-    k_s[i] = r < kv_rows ? Storage<T>::to_float(k[i]) : 0.0f;
-    v_s[i] = r < kv_rows ? Storage<T>::to_float(v[i]) : 0.0f;
+    const int r = i / D, c = i % D;
+    k_s[r * S + c] = r < kv_rows ? Storage<T>::to_float(k[i]) : 0.0f;
+    v_s[r * S + c] = r < kv_rows ? Storage<T>::to_float(v[i]) : 0.0f;
     dk_s[i] = 0;
     dv_s[i] = 0;
   }
@@ -95,8 +108,8 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(BackwardParams p) {
         if (ok) {
           float s = 0, dp = 0;
           for (int c = 0; c < D; ++c) {
-            s += q_s[i * D + c] * k_s[j * D + c];
-            dp += do_s[i * D + c] * v_s[j * D + c];
+            s += q_s[i * D + c] * k_s[j * S + c];
+            dp += do_s[i * D + c] * v_s[j * S + c];
           }
           pij = expf(s * p.scale - l_s[i]);
           dsij = pij * (dp - d_s[i]);
@@ -121,7 +134,7 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(BackwardParams p) {
         const int i = e / D, c = e % D;
         if (i >= q_rows) continue;
         float acc = 0;
-        for (int j = 0; j < kBN; ++j) acc += ds_s[i * kBN + j] * k_s[j * D + c];
+        for (int j = 0; j < kBN; ++j) acc += ds_s[i * kBN + j] * k_s[j * S + c];
         if (acc != 0) atomicAdd(p.dq + (qbase + m0 + i) * D + c, p.scale * acc);
       }
     }
@@ -168,9 +181,8 @@ void launch_backward(const BackwardArgs& a) {
   p.dv = a.dv;
   p.scale = 1.0f / std::sqrt(static_cast<float>(D));
   constexpr size_t smem = backward_smem_floats<D>() * sizeof(float);
-  XRING_CUDA_CHECK(cudaFuncSetAttribute(backward_kernel<T, D>,
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(smem)));
+  XRING_CUDA_CHECK(cudaFuncSetAttribute(
+      backward_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   const dim3 grid(static_cast<unsigned>((a.n_kv + kBN - 1) / kBN),
                   static_cast<unsigned>(a.geometry.batch * a.geometry.kv_heads));
   backward_kernel<T, D><<<grid, kThreads, smem, a.stream>>>(p);
@@ -192,8 +204,8 @@ void backward_row_terms(const void* o, const void* d_o, DType dtype, long long r
                                                  static_cast<const __nv_bfloat16*>(d_o), rows,
                                                  head_dim, d);
   else
-    row_terms_kernel<<<blocks, 256, 0, stream>>>(static_cast<const __half*>(o),
-                                                 static_cast<const __half*>(d_o), rows, head_dim, d);
+    row_terms_kernel<<<blocks, 256, 0, stream>>>(
+        static_cast<const __half*>(o), static_cast<const __half*>(d_o), rows, head_dim, d);
   XRING_CUDA_CHECK_LAUNCH();
 }
 
@@ -205,9 +217,18 @@ void attention_backward(const BackwardArgs& a) {
     throw Error("attention_backward: heads must be a positive multiple of kv_heads");
   if (!a.q || !a.k || !a.v || !a.d_o || !a.l || !a.row_terms || !a.dq || !a.dk || !a.dv)
     throw Error("attention_backward: every tensor must be a device pointer");
+  if (a.n_q < 0 || a.n_kv < 0 || a.q_first < 0 || a.kv_first < 0)
+    throw Error("attention_backward: token counts and offsets must be non-negative");
+  if ((a.mask.kind == DeviceMask::Kind::same_group ||
+       a.mask.kind == DeviceMask::Kind::up_to_group) &&
+      (!a.mask.q_group || !a.mask.kv_group))
+    throw Error("attention_backward: a media mask needs q_group and kv_group device arrays");
+  if (static_cast<long long>(g.batch) * g.kv_heads > 65535)  // grid.y
+    unsupported("batch x kv_heads",
+                std::to_string(static_cast<long long>(g.batch) * g.kv_heads) + " (at most 65535)");
   if (a.n_q <= 0 || a.n_kv <= 0) return;
-  XRING_RANGE(std::string("attention_backward ") + to_string(a.dtype) + " d=" +
-              std::to_string(g.head_dim) + " " + std::to_string(a.n_q) + "x" +
+  XRING_RANGE(std::string("attention_backward ") + to_string(a.dtype) +
+              " d=" + std::to_string(g.head_dim) + " " + std::to_string(a.n_q) + "x" +
               std::to_string(a.n_kv));
   const bool d64 = g.head_dim == 64;
   if (a.dtype == DType::bf16)

@@ -24,8 +24,8 @@ namespace detail {
 
 namespace {
 
-constexpr int kM = 64;        // query rows per CTA
-constexpr int kN = 64;        // kv rows per tile
+constexpr int kM = 64;         // query rows per CTA
+constexpr int kN = 64;         // kv rows per tile
 constexpr int kThreads = 128;  // 4 warps
 constexpr int kMaxSplits = 64;
 
@@ -295,6 +295,11 @@ long long ceil_div(long long a, long long b) { return (a + b - 1) / b; }
 /// Grid of warps-per-row kernels: 8 rows (warps) per 256-thread block.
 dim3 row_grid(long long rows) { return dim3(static_cast<unsigned>(ceil_div(rows, 8))); }
 
+/// Keys per split for `splits` requested splits of n_kv keys: whole tiles.
+long long split_length(long long n_kv, int splits) {
+  return std::max<long long>(kN, ceil_div(ceil_div(std::max(n_kv, 1LL), splits), kN) * kN);
+}
+
 template <class T, int D>
 void launch_forward(const ForwardArgs& a, int splits) {
   const Geometry& geo = a.geometry;
@@ -313,7 +318,7 @@ void launch_forward(const ForwardArgs& a, int splits) {
   p.kv_first = a.kv_first;
   p.mask = a.mask;
   p.scale_log2 = kLog2e / std::sqrt(static_cast<float>(D));
-  p.split_len = std::max<long long>(kN, ceil_div(ceil_div(std::max(a.n_kv, 1LL), splits), kN) * kN);
+  p.split_len = split_length(a.n_kv, splits);
   p.splits = static_cast<int>(std::max(1LL, ceil_div(a.n_kv, p.split_len)));
   const long long rows = static_cast<long long>(geo.batch) * geo.heads * a.n_q;
   if (p.splits > 1) {
@@ -323,9 +328,8 @@ void launch_forward(const ForwardArgs& a, int splits) {
                                      sizeof(float) * p.splits * rows, a.stream));
   }
   constexpr size_t smem = forward_smem_bytes<T, D>();
-  XRING_CUDA_CHECK(cudaFuncSetAttribute(forward_kernel<T, D>,
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(smem)));
+  XRING_CUDA_CHECK(cudaFuncSetAttribute(
+      forward_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   const dim3 grid(static_cast<unsigned>(ceil_div(a.n_q, kM)),
                   static_cast<unsigned>(geo.batch * geo.heads), static_cast<unsigned>(p.splits));
   forward_kernel<T, D><<<grid, kThreads, smem, a.stream>>>(p);
@@ -339,18 +343,22 @@ void launch_forward(const ForwardArgs& a, int splits) {
 
 void check_forward(const ForwardArgs& a) {
   const Geometry& g = a.geometry;
-  if (g.head_dim != 64 && g.head_dim != 128)
-    unsupported("head_dim", std::to_string(g.head_dim));
+  if (g.head_dim != 64 && g.head_dim != 128) unsupported("head_dim", std::to_string(g.head_dim));
+  if (static_cast<long long>(g.batch) * g.heads > 65535)  // grid.y
+    unsupported("batch x heads",
+                std::to_string(static_cast<long long>(g.batch) * g.heads) + " (at most 65535)");
   if (g.batch < 1 || g.heads < 1 || g.kv_heads < 1 || g.heads % g.kv_heads != 0)
-    throw Error("attention_forward: batch, heads and kv_heads must be positive with heads a "
-                "multiple of kv_heads (got " + std::to_string(g.batch) + ", " +
-                std::to_string(g.heads) + ", " + std::to_string(g.kv_heads) + ")");
+    throw Error(
+        "attention_forward: batch, heads and kv_heads must be positive with heads a "
+        "multiple of kv_heads (got " +
+        std::to_string(g.batch) + ", " + std::to_string(g.heads) + ", " +
+        std::to_string(g.kv_heads) + ")");
   if (a.n_q < 0 || a.n_kv < 0 || a.q_first < 0 || a.kv_first < 0)
     throw Error("attention_forward: token counts and offsets must be non-negative");
   if (!a.q || !a.k || !a.v || !a.o || !a.l)
     throw Error("attention_forward: q, k, v, o and l must all be device pointers");
-  const bool groups = a.mask.kind == DeviceMask::Kind::same_group ||
-                      a.mask.kind == DeviceMask::Kind::up_to_group;
+  const bool groups =
+      a.mask.kind == DeviceMask::Kind::same_group || a.mask.kind == DeviceMask::Kind::up_to_group;
   if (groups && (!a.mask.q_group || !a.mask.kv_group))
     throw Error("attention_forward: a media mask needs q_group and kv_group device arrays");
 }
@@ -386,28 +394,43 @@ int multiprocessors() {
 
 const char* to_string(DType d) { return d == DType::fp16 ? "fp16" : "bf16"; }
 
+namespace detail {
+namespace {
+
+/// The splits asked for: the caller's (at most kMaxSplits), else enough CTAs for two per SM.
+int requested_splits(const ForwardArgs& a) {
+  if (a.kv_splits > 0) return std::min(a.kv_splits, kMaxSplits);
+  const long long ctas = ceil_div(a.n_q, kM) * a.geometry.batch * a.geometry.heads;
+  if (ctas <= 0 || a.n_kv <= 2 * kN) return 1;
+  const long long target = 2LL * multiprocessors();  // two resident CTAs per SM
+  if (ctas >= target) return 1;
+  const long long by_work = ceil_div(a.n_kv, 4 * kN);  // at least four tiles per split
+  return static_cast<int>(
+      std::clamp<long long>(ceil_div(target, ctas), 1, std::min<long long>(by_work, kMaxSplits)));
+}
+
+}  // namespace
+}  // namespace detail
+
 int auto_kv_splits(const ForwardArgs& a) {
   using namespace detail;
-  if (a.kv_splits > 0) return a.kv_splits;
-  const long long ctas = ceil_div(a.n_q, kM) * a.geometry.batch * a.geometry.heads;
-  const long long target = 2LL * multiprocessors();  // two resident CTAs per SM
-  if (ctas >= target || a.n_kv <= 2 * kN) return 1;
-  const long long by_work = ceil_div(a.n_kv, 4 * kN);  // at least four tiles per split
-  return static_cast<int>(std::clamp<long long>(ceil_div(target, ctas), 1,
-                                                std::min<long long>(by_work, kMaxSplits)));
+  // What the launch uses: whole tiles per split can leave fewer splits than were asked for.
+  return static_cast<int>(
+      std::max(1LL, ceil_div(a.n_kv, split_length(a.n_kv, requested_splits(a)))));
 }
 
 void attention_forward(const ForwardArgs& a) {
   using namespace detail;
   check_forward(a);
   if (a.n_q == 0) return;
-  XRING_RANGE(std::string("attention_forward ") + to_string(a.dtype) + " d=" +
-              std::to_string(a.geometry.head_dim) + " " + std::to_string(a.n_q) + "x" +
+  XRING_RANGE(std::string("attention_forward ") + to_string(a.dtype) +
+              " d=" + std::to_string(a.geometry.head_dim) + " " + std::to_string(a.n_q) + "x" +
               std::to_string(a.n_kv));
-  const int splits = auto_kv_splits(a);
+  const int splits = requested_splits(a);
   const bool d64 = a.geometry.head_dim == 64;
   if (a.dtype == DType::bf16)
-    d64 ? launch_forward<__nv_bfloat16, 64>(a, splits) : launch_forward<__nv_bfloat16, 128>(a, splits);
+    d64 ? launch_forward<__nv_bfloat16, 64>(a, splits)
+        : launch_forward<__nv_bfloat16, 128>(a, splits);
   else
     d64 ? launch_forward<__half, 64>(a, splits) : launch_forward<__half, 128>(a, splits);
 }
@@ -440,8 +463,9 @@ bool device_available(std::string* why) {
   cudaError_t status = cudaGetDeviceCount(&count);
   if (status != cudaSuccess || count == 0) {
     if (why)
-      *why = status != cudaSuccess ? std::string("no usable CUDA device: ") + cudaGetErrorString(status)
-                                   : std::string("no CUDA device on this machine");
+      *why = status != cudaSuccess
+                 ? std::string("no usable CUDA device: ") + cudaGetErrorString(status)
+                 : std::string("no CUDA device on this machine");
     cudaGetLastError();  // clear the sticky error of the failed query
     return false;
   }

@@ -53,16 +53,17 @@ __global__ void __launch_bounds__(kWarps * 32) decode_kernel(DecodeParams p) {
   __shared__ uint32_t v_s[kTile * W];
   __shared__ float q_s[kMaxGroup][D];
 
-  const int cache = blockIdx.y;  // request * H_kv + kv head
+  const int cache = blockIdx.x;  // request * H_kv + kv head (grid.x: up to 2^31 - 1 caches)
   const int request = cache / p.kv_heads, kvh = cache % p.kv_heads;
   const int group = p.heads / p.kv_heads;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const long long len = p.len[cache];
-  const long long begin = static_cast<long long>(blockIdx.x) * p.chunk_len;
+  const long long begin = static_cast<long long>(blockIdx.y) * p.chunk_len;
   const long long end = min_ll(len, begin + p.chunk_len);
   const T* k = static_cast<const T*>(p.k) + p.offset[cache] * D;
   const T* v = static_cast<const T*>(p.v) + p.offset[cache] * D;
-  const T* q = static_cast<const T*>(p.q) + (static_cast<long long>(request) * p.heads + kvh * group) * D;
+  const T* q =
+      static_cast<const T*>(p.q) + (static_cast<long long>(request) * p.heads + kvh * group) * D;
 
   for (int i = threadIdx.x; i < group * D; i += blockDim.x)
     q_s[i / D][i % D] = Storage<T>::to_float(q[i]) * p.scale;
@@ -110,7 +111,8 @@ __global__ void __launch_bounds__(kWarps * 32) decode_kernel(DecodeParams p) {
             const uint32_t pair = kr[w];
             const T lo = *reinterpret_cast<const T*>(&pair);
             const T hi = *(reinterpret_cast<const T*>(&pair) + 1);
-            s += q_s[h][2 * w] * Storage<T>::to_float(lo) + q_s[h][2 * w + 1] * Storage<T>::to_float(hi);
+            s += q_s[h][2 * w] * Storage<T>::to_float(lo) +
+                 q_s[h][2 * w + 1] * Storage<T>::to_float(hi);
           }
           s *= kLog2e;
         }
@@ -149,15 +151,15 @@ __global__ void __launch_bounds__(kWarps * 32) decode_kernel(DecodeParams p) {
     const long long row = static_cast<long long>(request) * p.heads + kvh * group + h;
     const float inv = sum[j] > 0 ? 1.0f / sum[j] : 0.0f;
     const float lse = sum[j] > 0 ? (m[j] + log2f(sum[j])) * kLn2 : -INFINITY;
-    const long long rows = static_cast<long long>(gridDim.y) * group;
+    const long long rows = static_cast<long long>(gridDim.x) * group;
     if (p.chunks > 1) {
-      float* out = p.o_part + (blockIdx.x * rows + row) * D;
+      float* out = p.o_part + (blockIdx.y * rows + row) * D;
 #pragma unroll
       for (int c = 0; c < kCols; ++c) {
         out[2 * lane + 64 * c] = acc[j][c][0] * inv;
         out[2 * lane + 64 * c + 1] = acc[j][c][1] * inv;
       }
-      if (lane == 0) p.l_part[blockIdx.x * rows + row] = lse;
+      if (lane == 0) p.l_part[blockIdx.y * rows + row] = lse;
     } else {
       T* out = static_cast<T*>(p.o) + row * D;
 #pragma unroll
@@ -169,9 +171,11 @@ __global__ void __launch_bounds__(kWarps * 32) decode_kernel(DecodeParams p) {
   }
 }
 
-/// Orderable key of a float: larger float, larger unsigned key.
+/// Orderable key of a float: larger float, larger unsigned key; -0 and +0 equal (as ==).
+/// Scores must not be NaN (the reference's ordering is undefined for them).
 __device__ inline uint32_t order_key(float f) {
-  const uint32_t u = __float_as_uint(f);
+  uint32_t u = __float_as_uint(f);
+  if (u == 0x80000000u) u = 0;
   return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
@@ -296,9 +300,12 @@ void launch_decode(const DecodeArgs& a) {
   const long long target = 2LL * multiprocessors() * 4;  // CTAs are small: several per SM
   long long chunks = 1;
   if (caches < target && a.caches.max_len > 4 * kTile)
-    chunks = std::min<long long>((target + caches - 1) / caches, (a.caches.max_len + 4 * kTile - 1) / (4 * kTile));
-  p.chunk_len = std::max<long long>(kTile, ((a.caches.max_len + chunks - 1) / chunks + kTile - 1) / kTile * kTile);
-  p.chunks = static_cast<int>(std::max<long long>(1, (a.caches.max_len + p.chunk_len - 1) / p.chunk_len));
+    chunks = std::min<long long>((target + caches - 1) / caches,
+                                 (a.caches.max_len + 4 * kTile - 1) / (4 * kTile));
+  p.chunk_len = std::max<long long>(
+      kTile, ((a.caches.max_len + chunks - 1) / chunks + kTile - 1) / kTile * kTile);
+  p.chunks =
+      static_cast<int>(std::max<long long>(1, (a.caches.max_len + p.chunk_len - 1) / p.chunk_len));
   const long long rows = static_cast<long long>(a.requests) * g.heads;
   if (p.chunks > 1) {
     XRING_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&p.o_part),
@@ -306,7 +313,9 @@ void launch_decode(const DecodeArgs& a) {
     XRING_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&p.l_part),
                                      sizeof(float) * p.chunks * rows, a.stream));
   }
-  const dim3 grid(static_cast<unsigned>(p.chunks), static_cast<unsigned>(caches));
+  // Caches on grid.x (its limit is 2^31 - 1; requests x kv heads can pass 65535), chunks on
+  // grid.y (at most a few thousand: chunks only split caches when they are fewer than the SMs).
+  const dim3 grid(static_cast<unsigned>(caches), static_cast<unsigned>(p.chunks));
   decode_kernel<T, D><<<grid, kWarps * 32, 0, a.stream>>>(p);
   XRING_CUDA_CHECK_LAUNCH();
   if (p.chunks > 1) {
@@ -329,7 +338,8 @@ void decode_attention(const DecodeArgs& a) {
                                       " (decode takes at most " + std::to_string(kMaxGroup) +
                                       " query heads per kv head)");
   if (!a.q || !a.caches.k || !a.caches.v || !a.caches.offset || !a.caches.len || !a.o || !a.l)
-    throw Error("decode_attention: q, the caches, offsets, lengths, o and l must be device pointers");
+    throw Error(
+        "decode_attention: q, the caches, offsets, lengths, o and l must be device pointers");
   if (a.requests <= 0) return;
   XRING_RANGE(std::string("decode_attention ") + to_string(a.dtype) + " " +
               std::to_string(a.requests) + " requests");
@@ -345,12 +355,13 @@ void compact_caches(const CompactArgs& a) {
   if (a.head_dim != 64 && a.head_dim != 128) unsupported("head_dim", std::to_string(a.head_dim));
   if (!a.scores || !a.in.k || !a.in.v || !a.in.offset || !a.in.len || !a.keep || !a.out_offset ||
       !a.k_out || !a.v_out)
-    throw Error("compact_caches: scores, caches, offsets, lengths, keep and outputs must be device "
-                "pointers");
+    throw Error(
+        "compact_caches: scores, caches, offsets, lengths, keep and outputs must be device "
+        "pointers");
   if (a.caches <= 0) return;
   XRING_RANGE("compact_caches " + std::to_string(a.caches) + " caches");
-  CompactParams p{a.scores, a.in.k, a.in.v, a.in.offset, a.in.len, a.keep, a.out_offset,
-                  a.k_out, a.v_out, a.positions};
+  CompactParams p{a.scores, a.in.k,       a.in.v,  a.in.offset, a.in.len,
+                  a.keep,   a.out_offset, a.k_out, a.v_out,     a.positions};
   const bool d64 = a.head_dim == 64;
   const bool bf16 = a.dtype == DType::bf16;
   const unsigned grid = static_cast<unsigned>(a.caches);

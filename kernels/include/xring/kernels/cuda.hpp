@@ -42,10 +42,10 @@ struct ForwardArgs {
   long long n_q = 0, n_kv = 0;
   long long q_first = 0, kv_first = 0;
   DeviceMask mask;
-  void* o = nullptr;         ///< [B][H][n_q][d]: storage dtype, or fp32 when o_fp32
-  bool o_fp32 = false;       ///< write O in fp32 (the ring steps' partial results)
-  float* l = nullptr;        ///< [B][H][n_q]
-  int kv_splits = 0;         ///< 0: chosen so the grid fills the GPU; 1: never split
+  void* o = nullptr;    ///< [B][H][n_q][d]: storage dtype, or fp32 when o_fp32
+  bool o_fp32 = false;  ///< write O in fp32 (the ring steps' partial results)
+  float* l = nullptr;   ///< [B][H][n_q]
+  int kv_splits = 0;    ///< 0: chosen so the grid fills the GPU; 1: never split
   cudaStream_t stream = nullptr;
 };
 
@@ -70,9 +70,9 @@ struct BackwardArgs {
   DType dtype = DType::bf16;
   Geometry geometry;
   const void *q = nullptr, *k = nullptr, *v = nullptr;  ///< storage dtype
-  const void* o = nullptr;                               ///< the final O (storage dtype)
-  const void* d_o = nullptr;                             ///< dO (storage dtype)
-  const float* l = nullptr;  ///< the final L of the Q block
+  const void* o = nullptr;                              ///< the final O (storage dtype)
+  const void* d_o = nullptr;                            ///< dO (storage dtype)
+  const float* l = nullptr;                             ///< the final L of the Q block
   const float* row_terms = nullptr;  ///< D = rowsum(dO ∘ O), from backward_row_terms
   long long n_q = 0, n_kv = 0;
   long long q_first = 0, kv_first = 0;
@@ -85,7 +85,8 @@ struct BackwardArgs {
 void backward_row_terms(const void* o, const void* d_o, DType dtype, long long rows, int head_dim,
                         float* d, cudaStream_t stream = nullptr);
 /// dQ, dK, dV of one Q block over one K/V block given the final L and D, accumulated into fp32
-/// buffers, as kernels::attention_backward.
+/// buffers, as kernels::attention_backward. Launches that accumulate into the same dK/dV must
+/// be ordered (one stream, or events): dK and dV are not added atomically.
 void attention_backward(const BackwardArgs& a);
 
 /// Per-head caches packed one after another: cache c holds len[c] tokens starting at row
@@ -95,13 +96,14 @@ struct PackedCaches {
   const void* v = nullptr;
   const long long* offset = nullptr;  ///< device [requests·H_kv]
   const long long* len = nullptr;     ///< device [requests·H_kv]
-  long long max_len = 0;              ///< host: the longest cache (sizes the grid)
+  long long max_len = 0;  ///< host: at least the longest cache (sizes the grid; longer caches
+                          ///< would be cut at max_len)
 };
 
 struct DecodeArgs {
   DType dtype = DType::bf16;
   int requests = 1;
-  Geometry geometry;  ///< batch unused; heads, kv_heads, head_dim
+  Geometry geometry;        ///< batch unused; heads, kv_heads, head_dim
   const void* q = nullptr;  ///< [requests][H][d]
   PackedCaches caches;
   void* o = nullptr;   ///< [requests][H][d] storage dtype
@@ -117,10 +119,10 @@ struct CompactArgs {
   DType dtype = DType::bf16;
   int caches = 1;  ///< number of per-head caches
   int head_dim = 128;
-  const float* scores = nullptr;  ///< [total] one score per token, packed like the caches
-  PackedCaches in;                ///< the full caches
-  const long long* keep = nullptr;        ///< device [caches]: tokens each cache keeps
-  const long long* out_offset = nullptr;  ///< device [caches]: where its kept rows go
+  const float* scores = nullptr;            ///< [total] one score per token, packed like the caches
+  PackedCaches in;                          ///< the full caches
+  const long long* keep = nullptr;          ///< device [caches]: tokens each cache keeps
+  const long long* out_offset = nullptr;    ///< device [caches]: where its kept rows go
   void *k_out = nullptr, *v_out = nullptr;  ///< [Σ keep][d]
   long long* positions = nullptr;  ///< optional [Σ keep]: kept token positions within the cache
   cudaStream_t stream = nullptr;
