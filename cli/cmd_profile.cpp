@@ -68,8 +68,9 @@ void attach_profile(CLI::App& sub, int& exit_code) {
                  "cpu (reference kernels, one thread per rank) or cuda (needs the CUDA kernels)")
       ->capture_default_str()
       ->check(CLI::IsMember({"cpu", "cuda"}));
-  sub.add_flag("--quick", o->profile.quick,
-               "Fewer shapes and repeats (about ten seconds on a CPU)");
+  sub.add_flag(
+      "--quick", o->profile.quick,
+      "Fewer shapes and repeats (about 2 s on a 2-core CPU; the full cpu profile about 35 s)");
   sub.add_option("--dtype", o->dtypes, "Storage dtypes to measure (default bf16 and fp16)")
       ->check(CLI::IsMember({"fp32", "fp16", "bf16"}));
   sub.add_option("--head-dim", o->profile.head_dims, "Head dims to measure (default 64 and 128)")
@@ -122,7 +123,8 @@ void attach_validate(CLI::App& sub, int& exit_code) {
   auto o = std::make_shared<Options>();
   sub.add_option("--device-profile", o->profile, "The DeviceProfile the predictions use")
       ->required();
-  sub.add_option("--backend", o->validate.backend, "Executor backend to measure on")
+  sub.add_option("--backend", o->validate.backend,
+                 "cpu (ranks as threads) or cuda (ranks emulated on this GPU, each with 1/P of it)")
       ->capture_default_str()
       ->check(CLI::IsMember({"cpu", "cuda"}));
   sub.add_flag("--quick", o->validate.quick, "A smaller grid (two shapes, ranks 1 and 2)");
