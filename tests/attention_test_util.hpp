@@ -48,6 +48,14 @@ inline executor::AttentionProblem random_problem(std::mt19937& rng, kernels::Sha
   return p;
 }
 
+/// One shape to compare the distributed result with the reference on.
+struct AttentionCase {
+  kernels::Shape shape;
+  long long s_q, s_kv;
+  Storage storage;
+  kernels::Mask::Kind mask;
+};
+
 inline double max_abs(const std::vector<float>& v) {
   double m = 0;
   for (float x : v)

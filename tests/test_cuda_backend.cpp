@@ -68,19 +68,13 @@ void expect_lse_within(const std::vector<float>& got, const std::vector<float>& 
 TEST(CudaBackend, EqualsTheReference) {
   REQUIRE_GPU();
   std::mt19937 rng(11);
-  struct Case {
-    kernels::Shape shape;
-    long long s_q, s_kv;
-    Storage storage;
-    kernels::Mask::Kind mask;
-  };
-  const Case cases[] = {
+  const AttentionCase cases[] = {
       {{1, 4, 2, 128}, 100, 1000, Storage::bf16, kernels::Mask::Kind::none},
       {{2, 2, 1, 64}, 67, 389, Storage::fp16, kernels::Mask::Kind::same_group},
       {{1, 8, 8, 64}, 130, 517, Storage::bf16, kernels::Mask::Kind::up_to_group},
       {{1, 2, 2, 128}, 150, 150, Storage::fp16, kernels::Mask::Kind::causal},
   };
-  for (const Case& c : cases) {
+  for (const AttentionCase& c : cases) {
     const double rel = c.storage == Storage::fp16 ? 2e-3 : 8e-3;
     AttentionProblem p = random_problem(rng, c.shape, c.s_q, c.s_kv, c.storage, c.mask);
     const AttentionResult want = run_reference(p, true);

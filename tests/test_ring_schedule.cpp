@@ -95,19 +95,13 @@ TEST(RingSchedule, OtherStrategiesAreRefused) {
 
 TEST(EmulatedRanks, HostDeviceEqualsTheReference) {
   std::mt19937 rng(7);
-  struct Case {
-    kernels::Shape shape;
-    long long s_q, s_kv;
-    Storage storage;
-    kernels::Mask::Kind mask;
-  };
-  const Case cases[] = {
+  const AttentionCase cases[] = {
       {{1, 4, 2, 8}, 13, 37, Storage::bf16, kernels::Mask::Kind::none},
       {{2, 2, 1, 4}, 9, 23, Storage::fp16, kernels::Mask::Kind::same_group},
       {{1, 3, 3, 6}, 5, 17, Storage::bf16, kernels::Mask::Kind::up_to_group},
       {{1, 2, 2, 4}, 11, 11, Storage::fp16, kernels::Mask::Kind::causal},
   };
-  for (const Case& c : cases)
+  for (const AttentionCase& c : cases)
     for (Strategy s : kRings)
       for (int P : {1, 2, 3, 7, 8}) {
         AttentionProblem p = random_problem(rng, c.shape, c.s_q, c.s_kv, c.storage, c.mask);
