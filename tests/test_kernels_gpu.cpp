@@ -273,6 +273,17 @@ TEST(KernelsGpu, MergeMatchesTheReference) {
   EXPECT_LE(worst_ratio(download_f32(*gl, rows), l, 1e-5, Storage::fp32, true), 1.0);
 }
 
+TEST(KernelsGpu, AddSumsExactly) {
+  REQUIRE_GPU();
+  const long long n = 100003;  // not a multiple of the block size
+  auto y = values(n, 5, Storage::fp32), x = values(n, 6, Storage::fp32);
+  auto gy = upload(y), gx = upload(x);
+  gpu::add_fp32(gy->f(), gx->f(), n);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  for (long long i = 0; i < n; ++i) y[i] += x[i];
+  EXPECT_EQ(download_f32(*gy, n), y);  // one fp32 addition per element: bit-identical
+}
+
 TEST(KernelsGpu, BackwardMatchesTheReference) {
   REQUIRE_GPU();
   struct Case {

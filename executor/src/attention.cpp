@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "rings.hpp"
+#include "xring/executor/rank_program.hpp"
 #include "xring/nvtx.hpp"
 #include "xring/planner/error.hpp"
 
@@ -348,6 +349,11 @@ void run_rank(Strategy strategy, Communicator& comm, const AttentionProblem& p, 
   if (strategy == Strategy::ulysses) return run_ulysses(comm, p, backward, out);
   if (strategy == Strategy::hybrid)
     return run_hybrid(comm, p, layout.ulysses_degree, layout.ring_kind, backward, out);
+  // The plain rings run their schedules' per-rank programs (rank_program.hpp): what every
+  // process of the nccl backend runs, with messages in place of NCCL groups. `single` keeps
+  // the direct loop below, which is the monolithic reference.
+  if (strategy == Strategy::query_ring || strategy == Strategy::kv_ring)
+    return run_rank_program(comm, strategy, p, backward, out);
   const int P = comm.size(), r = comm.rank();
   const auto& s = p.shape;
   detail::RingLocal x{

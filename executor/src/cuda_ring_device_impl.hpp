@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "xring/executor/emulated.hpp"
@@ -103,11 +104,17 @@ class CudaRingDevice final : public RingDevice {
     XRING_CUDA_CHECK(cudaDeviceSynchronize());
     buffers_.clear();
     buffers_.resize(static_cast<size_t>(ranks_) * kTensorCount * kSlotCount);
+    partials_.clear();
+    partials_.resize(static_cast<size_t>(ranks_) * kTensorCount);
     for (int r : held_)
       for (Tensor t : s.tensors()) {
         const long long most = block_of(rows_total(t), ranks_, 0).rows;
         const size_t bytes = block_values(p_.shape, t, most) * element_bytes(t);
         for (int slot = 0; slot < s.slots(t); ++slot) at({r, t, slot}) = gpu::DeviceBuffer(bytes);
+        // A gradient that travels is computed into a partial buffer first (O and L use
+        // o_part_ and l_part_, the forward kernel's own output).
+        if (s.pass == RingPass::backward && s.accumulates_in_transit(t))
+          partial(r, t) = gpu::DeviceBuffer(bytes);
       }
     starts_.clear();
     ends_.clear();
@@ -155,10 +162,8 @@ class CudaRingDevice final : public RingDevice {
     }
     for (int i : op.after) XRING_CUDA_CHECK(cudaStreamWaitEvent(stream, ends_[i]->e, 0));
     XRING_CUDA_CHECK(cudaEventRecord(starts_[index]->e, stream));
-    if (op.kind == RingOp::Kind::attend) {
-      XRING_RANGE("rank " + std::to_string(op.rank) + " " + to_string(s.strategy) + " step " +
-                  std::to_string(op.step));
-      attend(s, op, stream);
+    if (!op.comm_lane) {
+      enqueue_compute(s, op, stream);
     } else {
       XRING_RANGE("rank " + std::to_string(op.rank) + " send to " + std::to_string(op.to) +
                   " step " + std::to_string(op.step));
@@ -203,9 +208,15 @@ class CudaRingDevice final : public RingDevice {
   cudaStream_t compute_stream(int r) const { return compute_[r]->s; }
   cudaStream_t comm_stream(int r) const { return comm_[r]->s; }
   gpu::DType dtype() const { return dtype_; }
-  /// Enqueues an attend operation's kernels on `stream` (no waits, no events).
-  void enqueue_attend(const RingSchedule& s, const RingOp& op, cudaStream_t stream) {
-    attend(s, op, stream);
+  /// Enqueues an attend or merge operation's kernels on `stream` (no waits, no events).
+  void enqueue_compute(const RingSchedule& s, const RingOp& op, cudaStream_t stream) {
+    XRING_RANGE("rank " + std::to_string(op.rank) + " " + to_string(s.strategy) +
+                (op.kind == RingOp::Kind::merge ? " merge" : " attend") + " step " +
+                std::to_string(op.step));
+    if (op.kind == RingOp::Kind::merge)
+      merge(s, op, stream);
+    else
+      attend(s, op, stream);
   }
 
  private:
@@ -217,11 +228,44 @@ class CudaRingDevice final : public RingDevice {
                     b.slot];
   }
 
+  gpu::DeviceBuffer& partial(int r, Tensor t) {
+    return partials_[static_cast<size_t>(r) * kTensorCount + static_cast<size_t>(t)];
+  }
+
+  /// The rows this operation's kernel covers; none when either block is empty (then neither
+  /// the kernel nor its merge has anything to add).
+  std::pair<kernels::Rows, kernels::Rows> rows_of(const RingOp& op) const {
+    return {block_of(p_.s_q, ranks_, op.q_block), block_of(p_.s_kv, ranks_, op.kv_block)};
+  }
+
+  void merge(const RingSchedule& s, const RingOp& op, cudaStream_t stream) {
+    const auto [q_rows, kv_rows] = rows_of(op);
+    if (q_rows.rows == 0 || kv_rows.rows == 0) return;
+    auto slot = [&](Tensor t) { return at({op.rank, t, op.slot}).as<float>(); };
+    if (s.pass == RingPass::forward) {
+      gpu::merge_partial(slot(Tensor::o), slot(Tensor::l), o_part_[op.rank].as<float>(),
+                         l_part_[op.rank].as<float>(),
+                         static_cast<long long>(p_.shape.batch) * p_.shape.heads * q_rows.rows,
+                         p_.shape.head_dim, stream);
+      return;
+    }
+    for (Tensor t : s.accumulated)
+      gpu::add_fp32(slot(t), partial(op.rank, t).as<float>(),
+                    static_cast<long long>(
+                        block_values(p_.shape, t, has_query_rows(t) ? q_rows.rows : kv_rows.rows)),
+                    stream);
+  }
+
   void attend(const RingSchedule& s, const RingOp& op, cudaStream_t stream) {
-    const kernels::Rows q_rows = block_of(p_.s_q, ranks_, op.q_block);
-    const kernels::Rows kv_rows = block_of(p_.s_kv, ranks_, op.kv_block);
+    const auto [q_rows, kv_rows] = rows_of(op);
     if (q_rows.rows == 0 || kv_rows.rows == 0) return;  // nothing to add
-    auto ptr = [&](Tensor t) { return at(s.buffer(op, t)).get(); };
+    // Travelling gradients go to zeroed partial buffers (the kernel adds), merged later.
+    auto ptr = [&](Tensor t) -> void* {
+      if (!s.accumulates_in_transit(t)) return at(s.buffer(op, t)).get();
+      gpu::DeviceBuffer& b = partial(op.rank, t);
+      XRING_CUDA_CHECK(cudaMemsetAsync(b.get(), 0, b.bytes(), stream));
+      return b.get();
+    };
     if (s.pass == RingPass::forward) {
       gpu::ForwardArgs a;
       a.dtype = dtype_;
@@ -239,10 +283,12 @@ class CudaRingDevice final : public RingDevice {
       a.l = l_part_[op.rank].as<float>();
       a.stream = stream;
       gpu::attention_forward(a);
-      gpu::merge_partial(static_cast<float*>(ptr(Tensor::o)), static_cast<float*>(ptr(Tensor::l)),
-                         o_part_[op.rank].as<float>(), l_part_[op.rank].as<float>(),
-                         static_cast<long long>(p_.shape.batch) * p_.shape.heads * q_rows.rows,
-                         p_.shape.head_dim, stream);
+      // A resident O and L (the KV ring) take the partial now; travelling ones at the merge.
+      if (!s.accumulates_in_transit(Tensor::o))
+        gpu::merge_partial(static_cast<float*>(ptr(Tensor::o)), static_cast<float*>(ptr(Tensor::l)),
+                           o_part_[op.rank].as<float>(), l_part_[op.rank].as<float>(),
+                           static_cast<long long>(p_.shape.batch) * p_.shape.heads * q_rows.rows,
+                           p_.shape.head_dim, stream);
       return;
     }
     gpu::BackwardArgs a;
@@ -276,6 +322,7 @@ class CudaRingDevice final : public RingDevice {
   std::vector<std::unique_ptr<Stream>> compute_, comm_;
   std::vector<gpu::DeviceBuffer> o_part_, l_part_;  ///< per rank: a kernel's partial O and L
   std::vector<gpu::DeviceBuffer> buffers_;          ///< [rank][tensor][slot]
+  std::vector<gpu::DeviceBuffer> partials_;         ///< [rank][tensor]: travelling gradients
   std::vector<std::unique_ptr<Event>> starts_, ends_;
   Event origin_;
   std::vector<bool> lane_started_;

@@ -147,7 +147,11 @@ EmulatedRun run_emulated(RingDevice& device, Strategy strategy, int ranks,
   return run;
 }
 
-HostRingDevice::HostRingDevice(const AttentionProblem& p, int ranks) : p_(p), ranks_(ranks) {}
+HostRingDevice::HostRingDevice(const AttentionProblem& p, int ranks, std::vector<int> held)
+    : p_(p), ranks_(ranks), held_(std::move(held)) {
+  if (held_.empty())
+    for (int r = 0; r < ranks; ++r) held_.push_back(r);
+}
 
 std::vector<float>& HostRingDevice::buffer(const BufferId& b) {
   return buffers_[(static_cast<size_t>(b.rank) * kTensorCount + static_cast<size_t>(b.tensor)) *
@@ -157,7 +161,8 @@ std::vector<float>& HostRingDevice::buffer(const BufferId& b) {
 
 void HostRingDevice::prepare(const RingSchedule& s) {
   buffers_.assign(static_cast<size_t>(ranks_) * kTensorCount * kSlotCount, {});
-  for (int r = 0; r < ranks_; ++r)
+  partials_.assign(static_cast<size_t>(ranks_) * kTensorCount, {});
+  for (int r : held_)
     for (Tensor t : s.tensors()) {
       const long long most = block_of(has_query_rows(t) ? p_.s_q : p_.s_kv, ranks_, 0).rows;
       for (int slot = 0; slot < s.slots(t); ++slot)
@@ -172,26 +177,56 @@ void HostRingDevice::load(const BufferId& b, const std::vector<float>& values) {
   std::copy(values.begin(), values.end(), to.begin());
 }
 
+std::vector<float>& HostRingDevice::partial(int rank, Tensor t) {
+  return partials_[static_cast<size_t>(rank) * kTensorCount + static_cast<size_t>(t)];
+}
+
 void HostRingDevice::run(const RingSchedule& s, size_t index) {
   const auto start = Clock::now();
   const RingOp& op = s.ops[index];
   const auto& shape = p_.shape;
+  const kernels::Rows q_rows = block_of(p_.s_q, ranks_, op.q_block);
+  const kernels::Rows kv_rows = block_of(p_.s_kv, ranks_, op.kv_block);
+  auto rows_of = [&](Tensor t) { return has_query_rows(t) ? q_rows.rows : kv_rows.rows; };
   if (op.kind == RingOp::Kind::attend) {
     XRING_RANGE("rank " + std::to_string(op.rank) + " attend step " + std::to_string(op.step));
-    const kernels::Rows q_rows = block_of(p_.s_q, ranks_, op.q_block);
-    const kernels::Rows kv_rows = block_of(p_.s_kv, ranks_, op.kv_block);
-    auto at = [&](Tensor t) { return buffer(s.buffer(op, t)).data(); };
+    // Travelling accumulators go to this rank's partial buffers (zeroed: the kernels add).
+    auto at = [&](Tensor t) {
+      if (!s.accumulates_in_transit(t)) return buffer(s.buffer(op, t)).data();
+      partial(op.rank, t).assign(block_values(shape, t, rows_of(t)), 0.0f);
+      return partial(op.rank, t).data();
+    };
     if (s.pass == RingPass::forward) {
       const size_t rows = static_cast<size_t>(shape.batch) * shape.heads * q_rows.rows;
       std::vector<float> o_part(rows * shape.head_dim), l_part(rows);
       kernels::attention_forward(at(Tensor::q), at(Tensor::k), at(Tensor::v), shape, q_rows,
                                  kv_rows, p_.mask, o_part.data(), l_part.data());
-      kernels::merge_partial(at(Tensor::o), at(Tensor::l), o_part.data(), l_part.data(),
-                             static_cast<long long>(rows), shape.head_dim);
+      if (s.accumulates_in_transit(Tensor::o)) {
+        partial(op.rank, Tensor::o) = std::move(o_part);
+        partial(op.rank, Tensor::l) = std::move(l_part);
+      } else {
+        kernels::merge_partial(at(Tensor::o), at(Tensor::l), o_part.data(), l_part.data(),
+                               static_cast<long long>(rows), shape.head_dim);
+      }
     } else {
       kernels::attention_backward(at(Tensor::q), at(Tensor::k), at(Tensor::v), at(Tensor::l),
                                   at(Tensor::term), at(Tensor::d_o), shape, q_rows, kv_rows,
                                   p_.mask, at(Tensor::dq), at(Tensor::dk), at(Tensor::dv));
+    }
+  } else if (op.kind == RingOp::Kind::merge) {
+    XRING_RANGE("rank " + std::to_string(op.rank) + " merge step " + std::to_string(op.step));
+    auto slot = [&](Tensor t) { return buffer({op.rank, t, op.slot}).data(); };
+    if (s.pass == RingPass::forward) {
+      kernels::merge_partial(slot(Tensor::o), slot(Tensor::l), partial(op.rank, Tensor::o).data(),
+                             partial(op.rank, Tensor::l).data(),
+                             static_cast<long long>(shape.batch) * shape.heads * q_rows.rows,
+                             shape.head_dim);
+    } else {
+      for (Tensor t : s.accumulated) {
+        float* to = slot(t);
+        const std::vector<float>& add = partial(op.rank, t);
+        for (size_t i = 0; i < add.size(); ++i) to[i] += add[i];
+      }
     }
   } else {
     for (const auto& [from, to] : op.moves) {

@@ -184,7 +184,7 @@ class Session final : public NcclSession {
       ends.push_back(std::make_unique<Event>());
       XRING_CUDA_CHECK(cudaEventRecord(starts.back()->e, stream));
       if (!exchange) {
-        device.enqueue_attend(s, s.ops[step.op], stream);
+        device.enqueue_compute(s, s.ops[step.op], stream);
       } else {
         XRING_RANGE("rank " + std::to_string(rank_) + " exchange step " +
                     std::to_string(s.ops[step.send].step));
@@ -206,7 +206,7 @@ class Session final : public NcclSession {
     std::vector<OpTiming> timings(s.ops.size());
     for (size_t k = 0; k < program.size(); ++k) {
       const RankStep& step = program[k];
-      const int op = step.kind == RankStep::Kind::attend ? step.op : step.send;
+      const int op = step.kind == RankStep::Kind::compute ? step.op : step.send;
       wait(ends[k]->e, where + ", rank " + std::to_string(rank_) + " on " + host(rank_) +
                            ", step " + std::to_string(s.ops[op].step + 1));
       float start_ms = 0, end_ms = 0;

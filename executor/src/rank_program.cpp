@@ -8,11 +8,13 @@
 namespace xring::executor {
 namespace {
 
-constexpr int kTagExchange = 11;
+/// Each transfer has its own tag (this plus its index in the schedule, the same on both sides),
+/// so a lost message leaves its receiver waiting rather than reading the next one.
+constexpr int kTagExchange = 1000;
 
-/// Whether `op` involves rank `me`: its kernel, a transfer it sends, or one it receives.
+/// Whether `op` involves rank `me`: its kernel or merge, a transfer it sends or receives.
 bool involves(const RingOp& op, int me) {
-  if (op.kind == RingOp::Kind::attend) return op.rank == me;
+  if (!op.comm_lane) return op.rank == me;
   return op.rank == me || op.to == me;
 }
 
@@ -31,13 +33,13 @@ std::vector<RankStep> rank_program(const RingSchedule& s, int me) {
   for (size_t i = 0; i < s.ops.size(); ++i) {
     const RingOp& op = s.ops[i];
     if (!involves(op, me)) continue;
-    const bool exchange = op.kind != RingOp::Kind::attend;
+    const bool exchange = op.comm_lane;
     if (exchange && !program.empty() && program.back().kind == RankStep::Kind::exchange &&
         group_of(op) == open_group) {
       step_of[i] = static_cast<int>(program.size()) - 1;
     } else {
       RankStep step;
-      step.kind = exchange ? RankStep::Kind::exchange : RankStep::Kind::attend;
+      step.kind = exchange ? RankStep::Kind::exchange : RankStep::Kind::compute;
       if (!exchange) step.op = static_cast<int>(i);
       open_group = group_of(op);
       step_of[i] = static_cast<int>(program.size());
@@ -86,14 +88,14 @@ std::string check_rank_program(const RingSchedule& s, int me,
 void run_rank_program(Communicator& comm, Strategy strategy, const AttentionProblem& p,
                       bool backward, AttentionResult& out) {
   const int P = comm.size(), me = comm.rank();
-  HostRingDevice device(p, P);
+  HostRingDevice device(p, P, {me});
   auto values = [&](const RingOp& op, Tensor t) {
     const long long total = has_query_rows(t) ? p.s_q : p.s_kv;
     return block_values(p.shape, t, block_of(total, P, op.block).rows);
   };
   auto run = [&](const RingSchedule& s) {
     for (const RankStep& step : rank_program(s, me)) {
-      if (step.kind == RankStep::Kind::attend) {
+      if (step.kind == RankStep::Kind::compute) {
         device.run(s, step.op);
         continue;
       }
@@ -104,11 +106,11 @@ void run_rank_program(Communicator& comm, Strategy strategy, const AttentionProb
           std::vector<float> part = device.read(move.first, values(op, move.first.tensor));
           message.insert(message.end(), part.begin(), part.end());
         }
-        comm.send(op.to, std::move(message), kTagExchange);
+        comm.send(op.to, std::move(message), kTagExchange + step.send);
       }
       if (step.recv >= 0) {
         const RingOp& op = s.ops[step.recv];
-        std::vector<float> message = comm.recv(op.rank, kTagExchange);
+        std::vector<float> message = comm.recv(op.rank, kTagExchange + step.recv);
         size_t at = 0;
         for (const auto& move : op.moves) {
           const size_t n = values(op, move.first.tensor);

@@ -19,12 +19,12 @@ bool contains(const std::vector<Tensor>& ts, Tensor t) {
 class Builder {
  public:
   explicit Builder(RingSchedule& s)
-      : s_(s), P_(s.ranks), index_(3 * static_cast<size_t>(P_) * P_, -1) {}
+      : s_(s), P_(s.ranks), index_(4 * static_cast<size_t>(P_) * P_, -1) {}
 
   /// The travelling block a rank holds at step t: its own at step 0, then its predecessor's.
   int held(int r, int t) const { return mod(r - t, P_); }
 
-  static constexpr int kAttend = 0, kSendFixed = 1, kSendAccumulated = 2;
+  static constexpr int kAttend = 0, kSendFixed = 1, kSendAccumulated = 2, kMerge = 3;
 
   /// The list index of operation `which` of rank r at step t, if there is one.
   std::optional<int> find(int which, int r, int t) const {
@@ -34,15 +34,21 @@ class Builder {
   }
 
   /// Everything that must finish before rank r's slot for step t + 1 may be overwritten: the
-  /// step t − 1 kernel and sends that read it.
+  /// step t − 1 kernel, merge and sends that read it.
   std::vector<int> frees(int r, int t) const {
     std::vector<int> out = sends_of(r, t - 1);
-    if (auto i = find(kAttend, r, t - 1)) out.push_back(*i);
+    for (int which : {kAttend, kMerge})
+      if (auto i = find(which, r, t - 1)) out.push_back(*i);
     return out;
   }
 
-  /// The sends into rank r's slot for step t (from its predecessor at step t − 1).
-  std::vector<int> arrivals(int r, int t) const { return sends_of(mod(r - 1, P_), t - 1); }
+  /// The sends into rank r's slot for step t (from its predecessor at step t − 1), of the
+  /// fixed tensors or of the accumulated ones.
+  std::vector<int> arrivals(int r, int t, int which) const {
+    std::vector<int> out;
+    if (auto i = find(which, mod(r - 1, P_), t - 1)) out.push_back(*i);
+    return out;
+  }
 
   void add(RingOp op, int which) {
     op.after.erase(std::remove_if(op.after.begin(), op.after.end(),
@@ -115,6 +121,8 @@ std::vector<Tensor> RingSchedule::tensors() const {
   all.insert(all.end(), resident.begin(), resident.end());
   return all;
 }
+
+bool RingSchedule::accumulates_in_transit(Tensor t) const { return contains(accumulated, t); }
 
 int RingSchedule::slots(Tensor t) const {
   if (contains(resident, t)) return 1;
@@ -193,7 +201,7 @@ RingSchedule ring_schedule(Strategy strategy, RingPass pass, int ranks) {
     if (!last && !s.travelling.empty())
       for (int r = 0; r < P; ++r) {
         RingOp op = transfer(r, t, s.travelling, RingOp::Kind::send);
-        for (int i : b.arrivals(r, t)) op.after.push_back(i);
+        for (int i : b.arrivals(r, t, Builder::kSendFixed)) op.after.push_back(i);
         b.add(std::move(op), Builder::kSendFixed);
       }
     for (int r = 0; r < P; ++r) {
@@ -204,22 +212,44 @@ RingSchedule ring_schedule(Strategy strategy, RingPass pass, int ranks) {
       op.slot = t % 2;
       op.q_block = query_ring ? b.held(r, t) : r;
       op.kv_block = query_ring ? r : b.held(r, t);
+      // The kernel reads the fixed tensors and adds into the resident accumulators; the
+      // travelling ones it writes to the rank's partial buffers (device scratch, on this lane
+      // only), which the merge below folds in once they have arrived.
       for (Tensor x : s.tensors()) {
+        if (contains(s.accumulated, x)) continue;
         BufferId id = s.buffer(op, x);
         const bool written = pass == RingPass::forward ? (x == T::o || x == T::l)
                                                        : (x == T::dq || x == T::dk || x == T::dv);
         (written ? op.writes : op.reads).push_back(id);
         if (written) op.reads.push_back(id);  // accumulators are read, then written
       }
-      op.after = b.arrivals(r, t);
+      op.after = b.arrivals(r, t, Builder::kSendFixed);
       b.add(std::move(op), Builder::kAttend);
     }
     if (s.accumulated.empty()) continue;
+    // Merges: the running accumulators of the block arrive while the kernel runs and are folded
+    // with its partial result after it, so their transfer hides behind the kernel too.
     for (int r = 0; r < P; ++r) {
-      auto attend = b.find(Builder::kAttend, r, t);
+      RingOp op;
+      op.kind = RingOp::Kind::merge;
+      op.rank = r;
+      op.step = t;
+      op.slot = t % 2;
+      op.q_block = query_ring ? b.held(r, t) : r;
+      op.kv_block = query_ring ? r : b.held(r, t);
+      for (Tensor x : s.accumulated) {
+        BufferId id{r, x, t % 2};
+        op.reads.push_back(id);
+        op.writes.push_back(id);
+      }
+      op.after = b.arrivals(r, t, Builder::kSendAccumulated);
+      b.add(std::move(op), Builder::kMerge);
+    }
+    for (int r = 0; r < P; ++r) {
+      auto merge = b.find(Builder::kMerge, r, t);
       if (last && P == 1) continue;  // nothing to return: the block is already home
       RingOp op = transfer(r, t, s.accumulated, last ? RingOp::Kind::home : RingOp::Kind::send);
-      op.after.push_back(*attend);
+      op.after.push_back(*merge);
       b.add(std::move(op), Builder::kSendAccumulated);
     }
   }
@@ -252,9 +282,10 @@ std::string find_race(const RingSchedule& s) {
   };
   auto name = [&](size_t i) {
     const RingOp& op = s.ops[i];
-    const char* kind = op.kind == RingOp::Kind::attend ? "attend"
-                       : op.kind == RingOp::Kind::send ? "send"
-                                                       : "home";
+    const char* kind = op.kind == RingOp::Kind::attend  ? "attend"
+                       : op.kind == RingOp::Kind::merge ? "merge"
+                       : op.kind == RingOp::Kind::send  ? "send"
+                                                        : "home";
     return std::string(kind) + " (rank " + std::to_string(op.rank) + ", step " +
            std::to_string(op.step) + ")";
   };

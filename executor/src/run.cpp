@@ -172,6 +172,11 @@ kernels::Storage storage_of(DType d) {
                             : kernels::Storage::bf16;
 }
 
+/// A compute operation's name in the trace.
+const char* op_name(const RingOp& op) {
+  return op.kind == RingOp::Kind::merge ? "merge" : "attend";
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
@@ -216,7 +221,7 @@ Comparison run_cuda_layer(const AttentionProblem& problem, Strategy strategy, in
       layer.bytes_sent += pass->op_bytes[i];
       events.push_back(
           {op.rank, op.comm_lane ? 2 : 1,
-           (op.comm_lane ? "send to rank " + std::to_string(op.to) : std::string("attend")) +
+           (op.comm_lane ? "send to rank " + std::to_string(op.to) : std::string(op_name(op))) +
                " step " + std::to_string(op.step),
            offset + pass->ops[i].start_s, offset + pass->ops[i].end_s});
     }
@@ -281,14 +286,14 @@ Comparison run_nccl_layer(NcclSession& session, const AttentionProblem& problem,
     for (size_t i = 0; i < pass->schedule.ops.size(); ++i) {
       const RingOp& op = pass->schedule.ops[i];
       if (op.rank != me) continue;
-      if (op.kind != RingOp::Kind::attend) {
+      if (op.comm_lane) {
         derived += transfer_s(pass->op_bytes[i], ring_link);
         bytes += pass->op_bytes[i];
       }
-      events.push_back(
-          {me, op.comm_lane ? 2 : 1,
-           (op.comm_lane ? "exchange" : "attend") + std::string(" step ") + std::to_string(op.step),
-           offset + pass->ops[i].start_s, offset + pass->ops[i].end_s});
+      events.push_back({me, op.comm_lane ? 2 : 1,
+                        (op.comm_lane ? "exchange" : op_name(op)) + std::string(" step ") +
+                            std::to_string(op.step),
+                        offset + pass->ops[i].start_s, offset + pass->ops[i].end_s});
     }
     offset += pass->total_s;
   }

@@ -290,6 +290,12 @@ __global__ void convert_kernel(const float* in, T* out, long long count) {
     out[i] = Storage<T>::from_float(in[i]);
 }
 
+__global__ void add_kernel(float* y, const float* x, long long count) {
+  for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
+       i += static_cast<long long>(gridDim.x) * blockDim.x)
+    y[i] += x[i];
+}
+
 long long ceil_div(long long a, long long b) { return (a + b - 1) / b; }
 
 /// Grid of warps-per-row kernels: 8 rows (warps) per 256-thread block.
@@ -455,6 +461,16 @@ void convert_from_fp32(const float* in, void* out, DType dtype, long long count,
     convert_kernel<<<blocks, 256, 0, stream>>>(in, static_cast<__nv_bfloat16*>(out), count);
   else
     convert_kernel<<<blocks, 256, 0, stream>>>(in, static_cast<__half*>(out), count);
+  XRING_CUDA_CHECK_LAUNCH();
+}
+
+void add_fp32(float* y, const float* x, long long count, cudaStream_t stream) {
+  using namespace detail;
+  if (count <= 0) return;
+  if (!y || !x) throw Error("add_fp32: y and x must be device pointers");
+  XRING_RANGE("add_fp32");
+  const unsigned blocks = static_cast<unsigned>(std::min<long long>(ceil_div(count, 256), 65535));
+  add_kernel<<<blocks, 256, 0, stream>>>(y, x, count);
   XRING_CUDA_CHECK_LAUNCH();
 }
 

@@ -76,7 +76,8 @@ void run_ring_ranks(RingDevice& device, Strategy strategy, int ranks, const std:
 /// The reference kernels on host memory, operations in list order: the schedules' exact check.
 class HostRingDevice final : public RingDevice {
  public:
-  HostRingDevice(const AttentionProblem& p, int ranks);
+  /// Buffers for the ranks in `held` (all when empty).
+  HostRingDevice(const AttentionProblem& p, int ranks, std::vector<int> held = {});
   void prepare(const RingSchedule& s) override;
   void load(const BufferId& b, const std::vector<float>& values) override;
   void run(const RingSchedule& s, size_t index) override;
@@ -86,9 +87,12 @@ class HostRingDevice final : public RingDevice {
 
  private:
   std::vector<float>& buffer(const BufferId& b);
+  std::vector<float>& partial(int rank, Tensor t);  ///< a kernel's output awaiting its merge
   const AttentionProblem& p_;
   int ranks_;
-  std::vector<std::vector<float>> buffers_;  ///< [rank][tensor][slot]
+  std::vector<int> held_;
+  std::vector<std::vector<float>> buffers_;   ///< [rank][tensor][slot]
+  std::vector<std::vector<float>> partials_;  ///< [rank][tensor]
   std::vector<OpTiming> timings_;
   std::chrono::steady_clock::time_point origin_;
 };

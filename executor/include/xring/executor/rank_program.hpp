@@ -1,9 +1,9 @@
 // One rank's share of a ring schedule, for backends where every rank is its own process (the
-// nccl backend): the rank's kernels and, per transfer, one exchange that sends to its successor
-// and receives from its predecessor together (separate sends around a ring would deadlock, as
-// each would wait for a receive queued behind the neighbour's own send). Waits on other ranks
-// disappear: the peer enforces them before it sends; the local ones become waits between this
-// rank's two lanes.
+// nccl backend): the rank's kernels and merges and, per transfer, one exchange that sends to its
+// successor and receives from its predecessor together (separate sends around a ring would
+// deadlock, as each would wait for a receive queued behind the neighbour's own send). Waits on
+// other ranks disappear: the peer enforces them before it sends; the local ones become waits
+// between this rank's two lanes.
 #pragma once
 
 #include <functional>
@@ -15,8 +15,8 @@
 namespace xring::executor {
 
 struct RankStep {
-  enum class Kind { attend, exchange } kind = Kind::attend;
-  int op = -1;             ///< attend: the schedule's operation
+  enum class Kind { compute, exchange } kind = Kind::compute;
+  int op = -1;             ///< compute: the schedule's operation (an attend or a merge)
   int send = -1;           ///< exchange: the operation whose tensors this rank sends (-1: none)
   int recv = -1;           ///< exchange: the operation whose tensors it receives (-1: none)
   std::vector<int> after;  ///< earlier steps of this rank, on its other lane, to wait for

@@ -43,13 +43,18 @@ struct BufferId {
   }
 };
 
+/// attend: a rank's kernel over the blocks it holds; travelling accumulators (a query ring's O
+/// and L, dQ; a KV ring's dK, dV) go to the rank's partial buffers, resident ones are added to
+/// in place. merge: folds the partial buffers into the travelling accumulators once they have
+/// arrived (O, L: the exact log-sum-exp merge; gradients: a sum). send: the travelling tensors
+/// to the next rank. home: the accumulated results, after the last step, to their owner.
 struct RingOp {
-  enum class Kind { attend, send, home } kind = Kind::attend;
+  enum class Kind { attend, merge, send, home } kind = Kind::attend;
   int rank = 0;            ///< whose lane runs it
-  bool comm_lane = false;  ///< attend: the compute lane; send and home: the communication lane
+  bool comm_lane = false;  ///< attend, merge: the compute lane; send, home: the communication lane
   int step = 0;
-  int q_block = 0;   ///< attend: whose Q rows this rank works on
-  int kv_block = 0;  ///< attend: whose K/V rows
+  int q_block = 0;   ///< attend, merge: whose Q rows this rank works on
+  int kv_block = 0;  ///< attend, merge: whose K/V rows
   int block = 0;     ///< send and home: the block (owning rank) whose tensors move
   int to = 0;        ///< send and home: the receiving rank
   int slot = 0;      ///< the slot of the travelling tensors it reads
@@ -69,6 +74,8 @@ struct RingSchedule {
 
   /// Every tensor of the pass.
   std::vector<Tensor> tensors() const;
+  /// Whether t travels and accumulates (its kernel output goes to a partial buffer first).
+  bool accumulates_in_transit(Tensor t) const;
   /// Where an attend operation finds tensor t.
   BufferId buffer(const RingOp& attend, Tensor t) const;
   /// Where rank r's own block of tensor t is after the pass (its result, for accumulators).

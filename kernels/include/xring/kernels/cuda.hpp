@@ -62,6 +62,9 @@ int auto_kv_splits(const ForwardArgs& a);
 void merge_partial(float* o, float* l, const float* o_part, const float* l_part, long long rows,
                    int head_dim, cudaStream_t stream = nullptr);
 
+/// y += x over `count` fp32 values (a ring's gradient arriving in pieces).
+void add_fp32(float* y, const float* x, long long count, cudaStream_t stream = nullptr);
+
 /// Converts fp32 values to the storage dtype (rounding to nearest even), e.g. a ring's O.
 void convert_from_fp32(const float* in, void* out, DType dtype, long long count,
                        cudaStream_t stream = nullptr);
