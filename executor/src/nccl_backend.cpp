@@ -143,6 +143,7 @@ class Session final : public NcclSession {
     kernels::cuda::DeviceBuffer buffer(values.size() * sizeof(double));
     XRING_CUDA_CHECK(
         cudaMemcpy(buffer.get(), values.data(), buffer.bytes(), cudaMemcpyHostToDevice));
+    XRING_CUDA_CHECK(cudaDeviceSynchronize());  // the legacy-stream copy has landed
     cuda_detail::Stream stream;
     Event done;
     XRING_NCCL_CHECK(nccl().all_reduce(buffer.get(), buffer.get(), values.size(), ncclFloat64,

@@ -137,6 +137,10 @@ void compare(const std::vector<float>& got, const std::vector<float>& want,
   for (float x : want)
     if (std::isfinite(x)) scale = std::max(scale, static_cast<double>(std::fabs(x)));
   for (size_t i = 0; i < want.size(); ++i) {
+    if (std::isnan(want[i]) || std::isnan(got[i])) {  // never verified
+      c.worst_ratio = INFINITY;
+      continue;
+    }
     if (std::isinf(want[i]) || std::isinf(got[i])) {
       if (got[i] != want[i]) c.worst_ratio = INFINITY;
       continue;
