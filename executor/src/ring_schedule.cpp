@@ -195,6 +195,17 @@ RingSchedule ring_schedule(Strategy strategy, RingPass pass, int ranks) {
     if (kind == RingOp::Kind::send) op.after = b.frees(op.to, t);
     return op;
   };
+  // Rank r's kernel or merge at step t, on the block it holds then (compute lane).
+  auto compute = [&](RingOp::Kind kind, int r, int t) {
+    RingOp op;
+    op.kind = kind;
+    op.rank = r;
+    op.step = t;
+    op.slot = t % 2;
+    op.q_block = query_ring ? b.held(r, t) : r;
+    op.kv_block = query_ring ? r : b.held(r, t);
+    return op;
+  };
   for (int t = 0; t < P; ++t) {
     const bool last = t + 1 == P;
     // Fixed tensors leave first: they do not change, so they travel during the kernel.
@@ -205,13 +216,7 @@ RingSchedule ring_schedule(Strategy strategy, RingPass pass, int ranks) {
         b.add(std::move(op), Builder::kSendFixed);
       }
     for (int r = 0; r < P; ++r) {
-      RingOp op;
-      op.kind = RingOp::Kind::attend;
-      op.rank = r;
-      op.step = t;
-      op.slot = t % 2;
-      op.q_block = query_ring ? b.held(r, t) : r;
-      op.kv_block = query_ring ? r : b.held(r, t);
+      RingOp op = compute(RingOp::Kind::attend, r, t);
       // The kernel reads the fixed tensors and adds into the resident accumulators; the
       // travelling ones it writes to the rank's partial buffers (device scratch, on this lane
       // only), which the merge below folds in once they have arrived.
@@ -230,13 +235,7 @@ RingSchedule ring_schedule(Strategy strategy, RingPass pass, int ranks) {
     // Merges: the running accumulators of the block arrive while the kernel runs and are folded
     // with its partial result after it, so their transfer hides behind the kernel too.
     for (int r = 0; r < P; ++r) {
-      RingOp op;
-      op.kind = RingOp::Kind::merge;
-      op.rank = r;
-      op.step = t;
-      op.slot = t % 2;
-      op.q_block = query_ring ? b.held(r, t) : r;
-      op.kv_block = query_ring ? r : b.held(r, t);
+      RingOp op = compute(RingOp::Kind::merge, r, t);
       for (Tensor x : s.accumulated) {
         BufferId id{r, x, t % 2};
         op.reads.push_back(id);

@@ -181,13 +181,6 @@ const char* op_name(const RingOp& op) {
   return op.kind == RingOp::Kind::merge ? "merge" : "attend";
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  if (n == 0) return 0;
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 /// The cuda backend's tolerance: the kernels round P to the storage type before P·V, and where
 /// the running maximum sits depends on the key split (tests/test_cuda_backend.cpp).
 double cuda_relative_tolerance(kernels::Storage s) {
@@ -448,6 +441,13 @@ RunReport run_decode_plan(const Plan& plan, const Inputs& in, const std::string&
 }
 
 }  // namespace
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  if (n == 0) return 0;
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
 
 RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin,
                    const RunOptions& options) {

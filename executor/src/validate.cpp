@@ -49,13 +49,6 @@ SpecJson validation_workload(long long s_q, long long s_kv, bool training) {
   return {w, "xring validate (workload)"};
 }
 
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 }  // namespace
 
 ValidateReport validate_predictions(const ValidateOptions& o) {

@@ -104,6 +104,9 @@ struct RunReport {
 RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin,
                    const RunOptions& options);
 
+/// The median of samples (0 for none): what `--repeat` reports, and validate compares.
+double median(std::vector<double> samples);
+
 nlohmann::json to_json(const RunReport& r);
 /// The measured timeline as Chrome trace events, beside the plan's predicted one.
 nlohmann::json measured_trace(const RunReport& r);
