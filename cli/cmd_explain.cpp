@@ -30,28 +30,36 @@ void attach_explain(CLI::App& sub, int& exit_code) {
     fmt::print("ring of P={} ranks, slowest hop {} + {} latency, attention {} per rank\n",
                e.ring_ranks, format_bandwidth(e.ring_link.bytes_per_s),
                format_time(e.ring_link.latency_s), format_flop_rate(e.attention_flop_per_s));
-    fmt::print("  {:<12} {:>16} {:>16} {:>14}\n", "strategy", "fwd bytes/step", "bwd bytes/step",
-               "fwd comm/step");
+    fmt::print("  {:<12} {:>16} {:>16} {:>14} {:>16}\n", "strategy", "fwd bytes/step",
+               "bwd bytes/step", "fwd comm/step", "fwd compute/step");
     for (const auto& row : e.rows)
-      fmt::print("  {:<12} {:>16} {:>16} {:>14}\n", to_string(row.strategy),
+      fmt::print("  {:<12} {:>16} {:>16} {:>14} {:>16}\n", to_string(row.strategy),
                  format_bytes(row.forward_bytes_per_step),
                  format_bytes(row.backward_bytes_per_step),
-                 format_time(transfer_s(row.forward_bytes_per_step, e.ring_link)));
+                 format_time(transfer_s(row.forward_bytes_per_step, e.ring_link)),
+                 format_time(e.step_compute_s));
+    const ExplainRow& kv_row = e.rows[0];
+    const ExplainRow& q_row = e.rows[1];
     fmt::print(
-        "\ncrossover: query-ring moves fewer bytes when S_Q/S_KV < (H_kv/H)*d*b/(d*b+2) = {:.4g}\n"
-        "           here S_Q/S_KV = {:.4g} -> {} moves fewer bytes\n",
-        e.crossover_ratio, e.s_q_over_s_kv,
-        e.s_q_over_s_kv < e.crossover_ratio ? "query_ring" : "kv_ring");
+        "\ncrossover: query-ring moves fewer bytes when (S_Q/P)/(S_KV/P) < (H_kv/H)*d*b/(d*b+2) = "
+        "{:.4g}\n           here {:.0f}/{:.0f} = {:.4g} -> {}\n",
+        e.crossover_ratio, e.local_q_block, e.local_kv_block, e.block_ratio,
+        q_row.forward_bytes_per_step < kv_row.forward_bytes_per_step ? "query_ring moves fewer bytes"
+        : q_row.forward_bytes_per_step > kv_row.forward_bytes_per_step
+            ? "kv_ring moves fewer bytes"
+            : "both move the same bytes");
     fmt::print(
-        "hiding:    query-ring transfers hide once S_KV/P >= F*(2db+4)/(4d*BW) = {:.0f} tokens"
-        " (here {:.0f}: {})\n",
+        "hiding:    query-ring transfers hide once S_KV/P >= F*(2db+4)/(4d*BW) + "
+        "F*latency/(4*B*H*(S_Q/P)*d) = {:.0f} tokens (here {:.0f}: {})\n",
         e.query_ring_hiding_block, e.local_kv_block,
         e.local_kv_block >= e.query_ring_hiding_block ? "hidden" : "exposed");
     fmt::print(
-        "           KV-ring transfers hide once S_Q/P >= F*H_kv*b/(2*H*BW) = {:.0f} tokens"
-        " (here {:.0f}: {})\n",
+        "           KV-ring transfers hide once S_Q/P >= F*H_kv*b/(2*H*BW) + "
+        "F*latency/(4*B*H*(S_KV/P)*d) = {:.0f} tokens (here {:.0f}: {})\n",
         e.kv_ring_hiding_block, e.local_q_block,
         e.local_q_block >= e.kv_ring_hiding_block ? "hidden" : "exposed");
+    fmt::print("           (F = {} at one step's shape)\n",
+               format_flop_rate(e.attention_flop_per_s));
     exit_code = 0;
   });
 }

@@ -107,6 +107,20 @@ void write_file_atomically(const std::string& path, const std::string& text) {
   }
 }
 
+namespace {
+
+/// A predicted time for a table: "—" where nothing was predicted.
+std::string time_or_dash(const std::optional<double>& seconds) {
+  return seconds ? units::format_time(*seconds) : "—";
+}
+
+/// A rate with 4 significant digits and its unit, or "—".
+std::string rate_or_dash(const std::optional<double>& rate, const char* unit) {
+  return rate ? fmt::format("{:.4g} {}", *rate, unit) : "—";
+}
+
+}  // namespace
+
 void print_plan(const Plan& p, const Inputs& in, std::FILE* out) {
   using units::format_bytes, units::format_time;
   const auto& w = in.workload;
@@ -129,16 +143,25 @@ void print_plan(const Plan& p, const Inputs& in, std::FILE* out) {
       if (l.strategy == Strategy::hybrid && l.ulysses_degree > 0)
         strategy +=
             fmt::format(" ({}x{} {})", l.ulysses_degree, l.ranks / l.ulysses_degree, l.ring_kind);
+      auto predicted = [&](double seconds) {
+        return time_or_dash(p.feasible ? std::optional<double>(seconds) : std::nullopt);
+      };
+      // A one-step layer has nothing to overlap: no transfer to show.
       fmt::print(out, "  {:>5}  {:<11} {:>5} {:>5}  {:<9} {:>12} {:>12} {:>12} {:>12}\n", l.index,
                  strategy, l.ranks, l.steps, l.recompute ? "yes" : "no",
-                 format_time(l.step_compute_s), format_time(l.step_comm_s), format_time(l.time_s),
-                 format_bytes(l.memory_bytes.total()));
+                 predicted(l.step_compute_s), l.steps > 1 ? predicted(l.step_comm_s) : "—",
+                 predicted(l.time_s),
+                 l.memory_bytes.total() > 0 ? format_bytes(l.memory_bytes.total()) : "—");
     }
     const LayerPlan& l = p.layers.front();
     fmt::print(out, "  why: {}\n", l.reason);
-    if (l.groups > 1)
-      fmt::print(out, "  {} data-parallel groups of {} ranks, {} samples each\n", l.groups, l.ranks,
-                 l.batch_per_group);
+    if (l.groups > 1 || l.idle_gpus > 0)
+      fmt::print(out, "  {} data-parallel group{} of {} rank{}, {} sample{} each{}\n", l.groups,
+                 l.groups == 1 ? "" : "s", l.ranks, l.ranks == 1 ? "" : "s", l.batch_per_group,
+                 l.batch_per_group == 1 ? "" : "s",
+                 l.idle_gpus > 0 ? fmt::format("; {} GPU{} idle (batch {})", l.idle_gpus,
+                                               l.idle_gpus == 1 ? "" : "s", w.batch)
+                                 : "");
     fmt::print(out, "  alternatives{}:\n", p.layers.size() > 1 ? " (same for every layer)" : "");
     for (const auto& a : l.alternatives) {
       std::string what = to_string(a.strategy) + (a.recompute ? "+recompute" : "");
@@ -146,30 +169,27 @@ void print_plan(const Plan& p, const Inputs& in, std::FILE* out) {
                  a.time_s ? format_time(*a.time_s) : "-",
                  a.rejected_reason.empty() ? "chosen" : a.rejected_reason);
     }
-    const MemoryBreakdown& m = l.memory_bytes;
-    fmt::print(out,
-               "  memory/rank: weights {}, optimizer {}, visual tokens {}, kv {}, buffers {}, "
-               "saved {}, text activations {}\n",
-               format_bytes(m.weights), format_bytes(m.optimizer_states),
-               format_bytes(m.visual_tokens), format_bytes(m.kv), format_bytes(m.attention_buffers),
-               format_bytes(m.saved_activations), format_bytes(m.text_activations));
+    std::string parts;
+    for (const auto& [name, bytes] : l.memory_bytes.largest_first())
+      parts += (parts.empty() ? "" : ", ") + name + " " + format_bytes(bytes);
+    fmt::print(out, "  memory/rank: {}\n", parts.empty() ? "—" : parts);
   }
 
   const Predicted& pr = p.predicted;
   fmt::print(out, "\npredicted\n");
   bool decodes = p.decode.has_value() || p.streaming.has_value();
   fmt::print(out, "  {}{}\n", decodes ? "prefill time        " : "iteration time      ",
-             format_time(pr.iteration_time_s));
-  fmt::print(out, "    cross-attention   {}\n", format_time(pr.cross_attention_time_s));
-  fmt::print(out, "    rest of model     {}  ({})\n", format_time(pr.rest_of_model_time_s),
+             time_or_dash(pr.iteration_time_s));
+  fmt::print(out, "    cross-attention   {}\n", time_or_dash(pr.cross_attention_time_s));
+  fmt::print(out, "    rest of model     {}  ({})\n", time_or_dash(pr.rest_of_model_time_s),
              p.rest_of_model.note);
-  fmt::print(out, "  throughput          {:.4g} tokens/s, {:.4g} frames/s\n",
-             pr.throughput_tokens_per_s, pr.frames_per_s);
+  fmt::print(out, "  throughput          {}, {}\n", rate_or_dash(pr.throughput_tokens_per_s, "tokens/s"),
+             rate_or_dash(pr.frames_per_s, "frames/s"));
   fmt::print(out, "  peak memory/rank    {} of {} usable\n",
              format_bytes(pr.peak_memory_bytes_per_rank), format_bytes(c.usable_memory_bytes()));
-  if (pr.decode_step_s)
-    fmt::print(out, "  decode              {} per token step, {:.4g} tokens/s\n",
-               format_time(*pr.decode_step_s), *pr.decode_tokens_per_s);
+  if (decodes)
+    fmt::print(out, "  decode              {} per token step, {}\n", time_or_dash(pr.decode_step_s),
+               rate_or_dash(pr.decode_tokens_per_s, "tokens/s"));
   if (p.decode) {
     const DecodeSection& d = *p.decode;
     fmt::print(out,

@@ -74,8 +74,12 @@ TEST(CostModel, CrossoverAndHidingThresholds) {
   const LayerShape s = llama_shape();
   EXPECT_DOUBLE_EQ(query_ring_crossover_ratio(s), 0.25 * 256.0 / 258.0);
   // F = 1 TFLOP/s, BW = 1 GB/s: 1e12 * 516 / (512 * 1e9) and 1e12 * 8 * 2 / (2 * 32 * 1e9)
-  EXPECT_DOUBLE_EQ(query_ring_hiding_block(s, 1e12, {1e9, 0}), 1007.8125);
-  EXPECT_DOUBLE_EQ(kv_ring_hiding_block(s, 1e12, {1e9, 0}), 250.0);
+  EXPECT_DOUBLE_EQ(query_ring_hiding_block(s, 64, 1e12, {1e9, 0}), 1007.8125);
+  EXPECT_DOUBLE_EQ(kv_ring_hiding_block(s, 204928, 1e12, {1e9, 0}), 250.0);
+  // A 10 us latency must be hidden too: F·latency / (4·B·H·q·d) more keys per rank, i.e.
+  // 1e7 / (4·32·64·128) = 9.5367431640625 for q = 64; for KV-ring 1e7 / (4·32·204928·128).
+  EXPECT_DOUBLE_EQ(query_ring_hiding_block(s, 64, 1e12, {1e9, 1e-5}), 1017.3492431640625);
+  EXPECT_NEAR(kv_ring_hiding_block(s, 204928, 1e12, {1e9, 1e-5}), 250.0029783707570, 1e-9);
 }
 
 TEST(CostModel, TransfersAndRings) {

@@ -138,8 +138,8 @@ TEST(DeviceProfile, PlannerUsesTheProfileRatesByShape) {
                 attention_forward_flops(s, q, kv, s.heads) / rate, 1e-12);
   }
   // A CPU is some 10^4 times slower than an H100's datasheet x 0.5.
-  EXPECT_GT(calibrated.predicted.cross_attention_time_s,
-            1000 * datasheet.predicted.cross_attention_time_s);
+  EXPECT_GT(*calibrated.predicted.cross_attention_time_s,
+            1000 * *datasheet.predicted.cross_attention_time_s);
 }
 
 TEST(DeviceProfile, PlanFilesReplayWithTheirProfile) {
@@ -151,7 +151,7 @@ TEST(DeviceProfile, PlanFilesReplayWithTheirProfile) {
   ASSERT_TRUE(replay.device_profile);
   EXPECT_EQ(to_json(*replay.device_profile), to_json(*in.device_profile));
   const Plan again = plan(replay);
-  EXPECT_DOUBLE_EQ(again.predicted.iteration_time_s, p.predicted.iteration_time_s);
+  EXPECT_DOUBLE_EQ(*again.predicted.iteration_time_s, *p.predicted.iteration_time_s);
 }
 
 TEST(DeviceProfile, ComputeShareSlowsEveryRankAlike) {

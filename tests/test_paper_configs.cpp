@@ -37,8 +37,8 @@ Speedup versus_ring_attention(const std::string& model, const std::string& clust
   EXPECT_TRUE(best.feasible) << model << " on " << cluster;
   EXPECT_TRUE(baseline.feasible) << model << " on " << cluster;
   return {best.layers.front(),
-          baseline.predicted.cross_attention_time_s / best.predicted.cross_attention_time_s,
-          baseline.predicted.iteration_time_s / best.predicted.iteration_time_s};
+          *baseline.predicted.cross_attention_time_s / *best.predicted.cross_attention_time_s,
+          *baseline.predicted.iteration_time_s / *best.predicted.iteration_time_s};
 }
 
 bool query_ring_family(const LayerPlan& l) {

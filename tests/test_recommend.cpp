@@ -58,7 +58,7 @@ TEST(Recommend, EveryRecommendationIsFeasibleAndMeetsTheRequirements) {
   ASSERT_FALSE(rec.ranked.empty());
   for (const auto& c : rec.ranked) {
     EXPECT_TRUE(c.plan.feasible);
-    EXPECT_GE(c.plan.predicted.frames_per_s, 200.0);
+    EXPECT_GE(*c.plan.predicted.frames_per_s, 200.0);
     EXPECT_LE(c.plan.predicted.peak_memory_bytes_per_rank, 40.0 * (1ull << 30));
   }
   for (size_t i = 1; i < rec.ranked.size(); ++i)

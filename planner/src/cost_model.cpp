@@ -50,12 +50,18 @@ double query_ring_crossover_ratio(const LayerShape& s) {
   return (static_cast<double>(s.kv_heads) / s.heads) * db / (db + 2.0);
 }
 
-double query_ring_hiding_block(const LayerShape& s, double flop_per_s, const Link& link) {
-  return flop_per_s * (2.0 * s.head_dim * s.bytes + 4.0) / (4.0 * s.head_dim * link.bytes_per_s);
+double query_ring_hiding_block(const LayerShape& s, long long q_block, double flop_per_s,
+                               const Link& link) {
+  const double flops_per_kv_token = 4.0 * s.batch * s.heads * q_block * s.head_dim;
+  return flop_per_s * (2.0 * s.head_dim * s.bytes + 4.0) / (4.0 * s.head_dim * link.bytes_per_s) +
+         flop_per_s * link.latency_s / flops_per_kv_token;
 }
 
-double kv_ring_hiding_block(const LayerShape& s, double flop_per_s, const Link& link) {
-  return flop_per_s * s.kv_heads * s.bytes / (2.0 * s.heads * link.bytes_per_s);
+double kv_ring_hiding_block(const LayerShape& s, long long kv_block, double flop_per_s,
+                            const Link& link) {
+  const double flops_per_q_token = 4.0 * s.batch * s.heads * kv_block * s.head_dim;
+  return flop_per_s * s.kv_heads * s.bytes / (2.0 * s.heads * link.bytes_per_s) +
+         flop_per_s * link.latency_s / flops_per_q_token;
 }
 
 double overlapped_ring_s(int steps, double compute_step_s, double comm_step_s, double tail_s) {

@@ -29,17 +29,24 @@ Explanation explain(const Inputs& in, const PlannerOptions& options, int layer_i
   const int groups = c.gpus() / e.ring_ranks;
   e.shape = cross_attention_shape(in.model, in.workload, (in.workload.batch + groups - 1) / groups);
   e.ring_link = group_link(c, 0, 1, e.ring_ranks);
-  e.attention_flop_per_s = p.cost_source.attention_flop_per_s;
+  const long long q = block(e.shape.s_q, e.ring_ranks), kv = block(e.shape.s_kv, e.ring_ranks);
+  // The verdicts below use the planner's own step numbers: its rate at this step's shape (a
+  // device profile's, when given) and the bytes of the blocks as split.
+  const Placement ring = placement_for(in, Strategy::query_ring, e.ring_ranks, 0, false);
+  e.step_compute_s = attention_s(e.shape, q, kv, e.shape.heads, ring, Pass::forward);
+  e.attention_flop_per_s =
+      attention_forward_flops(e.shape, q, kv, e.shape.heads) / e.step_compute_s;
   e.rows.push_back({Strategy::kv_ring, kv_ring_forward_bytes(e.shape, e.ring_ranks),
                     kv_ring_backward_bytes(e.shape, e.ring_ranks)});
   e.rows.push_back({Strategy::query_ring, query_ring_forward_bytes(e.shape, e.ring_ranks),
                     query_ring_backward_bytes(e.shape, e.ring_ranks)});
-  e.s_q_over_s_kv = static_cast<double>(e.shape.s_q) / static_cast<double>(e.shape.s_kv);
+  e.block_ratio = static_cast<double>(q) / static_cast<double>(kv);
   e.crossover_ratio = query_ring_crossover_ratio(e.shape);
-  e.local_kv_block = static_cast<double>(block(e.shape.s_kv, e.ring_ranks));
-  e.local_q_block = static_cast<double>(block(e.shape.s_q, e.ring_ranks));
-  e.query_ring_hiding_block = query_ring_hiding_block(e.shape, e.attention_flop_per_s, e.ring_link);
-  e.kv_ring_hiding_block = kv_ring_hiding_block(e.shape, e.attention_flop_per_s, e.ring_link);
+  e.local_kv_block = static_cast<double>(kv);
+  e.local_q_block = static_cast<double>(q);
+  e.query_ring_hiding_block =
+      query_ring_hiding_block(e.shape, q, e.attention_flop_per_s, e.ring_link);
+  e.kv_ring_hiding_block = kv_ring_hiding_block(e.shape, kv, e.attention_flop_per_s, e.ring_link);
   return e;
 }
 

@@ -35,6 +35,13 @@ double number_at(const json& j, const std::string& key, const std::string& origi
   return v.get<double>();
 }
 
+/// A number that may be null (nothing predicted); the field itself must be there.
+std::optional<double> nullable_at(const json& j, const std::string& key, const std::string& origin,
+                                  const std::string& path) {
+  if (field(j, key, origin, path).is_null()) return std::nullopt;
+  return number_at(j, key, origin, path);
+}
+
 bool bool_at(const json& j, const std::string& key, const std::string& origin) {
   const json& v = field(j, key, origin, "");
   if (!v.is_boolean()) fail(origin, key, "must be a boolean, got " + v.dump());
@@ -66,7 +73,8 @@ std::vector<double> samples_at(const json& j, const std::string& key, const std:
   return out;
 }
 
-Metric number(const std::string& name, Direction d, double v, std::vector<double> samples = {}) {
+Metric number(const std::string& name, Direction d, std::optional<double> v,
+              std::vector<double> samples = {}) {
   Metric m;
   m.name = name;
   m.direction = d;
@@ -93,6 +101,7 @@ std::string unit_of(const std::string& name) {
 }
 
 std::string format_value(double v, const std::string& unit) {
+  if (std::isnan(v)) return "—";
   if (unit == "bytes") return units::format_bytes(v);
   if (unit == "s") return units::format_time(v);
   char buf[32];
@@ -137,13 +146,19 @@ std::string verdict_text(Verdict v) {
   return "?";
 }
 
+std::string format_value(const std::optional<double>& v, const std::string& unit) {
+  return v ? format_value(*v, unit) : "—";
+}
+
 std::string describe_failure(const Row& r) {
-  if (!r.requirement.empty())
-    return "requirement " + r.requirement + " not met: " + format_value(r.current, r.unit);
+  const std::string current =
+      r.current ? format_value(*r.current, r.unit) : "nothing predicted (infeasible plan)";
+  if (!r.requirement.empty()) return "requirement " + r.requirement + " not met: " + current;
   if (r.boolean) return r.metric + " no longer holds";
-  return r.metric + " went from " + format_value(*r.baseline, r.unit) + " to " +
-         format_value(r.current, r.unit) + " (allowed change " + format_value(r.allowed, r.unit) +
-         ")";
+  if (!r.current || !r.baseline)
+    return r.metric + " went from " + format_value(r.baseline, r.unit) + " to " + current;
+  return r.metric + " went from " + format_value(*r.baseline, r.unit) + " to " + current +
+         " (allowed change " + format_value(r.allowed, r.unit) + ")";
 }
 
 /// layers.N.<key> for every entry of `j`'s layers array (with its samples, when given).
@@ -157,7 +172,7 @@ void add_layer_metrics(Document& d, const json& j, const std::string& key,
         std::to_string(static_cast<long long>(number_at(layers[i], "index", d.origin, at)));
     d.metrics.push_back(
         number("layers." + index + "." + key, Direction::lower_is_better,
-               number_at(layers[i], key, d.origin, at),
+               nullable_at(layers[i], key, d.origin, at),
                samples_at(layers[i], samples_key, d.origin, at)));  // none when absent
   }
 }
@@ -195,10 +210,10 @@ Document read_document(const json& j, const std::string& origin) {
     d.metrics.push_back(number("time_s", Direction::lower_is_better, time, time_samples));
     d.metrics.push_back(number("throughput_tokens_per_s", Direction::higher_is_better, throughput,
                                throughput_samples));
-    double predicted_time = number_at(predicted, "time_s", origin, "predicted");
-    if (predicted_time > 0)
+    std::optional<double> predicted_time = nullable_at(predicted, "time_s", origin, "predicted");
+    if (predicted_time && *predicted_time > 0)
       d.metrics.push_back(number("prediction_error", Direction::lower_is_better,
-                                 std::fabs(time / predicted_time - 1)));
+                                 std::fabs(time / *predicted_time - 1)));
     d.metrics.push_back(number("max_rel_error", Direction::lower_is_better,
                                number_at(j, "max_rel_error", origin, "")));
     add_layer_metrics(d, j, "measured_time_s", "measured_samples_s");
@@ -214,7 +229,8 @@ Document read_document(const json& j, const std::string& origin) {
         fail(origin, std::string("inputs.") + key + ".name", "must be a string");
       d.identity[key] = name.get<std::string>();
     }
-    d.metrics.push_back(flag("feasible", bool_at(j, "feasible", origin)));
+    const bool feasible = bool_at(j, "feasible", origin);
+    d.metrics.push_back(flag("feasible", feasible));
     const json& p = field(j, "predicted", origin, "");
     const std::pair<const char*, Direction> predicted[] = {
         {"iteration_time_s", Direction::lower_is_better},
@@ -223,11 +239,18 @@ Document read_document(const json& j, const std::string& origin) {
         {"frames_per_s", Direction::higher_is_better},
         {"peak_memory_bytes_per_rank", Direction::lower_is_better}};
     for (const auto& [key, direction] : predicted)
-      d.metrics.push_back(number(key, direction, number_at(p, key, origin, "predicted")));
-    if (p.contains("decode_tokens_per_s") && p["decode_tokens_per_s"].is_number())
+      d.metrics.push_back(number(key, direction, nullable_at(p, key, origin, "predicted")));
+    const json& phase = field(j, "phase", origin, "");
+    if (phase == "decode" || phase == "streaming")
       d.metrics.push_back(number("decode_tokens_per_s", Direction::higher_is_better,
-                                 p["decode_tokens_per_s"].get<double>()));
+                                 nullable_at(p, "decode_tokens_per_s", origin, "predicted")));
     add_layer_metrics(d, j, "time_s", "");
+    // An infeasible plan predicts nothing, whatever numbers a file may carry: every number
+    // fails its requirement and its comparison.
+    d.predicts = feasible;
+    if (!feasible)
+      for (Metric& m : d.metrics)
+        if (!m.boolean) m.value.reset();
     return d;
   }
   throw Error(origin + ": neither a plan (predicted, phase) nor a run report (measured, backend)");
@@ -325,13 +348,22 @@ Outcome compare(const Document& baseline, const Document& current, const Rules& 
     row.boolean = b.boolean;
     row.unit = unit_of(b.name);
     if (b.boolean) {
-      row.verdict = c->value == 1 ? Verdict::pass : Verdict::regression;
+      row.verdict = c->value == 1.0 ? Verdict::pass : Verdict::regression;
       out.rows.push_back(row);
       continue;
     }
-    row.change = c->value - b.value;
+    if (!c->value || !b.value) {
+      // Nothing predicted on one side: losing a prediction fails, gaining one improves; a
+      // number that applies to neither feasible plan (no frames, no cross-attention) passes.
+      row.verdict = c->value               ? Verdict::improved
+                    : b.value || !current.predicts ? Verdict::regression
+                                                   : Verdict::pass;
+      out.rows.push_back(row);
+      continue;
+    }
+    row.change = *c->value - *b.value;
     double threshold = 0;
-    if (rule.relative) threshold = std::max(threshold, *rule.relative * std::fabs(b.value));
+    if (rule.relative) threshold = std::max(threshold, *rule.relative * std::fabs(*b.value));
     if (rule.absolute) threshold = std::max(threshold, *rule.absolute);
     row.noise = spread(b.samples) + spread(c->samples);
     row.allowed = threshold + row.noise;
@@ -385,7 +417,7 @@ Outcome require(const Document& doc, const std::vector<std::string>& requirement
       if (!m->boolean)
         throw Error("--require " + text + ": " + name + " is a number; give a bound, e.g. " + name +
                     ">=1");
-      met = m->value == 1;
+      met = m->value == 1.0;
     } else {
       std::string value = text.substr(at + op.size());
       value.erase(0, value.find_first_not_of(' '));
@@ -397,8 +429,9 @@ Outcome require(const Document& doc, const std::vector<std::string>& requirement
       if (!bound)
         throw Error("--require " + text + ": cannot read the bound \"" + value +
                     "\" (a number, or with a unit: 70GiB, 2ms)");
-      const double v = m->value, b = *bound;
-      met = op == ">="   ? v >= b
+      const double v = m->value.value_or(0), b = *bound;
+      met = !m->value      ? false  // nothing predicted meets no bound
+            : op == ">="   ? v >= b
             : op == "<=" ? v <= b
             : op == ">"  ? v > b
             : op == "<"  ? v < b
@@ -425,15 +458,15 @@ std::string markdown(const Outcome& o, const std::string& title) {
   s += ".\n\n| metric | baseline | current | change | allowed | result "
        "|\n|---|---|---|---|---|---|\n";
   for (const auto& r : o.rows) {
-    std::string baseline = r.baseline ? (r.boolean ? (*r.baseline == 1 ? "true" : "false")
-                                                   : format_value(*r.baseline, r.unit))
-                                      : "-";
+    std::string baseline = !r.requirement.empty() ? "-"
+                           : r.boolean ? (r.baseline == 1.0 ? "true" : "false")
+                                       : format_value(r.baseline, r.unit);
     std::string current =
-        r.boolean ? (r.current == 1 ? "true" : "false") : format_value(r.current, r.unit);
+        r.boolean ? (r.current == 1.0 ? "true" : "false") : format_value(r.current, r.unit);
     std::string change = "-", allowed = "-";
     if (!r.requirement.empty()) {
       allowed = "`" + r.requirement + "`";
-    } else if (!r.boolean) {
+    } else if (!r.boolean && r.baseline && r.current) {
       char buf[64];
       if (*r.baseline != 0)
         std::snprintf(buf, sizeof buf, "%+.1f%%", 100 * r.change / std::fabs(*r.baseline));

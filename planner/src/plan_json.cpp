@@ -15,6 +15,7 @@ json memory_to_json(const MemoryBreakdown& m) {
           {"optimizer_states", m.optimizer_states},
           {"visual_tokens", m.visual_tokens},
           {"kv", m.kv},
+          {"kv_gradients", m.kv_gradients},
           {"attention_buffers", m.attention_buffers},
           {"saved_activations", m.saved_activations},
           {"text_activations", m.text_activations},
@@ -27,6 +28,7 @@ MemoryBreakdown memory_from(ObjectReader r) {
   m.optimizer_states = r.number("optimizer_states", 0, kHuge);
   m.visual_tokens = r.number("visual_tokens", 0, kHuge);
   m.kv = r.number("kv", 0, kHuge);
+  m.kv_gradients = r.optional_number("kv_gradients", 0, kHuge).value_or(0);  // absent before 0.x
   m.attention_buffers = r.number("attention_buffers", 0, kHuge);
   m.saved_activations = r.number("saved_activations", 0, kHuge);
   m.text_activations = r.number("text_activations", 0, kHuge);
@@ -40,6 +42,22 @@ json optional_number(const std::optional<double>& v) { return v ? json(*v) : jso
 std::optional<double> optional_from(ObjectReader& r, const std::string& key) {
   if (r.has(key) && r.raw(key).is_null()) return std::nullopt;
   return r.optional_number(key, 0, kHuge);
+}
+
+/// A layer's predicted time: null in an infeasible plan, which predicts nothing.
+json predicted_time(double seconds, bool feasible) {
+  return feasible ? json(seconds) : json(nullptr);
+}
+
+/// A field that must be present and is a number or null (a prediction that does not apply).
+std::optional<double> nullable_from(ObjectReader& r, const std::string& key) {
+  if (r.raw(key).is_null()) return std::nullopt;
+  return r.number(key, 0, kHuge);
+}
+
+/// Reads a layer time written by predicted_time (null reads as 0: nothing was predicted).
+double predicted_time_from(ObjectReader& r, const std::string& key) {
+  return nullable_from(r, key).value_or(0);
 }
 
 Strategy strategy_field(ObjectReader& r, const std::string& key) {
@@ -101,17 +119,18 @@ LayerPlan layer_from(ObjectReader r) {
   l.recompute = recompute.get<bool>();
   l.groups = static_cast<int>(r.integer("groups", 1));
   l.batch_per_group = r.integer("batch_per_group", 1);
+  l.idle_gpus = static_cast<int>(r.optional_integer("idle_gpus", 0, INT32_MAX).value_or(0));
   l.q_block = r.integer("q_block", 0);
   l.kv_block = r.integer("kv_block", 0);
   l.steps = static_cast<int>(r.integer("steps", 1));
-  l.step_compute_s = r.number("step_compute_s", 0, kHuge);
-  l.step_comm_s = r.number("step_comm_s", 0, kHuge);
+  l.step_compute_s = predicted_time_from(r, "step_compute_s");
+  l.step_comm_s = predicted_time_from(r, "step_comm_s");
   l.bytes_per_step = r.number("bytes_per_step", 0, kHuge);
-  l.forward_s = r.number("forward_s", 0, kHuge);
-  l.backward_s = r.number("backward_s", 0, kHuge);
-  l.compute_s = r.number("compute_s", 0, kHuge);
-  l.comm_s = r.number("comm_s", 0, kHuge);
-  l.time_s = r.number("time_s", 0, kHuge);
+  l.forward_s = predicted_time_from(r, "forward_s");
+  l.backward_s = predicted_time_from(r, "backward_s");
+  l.compute_s = predicted_time_from(r, "compute_s");
+  l.comm_s = predicted_time_from(r, "comm_s");
+  l.time_s = predicted_time_from(r, "time_s");
   l.memory_bytes = memory_from(r.object("memory_bytes"));
   l.reason = r.string("reason");
   l.alternatives = objects_from<Alternative>(r, "alternatives", alternative_from);
@@ -288,17 +307,18 @@ json to_json(const Plan& plan) {
                       {"recompute", l.recompute},
                       {"groups", l.groups},
                       {"batch_per_group", l.batch_per_group},
+                      {"idle_gpus", l.idle_gpus},
                       {"q_block", l.q_block},
                       {"kv_block", l.kv_block},
                       {"steps", l.steps},
-                      {"step_compute_s", l.step_compute_s},
-                      {"step_comm_s", l.step_comm_s},
+                      {"step_compute_s", predicted_time(l.step_compute_s, plan.feasible)},
+                      {"step_comm_s", predicted_time(l.step_comm_s, plan.feasible)},
                       {"bytes_per_step", l.bytes_per_step},
-                      {"forward_s", l.forward_s},
-                      {"backward_s", l.backward_s},
-                      {"compute_s", l.compute_s},
-                      {"comm_s", l.comm_s},
-                      {"time_s", l.time_s},
+                      {"forward_s", predicted_time(l.forward_s, plan.feasible)},
+                      {"backward_s", predicted_time(l.backward_s, plan.feasible)},
+                      {"compute_s", predicted_time(l.compute_s, plan.feasible)},
+                      {"comm_s", predicted_time(l.comm_s, plan.feasible)},
+                      {"time_s", predicted_time(l.time_s, plan.feasible)},
                       {"memory_bytes", memory_to_json(l.memory_bytes)},
                       {"reason", l.reason},
                       {"alternatives", alternatives}});
@@ -329,11 +349,11 @@ json to_json(const Plan& plan) {
             {"tensor_parallel", r.tensor_parallel},
             {"note", r.note}}},
           {"predicted",
-           {{"iteration_time_s", p.iteration_time_s},
-            {"cross_attention_time_s", p.cross_attention_time_s},
-            {"rest_of_model_time_s", p.rest_of_model_time_s},
-            {"throughput_tokens_per_s", p.throughput_tokens_per_s},
-            {"frames_per_s", p.frames_per_s},
+           {{"iteration_time_s", optional_number(p.iteration_time_s)},
+            {"cross_attention_time_s", optional_number(p.cross_attention_time_s)},
+            {"rest_of_model_time_s", optional_number(p.rest_of_model_time_s)},
+            {"throughput_tokens_per_s", optional_number(p.throughput_tokens_per_s)},
+            {"frames_per_s", optional_number(p.frames_per_s)},
             {"peak_memory_bytes_per_rank", p.peak_memory_bytes_per_rank},
             {"decode_step_s", optional_number(p.decode_step_s)},
             {"decode_tokens_per_s", optional_number(p.decode_tokens_per_s)}}},
@@ -393,11 +413,11 @@ Plan plan_from_json(const json& j, const std::string& origin) {
   }
   {
     ObjectReader p = r.object("predicted");
-    plan.predicted.iteration_time_s = p.number("iteration_time_s", 0, kHuge);
-    plan.predicted.cross_attention_time_s = p.number("cross_attention_time_s", 0, kHuge);
-    plan.predicted.rest_of_model_time_s = p.number("rest_of_model_time_s", 0, kHuge);
-    plan.predicted.throughput_tokens_per_s = p.number("throughput_tokens_per_s", 0, kHuge);
-    plan.predicted.frames_per_s = p.number("frames_per_s", 0, kHuge);
+    plan.predicted.iteration_time_s = nullable_from(p, "iteration_time_s");
+    plan.predicted.cross_attention_time_s = nullable_from(p, "cross_attention_time_s");
+    plan.predicted.rest_of_model_time_s = nullable_from(p, "rest_of_model_time_s");
+    plan.predicted.throughput_tokens_per_s = nullable_from(p, "throughput_tokens_per_s");
+    plan.predicted.frames_per_s = nullable_from(p, "frames_per_s");
     plan.predicted.peak_memory_bytes_per_rank = p.number("peak_memory_bytes_per_rank", 0, kHuge);
     plan.predicted.decode_step_s = optional_from(p, "decode_step_s");
     plan.predicted.decode_tokens_per_s = optional_from(p, "decode_tokens_per_s");

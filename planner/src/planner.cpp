@@ -25,6 +25,8 @@ constexpr double kOptimizerBytesPerParam = 14;
 constexpr double kTrainActivationPerTokenLayer = 17;
 /// Inference: live activation buffers per local text token, in units of hidden·b.
 constexpr double kInferActivationPerToken = 8;
+/// The largest ring `does_not_fit` searches when it suggests a rank count.
+constexpr int kMaxSuggestedRanks = 4096;
 
 std::vector<int> divisors(int n) {
   std::vector<int> low, high;
@@ -44,8 +46,9 @@ int node_of(const ClusterSpec& c, int rank) {
 struct Candidate {
   Strategy strategy;
   Placement placement;
-  int groups = 1;
+  int groups = 1;  ///< groups with samples to run: min(G / P, B)
   long long batch_per_group = 1;
+  int idle_gpus = 0;
   LayerShape shape;
   std::string unsupported;
   LayerCost cost;
@@ -227,8 +230,9 @@ class Planner {
     const ClusterSpec& c = in_.cluster;
     Candidate cand;
     cand.strategy = s;
-    cand.groups = c.gpus() / P;
+    cand.groups = static_cast<int>(std::min<long long>(c.gpus() / P, in_.workload.batch));
     cand.batch_per_group = (in_.workload.batch + cand.groups - 1) / cand.groups;
+    cand.idle_gpus = c.gpus() - cand.groups * P;
     cand.shape = cross_attention_shape(in_.model, in_.workload, cand.batch_per_group);
     cand.placement = placement_for(in_, s, P, ulysses_degree, recompute);
     const Placement& p = cand.placement;
@@ -240,18 +244,30 @@ class Planner {
     if (cand.unsupported.empty()) cand.unsupported = unit.unsupported(cand.shape, p);
     if (!cand.unsupported.empty()) return cand;
     cand.cost = unit.cost(cand.shape, p);
-    LayerMemory lm = unit.memory(cand.shape, p);
-    MemoryBreakdown& mb = cand.memory;
+    cand.memory = memory_of(unit, cand.shape, p);
+    cand.fits = cand.memory.total() <= in_.cluster.usable_memory_bytes();
+    return cand;
+  }
+
+  /// Per-rank memory of a strategy on `shape` and `p`, with the strategy-independent base.
+  MemoryBreakdown memory_of(const StrategyUnit& unit, const LayerShape& shape,
+                            const Placement& p) const {
+    LayerMemory lm = unit.memory(shape, p);
+    MemoryBreakdown mb;
     mb.weights = base_.weights;
     mb.optimizer_states = base_.optimizer_states;
     mb.text_activations = base_.text_activations;
     mb.visual_tokens = lm.visual_tokens;
     mb.kv = lm.kv;
     mb.attention_buffers = lm.attention_buffers;
-    mb.saved_activations =
-        lm.saved_for_backward * static_cast<double>(in_.model.cross_attention_layers.size());
-    cand.fits = mb.total() <= in_.cluster.usable_memory_bytes();
-    return cand;
+    // Training peaks in a layer's backward: it holds K and V (kept from the forward, or rebuilt
+    // when recomputing) and accumulates dK and dV of the same size, while every layer's saved
+    // tensors wait. Without recomputation this layer's saved K/V are the `kv` above, so they are
+    // not counted twice.
+    const double layers = static_cast<double>(in_.model.cross_attention_layers.size());
+    mb.saved_activations = lm.saved_for_backward * layers - (training_ && !p.recompute ? lm.kv : 0);
+    mb.kv_gradients = training_ ? lm.kv : 0;
+    return mb;
   }
 
   std::vector<Candidate> candidates() const {
@@ -300,12 +316,73 @@ class Planner {
     return d;
   }
 
+  /// "does not fit: needs X per rank, has Y (every category, largest first); <what fits>".
   std::string does_not_fit(const Candidate& c) const {
-    return "does not fit: needs " + units::format_bytes(c.memory.total()) + " per rank, has " +
-           units::format_bytes(in_.cluster.usable_memory_bytes()) + " (kv " +
-           units::format_bytes(c.memory.kv) + ", saved activations " +
-           units::format_bytes(c.memory.saved_activations) + ", weights " +
-           units::format_bytes(c.memory.weights) + ")";
+    std::string parts;
+    for (const auto& [name, bytes] : c.memory.largest_first())
+      parts += (parts.empty() ? "" : ", ") + name + " " + units::format_bytes(bytes);
+    std::string r = "does not fit: needs " + units::format_bytes(c.memory.total()) +
+                    " per rank, has " + units::format_bytes(in_.cluster.usable_memory_bytes()) +
+                    " (" + parts + ")";
+    std::vector<std::string> fixes;
+    if (auto P = smallest_fitting_ranks(c)) fixes.push_back("fits from P = " + std::to_string(*P));
+    if (auto limit = largest_fitting_visual_input(c)) fixes.push_back(*limit);
+    if (!fixes.empty()) r += "; " + fixes.front() + (fixes.size() > 1 ? ", or " + fixes[1] : "");
+    return r;
+  }
+
+  /// The fewest ranks from which the candidate's strategy fits with the same samples per group
+  /// (a larger cluster; weights and optimizer states per GPU as here), up to kMaxSuggestedRanks.
+  /// Ulysses runs only where the heads divide, so its few rank counts are tried in turn; a
+  /// ring's memory never grows with P, so its smallest fitting P is found by bisection.
+  std::optional<int> smallest_fitting_ranks(const Candidate& c) const {
+    if (c.strategy == Strategy::single || !c.unsupported.empty()) return std::nullopt;
+    const StrategyUnit& unit = strategy_unit(c.strategy);
+    auto fits = [&](int P) {
+      Placement p = c.placement;
+      p.ranks = P;
+      return unit.unsupported(c.shape, p).empty() &&
+             memory_of(unit, c.shape, p).total() <= in_.cluster.usable_memory_bytes();
+    };
+    if (c.strategy == Strategy::ulysses) {
+      for (int P = c.placement.ranks + 1; P <= c.shape.heads; ++P)
+        if (fits(P)) return P;
+      return std::nullopt;
+    }
+    const int step = c.strategy == Strategy::hybrid ? c.placement.ulysses_degree : 1;
+    int lo = c.placement.ranks / step, hi = kMaxSuggestedRanks / step;  // !fits(lo·step)
+    if (hi <= lo || !fits(hi * step)) return std::nullopt;
+    while (hi - lo > 1) {
+      int mid = lo + (hi - lo) / 2;
+      (fits(mid * step) ? hi : lo) = mid;
+    }
+    return hi * step;
+  }
+
+  /// "with frames ≤ N" (or "visual tokens ≤ N"): the longest visual input with which the
+  /// candidate fits as placed; empty when even no visual input would not fit.
+  std::optional<std::string> largest_fitting_visual_input(const Candidate& c) const {
+    if (!c.unsupported.empty()) return std::nullopt;
+    const StrategyUnit& unit = strategy_unit(c.strategy);
+    auto fits = [&](long long tokens) {
+      LayerShape s = c.shape;
+      s.s_kv = tokens;
+      return memory_of(unit, s, c.placement).total() <= in_.cluster.usable_memory_bytes();
+    };
+    long long lo = 0, hi = c.shape.s_kv;  // fits(lo) is the invariant; !fits(hi)
+    if (!fits(1)) return std::nullopt;
+    lo = 1;
+    while (hi - lo > 1) {
+      long long mid = lo + (hi - lo) / 2;
+      (fits(mid) ? lo : hi) = mid;
+    }
+    const WorkloadSpec& w = in_.workload;
+    const int per_frame = w.tokens_per_frame.value_or(in_.model.tokens_per_frame);
+    if (!w.visual_tokens && per_frame > 0) {
+      if (lo < per_frame) return std::nullopt;
+      return "with frames ≤ " + std::to_string(lo / per_frame);
+    }
+    return "with visual tokens ≤ " + std::to_string(lo);
   }
 
   LayerPlan plan_layer() {
@@ -337,6 +414,7 @@ class Planner {
     l.recompute = c.placement.recompute;
     l.groups = c.groups;
     l.batch_per_group = c.batch_per_group;
+    l.idle_gpus = c.idle_gpus;
     if (c.strategy == Strategy::hybrid && c.unsupported.empty()) {
       l.ulysses_degree = c.placement.ulysses_degree;
       l.ring_kind = to_string(hybrid_inner_ring(c.shape, c.placement));
@@ -467,20 +545,29 @@ class Planner {
     const ModelSpec& m = in_.model;
     const WorkloadSpec& w = in_.workload;
     Predicted& p = plan.predicted;
-    for (const auto& l : plan.layers) p.cross_attention_time_s += l.time_s;
+    double cross_attention_s = 0;
+    for (const auto& l : plan.layers) cross_attention_s += l.time_s;
+    if (!plan.layers.empty()) p.cross_attention_time_s = cross_attention_s;
     p.rest_of_model_time_s = plan.rest_of_model.time_s;
-    p.iteration_time_s = p.cross_attention_time_s + p.rest_of_model_time_s;
-    double input_tokens =
-        static_cast<double>(w.batch) * (w.text_tokens + static_cast<double>(visual_tokens(w, m)));
-    if (p.iteration_time_s > 0) {
-      p.throughput_tokens_per_s = input_tokens / p.iteration_time_s;
-      p.frames_per_s = w.batch * frames(w, m) / p.iteration_time_s;
+    const double iteration_s = cross_attention_s + plan.rest_of_model.time_s;
+    if (iteration_s > 0) {
+      p.iteration_time_s = iteration_s;
+      double input_tokens = static_cast<double>(w.batch) *
+                            (w.text_tokens + static_cast<double>(visual_tokens(w, m)));
+      p.throughput_tokens_per_s = input_tokens / iteration_s;
+      if (frames(w, m) > 0) p.frames_per_s = w.batch * frames(w, m) / iteration_s;
     }
     p.peak_memory_bytes_per_rank = base_.weights + base_.optimizer_states + base_.text_activations;
     for (const auto& l : plan.layers)
       p.peak_memory_bytes_per_rank = std::max(p.peak_memory_bytes_per_rank, l.memory_bytes.total());
     if (w.phase == Phase::decode) predict_decode(plan);
     if (w.phase == Phase::streaming) predict_streaming(plan);
+    if (!plan.feasible) {
+      // An infeasible plan predicts nothing but the memory it would need.
+      const double peak = p.peak_memory_bytes_per_rank;
+      p = Predicted{};
+      p.peak_memory_bytes_per_rank = peak;
+    }
   }
 
   /// Decode: per-head budgets and FairKV placement (decode.cpp), plus the cross-attention
@@ -553,6 +640,23 @@ class Planner {
 };
 
 }  // namespace
+
+std::vector<std::pair<std::string, double>> MemoryBreakdown::largest_first() const {
+  std::vector<std::pair<std::string, double>> parts = {
+      {"weights", weights},
+      {"optimizer states", optimizer_states},
+      {"visual tokens", visual_tokens},
+      {"kv", kv},
+      {"dK/dV", kv_gradients},
+      {"attention buffers", attention_buffers},
+      {"saved activations", saved_activations},
+      {"text activations", text_activations}};
+  parts.erase(std::remove_if(parts.begin(), parts.end(), [](const auto& p) { return p.second <= 0; }),
+              parts.end());
+  std::stable_sort(parts.begin(), parts.end(),
+                   [](const auto& a, const auto& b) { return a.second > b.second; });
+  return parts;
+}
 
 std::string xring_version() { return XRING_VERSION; }
 

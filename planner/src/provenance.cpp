@@ -90,14 +90,26 @@ std::vector<std::string> explain_diff(const Plan& before, const Plan& after) {
                   a != 0 ? 100 * (b - a) / std::fabs(a) : 0.0);
     out.push_back(buf);
   };
+  // A prediction that exists on one side only (an infeasible plan predicts nothing).
+  auto change_optional = [&](const std::string& name, const std::optional<double>& a,
+                             const std::optional<double>& b) {
+    if (a && b) return change(name, *a, *b);
+    if (a.has_value() == b.has_value()) return;
+    auto text = [](const std::optional<double>& v) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.6g", v.value_or(0));
+      return v ? std::string(buf) : std::string("null");
+    };
+    out.push_back(name + ": " + text(a) + " -> " + text(b));
+  };
   if (before.feasible != after.feasible)
     out.push_back(std::string("feasible: ") + (before.feasible ? "true" : "false") + " -> " +
                   (after.feasible ? "true" : "false"));
-  change("predicted.iteration_time_s", before.predicted.iteration_time_s,
+  change_optional("predicted.iteration_time_s", before.predicted.iteration_time_s,
          after.predicted.iteration_time_s);
-  change("predicted.throughput_tokens_per_s", before.predicted.throughput_tokens_per_s,
+  change_optional("predicted.throughput_tokens_per_s", before.predicted.throughput_tokens_per_s,
          after.predicted.throughput_tokens_per_s);
-  change("predicted.frames_per_s", before.predicted.frames_per_s, after.predicted.frames_per_s);
+  change_optional("predicted.frames_per_s", before.predicted.frames_per_s, after.predicted.frames_per_s);
   change("predicted.peak_memory_bytes_per_rank", before.predicted.peak_memory_bytes_per_rank,
          after.predicted.peak_memory_bytes_per_rank);
   change("rest_of_model.time_s", before.rest_of_model.time_s, after.rest_of_model.time_s);

@@ -164,10 +164,12 @@ Recommendation recommend(const RecommendRequest& r) {
         c.plan = plan(inputs_from_json(model, cluster, shaped, r.overrides), options);
         c.evaluated = true;
         const Predicted& p = c.plan.predicted;
-        const bool decodes = p.decode_tokens_per_s.has_value();
+        const bool decodes = c.plan.decode || c.plan.streaming;
+        // An infeasible plan predicts no rate; it never meets, so its zeros rank nothing.
         c.throughput_per_gpu =
-            (decodes ? *p.decode_tokens_per_s : p.throughput_tokens_per_s) / c.total_gpus();
-        c.latency_s = decodes ? *p.decode_step_s : p.iteration_time_s;
+            (decodes ? p.decode_tokens_per_s : p.throughput_tokens_per_s).value_or(0) /
+            c.total_gpus();
+        c.latency_s = (decodes ? p.decode_step_s : p.iteration_time_s).value_or(0);
         if (!c.plan.feasible) c.failures = c.plan.reasons;
         if (!r.requirements.empty()) {
           gate::Document doc = gate::read_document(

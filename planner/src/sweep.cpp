@@ -189,11 +189,11 @@ std::vector<std::string> default_metrics(const std::string& phase) {
 double metric(const Plan& plan, const std::string& name) {
   const Predicted& p = plan.predicted;
   const double none = std::nan("");
-  if (name == "iteration_time_s") return p.iteration_time_s;
-  if (name == "cross_attention_time_s") return p.cross_attention_time_s;
-  if (name == "rest_of_model_time_s") return p.rest_of_model_time_s;
-  if (name == "throughput_tokens_per_s") return p.throughput_tokens_per_s;
-  if (name == "frames_per_s") return p.frames_per_s;
+  if (name == "iteration_time_s") return p.iteration_time_s.value_or(none);
+  if (name == "cross_attention_time_s") return p.cross_attention_time_s.value_or(none);
+  if (name == "rest_of_model_time_s") return p.rest_of_model_time_s.value_or(none);
+  if (name == "throughput_tokens_per_s") return p.throughput_tokens_per_s.value_or(none);
+  if (name == "frames_per_s") return p.frames_per_s.value_or(none);
   if (name == "peak_memory_bytes_per_rank") return p.peak_memory_bytes_per_rank;
   if (name == "decode_step_s") return p.decode_step_s.value_or(none);
   if (name == "decode_tokens_per_s") return p.decode_tokens_per_s.value_or(none);

@@ -55,11 +55,15 @@ double kv_ring_backward_bytes(const LayerShape& s, int ranks);
 /// (H_kv/H)·d·b/(d·b + 2).
 double query_ring_crossover_ratio(const LayerShape& s);
 
-/// The local K/V block (tokens per rank) above which a query-ring step's compute hides its
-/// transfer: S_KV/P ≥ F·(2·d·b + 4)/(4·d·BW), about F·b/(2·BW).
-double query_ring_hiding_block(const LayerShape& s, double flop_per_s, const Link& link);
-/// The local Q block above which a KV-ring step hides its transfer: S_Q/P ≥ F·H_kv·b/(2·H·BW).
-double kv_ring_hiding_block(const LayerShape& s, double flop_per_s, const Link& link);
+/// The local K/V block (tokens per rank) from which a query-ring step's compute
+/// (4·B·H·q·kv·d / F) hides its transfer (B·q·H·(2·d·b + 4) / BW + latency), for a local query
+/// block of q tokens: S_KV/P ≥ F·(2·d·b + 4)/(4·d·BW) + F·latency/(4·B·H·q·d).
+double query_ring_hiding_block(const LayerShape& s, long long q_block, double flop_per_s,
+                               const Link& link);
+/// The local Q block from which a KV-ring step hides its transfer (2·B·kv·H_kv·d·b / BW +
+/// latency), for a local K/V block of kv tokens: S_Q/P ≥ F·H_kv·b/(2·H·BW) + F·latency/(4·B·H·kv·d).
+double kv_ring_hiding_block(const LayerShape& s, long long kv_block, double flop_per_s,
+                            const Link& link);
 
 /// Time of a P-step ring whose steps overlap compute with the transfer for the next step:
 /// compute + (P - 1)·max(compute, transfer) + tail, where tail is the final, unhidden transfer

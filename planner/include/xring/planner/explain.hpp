@@ -18,10 +18,11 @@ struct Explanation {
   LayerShape shape;    ///< per data-parallel group
   int ring_ranks = 1;  ///< P used for the per-step numbers below
   Link ring_link;
-  double attention_flop_per_s = 0;
-  std::vector<ExplainRow> rows;  ///< kv_ring and query_ring at ring_ranks
-  double s_q_over_s_kv = 0;
-  double crossover_ratio = 0;          ///< query-ring moves fewer bytes below this S_Q/S_KV
+  double attention_flop_per_s = 0;  ///< F: the planner's rate at one ring step's shape
+  double step_compute_s = 0;        ///< one forward ring step's attention, either ring
+  std::vector<ExplainRow> rows;     ///< kv_ring and query_ring at ring_ranks
+  double block_ratio = 0;           ///< (S_Q/P)/(S_KV/P) with the blocks as split (rounded up)
+  double crossover_ratio = 0;       ///< query-ring moves fewer bytes below this block ratio
   double local_kv_block = 0;           ///< S_KV / P
   double query_ring_hiding_block = 0;  ///< S_KV/P above which query-ring hides its transfers
   double local_q_block = 0;            ///< S_Q / P

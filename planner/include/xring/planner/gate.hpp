@@ -16,7 +16,10 @@ enum class Direction { higher_is_better, lower_is_better, must_hold };
 struct Metric {
   std::string name;  ///< e.g. "throughput_tokens_per_s", "layers.3.time_s", "feasible"
   Direction direction = Direction::lower_is_better;
-  double value = 0;             ///< the median when there are samples; 1/0 for booleans
+  /// The median when there are samples; 1/0 for booleans; empty where the document predicts
+  /// nothing (an infeasible plan, a rate that does not apply): it meets no requirement and
+  /// fails every comparison.
+  std::optional<double> value;
   std::vector<double> samples;  ///< repeated measurements (run reports with --repeat)
   bool boolean = false;
 };
@@ -29,6 +32,7 @@ struct Document {
   std::map<std::string, std::string>
       identity;  ///< model, cluster, workload (plans); plan (reports)
   std::vector<Metric> metrics;
+  bool predicts = true;  ///< false for an infeasible plan: its numbers are all empty
   const Metric* find(const std::string& name) const;
 };
 
@@ -57,8 +61,8 @@ enum class Verdict { pass, improved, regression, not_met };
 struct Row {
   std::string metric;
   std::optional<double> baseline;  ///< absent for requirements
-  double current = 0;
-  double change = 0;        ///< current − baseline (medians)
+  std::optional<double> current;  ///< empty: the current document predicts nothing here
+  double change = 0;              ///< current − baseline (medians), when both exist
   double allowed = 0;       ///< the bound the change was held to (threshold + noise)
   double noise = 0;         ///< the part of `allowed` that comes from the samples' spread
   std::string requirement;  ///< for --require rows

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "xring/planner/decode.hpp"
@@ -22,13 +23,16 @@ struct MemoryBreakdown {
   double optimizer_states = 0;   ///< training: gradients and Adam moments (sharded)
   double visual_tokens = 0;      ///< the rank's shard of the visual input (one shared copy)
   double kv = 0;                 ///< K/V of the layer
+  double kv_gradients = 0;       ///< training: dK and dV of the layer's backward
   double attention_buffers = 0;  ///< Q, O, L and in-flight blocks
   double saved_activations = 0;  ///< training: every cross-attention layer's saved tensors
   double text_activations = 0;   ///< the rest of the model's activations
   double total() const {
-    return weights + optimizer_states + visual_tokens + kv + attention_buffers + saved_activations +
-           text_activations;
+    return weights + optimizer_states + visual_tokens + kv + kv_gradients + attention_buffers +
+           saved_activations + text_activations;
   }
+  /// Every category that is not zero, largest first: {name as users read it, bytes}.
+  std::vector<std::pair<std::string, double>> largest_first() const;
 };
 
 /// A candidate the planner costed for a layer: time_s is null when it was rejected outright
@@ -49,8 +53,9 @@ struct LayerPlan {
   int ulysses_degree = 0;  ///< hybrid: Ulysses degree inside a node
   std::string ring_kind;   ///< hybrid: "query_ring" or "kv_ring" across nodes
   bool recompute = false;  ///< training: LV-XAttn activation recomputation
-  int groups = 1;          ///< data-parallel groups of `ranks` ranks
+  int groups = 1;          ///< data-parallel groups of `ranks` ranks that have samples to run
   long long batch_per_group = 1;
+  int idle_gpus = 0;  ///< GPUs without a sample: G − groups·ranks when the batch is small
   long long q_block = 0;      ///< largest query block per rank (tokens)
   long long kv_block = 0;     ///< largest K/V block per rank (tokens)
   int steps = 1;              ///< overlapped ring steps per pass
@@ -78,13 +83,15 @@ struct RestOfModel {
   std::string note;
 };
 
+/// What the plan predicts. Times and rates are empty (null in JSON, "—" in tables) when the
+/// plan is infeasible, and where they do not apply (no cross-attention layer ran, no frames).
 struct Predicted {
-  double iteration_time_s = 0;
-  double cross_attention_time_s = 0;
-  double rest_of_model_time_s = 0;
-  double throughput_tokens_per_s = 0;  ///< input tokens (text + visual) per second
-  double frames_per_s = 0;
-  double peak_memory_bytes_per_rank = 0;
+  std::optional<double> iteration_time_s;
+  std::optional<double> cross_attention_time_s;  ///< empty when no cross-attention layer runs
+  std::optional<double> rest_of_model_time_s;
+  std::optional<double> throughput_tokens_per_s;  ///< input tokens (text + visual) per second
+  std::optional<double> frames_per_s;             ///< empty when the workload has no frames
+  double peak_memory_bytes_per_rank = 0;          ///< what it needs, feasible or not
   std::optional<double> decode_step_s;  ///< decode/streaming: one generated token, full cache
   std::optional<double> decode_tokens_per_s;
 };
