@@ -451,6 +451,11 @@ double median(std::vector<double> v) {
 
 RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin,
                    const RunOptions& options) {
+  check_plan_against_inputs(plan, in, origin);  // read_plan_file did; plans built in code too
+  if (!(options.timeout_s > 0 && options.timeout_s <= kMaxTimeoutS))
+    throw Error("--timeout must be a number of seconds in (0, " +
+                std::to_string(static_cast<long long>(kMaxTimeoutS)) + "], got " +
+                std::to_string(options.timeout_s));
   if (options.backend == "nccl") {
     if (!options.launch)
       throw Error("--backend nccl needs this process's rank and world (launch_identity)");

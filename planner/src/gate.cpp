@@ -31,13 +31,14 @@ double number_at(const json& j, const std::string& key, const std::string& origi
                  const std::string& path) {
   const json& v = field(j, key, origin, path);
   if (!v.is_number())
-    fail(origin, path.empty() ? key : path + "." + key, "must be a number, got " + v.dump());
+    fail(origin, path.empty() ? key : path + "." + key,
+         "must be a number, got " + describe_json_value(v));
   return v.get<double>();
 }
 
 bool bool_at(const json& j, const std::string& key, const std::string& origin) {
   const json& v = field(j, key, origin, "");
-  if (!v.is_boolean()) fail(origin, key, "must be a boolean, got " + v.dump());
+  if (!v.is_boolean()) fail(origin, key, "must be a boolean, got " + describe_json_value(v));
   return v.get<bool>();
 }
 

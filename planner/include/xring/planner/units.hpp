@@ -18,6 +18,12 @@ enum class Quantity { bytes, bandwidth, time, flop_rate, count };
 /// this quantity. Counts also accept a bare number and the suffixes K, M, B (1e9), T.
 std::optional<double> parse(std::string_view text, Quantity q);
 
+/// The largest value a spec may give for a quantity, in SI base units: a sanity bound 10^3 to
+/// 10^6 above any device today (H200: 141 GB, 4.8 TB/s, ~1 PFLOP/s dense bf16), so that
+/// products of quantities stay finite (1e300 PFLOP/s would make every time 0). README
+/// "Resource limits" lists them.
+double largest(Quantity q);
+
 /// The units accepted for a quantity, for error messages: e.g. "B, KB, MB, GB, TB, KiB, ...".
 std::string accepted_units(Quantity q);
 
