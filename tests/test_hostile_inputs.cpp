@@ -4,6 +4,7 @@
 // for a runtime failure, and never crash, hang or say "internal error".
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -158,4 +159,172 @@ TEST(HostileInputs, OverlongSpecNameIsAnUnknownNameWithAShortQuote) {
   EXPECT_LT(r.output.size(), 2000u) << "the message must not echo the whole name";
   r = run_xring("plan --model " + std::string(300, 'x') + ".json");
   expect_bad_input(r, {"cannot open the file"});
+}
+
+namespace {
+
+/// The built-in tiny model with `key` set to the JSON text `value` (added or replaced).
+std::string tiny_model_with(const std::string& key, const std::string& value) {
+  json model = json::parse(run_xring("show model tiny").output);
+  model.erase(key);
+  const std::string text = model.dump();
+  return text.substr(0, text.size() - 1) + ", \"" + key + "\": " + value + "}";
+}
+
+/// The tiny model with a field "x" holding arrays nested so that the document is `depth` deep
+/// (the top-level object counts as 1).
+std::string nested_document(int depth) {
+  return tiny_model_with("x", std::string(depth - 1, '[') + "0" + std::string(depth - 1, ']'));
+}
+
+}  // namespace
+
+// Item 3 + limits: nesting 64 deep parses (then fails as an unknown field), 65 is refused at
+// parse time with the path; 200,000 deep (which crashed run, diff and show plan) likewise.
+TEST(HostileInputs, NestingIsRefusedPastTheLimitForEveryInputKind) {
+  const fs::path at_limit = scratch_path("deep64.json"), past = scratch_path("deep65.json");
+  write_text(at_limit, nested_document(64));
+  write_text(past, nested_document(65));
+  expect_bad_input(run_xring("plan --model " + at_limit.string()), {"at \"x\"", "unknown field"});
+  const std::string deep_path = "at \"x" + [] {
+    std::string p;
+    for (int i = 0; i < 63; ++i) p += "[0]";
+    return p;
+  }() + "\": nested more than 64";
+  expect_bad_input(run_xring("plan --model " + past.string()), {past.string(), deep_path});
+  for (const std::string& args :
+       std::vector<std::string>{"plan --cluster ", "plan --workload ", "plan --device-profile ",
+                                "import hf ", "show plan ", "diff " + past.string() + " ",
+                                "gate --require feasible --plan ", "heads build "})
+    expect_bad_input(run_xring(args + past.string()), {"nested more than 64"});
+
+  json plan =
+      planned("--model tiny --cluster h100-sxm-8 --set workload.frames=4", scratch_path("t.json"));
+  const std::string text = plan.dump();
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  const fs::path p = scratch_path("deep-provenance.json");
+  write_text(p, text.substr(0, text.size() - 1) + ", \"deep\": " + deep + "}");
+  for (const std::string cmd : {"run ", "show plan ", "gate --require feasible --plan "})
+    expect_bad_input(run_xring(cmd + p.string()), {"at \"deep[0]", "nested more than 64"});
+  expect_bad_input(run_xring("plan --set 'model.x=" + std::string(100, '[') + "'"),
+                   {"--set model.x", "nested more than 64"});
+}
+
+// Item 3: a value echoed into a message is cut short, however long it is.
+TEST(HostileInputs, MessagesQuoteAtMostAShortExcerpt) {
+  const fs::path p = scratch_path("long-string.json");
+  write_text(p, tiny_model_with("layers", "\"" + std::string(1 << 20, 'x') + "\""));
+  CliResult r = run_xring("plan --model " + p.string());
+  expect_bad_input(r, {"at \"layers\"", "(1048576 bytes)"});
+  EXPECT_LT(r.output.size(), 1000u) << r.output.substr(0, 1000);
+  write_text(p, tiny_model_with(std::string(1 << 20, 'k'), "1"));
+  r = run_xring("plan --model " + p.string());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_LT(r.output.size(), 2000u) << r.output.substr(0, 2000);
+}
+
+// Item 5 + limits: directories and devices are refused by name; a 64 MiB file is read, one
+// byte more is refused before parsing (--model /dev/zero read 4.2 GB).
+TEST(HostileInputs, NonRegularAndOversizedFilesAreRefused) {
+  expect_bad_input(run_xring("plan --model /dev/zero"), {"/dev/zero", "is a device"});
+  const fs::path dir = scratch_path("a-folder.json");
+  fs::create_directories(dir);
+  expect_bad_input(run_xring("plan --model " + dir.string()), {"is a directory"});
+  expect_bad_input(run_xring("show plan " + dir.string()), {"is a directory"});
+
+  const std::string model = run_xring("show model tiny").output;
+  ASSERT_EQ(model.front(), '{');
+  const size_t limit = 64u << 20;
+  const fs::path big = scratch_path("big-model.json");
+  write_text(big, model + std::string(limit - model.size(), ' '));
+  ASSERT_EQ(fs::file_size(big), limit);
+  CliResult r = run_xring("plan --model " + big.string());
+  EXPECT_EQ(r.exit_code, 0) << r.output.substr(0, 2000);
+  write_text(big, model + std::string(limit - model.size() + 1, ' '));
+  expect_bad_input(run_xring("plan --model " + big.string()), {"larger than 64 MiB"});
+  // A pipe has no size up front: it is read up to the limit, not to its end.
+  expect_bad_input(run_xring("plan --model /dev/stdin", "cat " + big.string() + " | "),
+                   {"larger than 64 MiB"});
+  fs::remove(big);
+}
+
+// Item 10: an output flag that cannot be written fails before the work, and no other output of
+// the command is left behind (run --json was written although --trace then failed).
+TEST(HostileInputs, ABadOutputPathLeavesNoOtherOutput) {
+  const std::string missing = "/nonexistent-xring-folder/out.json";
+  const fs::path plan = scratch_path("t.json");
+  planned("--model tiny --cluster h100-sxm-8 --set workload.frames=4", plan);
+  const fs::path out = scratch_path("never-written.out");
+  fs::remove(out);
+  const std::vector<std::string> commands = {
+      "run " + plan.string() + " --json " + out.string() + " --trace " + missing,
+      "plan --model tiny -o " + out.string() + " --trace " + missing,
+      "gate --baseline " + test_data("gate/plan_base.json") + " --current " +
+          test_data("gate/plan_pass.json") + " --markdown " + out.string() + " --junit " + missing,
+      "whatif --model tiny --vary workload.frames=1,2 --csv " + out.string() + " --plot " +
+          missing + ".svg",
+      "plan --model tiny -o " + scratch_path("").string()};
+  for (const auto& c : commands) {
+    CliResult r = run_xring(c);
+    EXPECT_EQ(r.exit_code, 2) << c << "\n" << r.output;
+    EXPECT_FALSE(fs::exists(out)) << c;
+    EXPECT_EQ(r.output.find("internal error"), std::string::npos) << r.output;
+  }
+  // Item 11: `-o ""` wrote nothing and exited 0.
+  expect_bad_input(run_xring("plan --model tiny -o ''"), {"must not be empty"});
+  for (const auto& f : fs::directory_iterator(scratch_path("").parent_path()))
+    EXPECT_EQ(f.path().string().find(".tmp."), std::string::npos) << f.path();
+}
+
+// Items 8 and 9: non-finite and out-of-range flags (nan passed CLI11's positive check,
+// 1e10 s overflowed the clock, --scale 0 silently meant 1, --sigma nan wrote null shares).
+TEST(HostileInputs, NonFiniteAndOutOfRangeFlagsAreRefused) {
+  const fs::path plan = scratch_path("t.json");
+  planned("--model tiny --cluster h100-sxm-8 --set workload.frames=4", plan);
+  expect_bad_input(run_xring("run " + plan.string() + " --timeout nan"), {"--timeout", "finite"});
+  expect_bad_input(run_xring("run " + plan.string() + " --timeout 1e10"), {"--timeout"});
+  expect_bad_input(run_xring("run " + plan.string() + " --timeout 0"), {"--timeout"});
+  // The limit itself (one week) is accepted.
+  EXPECT_EQ(run_xring("run " + plan.string() + " --timeout 604800").exit_code, 0);
+  expect_bad_input(run_xring("run " + plan.string() + " --timeout 604801"), {"--timeout"});
+  expect_bad_input(run_xring("run " + plan.string() + " --scale 0"), {"--scale", "(0, 1]"});
+  expect_bad_input(run_xring("run " + plan.string() + " --scale nan"), {"--scale"});
+  expect_bad_input(run_xring("heads synth --model tiny --sigma nan"), {"--sigma", "finite"});
+}
+
+// Item 9: quantities that overflow after unit scaling made every time "0 ps" and memory "inf".
+TEST(HostileInputs, QuantitiesBeyondTheLargestAreRefused) {
+  expect_bad_input(run_xring("plan --set cluster.gpu.peak_bf16=1e300PFLOP/s"),
+                   {"at \"gpu.peak_bf16\""});
+  expect_bad_input(run_xring("plan --set model.params=1e308"),
+                   {"at \"params\"", "larger than 1e+18"});
+  // The largest count is accepted (the plan is infeasible, not wrong), one past it is not.
+  CliResult r = run_xring("plan --set model.params=1e18");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.find("inf"), std::string::npos) << r.output;
+  expect_bad_input(run_xring("plan --set model.params=1.1e18"), {"at \"params\""});
+  expect_bad_input(run_xring("plan --set cluster.gpu.memory=2EB"), {"at \"gpu.memory\""});
+}
+
+// Item 5 + limits: recommend searched 10^9 GPUs for a minute; sweeps took 10^6 points.
+TEST(HostileInputs, SearchAndSweepSizesAreBounded) {
+  expect_bad_input(run_xring("recommend --model tiny --gpu h100-sxm --max-gpus 1000000000"),
+                   {"--max-gpus must be between 1 and 4096"});
+  expect_bad_input(run_xring("recommend --model tiny --gpu h100-sxm --max-gpus 4097"),
+                   {"--max-gpus"});
+  const auto started = std::chrono::steady_clock::now();
+  CliResult r = run_xring(
+      "recommend --model tiny --gpu h100-sxm --max-gpus 4096 --top 1 "
+      "--objective max_throughput_per_gpu");
+  EXPECT_LE(r.exit_code, 1) << r.output;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(60));
+  expect_bad_input(run_xring("whatif --model tiny --vary workload.frames=1..101:+1 --vary "
+                             "workload.text_tokens=1..100:+1"),
+                   {"10100+ points", "more than the 10000"});
+  r = run_xring(
+      "whatif --model tiny --vary workload.frames=1..100:+1 --vary "
+      "workload.text_tokens=1..100:+1 --metric iteration_time_s -j 2");
+  EXPECT_EQ(r.exit_code, 0) << r.output.substr(0, 2000);  // exactly 10,000 points: the limit
+  expect_bad_input(run_xring("whatif --model tiny --vary workload.frames=1..20000:+1"),
+                   {"more than 10000 values"});
 }

@@ -18,7 +18,7 @@ namespace xring {
 using nlohmann::json;
 
 /// Deepest nesting of objects and arrays any input may have (the top-level object is depth 1).
-/// xring's own files nest at most 8 deep; the limit keeps every recursive copy and dump of a
+/// xring's own files nest at most 6 deep; the limit keeps every recursive copy and dump of a
 /// parsed document far from the stack's end (README "Resource limits").
 constexpr int kMaxJsonDepth = 64;
 /// Largest JSON file read (README "Resource limits"): a plan of a 1,000-layer model is ~2 MiB.
