@@ -168,12 +168,12 @@ void attach_whatif(CLI::App& sub, int& exit_code) {
     r.options = planner_options(o->spec);
     r.threads = o->jobs;
     for (const auto& v : o->vary) r.axes.push_back(parse_vary(v));
+    for (const auto& m : o->metrics) metric(Plan{}, m);  // unknown names fail before the sweep
     ProgressLine progress("xring whatif");
     r.progress = [&](size_t done, size_t total) { progress.update(done, total, "points"); };
     std::vector<SweepPoint> points = run_sweep(r);
     std::vector<std::string> metrics =
         o->metrics.empty() ? default_metrics(points.front().plan.phase) : o->metrics;
-    for (const auto& m : metrics) metric(points.front().plan, m);  // unknown names fail here
     std::string text = csv(r.axes, points, metrics);
     // The plot first: gnuplot can fail (exit 3), and then no CSV is left either.
     if (!o->plot.empty()) write_plot(r.axes, points, metrics.front(), o->plot);
