@@ -295,7 +295,7 @@ TEST(HostileInputs, NonFiniteAndOutOfRangeFlagsAreRefused) {
 // Item 9: quantities that overflow after unit scaling made every time "0 ps" and memory "inf".
 TEST(HostileInputs, QuantitiesBeyondTheLargestAreRefused) {
   expect_bad_input(run_xring("plan --set cluster.gpu.peak_bf16=1e300PFLOP/s"),
-                   {"at \"gpu.peak_bf16\""});
+                   {"at \"gpu.peak_bf16\"", "larger than 1e+21", "check the unit"});
   expect_bad_input(run_xring("plan --set model.params=1e308"),
                    {"at \"params\"", "larger than 1e+18"});
   // The largest count is accepted (the plan is infeasible, not wrong), one past it is not.
@@ -327,4 +327,38 @@ TEST(HostileInputs, SearchAndSweepSizesAreBounded) {
   EXPECT_EQ(r.exit_code, 0) << r.output.substr(0, 2000);  // exactly 10,000 points: the limit
   expect_bad_input(run_xring("whatif --model tiny --vary workload.frames=1..20000:+1"),
                    {"more than 10000 values"});
+}
+
+// Item 11: an unknown --metric was reported only after the whole sweep (here: after a point's
+// own error); a visual workload on a text-only model blamed only the workload.
+TEST(HostileInputs, SmallerChecksComeFirstAndNameTheRightThing) {
+  expect_bad_input(run_xring("whatif --model tiny --vary workload.frames=-1,2 --metric nope"),
+                   {"unknown metric \"nope\""});
+  expect_bad_input(run_xring("plan --model llama-3-70b --workload video-qa"),
+                   {"builtin:video-qa", "at \"frames\"", "cross_attention_layers is empty"});
+  expect_bad_input(run_xring("plan --model llama-3-70b --workload video-qa --set "
+                             "workload.frames=null --set workload.visual_tokens=100"),
+                   {"at \"visual_tokens\""});
+}
+
+// Item 4: --trace of a model with very many cross-attention layers ran out of memory (and
+// unwound into a noexcept frame); the trace's size is checked before it is built.
+TEST(HostileInputs, OversizedTraceIsRefusedBeforeItIsBuilt) {
+  json model = json::parse(run_xring("show model tiny").output);
+  model["layers"] = 20000;
+  model["cross_attention_layers"] = json::array();
+  for (int i = 0; i < 20000; ++i) model["cross_attention_layers"].push_back(i);
+  const fs::path p = written("many-layers.json", model);
+  const std::string args = "plan --model " + p.string() +
+                           " --cluster h100-sxm-8 --set workload.frames=4 --strategy query_ring "
+                           "--ranks 8";
+  const fs::path trace = scratch_path("never.trace.json");
+  CliResult r = run_xring(args + " --trace " + trace.string());
+  EXPECT_EQ(r.exit_code, 2) << r.output.substr(0, 2000);
+  EXPECT_NE(r.output.find("--trace: the timeline would hold 2720000 events, more than 1000000"),
+            std::string::npos)
+      << r.output.substr(0, 2000);
+  EXPECT_FALSE(fs::exists(trace));
+  r = run_xring(args);  // the plan itself is fine
+  EXPECT_EQ(r.exit_code, 0) << r.output.substr(0, 2000);
 }

@@ -374,8 +374,9 @@ Outcome require(const Document& doc, const std::vector<std::string>& requirement
       auto hint = did_you_mean(name, names);
       std::string list;
       for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
-      throw Error("--require " + text + ": " + doc.origin + " has no metric \"" + name + "\"" +
-                  (hint ? "; did you mean \"" + *hint + "\"?" : "") + " (metrics: " + list + ")");
+      throw Error("--require " + quoted_excerpt(text) + ": " + doc.origin + " has no metric \"" +
+                  quoted_excerpt(name) + "\"" + (hint ? "; did you mean \"" + *hint + "\"?" : "") +
+                  " (metrics: " + list + ")");
     }
     row.metric = name;
     row.current = m->value;
@@ -384,8 +385,8 @@ Outcome require(const Document& doc, const std::vector<std::string>& requirement
     bool met;
     if (at == std::string::npos) {
       if (!m->boolean)
-        throw Error("--require " + text + ": " + name + " is a number; give a bound, e.g. " + name +
-                    ">=1");
+        throw Error("--require " + quoted_excerpt(text) + ": " + name +
+                    " is a number; give a bound, e.g. " + name + ">=1");
       met = m->value == 1;
     } else {
       std::string value = text.substr(at + op.size());
@@ -396,8 +397,8 @@ Outcome require(const Document& doc, const std::vector<std::string>& requirement
                      units::Quantity::bandwidth, units::Quantity::flop_rate})
         if (!bound) bound = units::parse(value, q);
       if (!bound)
-        throw Error("--require " + text + ": cannot read the bound \"" + value +
-                    "\" (a number, or with a unit: 70GiB, 2ms)");
+        throw Error("--require " + quoted_excerpt(text) + ": cannot read the bound \"" +
+                    quoted_excerpt(value) + "\" (a number, or with a unit: 70GiB, 2ms)");
       const double v = m->value, b = *bound;
       met = op == ">="   ? v >= b
             : op == "<=" ? v <= b

@@ -312,9 +312,12 @@ void check_compatible(const ModelSpec& m, const WorkloadSpec& w, const std::stri
   bool has_visual = w.frames.value_or(0) > 0 || w.visual_tokens.value_or(0) > 0;
   const std::string field = w.visual_tokens.value_or(0) > 0 ? "visual_tokens" : "frames";
   if (m.cross_attention_layers.empty() && has_visual)
-    throw Error(origin + ": at \"" + field + "\": the visual input does not fit the model: " +
-                m.name + "'s cross_attention_layers is empty, so it takes no visual input; use a "
-                "multimodal model or set " + field + " to 0");
+    throw Error(origin + ": at \"" + field +
+                "\": the visual input does not fit the model: " + m.name +
+                " has no cross-attention layers (its cross_attention_layers is empty), "
+                "so it takes no visual input; use a "
+                "multimodal model or set " +
+                field + " to 0");
 }
 
 }  // namespace xring

@@ -92,11 +92,7 @@ std::optional<double> parse(std::string_view text, Quantity q) {
   std::string_view unit = text.substr(end);
   if (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
   for (const Unit& u : table(q))
-    if (u.name == unit) {
-      const double scaled_value = value * u.scale;
-      if (!std::isfinite(scaled_value)) return std::nullopt;
-      return scaled_value;
-    }
+    if (u.name == unit) return value * u.scale;  // may overflow to +inf: see largest()
   return std::nullopt;
 }
 

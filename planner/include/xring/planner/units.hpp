@@ -15,7 +15,8 @@ enum class Quantity { bytes, bandwidth, time, flop_rate, count };
 /// seconds, FLOP/s, or a plain count. Decimal prefixes (GB = 1e9) and binary ones
 /// (GiB = 2^30) are distinct; bits ("Gb/s", "Gbit/s") are converted to bytes.
 /// Returns nullopt when the text is not a finite, non-negative number followed by a unit of
-/// this quantity. Counts also accept a bare number and the suffixes K, M, B (1e9), T.
+/// this quantity; a number that overflows only after scaling ("1e300PFLOP/s") is +inf, which
+/// spec readers refuse as larger than largest(q). Counts also accept a bare number and the suffixes K, M, B (1e9), T.
 std::optional<double> parse(std::string_view text, Quantity q);
 
 /// The largest value a spec may give for a quantity, in SI base units: a sanity bound 10^3 to
