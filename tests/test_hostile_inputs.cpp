@@ -362,3 +362,17 @@ TEST(HostileInputs, OversizedTraceIsRefusedBeforeItIsBuilt) {
   r = run_xring(args);  // the plan itself is fine
   EXPECT_EQ(r.exit_code, 0) << r.output.substr(0, 2000);
 }
+
+// Item 11: a fault that can never fire ran to the end and exited 0, as if it had been tested.
+TEST(HostileInputs, AnInjectedFaultThatNeverFiresIsAnError) {
+  const fs::path plan = scratch_path("ring.json");
+  planned(
+      "--model tiny --cluster h100-sxm-8 --set workload.frames=4 --strategy query_ring "
+      "--ranks 8",
+      plan);
+  expect_bad_input(run_xring("run " + plan.string() + " --inject-fault 1:1000:fail"),
+                   {"--inject-fault", "send #1000 never happens", "choose a smaller MESSAGE"});
+  CliResult r = run_xring("run " + plan.string() + " --inject-fault 1:1:fail");
+  EXPECT_EQ(r.exit_code, 3) << r.output;
+  EXPECT_NE(r.output.find("injected fault"), std::string::npos) << r.output;
+}
