@@ -30,8 +30,10 @@ void attach_gate(CLI::App& sub, int& exit_code) {
       "JSON rules: {\"defaults\": {\"relative\": 0.05}, \"metrics\": {\"layers.*.time_s\": "
       "{\"relative\": 0.1}, \"peak_memory_bytes_per_rank\": {\"absolute\": 1e9}, \"NAME\": "
       "{\"ignore\": true}}}");
-  sub.add_option("--junit", o->junit, "Write JUnit XML (testsuites/testsuite/testcase/failure)");
-  sub.add_option("--markdown", o->markdown, "Write the markdown summary (also printed)");
+  sub.add_option("--junit", o->junit, "Write JUnit XML (testsuites/testsuite/testcase/failure)")
+      ->check(output_file());
+  sub.add_option("--markdown", o->markdown, "Write the markdown summary (also printed)")
+      ->check(output_file());
   sub.add_option("--title", o->title, "Title of the summary (default: the compared files)");
   sub.add_flag("--update-baseline", o->update_baseline,
                "After comparing, replace --baseline with --current (atomically) and exit 0");
@@ -74,8 +76,10 @@ void attach_gate(CLI::App& sub, int& exit_code) {
     }
     std::string md = gate::markdown(outcome, title);
     std::string xml = gate::junit_xml(outcome, title);
-    if (!o->markdown.empty()) write_file_atomically(o->markdown, md);
-    if (!o->junit.empty()) write_file_atomically(o->junit, xml);
+    std::vector<std::pair<std::string, std::string>> files;
+    if (!o->markdown.empty()) files.push_back({o->markdown, md});
+    if (!o->junit.empty()) files.push_back({o->junit, xml});
+    write_files_atomically(files);
     std::fputs(md.c_str(), stdout);
     if (o->update_baseline) {
       std::ifstream in(o->current, std::ios::binary);

@@ -31,9 +31,10 @@ void attach_heads(CLI::App& sub, int& exit_code) {
       ->capture_default_str();
   s->add_option("--sigma", synth->sigma, "Skew: shares = softmax(sigma * z), z ~ N(0,1)")
       ->capture_default_str()
-      ->check(CLI::Range(0.0, 10.0));
+      ->check(finite_in(0.0, 10.0));
   s->add_option("--seed", synth->seed, "Random seed")->capture_default_str();
-  s->add_option("-o,--output", synth->output, "Write the profile here instead of stdout");
+  s->add_option("-o,--output", synth->output, "Write the profile here instead of stdout")
+      ->check(output_file());
   s->callback([synth, &exit_code] {
     SpecJson j = load_spec_json(SpecKind::model, synth->model);
     HeadProfile p =
@@ -62,7 +63,8 @@ void attach_heads(CLI::App& sub, int& exit_code) {
        "JSON {\"model\", \"source\", \"scores\": [layer][kv head][token]} (positive scores)")
       ->required();
   b->add_option("--bins", build->bins, "Log-spaced score bins")->capture_default_str();
-  b->add_option("-o,--output", build->output, "Write the profile here instead of stdout");
+  b->add_option("-o,--output", build->output, "Write the profile here instead of stdout")
+      ->check(output_file());
   b->callback([build, &exit_code] {
     HeadProfile p =
         head_profile_from_scores(read_json_file(build->scores), build->scores, build->bins);

@@ -18,7 +18,8 @@ void attach_import(CLI::App& sub, int& exit_code) {
   CLI::App* hf =
       sub.add_subcommand("hf", "A Hugging Face config.json (mllama, llama, mistral, qwen2)");
   hf->add_option("config", o->config, "The model's config.json")->required();
-  hf->add_option("-o,--output", o->output, "Write the ModelSpec here (default: stdout)");
+  hf->add_option("-o,--output", o->output, "Write the ModelSpec here (default: stdout)")
+      ->check(output_file());
   hf->add_option("--name", o->name, "The spec's name (default: the config file's stem)");
   hf->footer(
       "What the config does not say is assumed and listed on stderr (e.g. tokens per image).\n"

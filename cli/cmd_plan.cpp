@@ -16,10 +16,12 @@ void attach_plan(CLI::App& sub, int& exit_code) {
   auto o = std::make_shared<Options>();
   add_spec_options(sub, o->spec);
   sub.add_flag("--json", o->json, "Print the plan as JSON instead of the table");
-  sub.add_option("-o,--output", o->output, "Write the plan JSON to this file (for xring run)");
+  sub.add_option("-o,--output", o->output, "Write the plan JSON to this file (for xring run)")
+      ->check(output_file());
   sub.add_option(
-      "--trace", o->trace,
-      "Write the predicted per-rank schedule as a Chrome/Perfetto trace (ui.perfetto.dev)");
+         "--trace", o->trace,
+         "Write the predicted per-rank schedule as a Chrome/Perfetto trace (ui.perfetto.dev)")
+      ->check(output_file());
   sub.footer("With no flags it plans the built-in default (" + std::string(kDefaultModel) + " on " +
              kDefaultCluster + ", workload " + kDefaultWorkload +
              ").\nExamples:\n"
@@ -33,8 +35,10 @@ void attach_plan(CLI::App& sub, int& exit_code) {
     Inputs in = load_inputs(o->spec);
     Plan p = plan(in, planner_options(o->spec));
     std::string text = to_json(p).dump(2) + "\n";
-    if (!o->output.empty()) write_file_atomically(o->output, text);
-    if (!o->trace.empty()) write_file_atomically(o->trace, predicted_trace(p).dump() + "\n");
+    std::vector<std::pair<std::string, std::string>> files;
+    if (!o->output.empty()) files.push_back({o->output, text});
+    if (!o->trace.empty()) files.push_back({o->trace, predicted_trace(p).dump() + "\n"});
+    write_files_atomically(files);
     if (o->json)
       std::fputs(text.c_str(), stdout);
     else

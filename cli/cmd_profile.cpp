@@ -76,6 +76,7 @@ void attach_profile(CLI::App& sub, int& exit_code) {
   sub.add_option("--head-dim", o->profile.head_dims, "Head dims to measure (default 64 and 128)")
       ->check(CLI::Range(8, 512));
   sub.add_option("-o,--output", o->output, "Where to write the DeviceProfile JSON")
+      ->check(output_file())
       ->capture_default_str();
   sub.footer(
       "Measures attention forward and backward over a grid of (S_Q, S_KV), the memory stream, "
@@ -137,9 +138,10 @@ void attach_validate(CLI::App& sub, int& exit_code) {
   sub.add_option("--repeat", o->validate.repeat, "Runs per point (median)")
       ->capture_default_str()
       ->check(CLI::Range(1, 100));
-  sub.add_option("--json", o->json, "Write the table as JSON");
-  sub.add_option("--csv", o->csv, "Write the table as CSV");
-  sub.add_option("--plot", o->plot, "Predicted vs measured as SVG (gnuplot; else the .gp script)");
+  sub.add_option("--json", o->json, "Write the table as JSON")->check(output_file());
+  sub.add_option("--csv", o->csv, "Write the table as CSV")->check(output_file());
+  sub.add_option("--plot", o->plot, "Predicted vs measured as SVG (gnuplot; else the .gp script)")
+      ->check(output_file());
   sub.add_option("--max-median-error", o->max_median,
                  "Exit 1 when the median |error| exceeds this fraction (e.g. 0.10)");
   sub.add_option("--max-worst-error", o->max_worst,

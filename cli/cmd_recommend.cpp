@@ -49,11 +49,13 @@ void attach_recommend(CLI::App& sub, int& exit_code) {
   sub.add_option("--top", o->top, "How many recommendations to print and emit")
       ->capture_default_str();
   sub.add_option(
-      "--csv", o->csv,
-      "Every shape considered, with its numbers and whether it is on the Pareto frontier");
+         "--csv", o->csv,
+         "Every shape considered, with its numbers and whether it is on the Pareto frontier")
+      ->check(output_file());
   sub.add_option(
-      "--plot", o->plot,
-      "Throughput per GPU vs latency of the meeting shapes, frontier marked (SVG via gnuplot)");
+         "--plot", o->plot,
+         "Throughput per GPU vs latency of the meeting shapes, frontier marked (SVG via gnuplot)")
+      ->check(output_file());
   sub.add_option("--emit-plans", o->emit,
                  "Write a ready plan file for each of the top recommendations here");
   sub.footer(

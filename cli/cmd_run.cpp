@@ -14,7 +14,7 @@ void attach_run(CLI::App& sub, int& exit_code) {
   struct Options {
     std::string plan;
     executor::RunOptions run;
-    double scale = 0;
+    std::optional<double> scale;
     std::string json;
     std::string trace;
     std::string fault;
@@ -31,9 +31,10 @@ void attach_run(CLI::App& sub, int& exit_code) {
       ->check(CLI::IsMember({"cpu", "cuda", "nccl"}));
   sub.add_option("--seed", o->run.seed, "Seed of the synthetic inputs")->capture_default_str();
   sub.add_option(
-      "--scale", o->scale,
-      "Multiply S_Q and S_KV by this factor in (0, 1]; required when a layer exceeds the "
-      "cpu budget (never applied silently)");
+         "--scale", o->scale,
+         "Multiply S_Q and S_KV by this factor in (0, 1]; required when a layer exceeds the "
+         "cpu budget (never applied silently)")
+      ->check(finite_in(0, 1));
   sub.add_option("--media-mask", o->run.media_mask,
                  "Flamingo-style media mask: none, same_group, up_to_group")
       ->capture_default_str()
@@ -53,7 +54,7 @@ void attach_run(CLI::App& sub, int& exit_code) {
                  "Seconds any rank may wait for a peer; past it every rank aborts (exit 3, the "
                  "message names layer, rank, host and step)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(finite_in(0, executor::kMaxTimeoutS));
   sub.add_option("--inject-fault", o->fault,
                  "Testing the abort path: RANK:MESSAGE:fail|drop (that rank's MESSAGE-th send "
                  "fails, or is lost so its peer times out)")
@@ -66,9 +67,10 @@ void attach_run(CLI::App& sub, int& exit_code) {
                  "nccl: a file path every process can see, fresh for the job, where the processes "
                  "meet")
       ->group("Multi-process (--backend nccl)");
-  sub.add_option("--json", o->json, "Write the run report JSON here");
+  sub.add_option("--json", o->json, "Write the run report JSON here")->check(output_file());
   sub.add_option("--trace", o->trace,
-                 "Write the measured per-rank timeline (Chrome/Perfetto trace)");
+                 "Write the measured per-rank timeline (Chrome/Perfetto trace)")
+      ->check(output_file());
   sub.footer(
       "Examples:\n"
       "  xring plan --model tiny --cluster h100-sxm-8 -o tiny.json && xring run tiny.json\n"
@@ -81,7 +83,7 @@ void attach_run(CLI::App& sub, int& exit_code) {
   sub.callback([o, &exit_code] {
     Plan p = read_plan_file(o->plan);
     Inputs in = plan_inputs(p, o->plan);
-    if (o->scale != 0) o->run.scale = o->scale;
+    if (o->scale) o->run.scale = o->scale;
     if (!o->fault.empty()) o->run.fault = executor::parse_fault(o->fault);
     if (o->run.backend == "nccl")
       o->run.launch = executor::launch_identity(o->rank, o->world, o->rendezvous,
@@ -95,8 +97,10 @@ void attach_run(CLI::App& sub, int& exit_code) {
     }
     std::string report = executor::to_json(r).dump(2) + "\n";
     std::string trace = o->trace.empty() ? "" : executor::measured_trace(r).dump() + "\n";
-    if (!o->json.empty()) write_file_atomically(o->json, report);
-    if (!o->trace.empty()) write_file_atomically(o->trace, trace);
+    std::vector<std::pair<std::string, std::string>> files;
+    if (!o->json.empty()) files.push_back({o->json, report});
+    if (!o->trace.empty()) files.push_back({o->trace, trace});
+    write_files_atomically(files);
     using units::format_time;
     fmt::print("xring run {} on the {} backend (seed {}, scale {:g})\n", o->plan, r.backend, r.seed,
                r.scale);

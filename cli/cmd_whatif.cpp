@@ -141,11 +141,13 @@ void attach_whatif(CLI::App& sub, int& exit_code) {
         for (const auto& n : metric_names()) all += (all.empty() ? "" : ", ") + n;
         return all;
       }());
-  sub.add_option("--csv", o->csv, "Write one header row and one row per point");
+  sub.add_option("--csv", o->csv, "Write one header row and one row per point")
+      ->check(output_file());
   sub.add_option(
-      "--plot", o->plot,
-      "Plot the first metric against the first --vary field as SVG (gnuplot; without it, "
-      "the .gp script is written next to the SVG path)");
+         "--plot", o->plot,
+         "Plot the first metric against the first --vary field as SVG (gnuplot; without it, "
+         "the .gp script is written next to the SVG path)")
+      ->check(output_file());
   sub.add_option("-j,--jobs", o->jobs, "Threads (default: one per hardware thread)")
       ->check(CLI::NonNegativeNumber);
   sub.footer(
@@ -166,15 +168,16 @@ void attach_whatif(CLI::App& sub, int& exit_code) {
     r.options = planner_options(o->spec);
     r.threads = o->jobs;
     for (const auto& v : o->vary) r.axes.push_back(parse_vary(v));
+    for (const auto& m : o->metrics) metric(Plan{}, m);  // unknown names fail before the sweep
     ProgressLine progress("xring whatif");
     r.progress = [&](size_t done, size_t total) { progress.update(done, total, "points"); };
     std::vector<SweepPoint> points = run_sweep(r);
     std::vector<std::string> metrics =
         o->metrics.empty() ? default_metrics(points.front().plan.phase) : o->metrics;
-    for (const auto& m : metrics) metric(points.front().plan, m);  // unknown names fail here
     std::string text = csv(r.axes, points, metrics);
-    if (!o->csv.empty()) write_file_atomically(o->csv, text);
+    // The plot first: gnuplot can fail (exit 3), and then no CSV is left either.
     if (!o->plot.empty()) write_plot(r.axes, points, metrics.front(), o->plot);
+    if (!o->csv.empty()) write_file_atomically(o->csv, text);
     // The table.
     std::vector<std::string> header;
     for (const auto& a : r.axes) header.push_back(a.field);

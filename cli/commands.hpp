@@ -52,11 +52,25 @@ void add_spec_options(CLI::App& app, SpecOptions& o);
 Inputs load_inputs(const SpecOptions& o);
 PlannerOptions planner_options(const SpecOptions& o);
 
+/// A validator for a real-valued flag: a finite number in [min, max]. CLI11's Range and
+/// PositiveNumber let "nan" through (every comparison with NaN is false).
+CLI::Validator finite_in(double min, double max);
+
+/// A validator for an output file flag (-o, --json, --trace, --csv, --plot, ...): the path is
+/// not empty, not a directory, and its folder exists and is writable. CLI11 runs it while
+/// parsing, so every output is checked before a command starts its work.
+CLI::Validator output_file();
+
+/// Writes every (path, text) through temporary files and renames them into place only after
+/// all were written: a failure leaves none of them (and no temporary file). Throws
+/// xring::Error naming the path.
+void write_files_atomically(const std::vector<std::pair<std::string, std::string>>& files);
+
 /// Writes `text` to `path` through a temporary file and a rename, so a failure never leaves
 /// a partial file. Throws xring::Error naming the path.
 void write_file_atomically(const std::string& path, const std::string& text);
-/// Ctrl-C (SIGINT) and SIGTERM remove the temporary file write_file_atomically is writing, then
-/// terminate as the signal would: outputs are never left half-written.
+/// Ctrl-C (SIGINT), SIGTERM and SIGHUP remove the temporary file write_file_atomically is writing,
+/// then terminate as the signal would: outputs are never left half-written.
 void remove_partial_outputs_on_signals();
 
 /// Writes `script` (a gnuplot script whose output is `svg`) next to the SVG as .gp and runs

@@ -1,6 +1,7 @@
 // xring: the command-line front end. Parses, dispatches to a subcommand, maps errors to exit
 // codes (0 ok, 1 requirement not met, 2 bad input, 3 runtime failure).
 #include <cstdio>
+#include <new>
 
 #include "commands.hpp"
 #include "xring/planner/error.hpp"
@@ -73,6 +74,11 @@ int main(int argc, char** argv) {
   } catch (const xring::Error& e) {
     std::fprintf(stderr, "xring: error: %s\n", e.what());
     return static_cast<int>(e.kind());
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr,
+                 "xring: error: out of memory (the inputs ask for more than this machine "
+                 "has; shrink the workload, the sweep or the model)\n");
+    return static_cast<int>(xring::ExitCode::runtime);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "xring: internal error: %s\n", e.what());
     return static_cast<int>(xring::ExitCode::runtime);

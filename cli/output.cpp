@@ -2,6 +2,7 @@
 #include <fmt/core.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -59,24 +60,29 @@ PlannerOptions planner_options(const SpecOptions& o) {
 
 namespace {
 
-// The temporary file being written, if any, for the signal handler to remove (Ctrl-C must not
+// The temporary files being written, for the signal handler to remove (Ctrl-C must not
 // leave a partial output behind). Plain storage: a handler may only touch lock-free state.
-char pending_tmp[4096];
-volatile std::sig_atomic_t pending_set = 0;
+constexpr int kMaxPendingFiles = 8;
+char pending_tmp[kMaxPendingFiles][4096];
+volatile std::sig_atomic_t pending_count = 0;
 
 extern "C" void remove_pending_and_die(int sig) {
-  if (pending_set) ::unlink(pending_tmp);
+  for (int i = 0; i < pending_count; ++i) ::unlink(pending_tmp[i]);
   std::signal(sig, SIG_DFL);
   std::raise(sig);
 }
 
-/// Marks `tmp` as the file to remove on a signal until the guard goes out of scope.
-struct PendingFile {
-  explicit PendingFile(const std::string& tmp) {
-    std::snprintf(pending_tmp, sizeof pending_tmp, "%s", tmp.c_str());
-    pending_set = tmp.size() < sizeof pending_tmp;
+/// Marks temporary files as the ones to remove on a signal until the guard goes out of scope.
+class PendingFiles {
+ public:
+  PendingFiles() { pending_count = 0; }
+  ~PendingFiles() { pending_count = 0; }
+  void add(const std::string& tmp) {
+    if (pending_count >= kMaxPendingFiles || tmp.size() >= sizeof pending_tmp[0])
+      throw Error(tmp + ": too many or too long output paths for one command");
+    std::snprintf(pending_tmp[pending_count], sizeof pending_tmp[0], "%s", tmp.c_str());
+    pending_count = pending_count + 1;
   }
-  ~PendingFile() { pending_set = 0; }
 };
 
 }  // namespace
@@ -84,27 +90,82 @@ struct PendingFile {
 void remove_partial_outputs_on_signals() {
   std::signal(SIGINT, remove_pending_and_die);
   std::signal(SIGTERM, remove_pending_and_die);
+  std::signal(SIGHUP, remove_pending_and_die);  // the terminal closed
+}
+
+CLI::Validator finite_in(double min, double max) {
+  return CLI::Validator(
+      [min, max](std::string& text) -> std::string {
+        double v = 0;
+        if (!CLI::detail::lexical_cast(text, v) || !std::isfinite(v) || v < min || v > max)
+          return "must be a finite number in [" + fmt::format("{:g}", min) + ", " +
+                 fmt::format("{:g}", max) + "], got " + text;
+        return "";
+      },
+      "FINITE in [" + fmt::format("{:g}", min) + ", " + fmt::format("{:g}", max) + "]");
+}
+
+CLI::Validator output_file() {
+  return CLI::Validator(
+      [](std::string& path) -> std::string {
+        namespace fs = std::filesystem;
+        if (path.empty()) return "an output path must not be empty";
+        std::error_code ec;
+        if (fs::is_directory(path, ec)) return path + " is a directory; give a file path";
+        fs::path folder = fs::path(path).parent_path();
+        if (folder.empty()) folder = ".";
+        if (!fs::is_directory(folder, ec))
+          return path + ": the folder " + folder.string() + " does not exist";
+        if (::access(folder.c_str(), W_OK) != 0)
+          return path + ": cannot write into the folder " + folder.string();
+        return "";
+      },
+      "FILE");
+}
+
+namespace {
+
+/// Writes `text` to `tmp`; throws (after removing it) when the write fails.
+void write_temporary(const std::string& path, const std::string& tmp, const std::string& text) {
+  std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+  if (!out) throw Error(path + ": cannot write the file (does its folder exist?)");
+  out << text;
+  out.flush();
+  if (!out) {
+    out.close();
+    std::filesystem::remove(tmp);
+    throw Error(path + ": writing failed (disk full?)", ExitCode::runtime);
+  }
+}
+
+}  // namespace
+
+void write_files_atomically(const std::vector<std::pair<std::string, std::string>>& files) {
+  std::vector<std::string> tmps;
+  auto remove_all = [&] {
+    std::error_code ignored;
+    for (const auto& t : tmps) std::filesystem::remove(t, ignored);
+  };
+  PendingFiles pending;  // a signal removes every temporary file, written or in progress
+  try {
+    for (const auto& [path, text] : files) {
+      tmps.push_back(path + ".tmp." + std::to_string(::getpid()));
+      pending.add(tmps.back());
+      write_temporary(path, tmps.back(), text);
+    }
+    for (size_t i = 0; i < files.size(); ++i) {
+      std::error_code ec;
+      std::filesystem::rename(tmps[i], files[i].first, ec);
+      if (ec) throw Error(files[i].first + ": cannot replace the file: " + ec.message());
+    }
+  } catch (...) {
+    remove_all();
+    throw;
+  }
 }
 
 void write_file_atomically(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  PendingFile pending(tmp);
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error(path + ": cannot write the file (does its folder exist?)");
-    out << text;
-    out.flush();
-    if (!out) {
-      std::filesystem::remove(tmp);
-      throw Error(path + ": writing failed (disk full?)", ExitCode::runtime);
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp);
-    throw Error(path + ": cannot replace the file: " + ec.message());
-  }
+  write_files_atomically({{path, text}});
 }
 
 namespace {

@@ -451,6 +451,11 @@ double median(std::vector<double> v) {
 
 RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin,
                    const RunOptions& options) {
+  check_plan_against_inputs(plan, in, origin);  // read_plan_file did; plans built in code too
+  if (!(options.timeout_s > 0 && options.timeout_s <= kMaxTimeoutS))
+    throw Error("--timeout must be a number of seconds in (0, " +
+                std::to_string(static_cast<long long>(kMaxTimeoutS)) + "], got " +
+                std::to_string(options.timeout_s));
   if (options.backend == "nccl") {
     if (!options.launch)
       throw Error("--backend nccl needs this process's rank and world (launch_identity)");
@@ -541,6 +546,7 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
   std::mutex events_mutex;
   double worst_ratio = 0;
   double flops = 0, tokens = 0, frames = 0;
+  int most_fault_rank_sends = 0;  // --inject-fault: to say why a fault never fired
   // What every executed layer adds to the report: the prediction for its shape, its errors.
   auto finish_layer = [&](LayerReport layer, const LayerPlan& lp, const LayerShape& shape,
                           const Comparison& c, double layer_flops) {
@@ -708,6 +714,7 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
             waited[rec.rank()] = rec.waited_s();
             sent[rec.rank()] = static_cast<double>(rec.bytes_sent());
             std::lock_guard<std::mutex> lock(events_mutex);
+            most_fault_rank_sends = std::max(most_fault_rank_sends, faulty.sends());
             report.events.push_back({rec.rank(), 1,
                                      "layer " + std::to_string(lp.index) + " " + layer.strategy, t0,
                                      t1});
@@ -737,6 +744,11 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
     }
     finish_layer(layer, lp, shape, c, layer_flops);
   }
+  if (options.fault)  // it would have ended the run: it never fired
+    throw Error("--inject-fault: rank " + std::to_string(options.fault->rank) + "'s send #" +
+                std::to_string(options.fault->message) + " never happens in this plan (at most " +
+                std::to_string(most_fault_rank_sends) +
+                " sends in one layer run); choose a smaller MESSAGE");
   report.verified = worst_ratio <= 1.0;
   if (report.measured_time_s > 0) {
     report.measured_tokens_per_s = tokens / report.measured_time_s;

@@ -91,7 +91,7 @@ DeviceProfile device_profile_from_json(const json& j, const std::string& origin)
   if (r.string("kind") != kDeviceProfileKind)
     r.fail("kind", std::string("must be \"") + kDeviceProfileKind +
                        "\" (is this a device profile written by xring profile?)");
-  p.schema_version = static_cast<int>(r.integer("schema_version", 1));
+  p.schema_version = r.int32("schema_version", 1);
   if (p.schema_version != kDeviceProfileSchemaVersion)
     r.fail("schema_version", "is " + std::to_string(p.schema_version) + "; this xring reads " +
                                  std::to_string(kDeviceProfileSchemaVersion) +
@@ -100,7 +100,7 @@ DeviceProfile device_profile_from_json(const json& j, const std::string& origin)
   p.device = dev.string("name");
   p.backend = dev.choice("backend", {"cuda", "cpu"});
   p.driver = dev.optional_string("driver").value_or("");
-  p.compute_units = static_cast<int>(dev.integer("compute_units", 1, 1 << 20));
+  p.compute_units = dev.int32("compute_units", 1, 1 << 20);
   if (dev.has("clocks")) {
     p.clocks = dev.raw("clocks");
     if (!p.clocks.is_object()) dev.fail("clocks", "must be an object");
@@ -125,14 +125,14 @@ DeviceProfile device_profile_from_json(const json& j, const std::string& origin)
     pt.pass =
         a.choice("pass", {"forward", "backward"}) == "forward" ? Pass::forward : Pass::backward;
     pt.dtype = dtype_from_string(a.choice("dtype", {"fp32", "fp16", "bf16"}));
-    pt.head_dim = static_cast<int>(a.integer("head_dim", 1, 1024));
+    pt.head_dim = a.int32("head_dim", 1, 1024);
     if (a.has("causal")) {
       if (!a.raw("causal").is_boolean()) a.fail("causal", "must be true or false");
       pt.causal = a.raw("causal").get<bool>();
     }
     pt.batch = a.integer("batch", 1, 1 << 20);
-    pt.heads = static_cast<int>(a.integer("heads", 1, 4096));
-    pt.kv_heads = static_cast<int>(a.integer("kv_heads", 1, pt.heads));
+    pt.heads = a.int32("heads", 1, 4096);
+    pt.kv_heads = a.int32("kv_heads", 1, pt.heads);
     if (pt.heads % pt.kv_heads != 0) a.fail("kv_heads", "must divide heads");
     pt.s_q = a.integer("s_q", 1);
     pt.s_kv = a.integer("s_kv", 1);

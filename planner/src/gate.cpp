@@ -31,7 +31,8 @@ double number_at(const json& j, const std::string& key, const std::string& origi
                  const std::string& path) {
   const json& v = field(j, key, origin, path);
   if (!v.is_number())
-    fail(origin, path.empty() ? key : path + "." + key, "must be a number, got " + v.dump());
+    fail(origin, path.empty() ? key : path + "." + key,
+         "must be a number, got " + describe_json_value(v));
   return v.get<double>();
 }
 
@@ -44,7 +45,7 @@ std::optional<double> nullable_at(const json& j, const std::string& key, const s
 
 bool bool_at(const json& j, const std::string& key, const std::string& origin) {
   const json& v = field(j, key, origin, "");
-  if (!v.is_boolean()) fail(origin, key, "must be a boolean, got " + v.dump());
+  if (!v.is_boolean()) fail(origin, key, "must be a boolean, got " + describe_json_value(v));
   return v.get<bool>();
 }
 
@@ -405,8 +406,9 @@ Outcome require(const Document& doc, const std::vector<std::string>& requirement
       auto hint = did_you_mean(name, names);
       std::string list;
       for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
-      throw Error("--require " + text + ": " + doc.origin + " has no metric \"" + name + "\"" +
-                  (hint ? "; did you mean \"" + *hint + "\"?" : "") + " (metrics: " + list + ")");
+      throw Error("--require " + quoted_excerpt(text) + ": " + doc.origin + " has no metric \"" +
+                  quoted_excerpt(name) + "\"" + (hint ? "; did you mean \"" + *hint + "\"?" : "") +
+                  " (metrics: " + list + ")");
     }
     row.metric = name;
     row.current = m->value;
@@ -415,8 +417,8 @@ Outcome require(const Document& doc, const std::vector<std::string>& requirement
     bool met;
     if (at == std::string::npos) {
       if (!m->boolean)
-        throw Error("--require " + text + ": " + name + " is a number; give a bound, e.g. " + name +
-                    ">=1");
+        throw Error("--require " + quoted_excerpt(text) + ": " + name +
+                    " is a number; give a bound, e.g. " + name + ">=1");
       met = m->value == 1.0;
     } else {
       std::string value = text.substr(at + op.size());
@@ -427,8 +429,8 @@ Outcome require(const Document& doc, const std::vector<std::string>& requirement
                      units::Quantity::bandwidth, units::Quantity::flop_rate})
         if (!bound) bound = units::parse(value, q);
       if (!bound)
-        throw Error("--require " + text + ": cannot read the bound \"" + value +
-                    "\" (a number, or with a unit: 70GiB, 2ms)");
+        throw Error("--require " + quoted_excerpt(text) + ": cannot read the bound \"" +
+                    quoted_excerpt(value) + "\" (a number, or with a unit: 70GiB, 2ms)");
       const double v = m->value.value_or(0), b = *bound;
       met = !m->value      ? false  // nothing predicted meets no bound
             : op == ">="   ? v >= b

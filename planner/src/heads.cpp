@@ -97,8 +97,8 @@ HeadProfile head_profile_from_json(const json& j, const std::string& origin) {
   p.model = r.string("model");
   p.source = r.string("source");
   r.optional_string("skew_model");
-  p.layers = static_cast<int>(r.integer("layers", 1, 100000));
-  p.kv_heads = static_cast<int>(r.integer("kv_heads", 1, 4096));
+  p.layers = r.int32("layers", 1, 100000);
+  p.kv_heads = r.int32("kv_heads", 1, 4096);
   const bool shares = r.has("shares");
   if (shares == r.has("histograms"))
     r.fail(shares ? "histograms" : "shares", "give exactly one of shares and histograms");
@@ -181,6 +181,8 @@ std::string to_text(const json& profile) {
 }
 
 HeadProfile synthetic_head_profile(const ModelSpec& m, double sigma, uint64_t seed) {
+  if (!(sigma >= 0 && sigma <= 10))
+    throw Error("--sigma must be a finite number in [0, 10], got " + std::to_string(sigma));
   HeadProfile p;
   p.name = m.name;
   p.model = m.name;

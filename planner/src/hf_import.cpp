@@ -12,25 +12,31 @@ namespace {
 
 using nlohmann::json;
 
-/// A whole-number field of `cfg`, named by its path in the config for errors.
-long long count(const json& cfg, const std::string& key, const std::string& origin,
-                const std::string& path) {
-  if (!cfg.contains(key))
-    throw Error(origin + ": at \"" + path + key + "\": required to build a ModelSpec but missing");
-  const json& v = cfg[key];
-  if (!v.is_number_integer() || v.get<long long>() <= 0)
-    throw Error(origin + ": at \"" + path + key + "\": must be a positive whole number, got " +
-                v.dump());
-  return v.get<long long>();
-}
+// Largest values read from a config, far above any released model, so that every product
+// below stays exact in 64 bits (image_size 1e10 would overflow tokens per tile).
+constexpr int64_t kMaxLayers = 100000;        // ModelSpec's own limit on layers
+constexpr int64_t kMaxWidth = 1 << 20;        // ModelSpec's limit on hidden sizes and head_dim
+constexpr int64_t kMaxVocab = 1 << 24;        // ModelSpec's limit on vocab_size
+constexpr int64_t kMaxHeads = 4096;           // ModelSpec's limit on heads
+constexpr int64_t kMaxImagePixels = 1 << 16;  // image_size and patch_size, pixels per side
+constexpr int64_t kMaxTiles = 1024;           // max_num_tiles, max_aspect_ratio_id
 
-std::string dtype_of(const json& cfg, std::vector<std::string>& assumed) {
-  std::string t = cfg.value("torch_dtype", "");
+std::string dtype_of(ObjectReader& cfg, std::vector<std::string>& assumed) {
+  std::string t;
+  if (cfg.has("torch_dtype") && !cfg.raw("torch_dtype").is_null()) t = cfg.string("torch_dtype");
   if (t == "bfloat16") return "bf16";
   if (t == "float16") return "fp16";
   if (t == "float32") return "fp32";
-  assumed.push_back("dtype bf16 (torch_dtype is \"" + t + "\")");
+  assumed.push_back("dtype bf16 (torch_dtype is \"" + quoted_excerpt(t) + "\")");
   return "bf16";
+}
+
+bool tied_embeddings(ObjectReader& cfg) {
+  if (!cfg.has("tie_word_embeddings")) return false;
+  const json& v = cfg.raw("tie_word_embeddings");
+  if (!v.is_boolean())
+    cfg.fail("tie_word_embeddings", "must be true or false, got " + describe_json_value(v));
+  return v.get<bool>();
 }
 
 /// Decoder-only text model geometry shared by llama, mistral, qwen2 and mllama's text part.
@@ -38,28 +44,27 @@ struct Text {
   long long layers, hidden, heads, kv_heads, head_dim, mlp, vocab;
 };
 
-Text read_text(const json& cfg, const std::string& origin, const std::string& path,
-               std::vector<std::string>& assumed) {
+Text read_text(ObjectReader& cfg, std::vector<std::string>& assumed) {
   Text t;
-  t.layers = count(cfg, "num_hidden_layers", origin, path);
-  t.hidden = count(cfg, "hidden_size", origin, path);
-  t.heads = count(cfg, "num_attention_heads", origin, path);
-  if (cfg.contains("num_key_value_heads")) {
-    t.kv_heads = count(cfg, "num_key_value_heads", origin, path);
+  t.layers = cfg.integer("num_hidden_layers", 1, kMaxLayers);
+  t.hidden = cfg.integer("hidden_size", 1, kMaxWidth);
+  t.heads = cfg.integer("num_attention_heads", 1, kMaxHeads);
+  if (cfg.has("num_key_value_heads")) {
+    t.kv_heads = cfg.integer("num_key_value_heads", 1, kMaxHeads);
   } else {
     t.kv_heads = t.heads;
-    assumed.push_back("kv heads = attention heads (" + path +
-                      "num_key_value_heads is absent: no GQA)");
+    assumed.push_back("kv heads = attention heads (" + cfg.path_of("num_key_value_heads") +
+                      " is absent: no GQA)");
   }
-  if (cfg.contains("head_dim") && !cfg["head_dim"].is_null()) {
-    t.head_dim = count(cfg, "head_dim", origin, path);
+  if (cfg.has("head_dim") && !cfg.raw("head_dim").is_null()) {
+    t.head_dim = cfg.integer("head_dim", 1, kMaxWidth);
   } else {
     t.head_dim = t.hidden / t.heads;
     assumed.push_back("head_dim = hidden_size / num_attention_heads = " +
                       std::to_string(t.head_dim));
   }
-  t.mlp = count(cfg, "intermediate_size", origin, path);
-  t.vocab = count(cfg, "vocab_size", origin, path);
+  t.mlp = cfg.integer("intermediate_size", 1, kMaxWidth);
+  t.vocab = cfg.integer("vocab_size", 1, kMaxVocab);
   return t;
 }
 
@@ -93,19 +98,22 @@ std::string format_count(double n) {
 ImportedModel import_hf_config(const json& config, const std::string& origin,
                                const std::string& name) {
   if (!config.is_object()) throw Error(origin + ": a Hugging Face config must be a JSON object");
+  // Through the validated reader; HF configs hold many fields xring does not read, so unknown
+  // keys are allowed (no finish()).
+  ObjectReader top(config, origin, "");
   if (!config.contains("model_type") || !config["model_type"].is_string())
     throw Error(origin + ": at \"model_type\": required (one of mllama, llama, mistral, qwen2)");
-  const std::string type = config["model_type"].get<std::string>();
+  const std::string type = quoted_excerpt(config["model_type"].get<std::string>());
   ImportedModel out;
   auto& assumed = out.assumed;
   json& spec = out.spec;
   spec["name"] = name;
   spec["source"] = "imported by xring import hf from " + origin + " (model_type " + type + ")";
-  spec["dtype"] = dtype_of(config, assumed);
+  spec["dtype"] = dtype_of(top, assumed);
 
   if (type == "llama" || type == "mistral" || type == "qwen2") {
-    Text t = read_text(config, origin, "", assumed);
-    const bool tied = config.value("tie_word_embeddings", false);
+    Text t = read_text(top, assumed);
+    const bool tied = tied_embeddings(top);
     double params = t.layers * layer_params(t) +
                     static_cast<double>(t.vocab) * t.hidden * (tied ? 1 : 2) + t.hidden;
     if (type == "qwen2")
@@ -120,31 +128,18 @@ ImportedModel import_hf_config(const json& config, const std::string& origin,
     return out;
   }
   if (type == "mllama") {
-    if (!config.contains("text_config") || !config["text_config"].is_object())
-      throw Error(origin + ": at \"text_config\": required for mllama");
-    if (!config.contains("vision_config") || !config["vision_config"].is_object())
-      throw Error(origin + ": at \"vision_config\": required for mllama");
-    const json& tc = config["text_config"];
-    const json& vc = config["vision_config"];
-    Text t = read_text(tc, origin, "text_config.", assumed);
-    if (!tc.contains("cross_attention_layers") || !tc["cross_attention_layers"].is_array())
-      throw Error(origin +
-                  ": at \"text_config.cross_attention_layers\": required (the cross-attention "
-                  "layer indices)");
-    json cross = tc["cross_attention_layers"];
-    for (size_t i = 0; i < cross.size(); ++i)
-      if (!cross[i].is_number_integer() || cross[i].get<long long>() < 0 ||
-          cross[i].get<long long>() >= t.layers)
-        throw Error(origin + ": at \"text_config.cross_attention_layers[" + std::to_string(i) +
-                    "]\": must be a layer index below num_hidden_layers");
-    const long long image = count(vc, "image_size", origin, "vision_config.");
-    const long long patch = count(vc, "patch_size", origin, "vision_config.");
-    const long long tiles = count(vc, "max_num_tiles", origin, "vision_config.");
-    const long long width = count(vc, "hidden_size", origin, "vision_config.");
-    const long long local_layers = count(vc, "num_hidden_layers", origin, "vision_config.");
-    const long long global_layers = count(vc, "num_global_layers", origin, "vision_config.");
-    const long long vision_mlp = count(vc, "intermediate_size", origin, "vision_config.");
-    const long long output_dim = count(vc, "vision_output_dim", origin, "vision_config.");
+    ObjectReader tc = top.object("text_config");
+    ObjectReader vc = top.object("vision_config");
+    Text t = read_text(tc, assumed);
+    const json cross = tc.integer_list("cross_attention_layers", 0, t.layers - 1);
+    const long long image = vc.integer("image_size", 1, kMaxImagePixels);
+    const long long patch = vc.integer("patch_size", 1, image);
+    const long long tiles = vc.integer("max_num_tiles", 1, kMaxTiles);
+    const long long width = vc.integer("hidden_size", 1, kMaxWidth);
+    const long long local_layers = vc.integer("num_hidden_layers", 1, kMaxLayers);
+    const long long global_layers = vc.integer("num_global_layers", 1, kMaxLayers);
+    const long long vision_mlp = vc.integer("intermediate_size", 1, kMaxWidth);
+    const long long output_dim = vc.integer("vision_output_dim", 1, kMaxWidth);
     const long long per_tile = (image / patch) * (image / patch) + 1;
     const long long tokens = tiles * per_tile;
     // Text: self-attention layers, cross-attention layers (same shapes plus q/k norms and two
@@ -156,7 +151,8 @@ ImportedModel import_hf_config(const json& config, const std::string& origin,
                   static_cast<double>(t.vocab) * t.hidden + t.hidden;
     // Vision: patch embedding, class and positional embeddings (incl. the tile table), the
     // local and global encoder layers (with biases), and the projector to the text width.
-    const long long aspect_ratios = vc.value("max_aspect_ratio_id", 8LL) + 1;
+    const long long aspect_ratios =
+        vc.optional_integer("max_aspect_ratio_id", 0, kMaxTiles).value_or(8) + 1;
     double vision_layer = 4.0 * width * width + 4.0 * width + 2.0 * width * vision_mlp +
                           vision_mlp + width + 4.0 * width;
     double vision = 3.0 * patch * patch * width + width +

@@ -48,7 +48,9 @@ std::vector<std::string> builtin_names(SpecKind kind) {
 
 SpecJson load_spec_json(SpecKind kind, const std::string& name_or_path) {
   SpecJson spec;
-  if (std::filesystem::exists(name_or_path) || !ends_with_json(name_or_path).empty()) {
+  std::error_code no_such_file;  // e.g. a name longer than the system allows: not a file then
+  if (std::filesystem::exists(name_or_path, no_such_file) ||
+      !ends_with_json(name_or_path).empty()) {
     spec = {read_json_file(name_or_path), name_or_path};
   } else {
     const BuiltinSpec* found = nullptr;
@@ -59,7 +61,7 @@ SpecJson load_spec_json(SpecKind kind, const std::string& name_or_path) {
       auto hint = did_you_mean(name_or_path, names);
       std::string list;
       for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
-      throw Error("unknown " + to_string(kind) + " \"" + name_or_path + "\"" +
+      throw Error("unknown " + to_string(kind) + " \"" + quoted_excerpt(name_or_path) + "\"" +
                   (hint ? "; did you mean \"" + *hint + "\"?" : "") + " (built-in " + plural(kind) +
                   ": " + list + "; or give a path to a .json file)");
     }
@@ -80,7 +82,7 @@ SpecJson load_spec_json(SpecKind kind, const std::string& name_or_path) {
 Override parse_override(const std::string& text) {
   auto eq = text.find('=');
   auto fail = [&](const std::string& why) -> Error {
-    return Error("--set " + text + ": " + why +
+    return Error("--set " + quoted_excerpt(text) + ": " + why +
                  " (form: model|cluster|workload.FIELD[.FIELD]=VALUE, e.g. workload.frames=3600)");
   };
   if (eq == std::string::npos) throw fail("missing '='");
@@ -96,6 +98,8 @@ Override parse_override(const std::string& text) {
   }
   for (const auto& p : parts)
     if (p.empty()) throw fail("empty field name");
+  if (parts.size() > static_cast<size_t>(kMaxJsonDepth))
+    throw fail("more than " + std::to_string(kMaxJsonDepth) + " fields deep (the nesting limit)");
   Override o;
   o.text = text;
   if (parts.front() == "model")
@@ -106,14 +110,13 @@ Override parse_override(const std::string& text) {
     o.target = SpecKind::workload;
   else {
     auto hint = did_you_mean(parts.front(), {"model", "cluster", "workload"});
-    throw fail("\"" + parts.front() + "\" is not a spec" +
+    throw fail("\"" + quoted_excerpt(parts.front()) + "\" is not a spec" +
                (hint ? "; did you mean \"" + *hint + "\"?" : ""));
   }
   if (parts.size() < 2) throw fail("name a field of the " + parts.front());
   o.path.assign(parts.begin() + 1, parts.end());
   if (rhs.empty()) throw fail("missing value");
-  o.value = json::parse(rhs, nullptr, /*allow_exceptions=*/false);
-  if (o.value.is_discarded()) o.value = rhs;
+  o.value = parse_json_or_string(rhs, "--set " + quoted_excerpt(lhs));
   return o;
 }
 
@@ -122,15 +125,17 @@ void apply_overrides(SpecJson& spec, SpecKind kind, const std::vector<Override>&
   for (const auto& o : overrides) {
     if (o.target != kind) continue;
     if (!spec.value.is_object())
-      throw Error(spec.origin + ": must be a JSON object (applying --set " + o.text + ")");
+      throw Error(spec.origin + ": must be a JSON object (applying --set " +
+                  quoted_excerpt(o.text) + ")");
     json* node = &spec.value;
     for (size_t i = 0; i + 1 < o.path.size(); ++i) {
       // A missing object is created (e.g. cluster.inter_node.bandwidth on a one-node cluster);
       // validation then asks for whatever else it needs. A value in the way is an error.
       if (!node->contains(o.path[i])) (*node)[o.path[i]] = json::object();
       if (!(*node)[o.path[i]].is_object())
-        throw Error("--set " + o.text + ": in " + spec.origin + ", \"" + o.path[i] +
-                    "\" is not an object, so it has no field \"" + o.path[i + 1] + "\"");
+        throw Error("--set " + quoted_excerpt(o.text) + ": in " + spec.origin + ", \"" +
+                    quoted_excerpt(o.path[i]) + "\" is not an object, so it has no field \"" +
+                    quoted_excerpt(o.path[i + 1]) + "\"");
       node = &(*node)[o.path[i]];
     }
     if (o.value.is_null())
@@ -139,7 +144,7 @@ void apply_overrides(SpecJson& spec, SpecKind kind, const std::vector<Override>&
       (*node)[o.path.back()] = o.value;
     applied += (applied.empty() ? "" : ", ") + o.text;
   }
-  if (!applied.empty()) spec.origin += " (with --set " + applied + ")";
+  if (!applied.empty()) spec.origin += " (with --set " + quoted_excerpt(applied) + ")";
 }
 
 Inputs inputs_from_json(SpecJson model, SpecJson cluster, SpecJson workload,

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -26,13 +27,82 @@ size_t edit_distance(const std::string& a, const std::string& b) {
   return row[b.size()];
 }
 
-std::string type_name(const json& v) {
-  if (v.is_boolean()) return "a boolean";
-  if (v.is_number()) return "the number " + v.dump();
-  if (v.is_string()) return "the string " + v.dump();
-  if (v.is_null()) return "null";
-  if (v.is_array()) return "an array";
-  return "an object";
+std::string type_name(const json& v) { return describe_json_value(v); }
+
+/// Tracks where the parser is (the JSON path of the value being read) and refuses nesting
+/// beyond kMaxJsonDepth while the document is read, before anything recurses over it.
+class ParsePosition {
+ public:
+  explicit ParsePosition(const std::string& origin) : origin_(origin) {}
+
+  bool on_event(json::parse_event_t event, const json& parsed) {
+    switch (event) {
+      case json::parse_event_t::object_start:
+      case json::parse_event_t::array_start:
+        if (frames_.size() + 1 > static_cast<size_t>(kMaxJsonDepth))
+          throw Error(origin_ + ": at \"" + path() + "\": nested more than " +
+                      std::to_string(kMaxJsonDepth) +
+                      " objects/arrays deep (the limit; xring's inputs need far fewer)");
+        frames_.push_back({event == json::parse_event_t::array_start, "", 0});
+        break;
+      case json::parse_event_t::key:
+        frames_.back().key = parsed.get<std::string>();
+        break;
+      case json::parse_event_t::value:
+        next_element();
+        break;
+      case json::parse_event_t::object_end:
+      case json::parse_event_t::array_end:
+        frames_.pop_back();
+        next_element();
+        break;
+    }
+    return true;
+  }
+
+  /// The path of the value being parsed: "layers[3].ranks", "(top level)" outside any object.
+  std::string path() const {
+    std::string out;
+    for (const auto& f : frames_)
+      out += f.array ? "[" + std::to_string(f.index) + "]"
+                     : (out.empty() ? "" : ".") + quoted_excerpt(f.key);
+    return out.empty() ? "(top level)" : out;
+  }
+
+ private:
+  struct Frame {
+    bool array;
+    std::string key;
+    size_t index;
+  };
+  void next_element() {
+    if (!frames_.empty() && frames_.back().array) ++frames_.back().index;
+  }
+  const std::string& origin_;
+  std::vector<Frame> frames_;
+};
+
+/// Whether `v` holds a whole number; stores it in `out`, clamped to the int64 range.
+bool whole_number(const json& v, int64_t& out) {
+  if (v.is_number_unsigned()) {
+    out = static_cast<int64_t>(std::min<uint64_t>(v.get<uint64_t>(), INT64_MAX));
+    return true;
+  }
+  if (v.is_number_integer()) {
+    out = v.get<int64_t>();
+    return true;
+  }
+  if (v.is_number_float() && std::nearbyint(v.get<double>()) == v.get<double>() &&
+      std::fabs(v.get<double>()) < 9e15) {
+    out = static_cast<int64_t>(v.get<double>());
+    return true;
+  }
+  return false;
+}
+
+std::string range_rule(int64_t min, int64_t max) {
+  return max == INT64_MAX ? "at least " + std::to_string(min)
+                          : "between " + std::to_string(min) + " and " + std::to_string(max);
 }
 
 std::string join(const std::vector<std::string>& items) {
@@ -43,10 +113,39 @@ std::string join(const std::vector<std::string>& items) {
 
 }  // namespace
 
-json parse_json_text(const std::string& text, const std::string& origin) {
+std::string quoted_excerpt(const std::string& text) {
+  if (text.size() <= kMaxQuotedChars) return text;
+  size_t cut = kMaxQuotedChars;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;  // UTF-8
+  return text.substr(0, cut) + "… (" + std::to_string(text.size()) + " bytes)";
+}
+
+std::string describe_json_value(const json& v) {
+  if (v.is_boolean()) return "a boolean";
+  if (v.is_number()) return "the number " + v.dump();
+  if (v.is_string())
+    return "the string \"" + quoted_excerpt(v.get_ref<const std::string&>()) + "\"";
+  if (v.is_null()) return "null";
+  if (v.is_array()) return "an array";
+  return "an object";
+}
+
+namespace {
+
+/// The parsed document, or nullopt for a syntax error when `syntax_error_throws` is false.
+std::optional<json> parse_with_limits(const std::string& text, const std::string& origin,
+                                      bool syntax_error_throws) {
+  ParsePosition position(origin);
   try {
-    return json::parse(text);
+    return json::parse(text, [&position](int, json::parse_event_t event, json& parsed) {
+      return position.on_event(event, parsed);
+    });
+  } catch (const json::out_of_range& e) {
+    throw Error(origin + ": at \"" + position.path() +
+                "\": a number outside the range of a double (about ±1.8e308); write a finite "
+                "number");
   } catch (const json::parse_error& e) {
+    if (!syntax_error_throws) return std::nullopt;
     // nlohmann reports a byte offset; turn it into line:column for people.
     size_t line = 1, column = 1;
     for (size_t i = 0; i + 1 < e.byte && i < text.size(); ++i) {
@@ -65,12 +164,43 @@ json parse_json_text(const std::string& text, const std::string& origin) {
   }
 }
 
+}  // namespace
+
+json parse_json_text(const std::string& text, const std::string& origin) {
+  return *parse_with_limits(text, origin, true);
+}
+
+json parse_json_or_string(const std::string& text, const std::string& origin) {
+  return parse_with_limits(text, origin, false).value_or(json(text));
+}
+
 json read_json_file(const std::string& path) {
+  const std::string shown = quoted_excerpt(path);
+  std::error_code error;
+  const auto status = std::filesystem::status(path, error);
+  if (error || !std::filesystem::exists(status))
+    throw Error(shown + ": cannot open the file (" +
+                (error ? error.message() : std::string("no such file")) +
+                "; does it exist and is it readable?)");
+  if (std::filesystem::is_directory(status))
+    throw Error(shown + ": is a directory; give the path of a .json file");
+  if (std::filesystem::is_character_file(status) || std::filesystem::is_block_file(status) ||
+      std::filesystem::is_socket(status))
+    throw Error(shown + ": is a device or socket, not a file; give the path of a .json file");
+  const std::string limit = std::to_string(kMaxJsonFileBytes >> 20) + " MiB";
+  if (std::filesystem::is_regular_file(status) &&
+      std::filesystem::file_size(path, error) > static_cast<uintmax_t>(kMaxJsonFileBytes))
+    throw Error(shown + ": larger than " + limit + ", the limit for a JSON input");
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open the file (does it exist and is it readable?)");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_json_text(text.str(), path);
+  if (!in) throw Error(shown + ": cannot open the file (is it readable?)");
+  // Pipes (e.g. <(...)) have no size up front: read at most one byte past the limit.
+  std::string text(static_cast<size_t>(kMaxJsonFileBytes) + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (text.size() > static_cast<size_t>(kMaxJsonFileBytes))
+    throw Error(shown + ": larger than " + limit + ", the limit for a JSON input");
+  if (in.bad()) throw Error(shown + ": cannot read the file (an I/O error)");
+  return parse_json_text(text, shown);
 }
 
 std::optional<std::string> did_you_mean(const std::string& word,
@@ -99,7 +229,7 @@ std::string ObjectReader::path_of(const std::string& key) const {
 }
 
 void ObjectReader::fail(const std::string& key, const std::string& rule) const {
-  throw Error(origin_ + ": at \"" + path_of(key) + "\": " + rule);
+  throw Error(origin_ + ": at \"" + path_of(quoted_excerpt(key)) + "\": " + rule);
 }
 
 bool ObjectReader::has(const std::string& key) const { return object_.contains(key); }
@@ -138,20 +268,9 @@ std::optional<std::string> ObjectReader::optional_string(const std::string& key)
 
 int64_t ObjectReader::integer(const std::string& key, int64_t min, int64_t max) {
   const json& v = require(key);
-  if (!v.is_number_integer() &&
-      !(v.is_number_float() && std::nearbyint(v.get<double>()) == v.get<double>() &&
-        std::fabs(v.get<double>()) < 9e15))
-    fail(key, "must be a whole number, got " + type_name(v));
-  int64_t n = v.is_number_unsigned()
-                  ? static_cast<int64_t>(std::min<uint64_t>(v.get<uint64_t>(), INT64_MAX))
-              : v.is_number_integer() ? v.get<int64_t>()
-                                      : static_cast<int64_t>(v.get<double>());
-  if (n < min || n > max) {
-    std::string range = max == INT64_MAX
-                            ? "at least " + std::to_string(min)
-                            : "between " + std::to_string(min) + " and " + std::to_string(max);
-    fail(key, "must be " + range + ", got " + std::to_string(n));
-  }
+  int64_t n = 0;
+  if (!whole_number(v, n)) fail(key, "must be a whole number, got " + type_name(v));
+  if (n < min || n > max) fail(key, "must be " + range_rule(min, max) + ", got " + v.dump());
   return n;
 }
 
@@ -159,6 +278,15 @@ std::optional<int64_t> ObjectReader::optional_integer(const std::string& key, in
                                                       int64_t max) {
   if (!find(key)) return std::nullopt;
   return integer(key, min, max);
+}
+
+int ObjectReader::int32(const std::string& key, int min, int max) {
+  return static_cast<int>(integer(key, min, max));
+}
+
+std::optional<int> ObjectReader::optional_int32(const std::string& key, int min, int max) {
+  if (!find(key)) return std::nullopt;
+  return int32(key, min, max);
 }
 
 double ObjectReader::number(const std::string& key, double min, double max) {
@@ -193,7 +321,13 @@ double ObjectReader::quantity(const std::string& key, units::Quantity q, bool mi
   if (!value)
     fail(key, "cannot read " + type_name(v) + " as a non-negative quantity; write it as e.g. " +
                   units::example(q) + " (units: " + units::accepted_units(q) + ")");
-  if (min_exclusive && *value <= 0) fail(key, "must be greater than zero, got " + v.dump());
+  if (min_exclusive && *value <= 0) fail(key, "must be greater than zero, got " + type_name(v));
+  if (*value > units::largest(q)) {
+    std::ostringstream rule;
+    rule << "is larger than " << units::largest(q) << " (in base units), the largest xring accepts "
+         << "for this quantity; check the unit (got " << type_name(v) << ")";
+    fail(key, rule.str());
+  }
   return *value;
 }
 
@@ -210,11 +344,9 @@ std::vector<int64_t> ObjectReader::integer_list(const std::string& key, int64_t 
   for (size_t i = 0; i < v.size(); ++i) {
     const json& e = v[i];
     std::string at = key + "[" + std::to_string(i) + "]";
-    if (!e.is_number_integer()) fail(at, "must be a whole number, got " + type_name(e));
-    int64_t n = e.get<int64_t>();
-    if (n < min || n > max)
-      fail(at, "must be between " + std::to_string(min) + " and " + std::to_string(max) + ", got " +
-                   std::to_string(n));
+    int64_t n = 0;
+    if (!whole_number(e, n)) fail(at, "must be a whole number, got " + type_name(e));
+    if (n < min || n > max) fail(at, "must be " + range_rule(min, max) + ", got " + e.dump());
     out.push_back(n);
   }
   return out;
@@ -226,7 +358,7 @@ std::string ObjectReader::choice(const std::string& key, const std::vector<std::
   std::string s = v.get<std::string>();
   if (std::find(choices.begin(), choices.end(), s) == choices.end()) {
     auto hint = did_you_mean(s, choices);
-    fail(key, "\"" + s + "\" is not one of " + join(choices) +
+    fail(key, "\"" + quoted_excerpt(s) + "\" is not one of " + join(choices) +
                   (hint ? "; did you mean \"" + *hint + "\"?" : ""));
   }
   return s;

@@ -94,8 +94,8 @@ std::vector<T> objects_from(ObjectReader& r, const std::string& key, F read) {
 Alternative alternative_from(ObjectReader r) {
   Alternative a;
   a.strategy = strategy_field(r, "strategy");
-  a.ranks = static_cast<int>(r.integer("ranks", 1));
-  a.ulysses_degree = static_cast<int>(r.integer("ulysses_degree", 0));
+  a.ranks = r.int32("ranks", 1);
+  a.ulysses_degree = r.int32("ulysses_degree", 0);
   a.recompute = r.raw("recompute").is_boolean() ? r.raw("recompute").get<bool>()
                                                 : (r.fail("recompute", "must be a boolean"), false);
   a.time_s = optional_from(r, "time_s");
@@ -109,20 +109,20 @@ Alternative alternative_from(ObjectReader r) {
 
 LayerPlan layer_from(ObjectReader r) {
   LayerPlan l;
-  l.index = static_cast<int>(r.integer("index", 0));
+  l.index = r.int32("index", 0);
   l.strategy = strategy_field(r, "strategy");
-  l.ranks = static_cast<int>(r.integer("ranks", 1));
-  l.ulysses_degree = static_cast<int>(r.integer("ulysses_degree", 0));
+  l.ranks = r.int32("ranks", 1);
+  l.ulysses_degree = r.int32("ulysses_degree", 0);
   l.ring_kind = r.raw("ring_kind").is_string() ? r.raw("ring_kind").get<std::string>() : "";
   const json& recompute = r.raw("recompute");
   if (!recompute.is_boolean()) r.fail("recompute", "must be a boolean");
   l.recompute = recompute.get<bool>();
-  l.groups = static_cast<int>(r.integer("groups", 1));
+  l.groups = r.int32("groups", 1);
   l.batch_per_group = r.integer("batch_per_group", 1);
-  l.idle_gpus = static_cast<int>(r.optional_integer("idle_gpus", 0, INT32_MAX).value_or(0));
+  l.idle_gpus = r.optional_int32("idle_gpus", 0).value_or(0);
   l.q_block = r.integer("q_block", 0);
   l.kv_block = r.integer("kv_block", 0);
-  l.steps = static_cast<int>(r.integer("steps", 1));
+  l.steps = r.int32("steps", 1);
   l.step_compute_s = predicted_time_from(r, "step_compute_s");
   l.step_comm_s = predicted_time_from(r, "step_comm_s");
   l.bytes_per_step = r.number("bytes_per_step", 0, kHuge);
@@ -191,11 +191,11 @@ DecodeSection decode_from(ObjectReader r) {
   d.head_profile = r.raw("head_profile").is_string()
                        ? r.raw("head_profile").get<std::string>()
                        : (r.fail("head_profile", "must be a string"), "");
-  d.gpus = static_cast<int>(r.integer("gpus", 1));
-  d.replicas = static_cast<int>(r.integer("replicas", 1));
-  d.batch_per_replica = static_cast<int>(r.integer("batch_per_replica", 1));
+  d.gpus = r.int32("gpus", 1);
+  d.replicas = r.int32("replicas", 1);
+  d.batch_per_replica = r.int32("batch_per_replica", 1);
   d.prompt_tokens = r.integer("prompt_tokens", 0);
-  d.generate_tokens = static_cast<int>(r.integer("generate_tokens", 0));
+  d.generate_tokens = r.int32("generate_tokens", 0);
   d.placements = objects_from<DecodePlacement>(r, "placements", [](ObjectReader p) {
     DecodePlacement x;
     x.placement = p.choice("placement", {"contiguous", "balanced", "fair_copying", "optimal"});
@@ -208,8 +208,8 @@ DecodeSection decode_from(ObjectReader r) {
     x.lower_bound_bytes = p.number("lower_bound_bytes", 0, kHuge);
     x.gap = p.number("gap", -1, kHuge);
     x.peak_memory_bytes = p.number("peak_memory_bytes", 0, kHuge);
-    x.copies = static_cast<int>(p.integer("copies", 0));
-    x.max_batch = static_cast<int>(p.integer("max_batch", 0));
+    x.copies = p.int32("copies", 0);
+    x.max_batch = p.int32("max_batch", 0);
     x.tokens_per_s_at_max_batch = p.number("tokens_per_s_at_max_batch", 0, kHuge);
     p.finish();
     return x;
@@ -217,8 +217,8 @@ DecodeSection decode_from(ObjectReader r) {
   d.chosen = r.choice("chosen", {"contiguous", "balanced", "fair_copying", "optimal"});
   d.heads = objects_from<DecodeHead>(r, "heads", [](ObjectReader h) {
     DecodeHead x;
-    x.layer = static_cast<int>(h.integer("layer", 0));
-    x.head = static_cast<int>(h.integer("head", 0));
+    x.layer = h.int32("layer", 0);
+    x.head = h.int32("head", 0);
     x.budget_tokens = h.integer("budget_tokens", 0);
     x.budget_bytes = h.number("budget_bytes", 0, kHuge);
     x.gpus = int_list(h, "gpus");
@@ -229,7 +229,7 @@ DecodeSection decode_from(ObjectReader r) {
   });
   d.per_gpu = objects_from<DecodeGpu>(r, "per_gpu", [](ObjectReader g) {
     DecodeGpu x;
-    x.gpu = static_cast<int>(g.integer("gpu", 0));
+    x.gpu = g.int32("gpu", 0);
     x.load_bytes = g.number("load_bytes", 0, kHuge);
     x.memory_bytes = g.number("memory_bytes", 0, kHuge);
     g.finish();
@@ -364,7 +364,7 @@ json to_json(const Plan& plan) {
 Plan plan_from_json(const json& j, const std::string& origin) {
   ObjectReader r(j, origin, "");
   Plan plan;
-  plan.schema_version = static_cast<int>(r.integer("schema_version", 0));
+  plan.schema_version = r.int32("schema_version", 0);
   if (plan.schema_version != kPlanSchemaVersion)
     r.fail("schema_version", "is " + std::to_string(plan.schema_version) +
                                  " but this xring reads " + std::to_string(kPlanSchemaVersion) +
@@ -406,7 +406,7 @@ Plan plan_from_json(const json& j, const std::string& origin) {
     plan.rest_of_model.compute_s = m.number("compute_s", 0, kHuge);
     plan.rest_of_model.comm_s = m.number("comm_s", 0, kHuge);
     plan.rest_of_model.time_s = m.number("time_s", 0, kHuge);
-    plan.rest_of_model.tensor_parallel = static_cast<int>(m.integer("tensor_parallel", 1));
+    plan.rest_of_model.tensor_parallel = m.int32("tensor_parallel", 1);
     plan.rest_of_model.note = m.raw("note").is_string() ? m.raw("note").get<std::string>()
                                                         : (m.fail("note", "must be a string"), "");
     m.finish();

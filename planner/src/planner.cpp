@@ -721,7 +721,7 @@ Inputs plan_inputs(const Plan& p, const std::string& origin) {
 
 Plan read_plan_file(const std::string& path) {
   Plan p = plan_from_json(read_json_file(path), path);
-  plan_inputs(p, path);
+  check_plan_against_inputs(p, plan_inputs(p, path), path);
   return p;
 }
 

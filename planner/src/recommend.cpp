@@ -88,7 +88,9 @@ const Candidate* Recommendation::closest() const {
 
 Recommendation recommend(const RecommendRequest& r) {
   if (r.gpus.empty()) throw Error("give at least one --gpu (built-in GPUs: see xring list)");
-  if (r.max_gpus < 1) throw Error("--max-gpus must be at least 1");
+  if (r.max_gpus < 1 || r.max_gpus > kMaxRecommendGpus)
+    throw Error("--max-gpus must be between 1 and " + std::to_string(kMaxRecommendGpus) +
+                ", got " + std::to_string(r.max_gpus));
   std::vector<Override> overrides;
   for (const auto& text : r.overrides) {
     overrides.push_back(parse_override(text));

@@ -18,9 +18,9 @@ constexpr int64_t kMaxTokens = 1ll << 40;
 
 AttentionGeometry read_geometry(ObjectReader& r) {
   AttentionGeometry g;
-  g.heads = static_cast<int>(r.integer("heads", 1, 4096));
-  g.kv_heads = static_cast<int>(r.integer("kv_heads", 1, 4096));
-  g.head_dim = static_cast<int>(r.integer("head_dim", 1, 1024));
+  g.heads = r.int32("heads", 1, 4096);
+  g.kv_heads = r.int32("kv_heads", 1, 4096);
+  g.head_dim = r.int32("head_dim", 1, 1024);
   if (g.heads % g.kv_heads != 0)
     r.fail("kv_heads", "heads (" + std::to_string(g.heads) + ") must be a multiple of kv_heads (" +
                            std::to_string(g.kv_heads) + ") for grouped-query attention");
@@ -48,7 +48,7 @@ KvPolicy read_kv_policy(ObjectReader& r) {
     p.name = o.choice("name", kPolicyNames);
     if (p.name == "adaptive") {
       p.floor = o.optional_number("floor", 0, 1).value_or(p.floor);
-      p.window = static_cast<int>(o.optional_integer("window", 0, 1 << 20).value_or(p.window));
+      p.window = o.optional_int32("window", 0, 1 << 20).value_or(p.window);
     } else if (p.name == "inf_mllm") {
       p.cache_tokens = o.optional_integer("cache_tokens", 1, 1ll << 40).value_or(0);
       p.recent_tokens = o.optional_integer("recent_tokens", 0, 1ll << 40).value_or(0);
@@ -57,8 +57,8 @@ KvPolicy read_kv_policy(ObjectReader& r) {
     } else if (p.name == "a_vl") {
       p.stored_rate = o.optional_number("stored_rate", 0, 1).value_or(p.stored_rate);
       p.compute_rate = o.optional_number("compute_rate", 0, 1).value_or(p.compute_rate);
-      p.update_interval = static_cast<int>(
-          o.optional_integer("update_interval", 1, 1 << 20).value_or(p.update_interval));
+      p.update_interval =
+          o.optional_int32("update_interval", 1, 1 << 20).value_or(p.update_interval);
       p.text_keep = o.optional_number("text_keep", 0, 1).value_or(p.text_keep);
     }
     o.finish();
@@ -158,7 +158,7 @@ ModelSpec model_from_json(const json& j, const std::string& origin) {
   m.name = r.string("name");
   m.source = r.string("source");
   r.optional_string("description");
-  m.layers = static_cast<int>(r.integer("layers", 1, 100000));
+  m.layers = r.int32("layers", 1, 100000);
   auto cross = r.integer_list("cross_attention_layers", 0, m.layers - 1);
   std::set<int64_t> seen;
   for (size_t i = 0; i < cross.size(); ++i) {
@@ -173,7 +173,7 @@ ModelSpec model_from_json(const json& j, const std::string& origin) {
   m.cross_attention_kind = kind == "fused"      ? CrossAttentionKind::fused
                            : kind == "inserted" ? CrossAttentionKind::inserted
                                                 : CrossAttentionKind::separate;
-  m.hidden_size = static_cast<int>(r.integer("hidden_size", 1, kMaxDim));
+  m.hidden_size = r.int32("hidden_size", 1, kMaxDim);
   m.self_attention = read_geometry(r);
   m.cross_attention = m.self_attention;
   if (r.has("cross_attention")) {
@@ -183,20 +183,18 @@ ModelSpec model_from_json(const json& j, const std::string& origin) {
   } else {
     r.allow("cross_attention");
   }
-  m.mlp_size = static_cast<int>(r.integer("mlp_size", 1, kMaxDim));
-  m.vocab_size = static_cast<int>(r.integer("vocab_size", 1, 1 << 24));
+  m.mlp_size = r.int32("mlp_size", 1, kMaxDim);
+  m.vocab_size = r.int32("vocab_size", 1, 1 << 24);
   m.params = r.quantity("params", Quantity::count);
   m.dtype = dtype_from_string(r.choice("dtype", {"bf16", "fp16", "fp32"}));
   bool has_cross = !m.cross_attention_layers.empty();
-  m.tokens_per_frame =
-      static_cast<int>(has_cross ? r.integer("tokens_per_frame", 1, kMaxDim)
-                                 : r.optional_integer("tokens_per_frame", 1, kMaxDim).value_or(0));
-  m.visual_hidden_size = static_cast<int>(
-      r.optional_integer("visual_hidden_size", 1, kMaxDim).value_or(m.hidden_size));
+  m.tokens_per_frame = has_cross ? r.int32("tokens_per_frame", 1, kMaxDim)
+                                 : r.optional_int32("tokens_per_frame", 1, kMaxDim).value_or(0);
+  m.visual_hidden_size = r.optional_int32("visual_hidden_size", 1, kMaxDim).value_or(m.hidden_size);
   if (r.has("vision_encoder")) {
     ObjectReader v = r.object("vision_encoder");
     m.vision_params = v.quantity("params", Quantity::count);
-    m.vision_tokens_per_frame = static_cast<int>(v.integer("tokens_per_frame", 1, kMaxDim));
+    m.vision_tokens_per_frame = v.int32("tokens_per_frame", 1, kMaxDim);
     v.optional_string("source");
     v.finish();
   } else {
@@ -239,8 +237,8 @@ ClusterSpec cluster_from_json(const json& j, const std::string& origin) {
   c.name = r.string("name");
   c.source = r.string("source");
   r.optional_string("description");
-  c.nodes = static_cast<int>(r.integer("nodes", 1, 65536));
-  c.gpus_per_node = static_cast<int>(r.integer("gpus_per_node", 1, 1024));
+  c.nodes = r.int32("nodes", 1, 65536);
+  c.gpus_per_node = r.int32("gpus_per_node", 1, 1024);
   const json& gpu = r.raw("gpu");
   if (gpu.is_string())
     r.fail("gpu", "names a GPU that was not resolved; use a built-in GPU name or an object");
@@ -278,8 +276,8 @@ WorkloadSpec workload_from_json(const json& j, const std::string& origin) {
             : phase == "prefill" ? Phase::prefill
             : phase == "decode"  ? Phase::decode
                                  : Phase::streaming;
-  w.batch = static_cast<int>(r.integer("batch", 1, 1 << 20));
-  w.text_tokens = static_cast<int>(r.integer("text_tokens", 1, 1 << 26));
+  w.batch = r.int32("batch", 1, 1 << 20);
+  w.text_tokens = r.int32("text_tokens", 1, 1 << 26);
   if (auto f = r.optional_integer("frames", 0, 1 << 28)) w.frames = static_cast<int>(*f);
   if (auto t = r.optional_integer("tokens_per_frame", 1, kMaxDim))
     w.tokens_per_frame = static_cast<int>(*t);
@@ -289,8 +287,7 @@ WorkloadSpec workload_from_json(const json& j, const std::string& origin) {
            "give either frames (with tokens_per_frame) or visual_tokens, not both");
   if (w.visual_tokens && w.tokens_per_frame)
     r.fail("tokens_per_frame", "only applies with frames; visual_tokens already counts tokens");
-  w.generate_tokens =
-      static_cast<int>(r.optional_integer("generate_tokens", 0, 1 << 26).value_or(0));
+  w.generate_tokens = r.optional_int32("generate_tokens", 0, 1 << 26).value_or(0);
   if (w.phase == Phase::decode && w.generate_tokens == 0)
     r.fail("generate_tokens", "a decode workload must generate at least one token");
   w.kv_policy = read_kv_policy(r);
@@ -313,10 +310,14 @@ WorkloadSpec workload_from_json(const json& j, const std::string& origin) {
 
 void check_compatible(const ModelSpec& m, const WorkloadSpec& w, const std::string& origin) {
   bool has_visual = w.frames.value_or(0) > 0 || w.visual_tokens.value_or(0) > 0;
+  const std::string field = w.visual_tokens.value_or(0) > 0 ? "visual_tokens" : "frames";
   if (m.cross_attention_layers.empty() && has_visual)
-    throw Error(origin + ": at \"frames\": model " + m.name +
-                " has no cross-attention layers, so it cannot take visual input; use a "
-                "multimodal model or set frames to 0");
+    throw Error(origin + ": at \"" + field +
+                "\": the visual input does not fit the model: " + m.name +
+                " has no cross-attention layers (its cross_attention_layers is empty), "
+                "so it takes no visual input; use a "
+                "multimodal model or set " +
+                field + " to 0");
 }
 
 }  // namespace xring

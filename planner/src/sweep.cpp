@@ -4,6 +4,8 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <exception>
+#include <mutex>
 #include <thread>
 
 #include "xring/planner/device_profile.hpp"
@@ -12,8 +14,6 @@
 
 namespace xring {
 namespace {
-
-constexpr size_t kMaxPoints = 1000000;
 
 json number_value(double v) {
   if (std::nearbyint(v) == v && std::fabs(v) < 9e15) return json(static_cast<long long>(v));
@@ -31,7 +31,7 @@ std::optional<double> as_number(const std::string& s) {
 SweepAxis parse_vary(const std::string& text) {
   auto fail = [&](const std::string& why) {
     return Error(
-        "--vary " + text + ": " + why +
+        "--vary " + quoted_excerpt(text) + ": " + why +
         " (forms: spec.field=a,b,c  spec.field=start..stop:xFACTOR  spec.field=start..stop:+STEP)");
   };
   auto eq = text.find('=');
@@ -56,13 +56,15 @@ SweepAxis parse_vary(const std::string& text) {
       axis.geometric = true;
       for (double v = *start; v <= *stop * (1 + 1e-12); v *= *by) {
         axis.values.push_back(number_value(v));
-        if (axis.values.size() > kMaxPoints) throw fail("too many values");
+        if (axis.values.size() > kMaxSweepPoints)
+          throw fail("more than " + std::to_string(kMaxSweepPoints) + " values");
       }
     } else if (step[0] == '+') {
       if (*by <= 0) throw fail("an arithmetic step must be positive");
       for (double v = *start; v <= *stop + 1e-9 * std::fabs(*by); v += *by) {
         axis.values.push_back(number_value(v));
-        if (axis.values.size() > kMaxPoints) throw fail("too many values");
+        if (axis.values.size() > kMaxSweepPoints)
+          throw fail("more than " + std::to_string(kMaxSweepPoints) + " values");
       }
     } else {
       throw fail("the step must start with x (factor) or + (increment)");
@@ -74,8 +76,7 @@ SweepAxis parse_vary(const std::string& text) {
       std::string item =
           rhs.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
       if (item.empty()) throw fail("empty value in the list");
-      json v = json::parse(item, nullptr, false);
-      axis.values.push_back(v.is_discarded() ? json(item) : v);
+      axis.values.push_back(parse_json_or_string(item, "--vary " + quoted_excerpt(axis.field)));
       if (comma == std::string::npos) break;
       start = comma + 1;
     }
@@ -88,8 +89,9 @@ std::vector<SweepPoint> run_sweep(const SweepRequest& request) {
   size_t total = 1;
   for (const auto& a : request.axes) {
     total *= a.values.size();
-    if (total > kMaxPoints)
-      throw Error("--vary: more than " + std::to_string(kMaxPoints) + " points");
+    if (total > kMaxSweepPoints)
+      throw Error("--vary: " + std::to_string(total) + "+ points, more than the " +
+                  std::to_string(kMaxSweepPoints) + " one sweep may have; sweep in parts");
   }
   std::vector<Override> base;
   for (const auto& text : request.overrides) base.push_back(parse_override(text));
@@ -106,37 +108,52 @@ std::vector<SweepPoint> run_sweep(const SweepRequest& request) {
   std::vector<SweepPoint> points(total);
   std::vector<std::string> errors(total);
   std::atomic<size_t> next{0}, done{0};
+  std::mutex fatal_mutex;
+  std::exception_ptr fatal;  // not bad input (out of memory): ends the sweep, rethrown below
+  std::atomic<bool> stopped{false};
+  auto plan_point = [&](size_t i) {
+    std::vector<Override> overrides = base;
+    std::vector<std::string> texts = request.overrides;
+    size_t rest = i;
+    for (size_t a = request.axes.size(); a-- > 0;) {
+      const SweepAxis& axis = request.axes[a];
+      const json& v = axis.values[rest % axis.values.size()];
+      rest /= axis.values.size();
+      points[i].values.insert(points[i].values.begin(), v);
+    }
+    for (size_t a = 0; a < request.axes.size(); ++a) {
+      const json& v = points[i].values[a];
+      std::string text =
+          request.axes[a].field + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
+      Override o = parse_override(request.axes[a].field + "=0");
+      o.text = text;
+      o.value = v;
+      overrides.push_back(o);
+      texts.push_back(text);
+    }
+    try {
+      SpecJson m = model, c = cluster, w = workload;
+      apply_overrides(m, SpecKind::model, overrides);
+      apply_overrides(c, SpecKind::cluster, overrides);
+      apply_overrides(w, SpecKind::workload, overrides);
+      Inputs in = inputs_from_json(std::move(m), std::move(c), std::move(w), texts);
+      if (profile) attach_device_profile(in, *profile);
+      points[i].plan = plan(in, options);
+    } catch (const Error& e) {
+      errors[i] = e.what();
+    }
+  };
+  // An exception must not leave a worker thread (std::terminate) nor stop `done` short of
+  // `total` (the progress loop would wait forever): the first one is kept and the rest skipped.
   auto worker = [&] {
     for (size_t i = next++; i < total; i = next++) {
-      std::vector<Override> overrides = base;
-      std::vector<std::string> texts = request.overrides;
-      size_t rest = i;
-      for (size_t a = request.axes.size(); a-- > 0;) {
-        const SweepAxis& axis = request.axes[a];
-        const json& v = axis.values[rest % axis.values.size()];
-        rest /= axis.values.size();
-        points[i].values.insert(points[i].values.begin(), v);
-      }
-      for (size_t a = 0; a < request.axes.size(); ++a) {
-        const json& v = points[i].values[a];
-        std::string text =
-            request.axes[a].field + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
-        Override o = parse_override(request.axes[a].field + "=0");
-        o.text = text;
-        o.value = v;
-        overrides.push_back(o);
-        texts.push_back(text);
-      }
       try {
-        SpecJson m = model, c = cluster, w = workload;
-        apply_overrides(m, SpecKind::model, overrides);
-        apply_overrides(c, SpecKind::cluster, overrides);
-        apply_overrides(w, SpecKind::workload, overrides);
-        Inputs in = inputs_from_json(std::move(m), std::move(c), std::move(w), texts);
-        if (profile) attach_device_profile(in, *profile);
-        points[i].plan = plan(in, options);
-      } catch (const Error& e) {
-        errors[i] = e.what();
+        plan_point(i);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(fatal_mutex);
+        if (!fatal) fatal = std::current_exception();
+        next = total;
+        stopped = true;
       }
       ++done;
     }
@@ -148,7 +165,7 @@ std::vector<SweepPoint> run_sweep(const SweepRequest& request) {
   for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
   if (request.progress) {
     std::thread own(worker);
-    while (done < total) {
+    while (done < total && !stopped) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       request.progress(done, total);
     }
@@ -157,6 +174,7 @@ std::vector<SweepPoint> run_sweep(const SweepRequest& request) {
     worker();
   }
   for (auto& t : pool) t.join();
+  if (fatal) std::rethrow_exception(fatal);
   for (size_t i = 0; i < total; ++i)
     if (!errors[i].empty()) {
       std::string at;

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <string>
 
+#include "xring/planner/error.hpp"
+
 namespace xring {
 namespace {
 
@@ -35,6 +37,14 @@ nlohmann::json predicted_trace(const Plan& plan, int max_ranks) {
   int ranks = 1;
   for (const auto& l : plan.layers) ranks = std::max(ranks, l.ranks);
   ranks = std::min(ranks, max_ranks);
+  double expected_events = 0;
+  for (const auto& l : plan.layers)
+    expected_events += static_cast<double>(std::min(l.ranks, ranks)) * (2.0 * l.steps + 1);
+  if (expected_events > kMaxTraceEvents)
+    throw Error("--trace: the timeline would hold " +
+                std::to_string(static_cast<long long>(expected_events)) + " events, more than " +
+                std::to_string(kMaxTraceEvents) + " (" + std::to_string(plan.layers.size()) +
+                " layers); trace a smaller model or drop --trace");
   nlohmann::json events = nlohmann::json::array();
   for (int r = 0; r < ranks; ++r) {
     events.push_back(metadata("process_name", r, 0, "rank " + std::to_string(r)));

@@ -92,8 +92,24 @@ std::optional<double> parse(std::string_view text, Quantity q) {
   std::string_view unit = text.substr(end);
   if (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
   for (const Unit& u : table(q))
-    if (u.name == unit) return value * u.scale;
+    if (u.name == unit) return value * u.scale;  // may overflow to +inf: see largest()
   return std::nullopt;
+}
+
+double largest(Quantity q) {
+  switch (q) {
+    case Quantity::bytes:
+      return 1e18;  // 1 EB per GPU or node: ~10^7 x an H200's 141 GB
+    case Quantity::bandwidth:
+      return 1e18;  // 1 EB/s: ~10^5 x HBM3e's 4.8 TB/s
+    case Quantity::time:
+      return 1e9;  // ~32 years: any latency or duration a plan can mean
+    case Quantity::flop_rate:
+      return 1e21;  // 1 ZFLOP/s per GPU: ~10^6 x an H100's dense bf16 peak
+    case Quantity::count:
+      return 1e18;  // parameters: ~10^6 x the largest published models (~10^12)
+  }
+  return 1e18;
 }
 
 std::string accepted_units(Quantity q) {

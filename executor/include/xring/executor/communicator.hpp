@@ -52,6 +52,8 @@ class FaultInjectingCommunicator final : public Communicator {
   void send(int to, std::vector<float> data, int tag) override;
   std::vector<float> recv(int from, int tag) override { return inner_.recv(from, tag); }
   void barrier() override { inner_.barrier(); }
+  /// Sends this rank made through the wrapper so far (the fault fires at fault.message).
+  int sends() const { return sends_; }
 
  private:
   Communicator& inner_;

@@ -17,6 +17,10 @@ namespace xring::executor {
 
 inline constexpr int kReportSchemaVersion = 1;
 
+/// The longest --timeout: one week. Longer waits overflow the clock's nanosecond count
+/// (1e10 s does) and make every wait time out at once (README "Resource limits").
+constexpr double kMaxTimeoutS = 7 * 24 * 3600.0;
+
 struct RunOptions {
   std::string backend = "cpu";  ///< cpu (threads), cuda (ranks emulated on one GPU), nccl
   uint64_t seed = 1;
@@ -25,7 +29,8 @@ struct RunOptions {
   std::string media_mask = "none";  ///< none | same_group | up_to_group (Flamingo-style)
   int repeat = 1;                   ///< measurements per layer; the report keeps every sample
   int warmup = 1;  ///< unmeasured runs of every layer first (page faults, clocks, CUDA modules)
-  double timeout_s = 120;                ///< the longest any rank waits for a peer before aborting
+  double timeout_s =
+      120;  ///< the longest any rank waits for a peer before aborting, (0, kMaxTimeoutS]
   std::optional<Fault> fault;            ///< testing the abort path: a fault injected into one rank
   std::optional<LaunchIdentity> launch;  ///< nccl: this process's rank, world and rendezvous
 };

@@ -2,6 +2,7 @@
 // and finish() rejects keys nobody asked for, with a did-you-mean hint.
 #pragma once
 
+#include <climits>
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -16,11 +17,33 @@ namespace xring {
 
 using nlohmann::json;
 
-/// Parses JSON text; a syntax error becomes an xring::Error naming `origin`, line and column.
+/// Deepest nesting of objects and arrays any input may have (the top-level object is depth 1).
+/// xring's own files nest at most 6 deep; the limit keeps every recursive copy and dump of a
+/// parsed document far from the stack's end (README "Resource limits").
+constexpr int kMaxJsonDepth = 64;
+/// Largest JSON file read (README "Resource limits"): a plan of a 1,000-layer model is ~2 MiB.
+constexpr long long kMaxJsonFileBytes = 64LL << 20;
+/// Longest excerpt of an input value or name that an error message quotes.
+constexpr size_t kMaxQuotedChars = 80;
+
+/// Parses JSON text; a syntax error becomes an xring::Error naming `origin`, line and column;
+/// nesting beyond kMaxJsonDepth and numbers outside the double range name the JSON path.
 json parse_json_text(const std::string& text, const std::string& origin);
 
-/// Reads a JSON file; a missing or unreadable file or bad syntax becomes an xring::Error.
+/// A command-line value (`--set`, `--vary`): its JSON reading, or the text as a string when it
+/// is not JSON; nesting and number range are checked as in parse_json_text.
+json parse_json_or_string(const std::string& text, const std::string& origin);
+
+/// Reads a JSON file; a missing or unreadable file, a directory or device, a file over
+/// kMaxJsonFileBytes or bad syntax becomes an xring::Error.
 json read_json_file(const std::string& path);
+
+/// `text` cut to kMaxQuotedChars (marked with "…") for quoting input in a message.
+std::string quoted_excerpt(const std::string& text);
+
+/// A description of a JSON value for a message ("the string \"abc\"", "an array"); long
+/// values are cut to kMaxQuotedChars.
+std::string describe_json_value(const json& v);
 
 /// The closest of `candidates` to `word` when it is close enough to be a likely typo.
 std::optional<std::string> did_you_mean(const std::string& word,
@@ -39,6 +62,10 @@ class ObjectReader {
   int64_t integer(const std::string& key, int64_t min, int64_t max = INT64_MAX);
   std::optional<int64_t> optional_integer(const std::string& key, int64_t min,
                                           int64_t max = INT64_MAX);
+  /// An integer in [min, max] that fits an int: every `int` field reads through this, so no
+  /// value wraps on the way in (4294967296 is an error, not 0).
+  int int32(const std::string& key, int min, int max = INT_MAX);
+  std::optional<int> optional_int32(const std::string& key, int min, int max = INT_MAX);
   /// A plain number in [min, max].
   double number(const std::string& key, double min, double max);
   std::optional<double> optional_number(const std::string& key, double min, double max);

@@ -39,8 +39,13 @@ Link group_link(const ClusterSpec& c, int first, int stride, int count);
 Placement placement_for(const Inputs& in, Strategy s, int ranks, int ulysses_degree,
                         bool recompute);
 
-/// Reads and validates a plan file, including the specs echoed in its inputs.
+/// Reads and validates a plan file, including the specs echoed in its inputs and every count
+/// and index of the plan against them (check_plan_against_inputs).
 Plan read_plan_file(const std::string& path);
+/// Throws xring::Error naming `origin` and the JSON path when a plan's rank counts, groups,
+/// layer indices, decode heads or GPU indices fall outside the model, cluster and workload it
+/// echoes (a hand-edited or corrupt plan), so that nothing downstream indexes out of range.
+void check_plan_against_inputs(const Plan& p, const Inputs& in, const std::string& origin);
 /// The validated specs a plan echoes; errors name `origin` and inputs.model/cluster/workload.
 Inputs plan_inputs(const Plan& p, const std::string& origin);
 

@@ -37,7 +37,12 @@ struct SweepRequest {
   std::function<void(size_t, size_t)> progress;
 };
 
-/// Plans every point. A spec error at any point is an xring::Error naming the point.
+/// The most points one sweep may have (README "Resource limits"): a point keeps its whole plan
+/// (~20 KB), so 10,000 points stay near 200 MB.
+constexpr size_t kMaxSweepPoints = 10000;
+
+/// Plans every point. A spec error at any point is an xring::Error naming the point; any other
+/// exception in a worker thread (out of memory) stops the sweep and is rethrown here.
 std::vector<SweepPoint> run_sweep(const SweepRequest& request);
 
 /// The metrics a sweep can report: `predicted` fields of the plan, and a few derived ones.

@@ -15,8 +15,15 @@ enum class Quantity { bytes, bandwidth, time, flop_rate, count };
 /// seconds, FLOP/s, or a plain count. Decimal prefixes (GB = 1e9) and binary ones
 /// (GiB = 2^30) are distinct; bits ("Gb/s", "Gbit/s") are converted to bytes.
 /// Returns nullopt when the text is not a finite, non-negative number followed by a unit of
-/// this quantity. Counts also accept a bare number and the suffixes K, M, B (1e9), T.
+/// this quantity; a number that overflows only after scaling ("1e300PFLOP/s") is +inf, which
+/// spec readers refuse as larger than largest(q). Counts also accept a bare number and the suffixes K, M, B (1e9), T.
 std::optional<double> parse(std::string_view text, Quantity q);
+
+/// The largest value a spec may give for a quantity, in SI base units: a sanity bound 10^3 to
+/// 10^6 above any device today (H200: 141 GB, 4.8 TB/s, ~1 PFLOP/s dense bf16), so that
+/// products of quantities stay finite (1e300 PFLOP/s would make every time 0). README
+/// "Resource limits" lists them.
+double largest(Quantity q);
 
 /// The units accepted for a quantity, for error messages: e.g. "B, KB, MB, GB, TB, KiB, ...".
 std::string accepted_units(Quantity q);

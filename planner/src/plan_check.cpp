@@ -1,0 +1,116 @@
+// A plan's numbers against the model, cluster and workload it echoes: every count and index the
+// executor sizes buffers by, divides by or indexes with must lie inside what those specs allow.
+#include <set>
+#include <utility>
+
+#include "xring/planner/error.hpp"
+#include "xring/planner/planner.hpp"
+
+namespace xring {
+namespace {
+
+class PlanChecker {
+ public:
+  PlanChecker(const Inputs& in, const std::string& origin) : in_(in), origin_(origin) {}
+
+  /// `value` at `path` must lie in [min, max]; `bound` says where max comes from.
+  void within(const std::string& path, long long value, long long min, long long max,
+              const std::string& bound) const {
+    if (value < min || value > max)
+      throw Error(origin_ + ": at \"" + path + "\": " + std::to_string(value) + " is outside " +
+                  std::to_string(min) + ".." + std::to_string(max) + " (" + bound +
+                  "); re-run xring plan");
+  }
+
+  void layer(const LayerPlan& l, const std::string& at, std::set<int>& seen) const {
+    const auto& cross = in_.model.cross_attention_layers;
+    bool listed = false;
+    for (int index : cross) listed = listed || index == l.index;
+    if (!listed)
+      throw Error(origin_ + ": at \"" + at + ".index\": layer " + std::to_string(l.index) +
+                  " is not a cross-attention layer of " + in_.model.name + " (it has " +
+                  std::to_string(cross.size()) + "); re-run xring plan");
+    if (!seen.insert(l.index).second)
+      throw Error(origin_ + ": at \"" + at + ".index\": layer " + std::to_string(l.index) +
+                  " is planned twice; re-run xring plan");
+    ranks(at, l.ranks, l.ulysses_degree, l.strategy);
+    const std::string gpus = std::to_string(in_.cluster.gpus()) + " GPUs of " + in_.cluster.name;
+    within(at + ".groups", l.groups, 1, in_.cluster.gpus() / l.ranks,
+           "groups of " + std::to_string(l.ranks) + " ranks on the " + gpus);
+    within(at + ".batch_per_group", l.batch_per_group, 1, in_.workload.batch, "the batch");
+    within(at + ".steps", l.steps, 1, l.ranks, "one per rank at most");
+    within(at + ".q_block", l.q_block, 0, in_.workload.text_tokens, "the text tokens");
+    within(at + ".kv_block", l.kv_block, 0, visual_tokens(in_.workload, in_.model),
+           "the visual tokens");
+    for (size_t a = 0; a < l.alternatives.size(); ++a) {
+      const Alternative& alt = l.alternatives[a];
+      ranks(at + ".alternatives[" + std::to_string(a) + "]", alt.ranks, alt.ulysses_degree,
+            alt.strategy);
+    }
+  }
+
+  void ranks(const std::string& at, int ranks, int ulysses_degree, Strategy s) const {
+    const int gpus = in_.cluster.gpus();
+    within(at + ".ranks", ranks, 1, gpus, "the GPUs of " + in_.cluster.name);
+    if (gpus % ranks != 0)
+      throw Error(origin_ + ": at \"" + at + ".ranks\": " + std::to_string(ranks) +
+                  " does not divide the " + std::to_string(gpus) + " GPUs of " + in_.cluster.name +
+                  "; re-run xring plan");
+    within(at + ".ulysses_degree", ulysses_degree, s == Strategy::hybrid ? 1 : 0, ranks,
+           "the layer's ranks");
+    if (s == Strategy::hybrid && ranks % ulysses_degree != 0)
+      throw Error(
+          origin_ + ": at \"" + at + ".ulysses_degree\": " + std::to_string(ulysses_degree) +
+          " does not divide the layer's " + std::to_string(ranks) + " ranks; re-run xring plan");
+  }
+
+  void decode(const DecodeSection& d) const {
+    const int gpus = in_.cluster.gpus();
+    within("decode.gpus", d.gpus, 1, gpus, "the GPUs of " + in_.cluster.name);
+    within("decode.replicas", d.replicas, 1, gpus / d.gpus,
+           "replicas of " + std::to_string(d.gpus) + " GPUs on " + in_.cluster.name);
+    within("decode.batch_per_replica", d.batch_per_replica, 1, in_.workload.batch, "the batch");
+    within("decode.prompt_tokens", d.prompt_tokens, 0, in_.workload.text_tokens,
+           "the workload's text tokens");
+    const int layers = self_attention_layers(in_.model);
+    const int kv_heads = in_.model.self_attention.kv_heads;
+    std::set<std::pair<int, int>> seen;
+    for (size_t i = 0; i < d.heads.size(); ++i) {
+      const DecodeHead& h = d.heads[i];
+      const std::string at = "decode.heads[" + std::to_string(i) + "]";
+      within(at + ".layer", h.layer, 0, layers - 1,
+             "the self-attention layers of " + in_.model.name);
+      within(at + ".head", h.head, 0, kv_heads - 1, "the kv heads of " + in_.model.name);
+      if (!seen.insert({h.layer, h.head}).second)
+        throw Error(origin_ + ": at \"" + at + "\": layer " + std::to_string(h.layer) + " head " +
+                    std::to_string(h.head) + " is placed twice; re-run xring plan");
+      for (size_t c = 0; c < h.gpus.size(); ++c) {
+        within(at + ".gpus[" + std::to_string(c) + "]", h.gpus[c], 0, d.gpus - 1,
+               "the replica's GPUs");
+        within(at + ".requests[" + std::to_string(c) + "]", h.requests[c], 0, d.batch_per_replica,
+               "the replica's batch");
+      }
+    }
+    for (size_t i = 0; i < d.per_gpu.size(); ++i)
+      within("decode.per_gpu[" + std::to_string(i) + "].gpu", d.per_gpu[i].gpu, 0, d.gpus - 1,
+             "the replica's GPUs");
+  }
+
+ private:
+  const Inputs& in_;
+  const std::string& origin_;
+};
+
+}  // namespace
+
+void check_plan_against_inputs(const Plan& p, const Inputs& in, const std::string& origin) {
+  PlanChecker check(in, origin);
+  std::set<int> seen;
+  for (size_t i = 0; i < p.layers.size(); ++i)
+    check.layer(p.layers[i], "layers[" + std::to_string(i) + "]", seen);
+  check.within("rest_of_model.tensor_parallel", p.rest_of_model.tensor_parallel, 1,
+               in.cluster.gpus(), "the GPUs of " + in.cluster.name);
+  if (p.decode) check.decode(*p.decode);
+}
+
+}  // namespace xring
