@@ -28,10 +28,10 @@ struct DecodeModel {
   int G = 1;
   double bytes = 2;
   HeadBudgets budgets;
-  double per_token_head_bytes = 0;  ///< K+V of one token of one kv head
-  double weights_per_gpu = 0;       ///< held: every weight / G
-  double step_weights_per_gpu = 0;  ///< read once per step (decode_step_params / G)
-  double copy_bytes = 0;            ///< one extra copy of a kv group's weight slices
+  double per_token_head_bytes = 0;        ///< K+V of one token of one kv head
+  double weights_per_gpu = 0;             ///< held: every weight / G
+  double step_weights_per_gpu = 0;        ///< read once per step (decode_step_params / G)
+  double copy_bytes = 0;                  ///< one extra copy of a kv group's weight slices
   double cross_kv_bytes_per_request = 0;  ///< per GPU: one request's cross-attention K/V
   int allreduced_layers = 0;              ///< layers ending in two all-reduces
   double allreduce_s_per_request = 0;     ///< per such layer
@@ -114,8 +114,7 @@ struct DecodeModel {
     for (size_t l = 0; l < layers.size(); ++l) {
       const auto& heads = layers[l].heads;
       for (size_t h = 0; h < heads.size(); ++h)
-        for (const HeadCopy& copy : heads[h])
-          gpu[copy.gpu] += copy.requests * memory_bytes[l][h];
+        for (const HeadCopy& copy : heads[h]) gpu[copy.gpu] += copy.requests * memory_bytes[l][h];
     }
     return gpu;
   }
@@ -126,8 +125,8 @@ struct DecodeModel {
     std::vector<double> gpu(G, 0.0);
     for (size_t h = 0; h < layer.heads.size(); ++h)
       for (size_t c = 0; c < layer.heads[h].size(); ++c)
-        gpu[layer.heads[h][c].gpu] += scale * layer.heads[h][c].requests * time_bytes[l][h] +
-                                      (c > 0 ? copy_bytes : 0);
+        gpu[layer.heads[h][c].gpu] +=
+            scale * layer.heads[h][c].requests * time_bytes[l][h] + (c > 0 ? copy_bytes : 0);
     return *std::max_element(gpu.begin(), gpu.end());
   }
 
@@ -426,8 +425,8 @@ StreamingSection plan_streaming(const Inputs& in) {
     out.peak_memory_bytes = memory_at(end);
     out.cached_tokens = model.cached_visual(end) + model.text_kept;
     const double visual_read = model.cached_visual(end) * model.read_fraction;
-    double read = step_params * b + visual_read * visual_token_bytes +
-                  model.text_kept * text_token_bytes;
+    double read =
+        step_params * b + visual_read * visual_token_bytes + model.text_kept * text_token_bytes;
     out.tokens_per_s = gpu.hbm_bytes_per_s / read;
     // Attention: 4·H·d FLOPs per attended token per layer; text in the self-attention layers,
     // visual tokens in the cross-attention layers that hold them (else the self-attention ones).

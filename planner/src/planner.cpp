@@ -217,10 +217,11 @@ class Planner {
       if (w.phase == Phase::streaming)
         base.note = "serving layout: one GPU per stream holds all the " + held;
       else
-        base.note = "serving layout: " + held +
-                    (tp > 1 ? " sharded " + std::to_string(tp) + "-way tensor-parallel inside a node"
-                            : " replicated on every GPU") +
-                    " for prefill and decode alike (decode's G = gcd(kv heads, GPUs per node))";
+        base.note =
+            "serving layout: " + held +
+            (tp > 1 ? " sharded " + std::to_string(tp) + "-way tensor-parallel inside a node"
+                    : " replicated on every GPU") +
+            " for prefill and decode alike (decode's G = gcd(kv heads, GPUs per node))";
       return base;
     }
     int tp = 1;
@@ -528,8 +529,7 @@ class Planner {
         (d.kv_budget ? " (" + std::to_string(d.kv_budget) + " tokens per kv head)" : "") +
         ", placement " + d.chosen);
     const KvPolicy& policy = in_.workload.kv_policy;
-    if (policy.kind == KvPolicyKind::adaptive)
-      plan.notes.push_back(adaptive_note(policy));
+    if (policy.kind == KvPolicyKind::adaptive) plan.notes.push_back(adaptive_note(policy));
   }
 
   /// Which AdaKV floor α the adaptive budgets use and why.

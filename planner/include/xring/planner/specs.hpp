@@ -98,7 +98,7 @@ struct KvPolicy {
   /// adaptive: AdaKV's floor fraction alpha of B' every head keeps; unset = by model
   /// (adakv_floor: 0.2 for grouped-query models, 0.5 otherwise).
   std::optional<double> floor;
-  bool redistribute = true;  ///< adaptive: hand a capped head's excess to the others (xring)
+  bool redistribute = true;     ///< adaptive: hand a capped head's excess to the others (xring)
   int window = 32;              ///< adaptive: observation window w, always kept
   long long cache_tokens = 0;   ///< inf_mllm: cache size N per layer (0 = kv_budget, else 4096)
   long long recent_tokens = 0;  ///< inf_mllm: recent tokens r kept (0 = cache_tokens / 4)
