@@ -231,3 +231,170 @@ TEST(Decode, ChosenPlacementAlwaysFitsWhenAnyDoes) {
     }
   }
 }
+
+// Issue 15 item 4. Llama-3.2-11B-Vision (profiles/models): V = 128256, D = 4096, 9.78e9
+// language parameters, 40 decoder layers of which 8 are cross-attention layers (H_kv' = 8,
+// d' = 128, D_v = 4096); image-chat: B = 8, 1024 prompt + 256 generated tokens, one image of
+// 6404 tokens; h100-sxm-8: G = gcd(8, 8) = 8, HBM 3.35e12 B/s, NVLink 450e9 B/s, 3 us.
+TEST(Decode, ImageChatReadsTheCrossAttentionLayersAndTheirAllReduces) {
+  Plan p = plan(load_inputs("llama-3.2-11b-vision", "h100-sxm-8", "image-chat", {}));
+  ASSERT_TRUE(p.decode.has_value());
+  const double hbm = 3.35e12, G = 8, b = 2, B = 8;
+  const double embedding = 128256.0 * 4096;             // 525.3e6
+  const double cross_wk_wv = 2.0 * 8 * 4096 * 8 * 128;  // 67.1e6, K/V cached at prefill
+  const double step_params = 9.78e9 - 2 * embedding - cross_wk_wv + embedding;  // + LM head
+  const double weights_s = step_params * b / G / hbm;                           // 685.7 us
+  const double cross_kv_s = 8 * 2 * B * 6404 * 8 * 128 * b / G / hbm;           // 62.6 us
+  const double self_kv_s = 32 * B * (1024 + 256 / 2.0) * 2 * 128 * b / hbm;     // 45.1 us
+  // 32 self-attention + 8 cross-attention layers, two ring all-reduces of B x D each.
+  const double allreduce_s = 40 * (2 * 2 * (G - 1) / G * 4096 * b * B / 450e9 + 2 * 2 * 7 * 3e-6);
+  const double step_s = weights_s + cross_kv_s + self_kv_s + allreduce_s;  // 4.1737 ms
+  EXPECT_NEAR(step_s, 4.1737e-3, 1e-7);
+  EXPECT_NEAR(*p.predicted.decode_step_s, step_s, 1e-12 * step_s);
+  EXPECT_NEAR(*p.predicted.decode_tokens_per_s, 8 / step_s, 1e-9);  // 1,917 (was 2,244)
+  EXPECT_GT(*p.predicted.decode_step_s, 4.0e-3);                    // 3.56 ms without the 8 layers
+
+  // Without an image the cross-attention layers are skipped: 32 layers' weights and reduces.
+  Plan text =
+      plan(load_inputs("llama-3.2-11b-vision", "h100-sxm-8", "image-chat", {"workload.frames=0"}));
+  const double text_step = (9.78e9 - 2 * embedding) * 32 / 40 * b / G / hbm +
+                           embedding * b / G / hbm + self_kv_s + allreduce_s * 32 / 40;
+  EXPECT_NEAR(*text.predicted.decode_step_s, text_step, 1e-12 * text_step);
+}
+
+// Issue 15 item 7. A fair copy's weight slices (W_q, W_o of its 8 query heads, W_k, W_v:
+// (2·8 + 2)·128·8192·2 B = 36 MiB) are a fixed cost: the largest batch is
+// min_g floor((usable − weights/G − copies_g·36 MiB) / per-request_g). The test recomputes it
+// from the placement's heads (budgets, GPUs, request splits), not from the plan's totals.
+TEST(Decode, FairCopiesAreAFixedCostInTheLargestBatch) {
+  Plan p = plan(load_inputs("llama-3-70b", "h100-sxm-8", "fairkv-decode", {}));
+  const DecodeSection& d = *p.decode;
+  ASSERT_EQ(d.chosen, "fair_copying");
+  const double copy = (2 * 8 + 2) * 128.0 * 8192 * 2;
+  EXPECT_EQ(copy, 36.0 * (1 << 20));
+  const double weights = 70.6e9 * 2 / 8, usable = 78.0 * (1ull << 30), hbm = 3.35e12;
+  const double token_bytes = 2 * 128 * 2;  // K+V of one token of one kv head
+  std::vector<double> fixed(8, weights), per_request(8, 0), copies_read(8, 0);
+  std::vector<std::vector<double>> kv_read(80, std::vector<double>(8, 0));
+  std::vector<std::vector<double>> copy_read(80, std::vector<double>(8, 0));
+  for (const DecodeHead& h : d.heads) {
+    for (size_t c = 0; c < h.gpus.size(); ++c) {
+      const int g = h.gpus[c];
+      if (c > 0) fixed[g] += copy, copy_read[h.layer][g] += copy;
+      per_request[g] += h.requests[c] / 128.0 * (h.budget_tokens + 512) * token_bytes;
+      kv_read[h.layer][g] += h.requests[c] * (h.budget_tokens + 256) * token_bytes;
+    }
+  }
+  double max_batch = 1e9, old_batch = 1e9;
+  for (int g = 0; g < 8; ++g) {
+    max_batch = std::min(max_batch, std::floor((usable - fixed[g]) / per_request[g]));
+    // Before: the copies counted in the per-request bytes.
+    old_batch = std::min(
+        old_batch, std::floor((usable - weights) / (per_request[g] + (fixed[g] - weights) / 128)));
+  }
+  EXPECT_EQ(max_batch, 611);
+  EXPECT_EQ(old_batch, 547);
+  const DecodePlacement& f = placement(d, "fair_copying");
+  EXPECT_EQ(f.max_batch, 611);
+  // Tokens/s at 611: the KV reads scale with the requests, the copies' slices do not.
+  const double scale = 611.0 / 128;
+  double t = (70.6e9 - 128256.0 * 8192) * 2 / 8 / hbm +  // all layers + LM head, no embedding
+             80 * (2 * 2 * 7 / 8.0 * 8192 * 2 * 611 / 450e9 + 2 * 2 * 7 * 3e-6);
+  for (int l = 0; l < 80; ++l) {
+    double slowest = 0;
+    for (int g = 0; g < 8; ++g)
+      slowest = std::max(slowest, scale * kv_read[l][g] + copy_read[l][g]);
+    t += slowest / hbm;
+  }
+  EXPECT_NEAR(f.tokens_per_s_at_max_batch, 611 / t, 1e-9 * 611 / t);
+  EXPECT_NEAR(f.tokens_per_s_at_max_batch, 15728, 1);  // 15.15k at 547 before
+}
+
+// Issue 15 item 8. video-stream on one H100 (Inf-MLLM, 16,384 cached visual tokens; text
+// 256 + 128 = 384 tokens): a token reads the decode weights (no vision encoder, no input
+// embedding, no cross-attention W_k/W_v) and the cache; full attends its visual tokens in the
+// 8 cross-attention layers (32 heads x 128), not the 32 self-attention layers.
+TEST(Streaming, ReadsOnlyWhatATokenUsesAndAttendsVisualTokensInCrossLayers) {
+  Inputs in = load_inputs("llama-3.2-11b-vision", "h100-1", "video-stream", {});
+  Plan p = plan(in);
+  const StreamingPolicy *full = nullptr, *inf = nullptr;
+  for (const auto& x : p.streaming->policies) {
+    if (x.policy == "full") full = &x;
+    if (x.policy == "inf_mllm") inf = &x;
+  }
+  ASSERT_TRUE(full && inf);
+  const double embedding = 128256.0 * 4096, cross_wk_wv = 2.0 * 8 * 4096 * 8 * 128;
+  const double step_params = 9.78e9 - embedding - cross_wk_wv;  // 9.188e9 (LM head kept)
+  const double visual_bytes = 8 * 2 * 8 * 128 * 2.0, text_bytes = 32 * 2 * 8 * 128 * 2.0;
+  const double read = step_params * 2 + 16384 * visual_bytes + 384 * text_bytes;  // 18.96 GB
+  EXPECT_NEAR(read, 18.963e9, 1e6);
+  EXPECT_NEAR(inf->tokens_per_s, 3.35e12 / read, 1e-9);  // 176.7 (152.7 before)
+  // full at its out-of-memory point: (usable − all weights − text) / 32 KiB visual tokens.
+  const double visual =
+      (in.cluster.usable_memory_bytes() - (9.78e9 + 0.895e9) * 2 - 384 * text_bytes) / visual_bytes;
+  const double flops = 2 * step_params + 4 * 384 * 32 * 128 * 32.0 + 4 * visual * 32 * 128 * 8.0;
+  EXPECT_NEAR(full->per_token_flops, flops, 1e-6 * flops);
+  EXPECT_NEAR(full->per_token_flops, 2.68e11, 0.01e11);  // 1.017e12 before
+}
+
+// Issue 15 item 12: AdaKV's floor by model, and its code's rounding without redistribution.
+TEST(Budgets, AdaKvFloorDefaultsByModelAndRedistributeFalseIsAdaKvsCode) {
+  ModelSpec gqa;
+  gqa.self_attention = {64, 8, 128};
+  ModelSpec mha;
+  mha.self_attention = {32, 32, 128};
+  KvPolicy p = adaptive();
+  p.floor.reset();
+  EXPECT_EQ(adakv_floor(p, gqa), 0.2);
+  EXPECT_EQ(adakv_floor(p, mha), 0.5);
+  p.floor = 0.3;
+  EXPECT_EQ(adakv_floor(p, gqa), 0.3);
+
+  // Shares 0.75/0.25, budget 133, window 32: B' = 101, c = (151.5, 50.5), α = 0.5.
+  HeadProfile prof;
+  prof.layers = 1;
+  prof.kv_heads = 2;
+  prof.shares = {{0.75, 0.25}};
+  KvPolicy exact = adaptive(0.5, 32);
+  exact.redistribute = false;
+  // AdaKV: floor int(50.5) = 50; round(75.75 + 50) = 126, round(25.25 + 50) = 75; + window.
+  EXPECT_EQ(head_budgets(exact, 133, 10000, 1, 2, &prof).tokens[0],
+            (std::vector<long long>{158, 107}));
+  // xring: 126.25 and 75.75 rounded as a row summing to 202: 126 and 76; + window.
+  EXPECT_EQ(head_budgets(adaptive(0.5, 32), 133, 10000, 1, 2, &prof).tokens[0],
+            (std::vector<long long>{158, 108}));
+  // Capped at a 120-token prompt (α = 0, no window, B' = 100, c = (150, 50)): AdaKV drops the
+  // 30 tokens the heavy head cannot hold; xring hands them to the other head.
+  exact = adaptive(0.0, 0);
+  exact.redistribute = false;
+  EXPECT_EQ(head_budgets(exact, 100, 120, 1, 2, &prof).tokens[0],
+            (std::vector<long long>{120, 50}));
+  EXPECT_EQ(head_budgets(adaptive(0.0, 0), 100, 120, 1, 2, &prof).tokens[0],
+            (std::vector<long long>{120, 80}));
+
+  // The string form takes the GQA default and the plan says so.
+  Plan string_form = plan(
+      load_inputs("llama-3-70b", "h100-sxm-8", "fairkv-decode", {"workload.kv_policy=adaptive"}));
+  Plan explicit_02 = plan(load_inputs("llama-3-70b", "h100-sxm-8", "fairkv-decode", {}));
+  std::vector<long long> a, e;
+  for (const auto& h : string_form.decode->heads) a.push_back(h.budget_tokens);
+  for (const auto& h : explicit_02.decode->heads) e.push_back(h.budget_tokens);
+  EXPECT_EQ(a, e);  // fairkv-decode sets floor 0.2 explicitly
+  bool noted = false;
+  for (const auto& n : string_form.notes)
+    noted =
+        noted || n.find("floor alpha 0.20 (default for grouped-query models") != std::string::npos;
+  EXPECT_TRUE(noted);
+  // redistribute=false keeps fewer tokens at 4K prompts (+8 % with redistribution).
+  auto kept = [](const Plan& q) {
+    long long t = 0;
+    for (const auto& h : q.decode->heads) t += h.budget_tokens;
+    return t;
+  };
+  Plan with = plan(
+      load_inputs("llama-3-70b", "h100-sxm-8", "fairkv-decode", {"workload.text_tokens=4096"}));
+  Plan without =
+      plan(load_inputs("llama-3-70b", "h100-sxm-8", "fairkv-decode",
+                       {"workload.text_tokens=4096", "workload.kv_policy.redistribute=false"}));
+  EXPECT_NEAR(static_cast<double>(kept(with)) / kept(without), 1.08, 0.005);
+}

@@ -252,3 +252,29 @@ TEST(Planner, DoesNotFitNamesTheLargestItemAndWhatFits) {
   EXPECT_NE(r.find("with frames ≤ 6343"), std::string::npos) << r;
   EXPECT_NE(r.find("fits from P = 10"), std::string::npos) << r;
 }
+
+// Issue 15 item 6: a serving plan holds one layout. Decode is G = gcd(8 kv heads, 8 GPUs) = 8
+// way tensor-parallel, so prefill memory holds weights/8 too: Llama-3-70B 70.6e9·2/8 B (it was
+// 4-way, 33.38 GiB, under the 60 % rule), Llama-3.2-Vision (9.78e9 + 0.895e9)·2/8 B in every
+// cross-attention layer's memory (it was replicated).
+TEST(Planner, ServingPlansUseDecodesTensorParallelLayoutForPrefill) {
+  Plan fairkv = plan(load_inputs("llama-3-70b", "h100-sxm-8", "fairkv-decode", {}));
+  EXPECT_EQ(fairkv.rest_of_model.tensor_parallel, 8);
+  EXPECT_EQ(fairkv.decode->gpus, 8);
+  // Peak over the phases: decode's fullest GPU (weights/8 + KV + copies) beats prefill's
+  // weights/8 + the activations of one 32K-token prompt chunked over 8 GPUs.
+  const double prefill = 70.6e9 * 2 / 8 + 32768 / 8 * 8 * 8192 * 2.0;
+  double decode_peak = 0;
+  for (const auto& x : fairkv.decode->placements)
+    if (x.placement == fairkv.decode->chosen) decode_peak = x.peak_memory_bytes;
+  EXPECT_GT(decode_peak, prefill);
+  EXPECT_DOUBLE_EQ(fairkv.predicted.peak_memory_bytes_per_rank, decode_peak);
+
+  Plan chat = plan(load_inputs("llama-3.2-11b-vision", "h100-sxm-8", "image-chat", {}));
+  ASSERT_FALSE(chat.layers.empty());
+  EXPECT_DOUBLE_EQ(chat.layers[0].memory_bytes.weights, (9.78e9 + 0.895e9) * 2 / 8);
+  EXPECT_EQ(chat.rest_of_model.tensor_parallel, chat.decode->gpus);
+  // Prefill workloads keep the 60 % rule: 21.35 GB replicated fits under 0.6 x 78 GiB.
+  Plan prefill_only = plan(load_inputs("llama-3.2-11b-vision", "h100-sxm-8", "video-qa", {}));
+  EXPECT_EQ(prefill_only.rest_of_model.tensor_parallel, 1);
+}

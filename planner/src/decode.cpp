@@ -28,14 +28,14 @@ struct DecodeModel {
   int G = 1;
   double bytes = 2;
   HeadBudgets budgets;
-  double per_token_head_bytes = 0;  ///< K+V of one token of one kv head
-  double weights_per_gpu = 0;
-  double layer_weights_per_gpu = 0;  ///< read once per step per layer
-  double head_weights_bytes = 0;     ///< LM head share, read once per step
-  double copy_bytes = 0;             ///< one extra copy of a kv group's weight slices
-  double allreduce_s_per_request = 0;
-  double allreduce_latency_s = 0;
-  DecodeExtras extras;
+  double per_token_head_bytes = 0;        ///< K+V of one token of one kv head
+  double weights_per_gpu = 0;             ///< held: every weight / G
+  double step_weights_per_gpu = 0;        ///< read once per step (decode_step_params / G)
+  double copy_bytes = 0;                  ///< one extra copy of a kv group's weight slices
+  double cross_kv_bytes_per_request = 0;  ///< per GPU: one request's cross-attention K/V
+  int allreduced_layers = 0;              ///< layers ending in two all-reduces
+  double allreduce_s_per_request = 0;     ///< per such layer
+  double allreduce_latency_s = 0;         ///< per such layer
 
   double time_tokens(long long budget) const { return budget + in.workload.generate_tokens / 2.0; }
   double memory_tokens(long long budget) const { return budget + in.workload.generate_tokens; }
@@ -96,40 +96,58 @@ struct DecodeModel {
     return out;
   }
 
-  /// Per-GPU memory of a placement: weights, copies, and the KV its requests keep.
-  std::vector<double> memory(const std::vector<LayerPlacement>& layers) const {
-    std::vector<double> gpu(G, weights_per_gpu + extras.cross_kv_bytes_per_gpu);
+  /// Per-GPU bytes that do not grow with the batch: the weights and the extra head copies'
+  /// weight slices (a copy costs the same whatever share of the requests it serves).
+  std::vector<double> fixed_memory(const std::vector<LayerPlacement>& layers) const {
+    std::vector<double> gpu(G, weights_per_gpu);
+    for (const auto& layer : layers)
+      for (const auto& copies : layer.heads)
+        for (size_t c = 1; c < copies.size(); ++c) gpu[copies[c].gpu] += copy_bytes;
+    return gpu;
+  }
+
+  /// Per-GPU memory of a placement at `requests` requests: the fixed bytes, the cross-attention
+  /// K/V of the requests' visual tokens, and the KV its (head, request) pairs keep.
+  std::vector<double> memory(const std::vector<LayerPlacement>& layers, int requests) const {
+    std::vector<double> gpu = fixed_memory(layers);
+    for (double& x : gpu) x += cross_kv_bytes_per_request * requests;
     for (size_t l = 0; l < layers.size(); ++l) {
       const auto& heads = layers[l].heads;
       for (size_t h = 0; h < heads.size(); ++h)
-        for (size_t c = 0; c < heads[h].size(); ++c)
-          gpu[heads[h][c].gpu] +=
-              heads[h][c].requests * memory_bytes[l][h] + (c > 0 ? copy_bytes : 0);
+        for (const HeadCopy& copy : heads[h]) gpu[copy.gpu] += copy.requests * memory_bytes[l][h];
     }
     return gpu;
   }
 
-  /// One decode step; `scale` multiplies the KV loads (a placement's loads at another batch).
+  /// The slowest GPU's bytes for one layer, with its KV reads scaled by `scale` (the
+  /// placement's request split at another batch); copies' weight slices do not scale.
+  double layer_step_bytes(size_t l, const LayerPlacement& layer, double scale) const {
+    std::vector<double> gpu(G, 0.0);
+    for (size_t h = 0; h < layer.heads.size(); ++h)
+      for (size_t c = 0; c < layer.heads[h].size(); ++c)
+        gpu[layer.heads[h][c].gpu] +=
+            scale * layer.heads[h][c].requests * time_bytes[l][h] + (c > 0 ? copy_bytes : 0);
+    return *std::max_element(gpu.begin(), gpu.end());
+  }
+
+  /// One decode step at `requests` requests; `scale` = requests / the placement's own batch.
   double step_time(const std::vector<LayerPlacement>& layers, int requests, double scale) const {
     const double hbm = in.cluster.gpu.hbm_bytes_per_s;
-    double t =
-        head_weights_bytes / hbm + extras.cross_kv_bytes_per_gpu / hbm + extras.cross_hop_latency_s;
-    for (const auto& l : layers)
-      t += (scale * l.max_load() + layer_weights_per_gpu) / hbm +
-           allreduce_s_per_request * requests + allreduce_latency_s;
-    return t;
+    double t = (step_weights_per_gpu + cross_kv_bytes_per_request * requests) / hbm;
+    for (size_t l = 0; l < layers.size(); ++l) t += layer_step_bytes(l, layers[l], scale) / hbm;
+    return t + allreduced_layers * (allreduce_s_per_request * requests + allreduce_latency_s);
   }
 
   /// Summarises one placement of every layer. The largest batch that fits comes from memory
-  /// growing linearly with the requests each GPU serves; its speed scales the per-request
-  /// loads of this placement to that batch.
+  /// growing linearly with the requests each GPU serves (the fixed part held aside); its speed
+  /// scales the per-request loads of this placement to that batch.
   DecodePlacement summarise(PlacementKind kind, const std::vector<LayerPlacement>& layers,
                             int requests) const {
     DecodePlacement r;
     r.placement = to_string(kind);
     const double usable = in.cluster.usable_memory_bytes();
     const double replicas = static_cast<double>(in.cluster.gpus() / G);
-    std::vector<double> mem = memory(layers);
+    std::vector<double> mem = memory(layers, requests);
     r.peak_memory_bytes = *std::max_element(mem.begin(), mem.end());
     r.fits = r.peak_memory_bytes <= usable;
     r.step_time_s = step_time(layers, requests, 1.0);
@@ -141,19 +159,28 @@ struct DecodeModel {
       r.copies += layers[l].copies();
     }
     r.gap = r.lower_bound_bytes > 0 ? r.max_gpu_load_bytes / r.lower_bound_bytes - 1 : 0;
-    double fixed = weights_per_gpu + extras.cross_kv_bytes_per_gpu;
-    double worst_per_request = 0;
-    for (int g = 0; g < G; ++g)
-      worst_per_request = std::max(worst_per_request, (mem[g] - fixed) / requests);
-    r.max_batch =
-        worst_per_request > 0 && usable > fixed
-            ? static_cast<int>(std::min(1e9, std::floor((usable - fixed) / worst_per_request)))
-            : 0;
+    r.max_batch = largest_batch(mem, fixed_memory(layers), requests, usable);
     if (r.max_batch > 0) {
       double scale = static_cast<double>(r.max_batch) / requests;
       r.tokens_per_s_at_max_batch = replicas * r.max_batch / step_time(layers, r.max_batch, scale);
     }
     return r;
+  }
+
+  /// min over GPUs of floor((usable − fixed_g) / per-request_g); 0 when nothing grows with
+  /// the batch or the fixed bytes alone do not fit.
+  static int largest_batch(const std::vector<double>& mem, const std::vector<double>& fixed,
+                           int requests, double usable) {
+    double batch = 1e9;
+    bool grows = false;
+    for (size_t g = 0; g < mem.size(); ++g) {
+      if (fixed[g] > usable) return 0;
+      const double per_request = (mem[g] - fixed[g]) / requests;
+      if (per_request <= 0) continue;
+      grows = true;
+      batch = std::min(batch, std::floor((usable - fixed[g]) / per_request));
+    }
+    return grows ? static_cast<int>(batch) : 0;
   }
 };
 
@@ -202,29 +229,66 @@ HeadProfile read_head_profile(const Inputs& in, const std::string& name) {
 }
 }  // namespace
 
-DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, const DecodeExtras& extras,
-                          bool head_detail) {
+int decode_tensor_parallel(const ModelSpec& m, const ClusterSpec& c) {
+  return std::gcd(m.self_attention.kv_heads, c.gpus_per_node);
+}
+
+namespace {
+double cross_kv_projection_params(const ModelSpec& m) {
+  return 2.0 * static_cast<double>(m.cross_attention_layers.size()) * m.visual_hidden_size *
+         m.cross_attention.kv_heads * m.cross_attention.head_dim;
+}
+
+bool separate_cross_layers_skipped(const ModelSpec& m, bool visual_input) {
+  return !visual_input && !m.cross_attention_layers.empty() &&
+         m.cross_attention_kind == CrossAttentionKind::separate;
+}
+}  // namespace
+
+double decode_step_params(const ModelSpec& m, bool visual_input) {
+  const double embedding = static_cast<double>(m.vocab_size) * m.hidden_size;
+  const double layers = std::max(0.0, m.params - 2 * embedding);
+  if (separate_cross_layers_skipped(m, visual_input))
+    return layers * self_attention_layers(m) / m.layers + embedding;
+  return std::max(0.0, layers - cross_kv_projection_params(m)) + embedding;
+}
+
+int decode_allreduced_layers(const ModelSpec& m, bool visual_input) {
+  const int n_cross = static_cast<int>(m.cross_attention_layers.size());
+  const bool own_layers = m.cross_attention_kind != CrossAttentionKind::fused &&
+                          !separate_cross_layers_skipped(m, visual_input);
+  return self_attention_layers(m) + (own_layers ? n_cross : 0);
+}
+
+DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, bool head_detail) {
   const ModelSpec& m = in.model;
   const WorkloadSpec& w = in.workload;
   const ClusterSpec& c = in.cluster;
   DecodeModel model(in);
-  model.G = std::gcd(m.self_attention.kv_heads, c.gpus_per_node);
+  model.G = decode_tensor_parallel(m, c);
   model.bytes = bytes_per_element(m.dtype);
-  model.extras = extras;
   const int layers = self_attention_layers(m);
   const long long budget = w.kv_budget.value_or(0);
+  KvPolicy policy = w.kv_policy;
+  policy.floor = adakv_floor(policy, m);
   model.budgets =
-      head_budgets(w.kv_policy, budget, w.text_tokens, layers, m.self_attention.kv_heads, profile);
+      head_budgets(policy, budget, w.text_tokens, layers, m.self_attention.kv_heads, profile);
   const double d = m.self_attention.head_dim, D = m.hidden_size, b = model.bytes;
   model.per_token_head_bytes = 2 * d * b;
   model.precompute();
   const double G = model.G;
+  const long long s_kv = visual_tokens(w, m);
+  const bool visual_input = s_kv > 0;
   model.weights_per_gpu = (m.params + m.vision_params) * b / G;
-  double embedding = static_cast<double>(m.vocab_size) * D;
-  model.layer_weights_per_gpu = std::max(0.0, m.params - 2 * embedding) / m.layers * b / G;
-  model.head_weights_bytes = embedding * b / G;
+  model.step_weights_per_gpu = decode_step_params(m, visual_input) * b / G;
+  // Every GPU keeps its kv heads' cross-attention K/V of all the visual tokens (heads split
+  // over the group, as in the self-attention layers), so cross-attention needs no ring.
+  const AttentionGeometry& ca = m.cross_attention;
+  model.cross_kv_bytes_per_request = static_cast<double>(m.cross_attention_layers.size()) * 2.0 *
+                                     s_kv * ca.kv_heads * ca.head_dim * b / G;
   const double group = static_cast<double>(m.self_attention.heads) / m.self_attention.kv_heads;
   model.copy_bytes = (2 * group + 2) * d * D * b;  // Wq and Wo of the group, Wk, Wv
+  model.allreduced_layers = decode_allreduced_layers(m, visual_input);
   if (G > 1) {
     // Two ring all-reduces of the hidden state per layer (attention and MLP outputs).
     model.allreduce_s_per_request = 2 * 2 * (G - 1) / G * D * b / c.intra_node.bytes_per_s;
@@ -275,7 +339,7 @@ DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, const De
       s.heads.push_back(head);
     }
   }
-  std::vector<double> mem = model.memory(*chosen);
+  std::vector<double> mem = model.memory(*chosen, B);
   for (int g = 0; g < model.G; ++g) {
     DecodeGpu gpu{g, 0, mem[g]};
     for (const auto& lp : *chosen) gpu.load_bytes += lp.gpu_load[g];
@@ -298,6 +362,12 @@ StreamingSection plan_streaming(const Inputs& in) {
   const double text_token_bytes = n_self * 2.0 * sa.kv_heads * sa.head_dim * b;
   const double visual_token_bytes =
       n_cross > 0 ? n_cross * 2.0 * ca.kv_heads * ca.head_dim * b : text_token_bytes;
+  const double visual_flops_per_token =
+      n_cross > 0 ? n_cross * static_cast<double>(ca.heads) * ca.head_dim
+                  : std::max(n_self, 1) * static_cast<double>(sa.heads) * sa.head_dim;
+  // A step reads the weights that act on the new token, not the vision encoder (it runs once
+  // per frame) nor the input embedding (one row).
+  const double step_params = decode_step_params(m, true);
   const int per_frame = w.tokens_per_frame.value_or(m.tokens_per_frame);
   StreamingSection s;
   s.stream_seconds = *w.stream_seconds;
@@ -354,12 +424,15 @@ StreamingSection plan_streaming(const Inputs& in) {
     }
     out.peak_memory_bytes = memory_at(end);
     out.cached_tokens = model.cached_visual(end) + model.text_kept;
-    double read = weights + model.cached_visual(end) * model.read_fraction * visual_token_bytes +
-                  model.text_kept * text_token_bytes;
+    const double visual_read = model.cached_visual(end) * model.read_fraction;
+    double read =
+        step_params * b + visual_read * visual_token_bytes + model.text_kept * text_token_bytes;
     out.tokens_per_s = gpu.hbm_bytes_per_s / read;
-    double attended = model.cached_visual(end) * model.read_fraction + model.text_kept;
-    out.per_token_flops =
-        2 * m.params + 4.0 * attended * sa.heads * sa.head_dim * std::max(n_self, 1);
+    // Attention: 4·H·d FLOPs per attended token per layer; text in the self-attention layers,
+    // visual tokens in the cross-attention layers that hold them (else the self-attention ones).
+    out.per_token_flops = 2 * step_params +
+                          4.0 * model.text_kept * sa.heads * sa.head_dim * std::max(n_self, 1) +
+                          4.0 * visual_read * visual_flops_per_token;
     s.policies.push_back(out);
   }
   return s;

@@ -14,6 +14,10 @@ namespace xring {
 namespace {
 
 constexpr double kShareTolerance = 1e-6;
+/// AdaKV's floor fraction α: its code's default (FFY0/AdaKV, floor_alpha 0.5) and the value
+/// it recommends for grouped-query models (0.2, also kvpress's default).
+constexpr double kAdaKvFloor = 0.5;
+constexpr double kAdaKvFloorGqa = 0.2;
 
 std::vector<double> number_row(const json& v, ObjectReader& r, const std::string& at, size_t size) {
   if (!v.is_array() || v.size() != size)
@@ -268,6 +272,11 @@ long long HeadBudgets::max_per_head() const {
   return m;
 }
 
+double adakv_floor(const KvPolicy& policy, const ModelSpec& m) {
+  if (policy.floor) return *policy.floor;
+  return m.self_attention.kv_heads < m.self_attention.heads ? kAdaKvFloorGqa : kAdaKvFloor;
+}
+
 HeadBudgets head_budgets(const KvPolicy& policy, long long kv_budget, long long prompt_tokens,
                          int layers, int kv_heads, const HeadProfile* profile) {
   HeadBudgets b;
@@ -278,6 +287,7 @@ HeadBudgets head_budgets(const KvPolicy& policy, long long kv_budget, long long 
     return b;
   }
   if (!profile) throw Error("the adaptive kv_policy needs a head-importance profile");
+  const double alpha = policy.floor.value_or(kAdaKvFloor);
   const long long window = std::min<long long>(policy.window, L);
   const long long selectable = L - window;
   const long long b_prime = std::max<long long>(kv_budget - policy.window, 0);
@@ -293,13 +303,22 @@ HeadBudgets head_budgets(const KvPolicy& policy, long long kv_budget, long long 
             : std::vector<double>(profile->shares[l]);
     if (!profile->has_histograms())
       for (double& x : c) x *= selected;
-    // AdaKV rounds the floor down per head (int(alpha·B')); keeping it fractional and rounding
-    // the whole row instead makes the layer's budgets sum exactly to H_kv·B'.
-    const double floor = policy.floor * b_prime;
-    std::vector<double> keep(kv_heads);
-    for (int h = 0; h < kv_heads; ++h) keep[h] = (1 - policy.floor) * c[h] + floor;
-    cap_and_redistribute(keep, static_cast<double>(selectable));
-    std::vector<long long> row = round_preserving_sum(keep);
+    std::vector<long long> row(kv_heads);
+    if (policy.redistribute) {
+      // Keeping the floor fractional and rounding the whole row makes the layer's budgets sum
+      // exactly to H_kv·B'; a head capped at the prompt hands its excess to the others.
+      std::vector<double> keep(kv_heads);
+      for (int h = 0; h < kv_heads; ++h) keep[h] = (1 - alpha) * c[h] + alpha * b_prime;
+      cap_and_redistribute(keep, static_cast<double>(selectable));
+      row = round_preserving_sum(keep);
+    } else {
+      // AdaKV's code: floor int(α·B') per head, each head rounded alone (torch.round, half to
+      // even), a head's top-k capped at its prompt; the excess is lost.
+      const double floor = std::floor(alpha * b_prime);
+      for (int h = 0; h < kv_heads; ++h)
+        row[h] = std::min(static_cast<long long>(std::nearbyint((1 - alpha) * c[h] + floor)),
+                          selectable);
+    }
     for (auto& t : row) t = std::min(t + window, L);
     b.tokens.push_back(row);
   }

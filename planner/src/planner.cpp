@@ -7,6 +7,7 @@
 #include <limits>
 #include <numeric>
 
+#include "xring/planner/decode.hpp"
 #include "xring/planner/device_profile.hpp"
 #include "xring/planner/error.hpp"
 #include "xring/planner/json_reader.hpp"
@@ -208,13 +209,30 @@ class Planner {
                   std::to_string(G) + " GPUs (ZeRO-3/FSDP); vision encoder frozen";
       return base;
     }
+    base.text_activations = local_tokens * kInferActivationPerToken * m.hidden_size * bytes();
+    if (serving) {
+      // One layout for the whole serving plan: decode's G-way tensor parallelism (streaming:
+      // one GPU per stream), so prefill and decode memory describe the same deployment.
+      const int tp = w.phase == Phase::decode ? decode_tensor_parallel(m, c) : 1;
+      base.tensor_parallel = tp;
+      base.weights = weights / tp;
+      const std::string held = "weights (" + units::format_bytes(weights) + ")";
+      if (w.phase == Phase::streaming)
+        base.note = "serving layout: one GPU per stream holds all the " + held;
+      else
+        base.note =
+            "serving layout: " + held +
+            (tp > 1 ? " sharded " + std::to_string(tp) + "-way tensor-parallel inside a node"
+                    : " replicated on every GPU") +
+            " for prefill and decode alike (decode's G = gcd(kv heads, GPUs per node))";
+      return base;
+    }
     int tp = 1;
     double budget = kWeightShareBeforeSharding * c.usable_memory_bytes();
     while (weights / tp > budget && tp < c.gpus_per_node && c.gpus_per_node % (tp * 2) == 0)
       tp *= 2;
     base.tensor_parallel = tp;
     base.weights = weights / tp;
-    base.text_activations = local_tokens * kInferActivationPerToken * m.hidden_size * bytes();
     if (tp > 1)
       base.note = "weights (" + units::format_bytes(weights) + ") sharded " + std::to_string(tp) +
                   "-way tensor-parallel inside a node: replicated they would take more than " +
@@ -570,21 +588,12 @@ class Planner {
     }
   }
 
-  /// Decode: per-head budgets and FairKV placement (decode.cpp), plus the cross-attention
-  /// K/V of the visual tokens spread over the tensor-parallel group.
+  /// Decode: per-head budgets, FairKV placement and the cross-attention K/V of the visual
+  /// tokens over the tensor-parallel group (decode.cpp).
   void predict_decode(Plan& plan) const {
-    const ModelSpec& m = in_.model;
     const ClusterSpec& c = in_.cluster;
     std::shared_ptr<const HeadProfile> profile = load_head_profile(in_);
-    DecodeExtras extras;
-    const int G = std::gcd(m.self_attention.kv_heads, c.gpus_per_node);
-    const long long batch_per_replica = (in_.workload.batch + c.gpus() / G - 1) / (c.gpus() / G);
-    LayerShape s = cross_attention_shape(m, in_.workload, batch_per_replica);
-    extras.cross_kv_bytes_per_gpu = static_cast<double>(m.cross_attention_layers.size()) * 2.0 *
-                                    s.batch * s.s_kv * s.kv_heads * s.head_dim * s.bytes / G;
-    if (G > 1 && !plan.layers.empty())
-      extras.cross_hop_latency_s = plan.layers.size() * G * c.intra_node.latency_s;
-    plan.decode = plan_decode(in_, profile.get(), extras, options_.head_detail);
+    plan.decode = plan_decode(in_, profile.get(), options_.head_detail);
     const DecodeSection& d = *plan.decode;
     for (const auto& p : d.placements) {
       if (p.placement != d.chosen) continue;
@@ -606,6 +615,26 @@ class Planner {
         " KV cache" +
         (d.kv_budget ? " (" + std::to_string(d.kv_budget) + " tokens per kv head)" : "") +
         ", placement " + d.chosen);
+    const KvPolicy& policy = in_.workload.kv_policy;
+    if (policy.kind == KvPolicyKind::adaptive) plan.notes.push_back(adaptive_note(policy));
+  }
+
+  /// Which AdaKV floor α the adaptive budgets use and why.
+  std::string adaptive_note(const KvPolicy& policy) const {
+    const AttentionGeometry& sa = in_.model.self_attention;
+    std::string n = "adaptive budgets: floor alpha " + fmt_fraction(adakv_floor(policy, in_.model));
+    if (policy.floor)
+      n += " (set by the workload)";
+    else if (sa.kv_heads < sa.heads)
+      n += " (default for grouped-query models, " + std::to_string(sa.heads) + " heads over " +
+           std::to_string(sa.kv_heads) + " kv heads: AdaKV recommends 0.2 for GQA; 0.5 otherwise)";
+    else
+      n += " (AdaKV's default; 0.2 for grouped-query models)";
+    n += policy.redistribute
+             ? "; a head capped at the prompt hands its excess to the others (xring; "
+               "kv_policy.redistribute=false reproduces AdaKV's code)"
+             : "; AdaKV's rounding, a capped head's excess is dropped (redistribute false)";
+    return n;
   }
 
   void predict_streaming(Plan& plan) const {

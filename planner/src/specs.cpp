@@ -47,7 +47,11 @@ KvPolicy read_kv_policy(ObjectReader& r) {
     ObjectReader o = r.object("kv_policy");
     p.name = o.choice("name", kPolicyNames);
     if (p.name == "adaptive") {
-      p.floor = o.optional_number("floor", 0, 1).value_or(p.floor);
+      p.floor = o.optional_number("floor", 0, 1);
+      if (o.has("redistribute")) {
+        if (!o.raw("redistribute").is_boolean()) o.fail("redistribute", "must be true or false");
+        p.redistribute = o.raw("redistribute").get<bool>();
+      }
       p.window = o.optional_int32("window", 0, 1 << 20).value_or(p.window);
     } else if (p.name == "inf_mllm") {
       p.cache_tokens = o.optional_integer("cache_tokens", 1, 1ll << 40).value_or(0);

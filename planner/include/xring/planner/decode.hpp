@@ -75,17 +75,25 @@ struct StreamingSection {
   std::string chosen;  ///< the workload's policy
 };
 
-/// Extra per-GPU bytes the decode section must account for beyond self-attention KV
-/// (cross-attention K/V of the visual tokens, from the prefill plan).
-struct DecodeExtras {
-  double cross_kv_bytes_per_gpu = 0;
-  double cross_hop_latency_s = 0;
-};
+/// The tensor-parallel degree of a decode replica: G = gcd(kv heads, GPUs per node), so every
+/// GPU holds whole kv heads and the group stays inside a node. A serving plan uses this one
+/// layout for prefill and decode memory alike.
+int decode_tensor_parallel(const ModelSpec& m, const ClusterSpec& c);
+
+/// Parameters one decode step reads and applies to each new token (count): every decoder layer
+/// that runs, and the LM head (vocab x hidden, untied). Left out: the input embedding (a row
+/// lookup), the cross-attention W_k and W_v (their K/V are cached at prefill) and, without
+/// visual input, the separate cross-attention layers (skipped; layers taken as equal in size).
+double decode_step_params(const ModelSpec& m, bool visual_input);
+
+/// Decoder layers that end in two all-reduces of the hidden state under tensor parallelism
+/// (attention output and MLP output): the self-attention layers, plus the cross-attention
+/// blocks that are layers of their own (separate ones with visual input; inserted ones always).
+int decode_allreduced_layers(const ModelSpec& m, bool visual_input);
 
 /// The decode section for a decode workload; `profile` is required for adaptive budgets.
 /// Without `head_detail`, heads[] stays empty (sweeps need only the totals).
-DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, const DecodeExtras& extras,
-                          bool head_detail = true);
+DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, bool head_detail = true);
 
 /// The streaming section: full, inf_mllm and a_vl over the workload's stream on one GPU.
 StreamingSection plan_streaming(const Inputs& in);

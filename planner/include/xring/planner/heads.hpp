@@ -54,12 +54,19 @@ struct HeadBudgets {
   long long max_per_head() const;
 };
 
+/// AdaKV's floor fraction α for a policy on a model: the policy's `floor` when given, else 0.2
+/// for grouped-query models (kv heads < heads; AdaKV's recommendation for GQA, the value
+/// kvpress uses) and 0.5 otherwise (AdaKV's code default).
+double adakv_floor(const KvPolicy& policy, const ModelSpec& m);
+
 /// full: every head keeps the prompt. uniform: min(kv_budget, prompt) per head.
 /// adaptive (AdaKV, KV-POLICIES.md): B' = kv_budget − window; when B' ≥ prompt nothing is
 /// compressed; else the layer's H_kv·B' top tokens are split by the profile into c_h, and
-/// head h keeps (1 − floor)·c_h + floor·B' tokens plus the window, rounded so the layer sums
-/// to exactly H_kv·kv_budget, capped at the prompt (what a capped head cannot use goes to the
-/// others).
+/// head h keeps (1 − α)·c_h + α·B' tokens plus the window (α = policy.floor, 0.5 when unset).
+/// With policy.redistribute (default) the row is rounded so the layer sums to exactly
+/// H_kv·kv_budget and what a head capped at the prompt cannot use goes to the others; without
+/// it, AdaKV's code: α·B' rounded down per head, each head rounded alone, capped heads lose the
+/// excess.
 HeadBudgets head_budgets(const KvPolicy& policy, long long kv_budget, long long prompt_tokens,
                          int layers, int kv_heads, const HeadProfile* profile);
 

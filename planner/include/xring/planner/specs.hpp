@@ -95,7 +95,10 @@ std::string to_string(KvPolicyKind k);
 struct KvPolicy {
   KvPolicyKind kind = KvPolicyKind::full;
   std::string name = "full";
-  double floor = 0.5;           ///< adaptive: AdaKV's floor fraction alpha of B' every head keeps
+  /// adaptive: AdaKV's floor fraction alpha of B' every head keeps; unset = by model
+  /// (adakv_floor: 0.2 for grouped-query models, 0.5 otherwise).
+  std::optional<double> floor;
+  bool redistribute = true;     ///< adaptive: hand a capped head's excess to the others (xring)
   int window = 32;              ///< adaptive: observation window w, always kept
   long long cache_tokens = 0;   ///< inf_mllm: cache size N per layer (0 = kv_budget, else 4096)
   long long recent_tokens = 0;  ///< inf_mllm: recent tokens r kept (0 = cache_tokens / 4)
