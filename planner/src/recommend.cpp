@@ -10,27 +10,31 @@
 #include "xring/planner/error.hpp"
 #include "xring/planner/gate.hpp"
 #include "xring/planner/json_reader.hpp"
+#include "xring/planner/systems.hpp"
 
 namespace xring {
-namespace {
 
-bool better(const Candidate& a, const Candidate& b, Objective o) {
+bool ranks_before(const Candidate& a, const Candidate& b, Objective o) {
   switch (o) {
     case Objective::min_gpus:
       if (a.total_gpus() != b.total_gpus()) return a.total_gpus() < b.total_gpus();
-      return a.throughput_per_gpu > b.throughput_per_gpu;
+      if (a.throughput_per_gpu != b.throughput_per_gpu)
+        return a.throughput_per_gpu > b.throughput_per_gpu;
+      break;
     case Objective::max_throughput_per_gpu:
       if (a.throughput_per_gpu != b.throughput_per_gpu)
         return a.throughput_per_gpu > b.throughput_per_gpu;
-      return a.total_gpus() < b.total_gpus();
+      if (a.total_gpus() != b.total_gpus()) return a.total_gpus() < b.total_gpus();
+      break;
     case Objective::min_latency:
       if (a.latency_s != b.latency_s) return a.latency_s < b.latency_s;
-      return a.total_gpus() < b.total_gpus();
+      if (a.total_gpus() != b.total_gpus()) return a.total_gpus() < b.total_gpus();
+      break;
   }
-  return false;
+  // A tie (exact: shapes whose plans stay inside a node predict the same numbers): fewer,
+  // bigger nodes are simpler to buy and to run.
+  return a.nodes < b.nodes;
 }
-
-}  // namespace
 
 Objective objective_from_string(const std::string& s) {
   if (s == "min_gpus") return Objective::min_gpus;
@@ -40,38 +44,76 @@ Objective objective_from_string(const std::string& s) {
               "\" (objectives: min_gpus, max_throughput_per_gpu, min_latency)");
 }
 
-nlohmann::json cluster_shape(const std::string& gpu, int nodes, int gpus_per_node) {
-  // Links come from the built-in cluster built on this GPU with the most GPUs (it has both an
-  // intra-node and, when multi-node, an inter-node link).
-  const BuiltinSpec* best = nullptr;
-  int best_gpus = 0;
-  for (const auto& b : builtin_specs()) {
-    if (b.kind != SpecKind::cluster) continue;
-    json c = json::parse(b.text);
-    if (!c["gpu"].is_string() || c["gpu"].get<std::string>() != gpu) continue;
-    int g = c.value("nodes", 1) * c.value("gpus_per_node", 1);
-    if (g > best_gpus) {
-      best_gpus = g;
-      best = &b;
-    }
+namespace {
+
+/// The value of the `cluster.KEY=...` override, if one is given (the last wins).
+std::optional<std::string> cluster_override(const std::vector<Override>& overrides,
+                                            const std::string& key) {
+  std::optional<std::string> value;
+  for (const auto& o : overrides)
+    if (o.target == SpecKind::cluster && o.path.size() == 1 && o.path[0] == key)
+      value = o.value.is_string() ? o.value.get<std::string>() : o.value.dump();
+  return value;
+}
+
+/// The GPU's default system; "" when it names none. Errors say which --gpu.
+std::string default_system_of(const std::string& gpu) {
+  try {
+    SpecJson g = load_spec_json(SpecKind::gpu, gpu);
+    return gpu_from_json(g.value, g.origin).default_system;
+  } catch (const Error& e) {
+    throw Error("--gpu " + gpu + ": " + e.what());
   }
-  if (!best) {
-    auto names = builtin_names(SpecKind::gpu);
+}
+
+std::vector<Override> parse_all(const std::vector<std::string>& texts) {
+  std::vector<Override> parsed;
+  for (const auto& t : texts) parsed.push_back(parse_override(t));
+  return parsed;
+}
+
+}  // namespace
+
+SystemSpec system_of(const std::string& gpu, const std::vector<std::string>& overrides) {
+  std::optional<std::string> name = cluster_override(parse_all(overrides), "system");
+  if (!name) name = default_system_of(gpu);
+  if (name->empty()) {
     std::string list;
-    for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
-    throw Error(
-        "--gpu " + gpu +
-        ": no built-in cluster gives link speeds for this GPU (GPUs with clusters: " + list + ")");
+    for (const auto& n : builtin_names(SpecKind::system)) list += (list.empty() ? "" : ", ") + n;
+    throw Error("--gpu " + gpu +
+                ": this GPU names no default_system, so its node and links are unknown; add "
+                "\"default_system\" to the GPU spec or give --set cluster.system=NAME (built-in "
+                "systems: " +
+                list + ")");
   }
-  json c = json::parse(best->text);
-  json shape = {{"name", gpu + "-" + std::to_string(nodes) + "x" + std::to_string(gpus_per_node)},
-                {"source", "xring recommend shape; links from the built-in cluster " + best->name},
-                {"nodes", nodes},
-                {"gpus_per_node", gpus_per_node},
-                {"gpu", load_spec_json(SpecKind::gpu, gpu).value},
-                {"intra_node", c["intra_node"]}};
-  if (nodes > 1) shape["inter_node"] = c.contains("inter_node") ? c["inter_node"] : c["intra_node"];
-  return shape;
+  SpecJson s = load_spec_json(SpecKind::system, *name);
+  return system_from_json(s.value, s.origin);
+}
+
+nlohmann::json cluster_shape(const std::string& gpu, int nodes, int gpus_per_node,
+                             const std::vector<std::string>& overrides) {
+  std::vector<Override> parsed = parse_all(overrides);
+  std::optional<std::string> system = cluster_override(parsed, "system");
+  if (!system) system = default_system_of(gpu);
+  if (system->empty()) system_of(gpu, overrides);  // throws the explanation
+  SpecJson shape{{{"name", gpu + "-" + std::to_string(nodes) + "x" + std::to_string(gpus_per_node)},
+                  {"source", "xring recommend shape: " + gpu + " in system " + *system},
+                  {"nodes", nodes},
+                  {"gpus_per_node", gpus_per_node},
+                  {"gpu", gpu},
+                  {"system", *system}},
+                 "recommend:" + gpu};
+  if (auto fabric = cluster_override(parsed, "fabric")) shape.value["fabric"] = *fabric;
+  // The search chooses GPU, node count and GPUs per node; other cluster fields may be set.
+  std::vector<Override> rest;
+  for (const auto& o : parsed)
+    if (o.target == SpecKind::cluster &&
+        !(o.path.size() == 1 &&
+          (o.path[0] == "system" || o.path[0] == "fabric" || o.path[0] == "gpu")))
+      rest.push_back(o);
+  apply_overrides(shape, SpecKind::cluster, rest);
+  resolve_cluster_references(shape);
+  return shape.value;
 }
 
 const Candidate* Recommendation::closest() const {
@@ -87,14 +129,25 @@ const Candidate* Recommendation::closest() const {
 }
 
 Recommendation recommend(const RecommendRequest& r) {
-  if (r.gpus.empty()) throw Error("give at least one --gpu (built-in GPUs: see xring list)");
   if (r.max_gpus < 1) throw Error("--max-gpus must be at least 1");
   std::vector<Override> overrides;
+  std::vector<std::string> gpus = r.gpus;
   for (const auto& text : r.overrides) {
     overrides.push_back(parse_override(text));
-    if (overrides.back().target == SpecKind::cluster)
+    const Override& o = overrides.back();
+    if (o.target != SpecKind::cluster) continue;
+    if (o.path[0] == "nodes" || o.path[0] == "gpus_per_node" || o.path[0] == "name")
       throw Error("--set " + text +
-                  ": recommend chooses the cluster; override model. or workload. fields");
+                  ": recommend chooses the cluster shape; use --gpus-per-node and --max-gpus");
+    if (o.path.size() == 1 && o.path[0] == "gpu") {
+      if (!o.value.is_string()) throw Error("--set " + text + ": give a GPU name or .json file");
+      gpus.push_back(o.value.get<std::string>());  // the same as --gpu NAME
+    }
+  }
+  if (gpus.empty()) {
+    std::string list;
+    for (const auto& n : builtin_names(SpecKind::gpu)) list += (list.empty() ? "" : ", ") + n;
+    throw Error("give at least one --gpu (built-in GPUs: " + list + ")");
   }
   SpecJson model = load_spec_json(SpecKind::model, r.model);
   SpecJson workload = load_spec_json(SpecKind::workload, r.workload);
@@ -110,7 +163,7 @@ Recommendation recommend(const RecommendRequest& r) {
       try {
         SpecJson adaptive = workload;
         adaptive.value["kv_policy"] = "adaptive";
-        SpecJson probe{cluster_shape(r.gpus.front(), 1, 1), "probe"};
+        SpecJson probe{cluster_shape(gpus.front(), 1, 1, r.overrides), "probe"};
         load_head_profile(inputs_from_json(model, probe, adaptive, {}));
         policies.push_back("adaptive");
       } catch (const Error&) {
@@ -119,9 +172,15 @@ Recommendation recommend(const RecommendRequest& r) {
     }
   }
   Recommendation out;
-  for (const auto& gpu : r.gpus) {
-    cluster_shape(gpu, 1, 1);  // unknown GPUs fail before the search
-    for (int gpn : r.gpus_per_node)
+  for (const auto& gpu : gpus) {
+    const SystemSpec system = system_of(gpu, r.overrides);  // unknown GPUs fail before the search
+    std::vector<int> per_node = r.gpus_per_node;
+    if (per_node.empty()) per_node = {system.gpus_per_node};  // whole systems, as they are sold
+    if (std::all_of(per_node.begin(), per_node.end(), [&](int g) { return g > r.max_gpus; }))
+      throw Error("--gpu " + gpu + ": a " + system.name + " node has " +
+                  std::to_string(per_node.front()) + " GPUs, more than --max-gpus " +
+                  std::to_string(r.max_gpus) + "; raise --max-gpus or give --gpus-per-node");
+    for (int gpn : per_node)
       for (int nodes = 1; nodes * gpn <= r.max_gpus; ++nodes)
         for (const auto& policy : policies) {
           Candidate c;
@@ -149,7 +208,8 @@ Recommendation recommend(const RecommendRequest& r) {
       Candidate& c = out.all[i];
       if (r.prune && r.objective == Objective::min_gpus && c.total_gpus() > smallest_meeting)
         continue;
-      SpecJson cluster{cluster_shape(c.gpu, c.nodes, c.gpus_per_node), "recommend:" + c.gpu};
+      SpecJson cluster{cluster_shape(c.gpu, c.nodes, c.gpus_per_node, r.overrides),
+                       "recommend:" + c.gpu};
       if (r.prune) {
         double memory =
             units::parse(cluster.value["gpu"]["memory"].get<std::string>(), units::Quantity::bytes)
@@ -205,7 +265,7 @@ Recommendation recommend(const RecommendRequest& r) {
   }
   std::stable_sort(
       out.ranked.begin(), out.ranked.end(),
-      [&](const Candidate& a, const Candidate& b) { return better(a, b, r.objective); });
+      [&](const Candidate& a, const Candidate& b) { return ranks_before(a, b, r.objective); });
   // Pareto frontier of the evaluated, meeting shapes: no other has more throughput per GPU and
   // less latency.
   for (auto& c : out.ranked) {

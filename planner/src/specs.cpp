@@ -6,7 +6,9 @@
 #include <set>
 
 #include "xring/planner/error.hpp"
+#include "xring/planner/inputs.hpp"
 #include "xring/planner/json_reader.hpp"
+#include "xring/planner/systems.hpp"
 
 namespace xring {
 namespace {
@@ -229,6 +231,12 @@ GpuSpec gpu_from_json(const json& j, const std::string& origin, const std::strin
   g.attention_efficiency = r.optional_number("attention_efficiency", 0.01, 1.0).value_or(0.5);
   g.matmul_efficiency = r.optional_number("matmul_efficiency", 0.01, 1.0).value_or(0.6);
   r.optional_string("efficiency_source");
+  g.vendor = r.optional_choice("vendor", {"nvidia", "amd"}).value_or("");
+  g.form_factor =
+      r.optional_choice("form_factor", {"sxm", "pcie", "oam", "superchip"}).value_or("");
+  g.default_system = r.optional_string("default_system").value_or("");
+  if (!g.default_system.empty())
+    check_reference(r, "default_system", SpecKind::system, g.default_system);
   r.finish();
   return g;
 }
@@ -245,6 +253,20 @@ ClusterSpec cluster_from_json(const json& j, const std::string& origin) {
   if (gpu.is_string())
     r.fail("gpu", "names a GPU that was not resolved; use a built-in GPU name or an object");
   c.gpu = gpu_from_json(gpu, origin, r.path_of("gpu"));
+  for (const char* key : {"system", "fabric"}) {
+    if (!r.has(key)) {
+      r.allow(key);
+      continue;
+    }
+    const json& named = r.raw(key);
+    if (!named.is_object())
+      r.fail(key, std::string("names a ") + key + " that was not resolved; use a built-in " + key +
+                      " name (see xring list " + key + "s) or an object");
+    std::string name = key == std::string("system")
+                           ? system_from_json(named, origin, r.path_of(key)).name
+                           : fabric_from_json(named, origin, r.path_of(key)).name;
+    (key == std::string("system") ? c.system : c.fabric) = name;
+  }
   c.intra_node = read_link(r.object("intra_node"));
   if (c.nodes > 1) {
     c.inter_node = read_link(r.object("inter_node"));
