@@ -298,6 +298,29 @@ TEST(RecommendSystems, GpusPerNodeConstrainsAndBigSystemsAskForRoom) {
   EXPECT_NE(error_of([&] { recommend(r); }).find("--gpus-per-node"), std::string::npos);
 }
 
+TEST(RecommendSystems, AGpuFileWithoutASystemAsksForOne) {
+  // `recommend --gpu h200-8.json` used to exit 2: no built-in cluster gave its links.
+  std::filesystem::path file = std::filesystem::temp_directory_path() /
+                               ("xring_h200_8_" + std::to_string(::getpid()) + ".json");
+  json mine = load_spec_json(SpecKind::gpu, "h200").value;
+  mine["name"] = "h200-8";
+  mine.erase("default_system");
+  std::ofstream(file) << mine.dump();
+  RecommendRequest r;
+  r.model = "tiny";
+  r.workload = kDefaultWorkload;
+  r.gpus = {file.string()};
+  r.threads = 2;
+  std::string e = error_of([&] { recommend(r); });
+  EXPECT_NE(e.find("--set cluster.system=NAME"), std::string::npos) << e;
+  r.overrides = {"cluster.system=hgx-h200"};
+  Recommendation rec = recommend(r);
+  ASSERT_FALSE(rec.ranked.empty());
+  EXPECT_EQ(rec.ranked.front().plan.inputs["cluster"]["gpu"]["name"], "h200-8");
+  EXPECT_EQ(rec.ranked.front().gpus_per_node, 8);
+  std::filesystem::remove(file);
+}
+
 TEST(RecommendSystems, TiesGoToFewerNodes) {
   Candidate one_node, two_nodes;
   one_node.nodes = 1;

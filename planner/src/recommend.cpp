@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <map>
 #include <thread>
 
 #include "xring/planner/decode.hpp"
@@ -74,8 +75,11 @@ std::vector<Override> parse_all(const std::vector<std::string>& texts) {
 
 }  // namespace
 
-SystemSpec system_of(const std::string& gpu, const std::vector<std::string>& overrides) {
-  std::optional<std::string> name = cluster_override(parse_all(overrides), "system");
+namespace {
+
+/// The system a GPU is sized in, as given: cluster.system, else the GPU's default_system.
+std::string system_name_of(const std::string& gpu, const std::vector<Override>& parsed) {
+  std::optional<std::string> name = cluster_override(parsed, "system");
   if (!name) name = default_system_of(gpu);
   if (name->empty()) {
     std::string list;
@@ -86,24 +90,29 @@ SystemSpec system_of(const std::string& gpu, const std::vector<std::string>& ove
                 "systems: " +
                 list + ")");
   }
-  SpecJson s = load_spec_json(SpecKind::system, *name);
+  return *name;
+}
+
+}  // namespace
+
+SystemSpec system_of(const std::string& gpu, const std::vector<std::string>& overrides) {
+  SpecJson s = load_spec_json(SpecKind::system, system_name_of(gpu, parse_all(overrides)));
   return system_from_json(s.value, s.origin);
 }
 
-nlohmann::json cluster_shape(const std::string& gpu, int nodes, int gpus_per_node,
-                             const std::vector<std::string>& overrides) {
+nlohmann::json shape_template(const std::string& gpu, const std::vector<std::string>& overrides) {
   std::vector<Override> parsed = parse_all(overrides);
-  std::optional<std::string> system = cluster_override(parsed, "system");
-  if (!system) system = default_system_of(gpu);
-  if (system->empty()) system_of(gpu, overrides);  // throws the explanation
-  SpecJson shape{{{"name", gpu + "-" + std::to_string(nodes) + "x" + std::to_string(gpus_per_node)},
-                  {"source", "xring recommend shape: " + gpu + " in system " + *system},
-                  {"nodes", nodes},
-                  {"gpus_per_node", gpus_per_node},
+  const std::string system = system_name_of(gpu, parsed);
+  const std::string fabric =
+      cluster_override(parsed, "fabric").value_or(system_of(gpu, overrides).default_fabric);
+  SpecJson shape{{{"name", gpu},
+                  {"source", "xring recommend shape: " + gpu + " in system " + system +
+                                 " with fabric " + fabric},
+                  {"nodes", 1},
                   {"gpu", gpu},
-                  {"system", *system}},
+                  {"system", system},
+                  {"fabric", fabric}},
                  "recommend:" + gpu};
-  if (auto fabric = cluster_override(parsed, "fabric")) shape.value["fabric"] = *fabric;
   // The search chooses GPU, node count and GPUs per node; other cluster fields may be set.
   std::vector<Override> rest;
   for (const auto& o : parsed)
@@ -114,6 +123,18 @@ nlohmann::json cluster_shape(const std::string& gpu, int nodes, int gpus_per_nod
   apply_overrides(shape, SpecKind::cluster, rest);
   resolve_cluster_references(shape);
   return shape.value;
+}
+
+nlohmann::json sized(nlohmann::json shape, const std::string& gpu, int nodes, int gpus_per_node) {
+  shape["name"] = gpu + "-" + std::to_string(nodes) + "x" + std::to_string(gpus_per_node);
+  shape["nodes"] = nodes;
+  shape["gpus_per_node"] = gpus_per_node;
+  return shape;
+}
+
+nlohmann::json cluster_shape(const std::string& gpu, int nodes, int gpus_per_node,
+                             const std::vector<std::string>& overrides) {
+  return sized(shape_template(gpu, overrides), gpu, nodes, gpus_per_node);
 }
 
 const Candidate* Recommendation::closest() const {
@@ -172,8 +193,10 @@ Recommendation recommend(const RecommendRequest& r) {
     }
   }
   Recommendation out;
+  std::map<std::string, json> templates;  // per GPU: resolved once, sized per shape
   for (const auto& gpu : gpus) {
     const SystemSpec system = system_of(gpu, r.overrides);  // unknown GPUs fail before the search
+    templates[gpu] = shape_template(gpu, r.overrides);
     std::vector<int> per_node = r.gpus_per_node;
     if (per_node.empty()) per_node = {system.gpus_per_node};  // whole systems, as they are sold
     if (std::all_of(per_node.begin(), per_node.end(), [&](int g) { return g > r.max_gpus; }))
@@ -208,7 +231,7 @@ Recommendation recommend(const RecommendRequest& r) {
       Candidate& c = out.all[i];
       if (r.prune && r.objective == Objective::min_gpus && c.total_gpus() > smallest_meeting)
         continue;
-      SpecJson cluster{cluster_shape(c.gpu, c.nodes, c.gpus_per_node, r.overrides),
+      SpecJson cluster{sized(templates.at(c.gpu), c.gpu, c.nodes, c.gpus_per_node),
                        "recommend:" + c.gpu};
       if (r.prune) {
         double memory =

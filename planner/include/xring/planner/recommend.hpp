@@ -65,8 +65,12 @@ SystemSpec system_of(const std::string& gpu, const std::vector<std::string>& ove
 
 /// The resolved cluster spec JSON of a shape: the GPU in its system (links from the system and
 /// its default fabric, or cluster.system / cluster.fabric from `overrides`), with the other
-/// cluster overrides applied.
+/// cluster overrides applied. Every shape names its fabric, one-node shapes too.
 nlohmann::json cluster_shape(const std::string& gpu, int nodes, int gpus_per_node,
                              const std::vector<std::string>& overrides = {});
+/// cluster_shape before sizing (one node of the system's size), and the sizing of it: the
+/// search resolves each GPU's template once.
+nlohmann::json shape_template(const std::string& gpu, const std::vector<std::string>& overrides);
+nlohmann::json sized(nlohmann::json shape, const std::string& gpu, int nodes, int gpus_per_node);
 
 }  // namespace xring
