@@ -49,10 +49,6 @@ std::string summary(const BuiltinSpec& b) {
   return "";
 }
 
-}  // namespace
-
-namespace {
-
 const std::vector<std::pair<std::string, SpecKind>>& kinds_by_word() {
   static const std::vector<std::pair<std::string, SpecKind>> kinds = {
       {"model", SpecKind::model},   {"cluster", SpecKind::cluster},

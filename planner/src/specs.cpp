@@ -38,6 +38,15 @@ LinkSpec read_link(ObjectReader r) {
   return l;
 }
 
+/// A cluster's "system" or "fabric" once load_spec_json resolved its name into the object.
+const json& resolved_reference(ObjectReader& r, const std::string& key) {
+  const json& value = r.raw(key);
+  if (!value.is_object())
+    r.fail(key, "names a " + key + " that was not resolved; use a built-in " + key +
+                    " name (see xring list " + key + "s), a .json file or an object");
+  return value;
+}
+
 const std::vector<std::string> kPolicyNames = {"full", "uniform", "adaptive", "inf_mllm", "a_vl"};
 
 /// kv_policy: a name, or {"name": ..., parameters of that policy}.
@@ -253,20 +262,14 @@ ClusterSpec cluster_from_json(const json& j, const std::string& origin) {
   if (gpu.is_string())
     r.fail("gpu", "names a GPU that was not resolved; use a built-in GPU name or an object");
   c.gpu = gpu_from_json(gpu, origin, r.path_of("gpu"));
-  for (const char* key : {"system", "fabric"}) {
-    if (!r.has(key)) {
-      r.allow(key);
-      continue;
-    }
-    const json& named = r.raw(key);
-    if (!named.is_object())
-      r.fail(key, std::string("names a ") + key + " that was not resolved; use a built-in " + key +
-                      " name (see xring list " + key + "s) or an object");
-    std::string name = key == std::string("system")
-                           ? system_from_json(named, origin, r.path_of(key)).name
-                           : fabric_from_json(named, origin, r.path_of(key)).name;
-    (key == std::string("system") ? c.system : c.fabric) = name;
-  }
+  if (r.has("system"))
+    c.system = system_from_json(resolved_reference(r, "system"), origin, r.path_of("system")).name;
+  else
+    r.allow("system");
+  if (r.has("fabric"))
+    c.fabric = fabric_from_json(resolved_reference(r, "fabric"), origin, r.path_of("fabric")).name;
+  else
+    r.allow("fabric");
   c.intra_node = read_link(r.object("intra_node"));
   if (c.nodes > 1) {
     c.inter_node = read_link(r.object("inter_node"));
