@@ -98,6 +98,7 @@ void BM_Recommend1920Shapes(benchmark::State& state) {
   r.workload = "video-qa";
   r.gpus = {"h100-sxm", "a100-80gb"};
   r.max_gpus = 512;
+  r.gpus_per_node = {1, 2, 4, 8};
   r.objective = xring::Objective::max_throughput_per_gpu;
   for (auto _ : state) benchmark::DoNotOptimize(xring::recommend(r));
 }

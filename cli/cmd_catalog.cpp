@@ -21,8 +21,20 @@ std::string summary(const BuiltinSpec& b) {
           "{} x {} {}", get("nodes"), get("gpus_per_node"),
           j["gpu"].is_string() ? j["gpu"].get<std::string>() : std::string("(inline gpu)"));
     case SpecKind::gpu:
-      return fmt::format("{}, {} bf16, {}", j.value("memory", "?"), j.value("peak_bf16", "?"),
-                         j.value("hbm_bandwidth", "?"));
+      return fmt::format("{}, {} bf16, {}{}", j.value("memory", "?"), j.value("peak_bf16", "?"),
+                         j.value("hbm_bandwidth", "?"),
+                         j.contains("default_system")
+                             ? ", in " + j.value("default_system", std::string())
+                             : std::string());
+    case SpecKind::system:
+      return fmt::format("{} x {}, {} {}/{} each way, fabric {}", get("gpus_per_node"),
+                         j.value("gpu", "?"), j.value("interconnect", "?"),
+                         j.value("intra_node", json::object()).value("bandwidth", "?"),
+                         j.value("intra_node", json::object()).value("latency", "?"),
+                         j.value("default_fabric", "?"));
+    case SpecKind::fabric:
+      return fmt::format("{} per GPU, {}; {}", j.value("bandwidth", "?"), j.value("latency", "?"),
+                         j.value("description", ""));
     case SpecKind::workload:
       return j.value("description", "");
     case SpecKind::heads:
@@ -37,14 +49,35 @@ std::string summary(const BuiltinSpec& b) {
   return "";
 }
 
+const std::vector<std::pair<std::string, SpecKind>>& kinds_by_word() {
+  static const std::vector<std::pair<std::string, SpecKind>> kinds = {
+      {"model", SpecKind::model},   {"cluster", SpecKind::cluster},
+      {"gpu", SpecKind::gpu},       {"system", SpecKind::system},
+      {"fabric", SpecKind::fabric}, {"workload", SpecKind::workload},
+      {"heads", SpecKind::heads},   {"device", SpecKind::device}};
+  return kinds;
+}
+
 }  // namespace
 
 void attach_list(CLI::App& sub, int& exit_code) {
+  auto only = std::make_shared<std::string>();
+  std::vector<std::string> words;
+  for (const auto& [word, kind] : kinds_by_word()) {
+    words.push_back(word);
+    words.push_back(word + "s");
+  }
+  sub.add_option("kind", *only,
+                 "List only this kind: models, clusters, gpus, systems, fabrics, "
+                 "workloads, heads, devices")
+      ->check(CLI::IsMember(words));
   sub.footer(
-      "Use a name with --model/--cluster/--workload, or `xring show KIND NAME` for its JSON.");
-  sub.callback([&exit_code] {
-    for (SpecKind kind : {SpecKind::model, SpecKind::cluster, SpecKind::gpu, SpecKind::workload,
-                          SpecKind::heads, SpecKind::device}) {
+      "Use a name with --model/--cluster/--workload (or --set cluster.gpu=NAME, "
+      "cluster.system=NAME, cluster.fabric=NAME), or `xring show KIND NAME` for its JSON.\n"
+      "Examples:\n  xring list gpus\n  xring list systems");
+  sub.callback([only, &exit_code] {
+    for (const auto& [word, kind] : kinds_by_word()) {
+      if (!only->empty() && *only != word && *only != word + "s") continue;
       fmt::print("{}s:\n", to_string(kind));
       if (builtin_names(kind).empty()) fmt::print("  (none shipped yet)\n");
       for (const auto& b : builtin_specs())
@@ -57,15 +90,19 @@ void attach_list(CLI::App& sub, int& exit_code) {
 void attach_show(CLI::App& sub, int& exit_code) {
   auto kind = std::make_shared<std::string>();
   auto name = std::make_shared<std::string>();
+  std::vector<std::string> words = {"plan"};
+  for (const auto& [word, k] : kinds_by_word()) words.push_back(word);
   sub.add_option("kind", *kind,
-                 "model, cluster, gpu, workload, heads, device, or plan (a plan file to check and print)")
+                 "model, cluster, gpu, system, fabric, workload, heads, device, or plan (a plan "
+                 "file to check and print)")
       ->required()
-      ->check(CLI::IsMember({"model", "cluster", "gpu", "workload", "heads", "device", "plan"}));
+      ->check(CLI::IsMember(words));
   sub.add_option("name", *name, "A built-in name (see xring list), or the plan file")->required();
   sub.footer(
       "Examples:\n"
       "  xring show cluster a100-80gb-16 > my-cluster.json   # edit, then --cluster "
       "my-cluster.json\n"
+      "  xring show gpu h200                                 # datasheet figures and their source\n"
       "  xring show plan plan.json                           # validate a plan file and print it");
   sub.callback([kind, name, &exit_code] {
     if (*kind == "plan") {
@@ -74,12 +111,9 @@ void attach_show(CLI::App& sub, int& exit_code) {
       exit_code = 0;
       return;
     }
-    SpecKind k = *kind == "model"     ? SpecKind::model
-                 : *kind == "cluster" ? SpecKind::cluster
-                 : *kind == "gpu"     ? SpecKind::gpu
-                 : *kind == "heads"   ? SpecKind::heads
-                 : *kind == "device"  ? SpecKind::device
-                                      : SpecKind::workload;
+    SpecKind k = SpecKind::model;
+    for (const auto& [word, each] : kinds_by_word())
+      if (word == *kind) k = each;
     for (const auto& b : builtin_specs())
       if (b.kind == k && b.name == *name) {
         std::fputs(b.text.c_str(), stdout);

@@ -36,11 +36,17 @@ void attach_recommend(CLI::App& sub, int& exit_code) {
       ->capture_default_str();
   sub.add_option("-w,--workload", o->request.workload, "Built-in workload or WorkloadSpec file")
       ->capture_default_str();
-  sub.add_option("--gpu", o->request.gpus, "GPU types to consider (built-in GPU names), repeatable")
-      ->required();
+  sub.add_option("--gpu", o->request.gpus,
+                 "GPU types to consider (built-in GPU names or GPU .json files; see xring list "
+                 "gpus), repeatable");
+  sub.add_option("--gpus-per-node", o->request.gpus_per_node,
+                 "Node sizes to try, repeatable (default: whole systems, e.g. 8 for HGX)")
+      ->check(CLI::PositiveNumber);
   sub.add_option("--max-gpus", o->request.max_gpus, "Largest cluster to consider")
       ->capture_default_str();
-  sub.add_option("--set", o->request.overrides, "Override a model. or workload. field, repeatable");
+  sub.add_option("--set", o->request.overrides,
+                 "Override a model. or workload. field, or the links of every shape "
+                 "(cluster.system=NAME, cluster.fabric=NAME), repeatable");
   sub.add_option("--require", o->request.requirements,
                  "A requirement every recommendation meets (as xring gate --require), repeatable");
   sub.add_option("--objective", o->objective, "min_gpus, max_throughput_per_gpu or min_latency")
@@ -62,6 +68,8 @@ void attach_recommend(CLI::App& sub, int& exit_code) {
       "Example:\n  xring recommend --model mplug-owl3-7b --workload video-qa --gpu h100-sxm --gpu "
       "a100-80gb "
       "--max-gpus 64 --require \"frames_per_s>=2000\" --top 5 --emit-plans plans/\n"
+      "  xring recommend --gpu h200 --gpu b200 --gpu mi300x\n"
+      "  xring recommend --gpu l40s --gpus-per-node 4 --set cluster.fabric=roce-200\n"
       "Exit codes: 0 found, 1 nothing meets the requirements (the closest is shown), 2 bad input.");
   sub.callback([o, &exit_code] {
     o->request.objective = objective_from_string(o->objective);
@@ -119,7 +127,8 @@ void attach_recommend(CLI::App& sub, int& exit_code) {
       std::filesystem::create_directories(o->emit);
       for (int i = 0; i < std::min<int>(o->top, static_cast<int>(rec.ranked.size())); ++i) {
         const Candidate& c = rec.ranked[i];
-        SpecJson cluster{cluster_shape(c.gpu, c.nodes, c.gpus_per_node), "recommend:" + c.gpu};
+        SpecJson cluster{cluster_shape(c.gpu, c.nodes, c.gpus_per_node, o->request.overrides),
+                         "recommend:" + c.gpu};
         SpecJson model = load_spec_json(SpecKind::model, o->request.model);
         SpecJson workload = load_spec_json(SpecKind::workload, o->request.workload);
         if (!c.kv_policy.empty()) workload.value["kv_policy"] = c.kv_policy;

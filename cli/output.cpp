@@ -188,6 +188,10 @@ void print_plan(const Plan& p, const Inputs& in, std::FILE* out) {
   const auto& c = in.cluster;
   fmt::print(out, "xring plan: {} on {} ({} x {} {}), workload {}\n", in.model.name, c.name,
              c.nodes, c.gpus_per_node, c.gpu.name, w.name);
+  if (!c.system.empty() || !c.fabric.empty())
+    fmt::print(out, "  {}{}{}\n", c.system.empty() ? "" : "system " + c.system,
+               !c.system.empty() && !c.fabric.empty() ? ", " : "",
+               c.fabric.empty() ? "" : "fabric " + c.fabric);
   fmt::print(out, "  {}, batch {}, {} text tokens + {} visual tokens ({:g} frame{})\n",
              to_string(w.phase), w.batch, w.text_tokens, visual_tokens(w, in.model),
              frames(w, in.model), frames(w, in.model) == 1 ? "" : "s");

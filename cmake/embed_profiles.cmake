@@ -1,9 +1,9 @@
 # Writes OUTPUT: a C++ file that defines xring::builtin_specs() from the JSON files under
-# PROFILES_DIR/{models,clusters,gpus,workloads,heads,devices}. Run by the build whenever a profile changes.
-set(kinds models clusters gpus workloads heads devices)
-set(enums model cluster gpu workload heads device)
+# PROFILES_DIR/{models,clusters,gpus,workloads,heads,devices,systems,fabrics}. Run by the build whenever a profile changes.
+set(kinds models clusters gpus workloads heads devices systems fabrics)
+set(enums model cluster gpu workload heads device system fabric)
 set(body "")
-foreach(i RANGE 5)
+foreach(i RANGE 7)
   list(GET kinds ${i} kind)
   list(GET enums ${i} enum)
   file(GLOB files "${PROFILES_DIR}/${kind}/*.json")

@@ -19,6 +19,7 @@ RecommendRequest small_space(const std::string& model, const std::string& worklo
   r.workload = workload;
   r.gpus = {"h100-sxm", "a100-80gb", "a30"};
   r.max_gpus = 16;
+  r.gpus_per_node = {1, 2, 4, 8};
   r.threads = 2;
   return r;
 }
@@ -85,8 +86,8 @@ TEST(Recommend, NothingMeetsNamesTheClosest) {
 
 TEST(Recommend, BadInputIsRefused) {
   RecommendRequest r = small_space("tiny", "video-qa");
-  r.gpus = {"h200"};
-  EXPECT_NE(error_of([&] { recommend(r); }).find("--gpu h200"), std::string::npos);
+  r.gpus = {"h300"};
+  EXPECT_NE(error_of([&] { recommend(r); }).find("--gpu h300"), std::string::npos);
   r.gpus = {"h100-sxm"};
   r.overrides = {"cluster.nodes=2"};
   EXPECT_NE(error_of([&] { recommend(r); }).find("recommend chooses the cluster"),

@@ -2,9 +2,11 @@
 #include "xring/planner/inputs.hpp"
 
 #include <filesystem>
+#include <set>
 
 #include "xring/planner/error.hpp"
 #include "xring/planner/json_reader.hpp"
+#include "xring/planner/systems.hpp"
 
 namespace xring {
 namespace {
@@ -17,6 +19,22 @@ std::string plural(SpecKind k) {
 
 std::string ends_with_json(const std::string& s) {
   return s.size() > 5 && s.compare(s.size() - 5, 5, ".json") == 0 ? s : "";
+}
+
+/// Before a cluster's overrides apply: `cluster.system=...` (`cluster.fabric=...`) drops the
+/// fields that system (fabric) supplies, so they come from it, except a field another override
+/// sets whole; overrides of a field's parts (cluster.inter_node.latency) then apply on top.
+void drop_fields_a_new_system_supplies(SpecJson& spec, const std::vector<Override>& overrides) {
+  if (!spec.value.is_object()) return;
+  std::set<std::string> set_whole;
+  for (const auto& o : overrides)
+    if (o.target == SpecKind::cluster && o.path.size() == 1) set_whole.insert(o.path[0]);
+  for (const auto& o : overrides) {
+    if (o.target != SpecKind::cluster || o.path.size() != 1 || o.value.is_null()) continue;
+    if (o.path[0] != "system" && o.path[0] != "fabric") continue;
+    for (const auto& f : o.path[0] == "system" ? fields_from_system() : fields_from_fabric())
+      if (!set_whole.count(f)) spec.value.erase(f);
+  }
 }
 
 }  // namespace
@@ -35,6 +53,10 @@ std::string to_string(SpecKind k) {
       return "head profile";
     case SpecKind::device:
       return "device profile";
+    case SpecKind::system:
+      return "system";
+    case SpecKind::fabric:
+      return "fabric";
   }
   return "?";
 }
@@ -67,15 +89,7 @@ SpecJson load_spec_json(SpecKind kind, const std::string& name_or_path) {
     }
     spec = {parse_json_text(found->text, "builtin:" + found->name), "builtin:" + found->name};
   }
-  if (kind == SpecKind::cluster && spec.value.is_object() && spec.value.contains("gpu") &&
-      spec.value["gpu"].is_string()) {
-    std::string gpu_name = spec.value["gpu"].get<std::string>();
-    try {
-      spec.value["gpu"] = load_spec_json(SpecKind::gpu, gpu_name).value;
-    } catch (const Error& e) {
-      throw Error(spec.origin + ": at \"gpu\": " + e.what());
-    }
-  }
+  if (kind == SpecKind::cluster) resolve_cluster_references(spec);
   return spec;
 }
 
@@ -121,6 +135,7 @@ Override parse_override(const std::string& text) {
 }
 
 void apply_overrides(SpecJson& spec, SpecKind kind, const std::vector<Override>& overrides) {
+  if (kind == SpecKind::cluster) drop_fields_a_new_system_supplies(spec, overrides);
   std::string applied;
   for (const auto& o : overrides) {
     if (o.target != kind) continue;
@@ -145,6 +160,7 @@ void apply_overrides(SpecJson& spec, SpecKind kind, const std::vector<Override>&
     applied += (applied.empty() ? "" : ", ") + o.text;
   }
   if (!applied.empty()) spec.origin += " (with --set " + quoted_excerpt(applied) + ")";
+  if (kind == SpecKind::cluster && !applied.empty()) resolve_cluster_references(spec);
 }
 
 Inputs inputs_from_json(SpecJson model, SpecJson cluster, SpecJson workload,

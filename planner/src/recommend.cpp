@@ -4,33 +4,38 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <map>
 #include <thread>
 
 #include "xring/planner/decode.hpp"
 #include "xring/planner/error.hpp"
 #include "xring/planner/gate.hpp"
 #include "xring/planner/json_reader.hpp"
+#include "xring/planner/systems.hpp"
 
 namespace xring {
-namespace {
 
-bool better(const Candidate& a, const Candidate& b, Objective o) {
+bool ranks_before(const Candidate& a, const Candidate& b, Objective o) {
   switch (o) {
     case Objective::min_gpus:
       if (a.total_gpus() != b.total_gpus()) return a.total_gpus() < b.total_gpus();
-      return a.throughput_per_gpu > b.throughput_per_gpu;
+      if (a.throughput_per_gpu != b.throughput_per_gpu)
+        return a.throughput_per_gpu > b.throughput_per_gpu;
+      break;
     case Objective::max_throughput_per_gpu:
       if (a.throughput_per_gpu != b.throughput_per_gpu)
         return a.throughput_per_gpu > b.throughput_per_gpu;
-      return a.total_gpus() < b.total_gpus();
+      if (a.total_gpus() != b.total_gpus()) return a.total_gpus() < b.total_gpus();
+      break;
     case Objective::min_latency:
       if (a.latency_s != b.latency_s) return a.latency_s < b.latency_s;
-      return a.total_gpus() < b.total_gpus();
+      if (a.total_gpus() != b.total_gpus()) return a.total_gpus() < b.total_gpus();
+      break;
   }
-  return false;
+  // A tie (exact: shapes whose plans stay inside a node predict the same numbers): fewer,
+  // bigger nodes are simpler to buy and to run.
+  return a.nodes < b.nodes;
 }
-
-}  // namespace
 
 Objective objective_from_string(const std::string& s) {
   if (s == "min_gpus") return Objective::min_gpus;
@@ -40,38 +45,96 @@ Objective objective_from_string(const std::string& s) {
               "\" (objectives: min_gpus, max_throughput_per_gpu, min_latency)");
 }
 
-nlohmann::json cluster_shape(const std::string& gpu, int nodes, int gpus_per_node) {
-  // Links come from the built-in cluster built on this GPU with the most GPUs (it has both an
-  // intra-node and, when multi-node, an inter-node link).
-  const BuiltinSpec* best = nullptr;
-  int best_gpus = 0;
-  for (const auto& b : builtin_specs()) {
-    if (b.kind != SpecKind::cluster) continue;
-    json c = json::parse(b.text);
-    if (!c["gpu"].is_string() || c["gpu"].get<std::string>() != gpu) continue;
-    int g = c.value("nodes", 1) * c.value("gpus_per_node", 1);
-    if (g > best_gpus) {
-      best_gpus = g;
-      best = &b;
-    }
+namespace {
+
+/// The value of the `cluster.KEY=...` override, if one is given (the last wins).
+std::optional<std::string> cluster_override(const std::vector<Override>& overrides,
+                                            const std::string& key) {
+  std::optional<std::string> value;
+  for (const auto& o : overrides)
+    if (o.target == SpecKind::cluster && o.path.size() == 1 && o.path[0] == key)
+      value = o.value.is_string() ? o.value.get<std::string>() : o.value.dump();
+  return value;
+}
+
+/// The GPU's default system; "" when it names none. Errors say which --gpu.
+std::string default_system_of(const std::string& gpu) {
+  try {
+    SpecJson g = load_spec_json(SpecKind::gpu, gpu);
+    return gpu_from_json(g.value, g.origin).default_system;
+  } catch (const Error& e) {
+    throw Error("--gpu " + gpu + ": " + e.what());
   }
-  if (!best) {
-    auto names = builtin_names(SpecKind::gpu);
+}
+
+std::vector<Override> parse_all(const std::vector<std::string>& texts) {
+  std::vector<Override> parsed;
+  for (const auto& t : texts) parsed.push_back(parse_override(t));
+  return parsed;
+}
+
+}  // namespace
+
+namespace {
+
+/// The system a GPU is sized in, as given: cluster.system, else the GPU's default_system.
+std::string system_name_of(const std::string& gpu, const std::vector<Override>& parsed) {
+  std::optional<std::string> name = cluster_override(parsed, "system");
+  if (!name) name = default_system_of(gpu);
+  if (name->empty()) {
     std::string list;
-    for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
-    throw Error(
-        "--gpu " + gpu +
-        ": no built-in cluster gives link speeds for this GPU (GPUs with clusters: " + list + ")");
+    for (const auto& n : builtin_names(SpecKind::system)) list += (list.empty() ? "" : ", ") + n;
+    throw Error("--gpu " + gpu +
+                ": this GPU names no default_system, so its node and links are unknown; add "
+                "\"default_system\" to the GPU spec or give --set cluster.system=NAME (built-in "
+                "systems: " +
+                list + ")");
   }
-  json c = json::parse(best->text);
-  json shape = {{"name", gpu + "-" + std::to_string(nodes) + "x" + std::to_string(gpus_per_node)},
-                {"source", "xring recommend shape; links from the built-in cluster " + best->name},
-                {"nodes", nodes},
-                {"gpus_per_node", gpus_per_node},
-                {"gpu", load_spec_json(SpecKind::gpu, gpu).value},
-                {"intra_node", c["intra_node"]}};
-  if (nodes > 1) shape["inter_node"] = c.contains("inter_node") ? c["inter_node"] : c["intra_node"];
+  return *name;
+}
+
+}  // namespace
+
+SystemSpec system_of(const std::string& gpu, const std::vector<std::string>& overrides) {
+  SpecJson s = load_spec_json(SpecKind::system, system_name_of(gpu, parse_all(overrides)));
+  return system_from_json(s.value, s.origin);
+}
+
+nlohmann::json shape_template(const std::string& gpu, const std::vector<std::string>& overrides) {
+  std::vector<Override> parsed = parse_all(overrides);
+  const std::string system = system_name_of(gpu, parsed);
+  const std::string fabric =
+      cluster_override(parsed, "fabric").value_or(system_of(gpu, overrides).default_fabric);
+  SpecJson shape{{{"name", gpu},
+                  {"source", "xring recommend shape: " + gpu + " in system " + system +
+                                 " with fabric " + fabric},
+                  {"nodes", 1},
+                  {"gpu", gpu},
+                  {"system", system},
+                  {"fabric", fabric}},
+                 "recommend:" + gpu};
+  // The search chooses GPU, node count and GPUs per node; other cluster fields may be set.
+  std::vector<Override> rest;
+  for (const auto& o : parsed)
+    if (o.target == SpecKind::cluster &&
+        !(o.path.size() == 1 &&
+          (o.path[0] == "system" || o.path[0] == "fabric" || o.path[0] == "gpu")))
+      rest.push_back(o);
+  apply_overrides(shape, SpecKind::cluster, rest);
+  resolve_cluster_references(shape);
+  return shape.value;
+}
+
+nlohmann::json sized(nlohmann::json shape, const std::string& gpu, int nodes, int gpus_per_node) {
+  shape["name"] = gpu + "-" + std::to_string(nodes) + "x" + std::to_string(gpus_per_node);
+  shape["nodes"] = nodes;
+  shape["gpus_per_node"] = gpus_per_node;
   return shape;
+}
+
+nlohmann::json cluster_shape(const std::string& gpu, int nodes, int gpus_per_node,
+                             const std::vector<std::string>& overrides) {
+  return sized(shape_template(gpu, overrides), gpu, nodes, gpus_per_node);
 }
 
 const Candidate* Recommendation::closest() const {
@@ -87,16 +150,27 @@ const Candidate* Recommendation::closest() const {
 }
 
 Recommendation recommend(const RecommendRequest& r) {
-  if (r.gpus.empty()) throw Error("give at least one --gpu (built-in GPUs: see xring list)");
   if (r.max_gpus < 1 || r.max_gpus > kMaxRecommendGpus)
     throw Error("--max-gpus must be between 1 and " + std::to_string(kMaxRecommendGpus) +
                 ", got " + std::to_string(r.max_gpus));
   std::vector<Override> overrides;
+  std::vector<std::string> gpus = r.gpus;
   for (const auto& text : r.overrides) {
     overrides.push_back(parse_override(text));
-    if (overrides.back().target == SpecKind::cluster)
+    const Override& o = overrides.back();
+    if (o.target != SpecKind::cluster) continue;
+    if (o.path[0] == "nodes" || o.path[0] == "gpus_per_node" || o.path[0] == "name")
       throw Error("--set " + text +
-                  ": recommend chooses the cluster; override model. or workload. fields");
+                  ": recommend chooses the cluster shape; use --gpus-per-node and --max-gpus");
+    if (o.path.size() == 1 && o.path[0] == "gpu") {
+      if (!o.value.is_string()) throw Error("--set " + text + ": give a GPU name or .json file");
+      gpus.push_back(o.value.get<std::string>());  // the same as --gpu NAME
+    }
+  }
+  if (gpus.empty()) {
+    std::string list;
+    for (const auto& n : builtin_names(SpecKind::gpu)) list += (list.empty() ? "" : ", ") + n;
+    throw Error("give at least one --gpu (built-in GPUs: " + list + ")");
   }
   SpecJson model = load_spec_json(SpecKind::model, r.model);
   SpecJson workload = load_spec_json(SpecKind::workload, r.workload);
@@ -112,7 +186,7 @@ Recommendation recommend(const RecommendRequest& r) {
       try {
         SpecJson adaptive = workload;
         adaptive.value["kv_policy"] = "adaptive";
-        SpecJson probe{cluster_shape(r.gpus.front(), 1, 1), "probe"};
+        SpecJson probe{cluster_shape(gpus.front(), 1, 1, r.overrides), "probe"};
         load_head_profile(inputs_from_json(model, probe, adaptive, {}));
         policies.push_back("adaptive");
       } catch (const Error&) {
@@ -121,9 +195,17 @@ Recommendation recommend(const RecommendRequest& r) {
     }
   }
   Recommendation out;
-  for (const auto& gpu : r.gpus) {
-    cluster_shape(gpu, 1, 1);  // unknown GPUs fail before the search
-    for (int gpn : r.gpus_per_node)
+  std::map<std::string, json> templates;  // per GPU: resolved once, sized per shape
+  for (const auto& gpu : gpus) {
+    const SystemSpec system = system_of(gpu, r.overrides);  // unknown GPUs fail before the search
+    templates[gpu] = shape_template(gpu, r.overrides);
+    std::vector<int> per_node = r.gpus_per_node;
+    if (per_node.empty()) per_node = {system.gpus_per_node};  // whole systems, as they are sold
+    if (std::all_of(per_node.begin(), per_node.end(), [&](int g) { return g > r.max_gpus; }))
+      throw Error("--gpu " + gpu + ": a " + system.name + " node has " +
+                  std::to_string(per_node.front()) + " GPUs, more than --max-gpus " +
+                  std::to_string(r.max_gpus) + "; raise --max-gpus or give --gpus-per-node");
+    for (int gpn : per_node)
       for (int nodes = 1; nodes * gpn <= r.max_gpus; ++nodes)
         for (const auto& policy : policies) {
           Candidate c;
@@ -151,7 +233,8 @@ Recommendation recommend(const RecommendRequest& r) {
       Candidate& c = out.all[i];
       if (r.prune && r.objective == Objective::min_gpus && c.total_gpus() > smallest_meeting)
         continue;
-      SpecJson cluster{cluster_shape(c.gpu, c.nodes, c.gpus_per_node), "recommend:" + c.gpu};
+      SpecJson cluster{sized(templates.at(c.gpu), c.gpu, c.nodes, c.gpus_per_node),
+                       "recommend:" + c.gpu};
       if (r.prune) {
         double memory =
             units::parse(cluster.value["gpu"]["memory"].get<std::string>(), units::Quantity::bytes)
@@ -209,7 +292,7 @@ Recommendation recommend(const RecommendRequest& r) {
   }
   std::stable_sort(
       out.ranked.begin(), out.ranked.end(),
-      [&](const Candidate& a, const Candidate& b) { return better(a, b, r.objective); });
+      [&](const Candidate& a, const Candidate& b) { return ranks_before(a, b, r.objective); });
   // Pareto frontier of the evaluated, meeting shapes: no other has more throughput per GPU and
   // less latency.
   for (auto& c : out.ranked) {

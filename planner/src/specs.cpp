@@ -6,7 +6,9 @@
 #include <set>
 
 #include "xring/planner/error.hpp"
+#include "xring/planner/inputs.hpp"
 #include "xring/planner/json_reader.hpp"
+#include "xring/planner/systems.hpp"
 
 namespace xring {
 namespace {
@@ -34,6 +36,15 @@ LinkSpec read_link(ObjectReader r) {
   l.latency_s = r.quantity("latency", Quantity::time, /*min_exclusive=*/false);
   r.finish();
   return l;
+}
+
+/// A cluster's "system" or "fabric" once load_spec_json resolved its name into the object.
+const json& resolved_reference(ObjectReader& r, const std::string& key) {
+  const json& value = r.raw(key);
+  if (!value.is_object())
+    r.fail(key, "names a " + key + " that was not resolved; use a built-in " + key +
+                    " name (see xring list " + key + "s), a .json file or an object");
+  return value;
 }
 
 const std::vector<std::string> kPolicyNames = {"full", "uniform", "adaptive", "inf_mllm", "a_vl"};
@@ -231,6 +242,12 @@ GpuSpec gpu_from_json(const json& j, const std::string& origin, const std::strin
   g.attention_efficiency = r.optional_number("attention_efficiency", 0.01, 1.0).value_or(0.5);
   g.matmul_efficiency = r.optional_number("matmul_efficiency", 0.01, 1.0).value_or(0.6);
   r.optional_string("efficiency_source");
+  g.vendor = r.optional_choice("vendor", {"nvidia", "amd"}).value_or("");
+  g.form_factor =
+      r.optional_choice("form_factor", {"sxm", "pcie", "oam", "superchip"}).value_or("");
+  g.default_system = r.optional_string("default_system").value_or("");
+  if (!g.default_system.empty())
+    check_reference(r, "default_system", SpecKind::system, g.default_system);
   r.finish();
   return g;
 }
@@ -247,6 +264,14 @@ ClusterSpec cluster_from_json(const json& j, const std::string& origin) {
   if (gpu.is_string())
     r.fail("gpu", "names a GPU that was not resolved; use a built-in GPU name or an object");
   c.gpu = gpu_from_json(gpu, origin, r.path_of("gpu"));
+  if (r.has("system"))
+    c.system = system_from_json(resolved_reference(r, "system"), origin, r.path_of("system")).name;
+  else
+    r.allow("system");
+  if (r.has("fabric"))
+    c.fabric = fabric_from_json(resolved_reference(r, "fabric"), origin, r.path_of("fabric")).name;
+  else
+    r.allow("fabric");
   c.intra_node = read_link(r.object("intra_node"));
   if (c.nodes > 1) {
     c.inter_node = read_link(r.object("inter_node"));

@@ -13,7 +13,7 @@ namespace xring {
 
 using nlohmann::json;
 
-enum class SpecKind { model, cluster, gpu, workload, heads, device };
+enum class SpecKind { model, cluster, gpu, workload, heads, device, system, fabric };
 std::string to_string(SpecKind k);
 
 /// One spec file under profiles/, embedded at build time.
@@ -34,7 +34,8 @@ struct SpecJson {
 
 /// `name_or_path` is a file when it exists on disk or ends in ".json", else a built-in name;
 /// an unknown name lists the built-ins with a did-you-mean hint. A cluster's "gpu" given by
-/// name is replaced by that built-in GPU's object.
+/// name is replaced by that built-in GPU's object, and its "system" and "fabric" names fill its
+/// node and links (resolve_cluster_references in systems.hpp).
 SpecJson load_spec_json(SpecKind kind, const std::string& name_or_path);
 
 /// A `--set` override such as "workload.frames=3600" or "cluster.inter_node.bandwidth=50GB/s".
@@ -48,6 +49,9 @@ struct Override {
 };
 Override parse_override(const std::string& text);
 /// Applies the overrides aimed at `kind`; the origin then mentions them for error messages.
+/// For a cluster, names set by an override are resolved afterwards (`cluster.gpu=h200`), and
+/// `cluster.system=NAME` (`cluster.fabric=NAME`) first drops the fields that system (fabric)
+/// supplies, unless another override sets them.
 void apply_overrides(SpecJson& spec, SpecKind kind, const std::vector<Override>& overrides);
 
 struct DeviceProfile;

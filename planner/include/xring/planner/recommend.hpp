@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "xring/planner/planner.hpp"
+#include "xring/planner/systems.hpp"
 
 namespace xring {
 
@@ -19,10 +20,13 @@ constexpr int kMaxRecommendGpus = 4096;
 
 struct RecommendRequest {
   std::string model, workload;
-  std::vector<std::string> overrides;  ///< model./workload. overrides for every shape
-  std::vector<std::string> gpus;       ///< built-in GPU names
+  /// Overrides for every shape: model. and workload. fields; cluster.system and cluster.fabric
+  /// (links), cluster.gpu (one more GPU to consider), other cluster fields except the shape.
+  std::vector<std::string> overrides;
+  std::vector<std::string> gpus;  ///< GPU names or files
   int max_gpus = 64;
-  std::vector<int> gpus_per_node = {1, 2, 4, 8};
+  /// Node sizes to try; empty: whole systems (each GPU's system's GPUs per node, 8 for HGX).
+  std::vector<int> gpus_per_node;
   std::vector<std::string> requirements;  ///< as xring gate --require
   Objective objective = Objective::min_gpus;
   bool prune = true;  ///< skip shapes that cannot win (tests compare with false)
@@ -43,6 +47,10 @@ struct Candidate {
   bool pareto = false;
 };
 
+/// Whether `a` ranks before `b` under the objective; equal numbers (within rounding) go to the
+/// shape with fewer nodes.
+bool ranks_before(const Candidate& a, const Candidate& b, Objective o);
+
 struct Recommendation {
   std::vector<Candidate> ranked;  ///< meeting every requirement, best first
   std::vector<Candidate> all;     ///< every shape considered, in search order
@@ -51,11 +59,22 @@ struct Recommendation {
 };
 
 /// Searches every shape (and, for decode workloads, every KV policy the workload can use:
-/// full, and uniform and adaptive when it gives a kv_budget). Throws xring::Error for bad input
-/// (unknown GPU, bad requirement).
+/// full, and uniform and adaptive when it gives a kv_budget). Ties go to fewer nodes. Throws
+/// xring::Error for bad input (unknown GPU, bad requirement, a system larger than max_gpus).
 Recommendation recommend(const RecommendRequest& request);
 
-/// The cluster spec JSON of a shape, links taken from the built-in cluster using that GPU.
-nlohmann::json cluster_shape(const std::string& gpu, int nodes, int gpus_per_node);
+/// The system a GPU is sized in: `cluster.system` from `overrides`, else the GPU's
+/// default_system. Throws xring::Error when neither is given.
+SystemSpec system_of(const std::string& gpu, const std::vector<std::string>& overrides);
+
+/// The resolved cluster spec JSON of a shape: the GPU in its system (links from the system and
+/// its default fabric, or cluster.system / cluster.fabric from `overrides`), with the other
+/// cluster overrides applied. Every shape names its fabric, one-node shapes too.
+nlohmann::json cluster_shape(const std::string& gpu, int nodes, int gpus_per_node,
+                             const std::vector<std::string>& overrides = {});
+/// cluster_shape before sizing (one node of the system's size), and the sizing of it: the
+/// search resolves each GPU's template once.
+nlohmann::json shape_template(const std::string& gpu, const std::vector<std::string>& overrides);
+nlohmann::json sized(nlohmann::json shape, const std::string& gpu, int nodes, int gpus_per_node);
 
 }  // namespace xring

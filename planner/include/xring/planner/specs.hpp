@@ -64,6 +64,9 @@ struct GpuSpec {
   double hbm_bytes_per_s = 0;
   double attention_efficiency = 0.5;  ///< achieved / peak for attention kernels
   double matmul_efficiency = 0.6;     ///< achieved / peak for GEMMs
+  std::string vendor;                 ///< "nvidia" or "amd"; "" when the spec does not say
+  std::string form_factor;            ///< "sxm", "pcie", "oam" or "superchip"; "" when not said
+  std::string default_system;  ///< the system (name or file) it is usually bought in; "" = none
   double peak_flop_per_s(DType d) const;
 };
 
@@ -81,6 +84,8 @@ struct ClusterSpec {
   GpuSpec gpu;
   LinkSpec intra_node;
   LinkSpec inter_node;  ///< unused when nodes == 1
+  std::string system;   ///< name of the system the node and intra-node link came from; "" = none
+  std::string fabric;   ///< name of the fabric the inter-node link came from; "" = none
   RankOrder rank_order = RankOrder::node_major;
   double reserved_bytes_per_gpu = 2.0 * (1ull << 30);  ///< CUDA context, allocator slack
   int gpus() const { return nodes * gpus_per_node; }
