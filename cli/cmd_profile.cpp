@@ -2,7 +2,9 @@
 // planner's predictions against measured runs on that device).
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
 
 #include "commands.hpp"
 #include "xring/executor/profile.hpp"
@@ -53,6 +55,26 @@ std::string validate_plot_script(const executor::ValidateReport& r, const std::s
        "$points using 1:($3==1?$2:1/0) with points pt 5 title 'query\\_ring', "
        "$points using 1:($3==2?$2:1/0) with points pt 9 title 'kv\\_ring'\n";
   return s;
+}
+
+size_t count_inside(const executor::ValidateReport& r) {
+  return static_cast<size_t>(std::count_if(r.points.begin(), r.points.end(),
+                                           [](const auto& p) { return p.inside(); }));
+}
+
+/// --update-profile / --residuals-to: writes `profile` with this run's residual spread to
+/// `path` (nothing when empty). Runs that failed to verify measured nothing to trust: not
+/// written.
+void write_residuals(const std::string& path, const nlohmann::json& profile,
+                     const executor::ValidateReport& r, bool verified) {
+  if (path.empty()) return;
+  if (!verified || r.points.empty()) {
+    fmt::print("residuals not written: {}\n",
+               r.points.empty() ? "no points were measured" : "a run failed to verify");
+    return;
+  }
+  write_file_atomically(path, executor::profile_with_residuals(profile, r.residuals).dump(2) + "\n");
+  fmt::print("wrote the residual spread into {}\n", path);
 }
 
 }  // namespace
@@ -119,7 +141,9 @@ void attach_validate(CLI::App& sub, int& exit_code) {
     std::string profile;
     std::vector<std::string> shapes;
     std::string json, csv, plot;
-    double max_median = 0, max_worst = 0;
+    double max_median = 0, max_worst = 0, min_coverage = 0;
+    bool update_profile = false;
+    std::string residuals_to;
   };
   auto o = std::make_shared<Options>();
   sub.add_option("--device-profile", o->profile, "The DeviceProfile the predictions use")
@@ -146,16 +170,34 @@ void attach_validate(CLI::App& sub, int& exit_code) {
                  "Exit 1 when the median |error| exceeds this fraction (e.g. 0.10)");
   sub.add_option("--max-worst-error", o->max_worst,
                  "Exit 1 when the worst |error| exceeds this fraction (e.g. 0.25)");
+  sub.add_option("--min-coverage", o->min_coverage,
+                 "Exit 1 when fewer than this fraction of points fall inside their prediction "
+                 "interval (e.g. 0.9)")
+      ->check(finite_in(0, 1));
+  auto* update = sub.add_flag(
+      "--update-profile", o->update_profile,
+      "Write this run's residual spread (5%/95% of measured/predicted) into the profile file, "
+      "so plans with it carry measured intervals");
+  sub.add_option("--residuals-to", o->residuals_to,
+                 "Write the profile with this run's residual spread to FILE instead (the "
+                 "validated profile is left as it is)")
+      ->check(output_file())
+      ->excludes(update);
   sub.footer(
       "Plans and runs a grid of shapes and rank counts with the profile's rates, and prints "
-      "predicted vs measured per point, the median and the worst error. Ranks are emulated on "
+      "predicted vs measured per point, the median and the worst error, and the coverage: the "
+      "fraction of points measured inside the prediction interval. Ranks are emulated on "
       "the profiled device, so each point is planned on that emulation (see README).\n"
       "Example:\n"
       "  xring profile --backend cpu -o cpu.json && xring validate --device-profile cpu.json "
       "--plot v.svg\n"
+      "  xring validate --device-profile cpu.json --update-profile   # intervals from residuals\n"
       "Exit codes: 0 within bounds (or none given), 1 a bound exceeded or a run failed to verify, "
       "2 bad input, 3 backend unavailable.");
   sub.callback([o, &exit_code] {
+    if (o->update_profile && !std::filesystem::is_regular_file(o->profile))
+      throw Error("--update-profile: " + o->profile +
+                  " is not a profile file; give a file, or --residuals-to FILE");
     o->validate.profile = load_spec_json(SpecKind::device, o->profile);
     for (const auto& s : o->shapes) o->validate.shapes.push_back(parse_shape(s));
     ProgressLine progress("xring validate");
@@ -165,30 +207,48 @@ void attach_validate(CLI::App& sub, int& exit_code) {
     executor::ValidateReport r = executor::validate_predictions(o->validate);
     if (!o->json.empty()) write_file_atomically(o->json, executor::to_json(r).dump(2) + "\n");
     if (!o->csv.empty()) {
-      std::string csv = "strategy,ranks,s_q,s_kv,predicted_s,measured_s,error,verified\n";
+      std::string csv =
+          "strategy,ranks,s_q,s_kv,predicted_s,measured_s,error,verified,predicted_low_s,"
+          "predicted_high_s,inside\n";
       for (const auto& p : r.points)
-        csv += fmt::format("{},{},{},{},{:.9g},{:.9g},{:.6f},{}\n", p.strategy, p.ranks, p.s_q,
-                           p.s_kv, p.predicted_s, p.measured_s, p.error, p.verified);
+        csv += fmt::format("{},{},{},{},{:.9g},{:.9g},{:.6f},{},{:.9g},{:.9g},{}\n", p.strategy,
+                           p.ranks, p.s_q, p.s_kv, p.predicted_s, p.measured_s, p.error,
+                           p.verified, p.predicted_low_s, p.predicted_high_s, p.inside());
       write_file_atomically(o->csv, csv);
     }
     if (!o->plot.empty()) draw_with_gnuplot(o->plot, validate_plot_script(r, o->plot));
     fmt::print("xring validate on {} ({} backend, profile {})\n", r.device, r.backend, o->profile);
-    fmt::print("  {:<11} {:>5} {:>13} {:>11} {:>11} {:>8} {:>8}\n", "strategy", "ranks",
-               "S_Q x S_KV", "predicted", "measured", "error", "verified");
+    fmt::print("  {:<11} {:>5} {:>13} {:>26} {:>11} {:>8} {:>6} {:>8}\n", "strategy", "ranks",
+               "S_Q x S_KV", "predicted (interval)", "measured", "error", "inside", "verified");
     bool verified = true;
     for (const auto& p : r.points) {
-      fmt::print("  {:<11} {:>5} {:>13} {:>11} {:>11} {:>+7.1f}% {:>8}\n", p.strategy, p.ranks,
-                 fmt::format("{}x{}", p.s_q, p.s_kv), units::format_time(p.predicted_s),
-                 units::format_time(p.measured_s), 100 * p.error, p.verified ? "yes" : "NO");
+      fmt::print("  {:<11} {:>5} {:>13} {:>26} {:>11} {:>+7.1f}% {:>6} {:>8}\n", p.strategy,
+                 p.ranks, fmt::format("{}x{}", p.s_q, p.s_kv),
+                 with_interval(units::format_time(p.predicted_s), p.predicted_s,
+                               Interval{p.predicted_s, p.predicted_low_s, p.predicted_high_s}),
+                 units::format_time(p.measured_s), 100 * p.error, p.inside() ? "yes" : "no",
+                 p.verified ? "yes" : "NO");
       verified = verified && p.verified;
     }
     fmt::print("median |error| {:.1f}%, worst {:.1f}% over {} points\n", 100 * r.median_abs_error,
                100 * r.worst_abs_error, r.points.size());
+    fmt::print("coverage {:.1f}% ({} of {} points inside the {} interval, {})\n",
+               100 * r.coverage, count_inside(r), r.points.size(), to_string(r.band.source),
+               ratio_range(r.band.time_low_ratio, r.band.time_high_ratio));
+    if (!r.points.empty())
+      fmt::print("residual spread: measured/predicted {} (5%–95%, {} points)\n",
+                 ratio_range(r.residuals.low_ratio, r.residuals.high_ratio), r.residuals.samples);
     for (const auto& n : r.notes) fmt::print("  - {}\n", n);
+    write_residuals(o->update_profile ? o->profile : o->residuals_to, o->validate.profile.value, r,
+                    verified);
     bool within = (o->max_median <= 0 || r.median_abs_error <= o->max_median) &&
                   (o->max_worst <= 0 || r.worst_abs_error <= o->max_worst);
     if (!within) fmt::print("FAIL: error bound exceeded\n");
-    exit_code = verified && within ? 0 : static_cast<int>(ExitCode::regression);
+    const bool covered = o->min_coverage <= 0 || r.coverage >= o->min_coverage;
+    if (!covered)
+      fmt::print("FAIL: coverage {:.1f}% below --min-coverage {:.1f}%\n", 100 * r.coverage,
+                 100 * o->min_coverage);
+    exit_code = verified && within && covered ? 0 : static_cast<int>(ExitCode::regression);
   });
 }
 

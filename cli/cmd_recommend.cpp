@@ -113,13 +113,14 @@ void attach_recommend(CLI::App& sub, int& exit_code) {
       exit_code = static_cast<int>(ExitCode::regression);
       return;
     }
-    fmt::print("  {:>3}  {:<28} {:>5}  {:<24} {:>16} {:>11} {:>12}  {}\n", "#", "cluster", "GPUs",
-               "strategy", "tokens/s per GPU", "latency", "memory/GPU", "pareto");
+    fmt::print("  {:>3}  {:<28} {:>5}  {:<24} {:>16} {:>24} {:>12}  {}\n", "#", "cluster", "GPUs",
+               "strategy", "tokens/s per GPU", "latency (interval)", "memory/GPU", "pareto");
     for (int i = 0; i < std::min<int>(o->top, static_cast<int>(rec.ranked.size())); ++i) {
       const Candidate& c = rec.ranked[i];
-      fmt::print("  {:>3}  {:<28} {:>5}  {:<24} {:>16.4g} {:>11} {:>12}  {}\n", i + 1, shape(c),
+      fmt::print("  {:>3}  {:<28} {:>5}  {:<24} {:>16.4g} {:>24} {:>12}  {}\n", i + 1, shape(c),
                  c.total_gpus(), strategy_label(c.plan), c.throughput_per_gpu,
-                 units::format_time(c.latency_s),
+                 with_interval(units::format_time(c.latency_s), c.latency_s,
+                               time_interval(c.latency_s, c.plan.predicted.band)),
                  units::format_bytes(c.plan.predicted.peak_memory_bytes_per_rank),
                  c.pareto ? "yes" : "");
     }

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 
 #include "commands.hpp"
@@ -14,8 +15,12 @@
 namespace xring::cli {
 namespace {
 
-std::string format_metric(const std::string& name, double v) {
+std::string format_metric(std::string name, double v) {
   if (std::isnan(v)) return "-";
+  for (const char* bound : {".low", ".high"})  // an interval's bound: the figure's unit
+    if (name.size() > std::strlen(bound) &&
+        name.compare(name.size() - std::strlen(bound), std::strlen(bound), bound) == 0)
+      name.resize(name.size() - std::strlen(bound));
   if (name.find("bytes") != std::string::npos) return units::format_bytes(v);
   auto ends_with = [&](const char* suffix) {
     std::string_view n = name, x = suffix;
@@ -139,7 +144,8 @@ void attach_whatif(CLI::App& sub, int& exit_code) {
       "--metric", o->metrics, "Metrics to report (repeatable; default by phase): " + [] {
         std::string all;
         for (const auto& n : metric_names()) all += (all.empty() ? "" : ", ") + n;
-        return all;
+        return all + "; a predicted time, rate or memory figure also as NAME.low, NAME.high "
+                     "(its prediction interval)";
       }());
   sub.add_option("--csv", o->csv, "Write one header row and one row per point")
       ->check(output_file());

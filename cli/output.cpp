@@ -180,6 +180,12 @@ std::string rate_or_dash(const std::optional<double>& rate, const char* unit) {
   return rate ? fmt::format("{:.4g} {}", *rate, unit) : "—";
 }
 
+/// Where a plan's intervals come from and how wide they are, for the table's heading.
+std::string interval_note(const PredictionBand& b) {
+  return b.basis + "; times " + ratio_range(b.time_low_ratio, b.time_high_ratio) + ", memory " +
+         ratio_range(b.memory_low_ratio, b.memory_high_ratio);
+}
+
 }  // namespace
 
 void print_plan(const Plan& p, const Inputs& in, std::FILE* out) {
@@ -200,7 +206,7 @@ void print_plan(const Plan& p, const Inputs& in, std::FILE* out) {
 
   if (!p.layers.empty()) {
     fmt::print(out, "\ncross-attention layers\n");
-    fmt::print(out, "  {:>5}  {:<11} {:>5} {:>5}  {:<9} {:>12} {:>12} {:>12} {:>12}\n", "layer",
+    fmt::print(out, "  {:>5}  {:<11} {:>5} {:>5}  {:<9} {:>12} {:>12} {:>24} {:>12}\n", "layer",
                "strategy", "ranks", "steps", "recompute", "step comp", "step comm", "time/layer",
                "memory/rank");
     for (const auto& l : p.layers) {
@@ -211,11 +217,13 @@ void print_plan(const Plan& p, const Inputs& in, std::FILE* out) {
       auto predicted = [&](double seconds) {
         return time_or_dash(p.feasible ? std::optional<double>(seconds) : std::nullopt);
       };
+      const auto layer_time = time_interval(
+          p.feasible ? std::optional<double>(l.time_s) : std::nullopt, p.predicted.band);
       // A one-step layer has nothing to overlap: no transfer to show.
-      fmt::print(out, "  {:>5}  {:<11} {:>5} {:>5}  {:<9} {:>12} {:>12} {:>12} {:>12}\n", l.index,
+      fmt::print(out, "  {:>5}  {:<11} {:>5} {:>5}  {:<9} {:>12} {:>12} {:>24} {:>12}\n", l.index,
                  strategy, l.ranks, l.steps, l.recompute ? "yes" : "no",
                  predicted(l.step_compute_s), l.steps > 1 ? predicted(l.step_comm_s) : "—",
-                 predicted(l.time_s),
+                 with_interval(predicted(l.time_s), l.time_s, layer_time),
                  l.memory_bytes.total() > 0 ? format_bytes(l.memory_bytes.total()) : "—");
     }
     const LayerPlan& l = p.layers.front();
@@ -241,20 +249,31 @@ void print_plan(const Plan& p, const Inputs& in, std::FILE* out) {
   }
 
   const Predicted& pr = p.predicted;
-  fmt::print(out, "\npredicted\n");
+  const PredictionBand& band = pr.band;
+  // Each figure with its interval, "9.27 ms (8.9–9.9)"; "—" where nothing was predicted.
+  auto time_cell = [&](const std::optional<double>& s) {
+    return with_interval(time_or_dash(s), s.value_or(0), time_interval(s, band));
+  };
+  auto rate_cell = [&](const std::optional<double>& r, const char* unit) {
+    return with_interval(rate_or_dash(r, unit), r.value_or(0), rate_interval(r, band));
+  };
+  fmt::print(out, "\npredicted (interval: {})\n", interval_note(band));
   bool decodes = p.decode.has_value() || p.streaming.has_value();
   fmt::print(out, "  {}{}\n", decodes ? "prefill time        " : "iteration time      ",
-             time_or_dash(pr.iteration_time_s));
-  fmt::print(out, "    cross-attention   {}\n", time_or_dash(pr.cross_attention_time_s));
-  fmt::print(out, "    rest of model     {}  ({})\n", time_or_dash(pr.rest_of_model_time_s),
+             time_cell(pr.iteration_time_s));
+  fmt::print(out, "    cross-attention   {}\n", time_cell(pr.cross_attention_time_s));
+  fmt::print(out, "    rest of model     {}  ({})\n", time_cell(pr.rest_of_model_time_s),
              p.rest_of_model.note);
-  fmt::print(out, "  throughput          {}, {}\n", rate_or_dash(pr.throughput_tokens_per_s, "tokens/s"),
-             rate_or_dash(pr.frames_per_s, "frames/s"));
+  fmt::print(out, "  throughput          {}, {}\n", rate_cell(pr.throughput_tokens_per_s, "tokens/s"),
+             rate_cell(pr.frames_per_s, "frames/s"));
   fmt::print(out, "  peak memory/rank    {} of {} usable\n",
-             format_bytes(pr.peak_memory_bytes_per_rank), format_bytes(c.usable_memory_bytes()));
+             with_interval(format_bytes(pr.peak_memory_bytes_per_rank),
+                           pr.peak_memory_bytes_per_rank,
+                           memory_interval(pr.peak_memory_bytes_per_rank, band)),
+             format_bytes(c.usable_memory_bytes()));
   if (decodes)
-    fmt::print(out, "  decode              {} per token step, {}\n", time_or_dash(pr.decode_step_s),
-               rate_or_dash(pr.decode_tokens_per_s, "tokens/s"));
+    fmt::print(out, "  decode              {} per token step, {}\n", time_cell(pr.decode_step_s),
+               rate_cell(pr.decode_tokens_per_s, "tokens/s"));
   if (p.decode) {
     const DecodeSection& d = *p.decode;
     fmt::print(out,

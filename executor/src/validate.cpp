@@ -127,13 +127,24 @@ ValidateReport validate_predictions(const ValidateOptions& o) {
     v.measured_s = r.measured_time_s;
     v.error = (v.predicted_s - v.measured_s) / v.measured_s;
     v.verified = r.verified;
+    report.band = p.predicted.band;
+    const Interval interval = *time_interval(v.predicted_s, report.band);
+    v.predicted_low_s = interval.low;
+    v.predicted_high_s = interval.high;
     report.points.push_back(v);
   }
   if (o.progress) o.progress("done", jobs.size(), jobs.size());
-  std::vector<double> errors;
-  for (const auto& v : report.points) errors.push_back(std::fabs(v.error));
+  std::vector<double> errors, ratios;
+  std::vector<CoveredPoint> covered;
+  for (const auto& v : report.points) {
+    errors.push_back(std::fabs(v.error));
+    ratios.push_back(v.measured_s / v.predicted_s);
+    covered.push_back({v.measured_s, v.predicted_low_s, v.predicted_high_s});
+  }
   report.median_abs_error = median(errors);
   report.worst_abs_error = errors.empty() ? 0 : *std::max_element(errors.begin(), errors.end());
+  report.coverage = coverage(covered);
+  if (!ratios.empty()) report.residuals = residual_spread(ratios);
   report.notes.push_back("each point: median of " + std::to_string(o.repeat) +
                          " runs of one cross-attention layer (" +
                          (gpu ? "Llama-3.2-11B-Vision geometry: 32 heads, 8 kv heads, d 128"
@@ -147,7 +158,17 @@ ValidateReport validate_predictions(const ValidateOptions& o) {
                  " compute units / P) of the device") +
       ")");
   report.notes.push_back("error = (predicted - measured) / measured");
+  report.notes.push_back("interval: the prediction x the band of the profile as given (" +
+                         report.band.basis + ", " +
+                         ratio_range(report.band.time_low_ratio, report.band.time_high_ratio) +
+                         "); coverage = points measured inside it");
   return report;
+}
+
+nlohmann::json profile_with_residuals(const nlohmann::json& profile, const ResidualSpread& spread) {
+  nlohmann::json j = profile;
+  j["residuals"] = to_json(spread);
+  return j;
 }
 
 nlohmann::json to_json(const ValidateReport& r) {
@@ -160,13 +181,25 @@ nlohmann::json to_json(const ValidateReport& r) {
                       {"predicted_s", v.predicted_s},
                       {"measured_s", v.measured_s},
                       {"error", v.error},
-                      {"verified", v.verified}});
+                      {"verified", v.verified},
+                      {"predicted_interval_s",
+                       {{"value", v.predicted_s},
+                        {"low", v.predicted_low_s},
+                        {"high", v.predicted_high_s}}},
+                      {"inside", v.inside()}});
   return {{"kind", "xring-validate-report"},
           {"schema_version", 1},
           {"backend", r.backend},
           {"device", r.device},
           {"median_abs_error", r.median_abs_error},
           {"worst_abs_error", r.worst_abs_error},
+          {"coverage", r.coverage},
+          {"interval_band",
+           {{"rate_source", to_string(r.band.source)},
+            {"time_low_ratio", r.band.time_low_ratio},
+            {"time_high_ratio", r.band.time_high_ratio},
+            {"basis", r.band.basis}}},
+          {"residuals", r.points.empty() ? json(nullptr) : to_json(r.residuals)},
           {"points", points},
           {"notes", r.notes}};
 }

@@ -40,6 +40,18 @@ double interpolate_grid(const std::vector<const AttentionPoint*>& points, double
   return interpolate(along_x, x);
 }
 
+/// `residuals` as `xring validate` writes it: quantiles of measured / predicted.
+ResidualSpread residuals_from(ObjectReader r) {
+  ResidualSpread s;
+  s.samples = r.int32("samples", 1, 1 << 20);
+  s.low_quantile = r.number("low_quantile", 0, 1);
+  s.high_quantile = r.number("high_quantile", s.low_quantile, 1);
+  s.low_ratio = r.number("low_ratio", 1e-6, 1e6);
+  s.high_ratio = r.number("high_ratio", s.low_ratio, 1e6);
+  r.finish();
+  return s;
+}
+
 }  // namespace
 
 std::string to_string(Pass p) { return p == Pass::forward ? "forward" : "backward"; }
@@ -177,8 +189,17 @@ DeviceProfile device_profile_from_json(const json& j, const std::string& origin)
       p.nccl.push_back(pt);
     }
   }
+  if (r.has("residuals")) p.residuals = residuals_from(r.object("residuals"));
   r.finish();
   return p;
+}
+
+json to_json(const ResidualSpread& s) {
+  return {{"samples", s.samples},
+          {"low_quantile", s.low_quantile},
+          {"high_quantile", s.high_quantile},
+          {"low_ratio", s.low_ratio},
+          {"high_ratio", s.high_ratio}};
 }
 
 json to_json(const DeviceProfile& p) {
@@ -224,7 +245,17 @@ json to_json(const DeviceProfile& p) {
       n.push_back({{"bytes", m.bytes}, {"bytes_per_s", m.bytes_per_s}, {"latency_s", m.latency_s}});
     j["nccl"] = n;
   }
+  if (p.residuals) j["residuals"] = to_json(*p.residuals);
   return j;
+}
+
+PredictionBand prediction_band_of(const std::string& cost_kind, const DeviceProfile* profile) {
+  RateSource source = RateSource::datasheet;
+  if (cost_kind == "device_profile" || cost_kind == "profile" || cost_kind == "published")
+    source = rate_source_from_string(cost_kind);
+  return prediction_band(source, source == RateSource::profile && profile
+                                     ? profile->residuals
+                                     : std::optional<ResidualSpread>());
 }
 
 void attach_device_profile(Inputs& in, SpecJson profile) {

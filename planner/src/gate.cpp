@@ -162,6 +162,22 @@ std::string describe_failure(const Row& r) {
          " (allowed change " + format_value(r.allowed, r.unit) + ")";
 }
 
+/// The interval of `key` from `section`.intervals (plans), when the document has one: an
+/// object {value, low, high} or null (nothing predicted).
+void add_interval(Metric& m, const json& section, const std::string& key,
+                  const std::string& origin, const std::string& path) {
+  if (!section.is_object() || !section.contains("intervals")) return;
+  const json& intervals = section["intervals"];
+  const std::string at = path.empty() ? "intervals" : path + ".intervals";
+  if (!intervals.is_object()) fail(origin, at, "must be an object");
+  if (!intervals.contains(key)) return;
+  m.has_interval = true;
+  const json& i = intervals[key];
+  if (i.is_null()) return;
+  m.low = number_at(i, "low", origin, at + "." + key);
+  m.high = number_at(i, "high", origin, at + "." + key);
+}
+
 /// layers.N.<key> for every entry of `j`'s layers array (with its samples, when given).
 void add_layer_metrics(Document& d, const json& j, const std::string& key,
                        const std::string& samples_key) {
@@ -175,7 +191,31 @@ void add_layer_metrics(Document& d, const json& j, const std::string& key,
         number("layers." + index + "." + key, Direction::lower_is_better,
                nullable_at(layers[i], key, d.origin, at),
                samples_at(layers[i], samples_key, d.origin, at)));  // none when absent
+    add_interval(d.metrics.back(), layers[i], key, d.origin, at);
   }
+}
+
+/// A requirement's metric name split into the metric and its bound suffix (".low", ".high",
+/// or "" for the value itself).
+struct BoundedName {
+  std::string metric;
+  std::string suffix;
+};
+
+/// "iteration_time_s.high" -> {iteration_time_s, .high}. A name the document has as a
+/// metric is never split (layers.3.time_s); "X.other" on a metric X is an xring::Error
+/// naming the accepted suffixes.
+BoundedName split_bound(const Document& doc, const std::string& name, const std::string& text) {
+  if (doc.find(name)) return {name, ""};
+  const size_t dot = name.rfind('.');
+  if (dot == std::string::npos || !doc.find(name.substr(0, dot))) return {name, ""};
+  const std::string suffix = name.substr(dot);
+  if (suffix != ".low" && suffix != ".high")
+    throw Error("--require " + quoted_excerpt(text) + ": unknown suffix \"" +
+                quoted_excerpt(suffix) + "\" on " + name.substr(0, dot) +
+                "; use .low or .high for the bounds of its prediction interval, or no suffix " +
+                "for the value");
+  return {name.substr(0, dot), suffix};
 }
 
 }  // namespace
@@ -239,19 +279,23 @@ Document read_document(const json& j, const std::string& origin) {
         {"throughput_tokens_per_s", Direction::higher_is_better},
         {"frames_per_s", Direction::higher_is_better},
         {"peak_memory_bytes_per_rank", Direction::lower_is_better}};
-    for (const auto& [key, direction] : predicted)
+    for (const auto& [key, direction] : predicted) {
       d.metrics.push_back(number(key, direction, nullable_at(p, key, origin, "predicted")));
+      add_interval(d.metrics.back(), p, key, origin, "predicted");
+    }
     const json& phase = field(j, "phase", origin, "");
-    if (phase == "decode" || phase == "streaming")
+    if (phase == "decode" || phase == "streaming") {
       d.metrics.push_back(number("decode_tokens_per_s", Direction::higher_is_better,
                                  nullable_at(p, "decode_tokens_per_s", origin, "predicted")));
+      add_interval(d.metrics.back(), p, "decode_tokens_per_s", origin, "predicted");
+    }
     add_layer_metrics(d, j, "time_s", "");
     // An infeasible plan predicts nothing, whatever numbers a file may carry: every number
     // fails its requirement and its comparison.
     d.predicts = feasible;
     if (!feasible)
       for (Metric& m : d.metrics)
-        if (!m.boolean) m.value.reset();
+        if (!m.boolean) m.value.reset(), m.low.reset(), m.high.reset();
     return d;
   }
   throw Error(origin + ": neither a plan (predicted, phase) nor a run report (measured, backend)");
@@ -399,6 +443,8 @@ Outcome require(const Document& doc, const std::vector<std::string>& requirement
     name.erase(name.find_last_not_of(' ') + 1);
     for (const char* prefix : {"predicted.", "measured."})
       if (name.rfind(prefix, 0) == 0) name = name.substr(std::string(prefix).size());
+    const BoundedName bounded = split_bound(doc, name, text);
+    name = bounded.metric;
     const Metric* m = doc.find(name);
     if (!m) {
       std::vector<std::string> names;
@@ -410,10 +456,16 @@ Outcome require(const Document& doc, const std::vector<std::string>& requirement
                   quoted_excerpt(name) + "\"" + (hint ? "; did you mean \"" + *hint + "\"?" : "") +
                   " (metrics: " + list + ")");
     }
-    row.metric = name;
-    row.current = m->value;
+    row.metric = name + bounded.suffix;
+    row.current = bounded.suffix == ".low"    ? m->low
+                  : bounded.suffix == ".high" ? m->high
+                                              : m->value;
     row.boolean = m->boolean;
     row.unit = unit_of(name);
+    if (!bounded.suffix.empty() && !m->has_interval)
+      throw Error("--require " + quoted_excerpt(text) + ": " + doc.origin + " gives " + name +
+                  " no interval (only predicted times, rates and memory have one); drop " +
+                  bounded.suffix);
     bool met;
     if (at == std::string::npos) {
       if (!m->boolean)
@@ -431,8 +483,8 @@ Outcome require(const Document& doc, const std::vector<std::string>& requirement
       if (!bound)
         throw Error("--require " + quoted_excerpt(text) + ": cannot read the bound \"" +
                     quoted_excerpt(value) + "\" (a number, or with a unit: 70GiB, 2ms)");
-      const double v = m->value.value_or(0), b = *bound;
-      met = !m->value      ? false  // nothing predicted meets no bound
+      const double v = row.current.value_or(0), b = *bound;
+      met = !row.current   ? false  // nothing predicted meets no bound
             : op == ">="   ? v >= b
             : op == "<=" ? v <= b
             : op == ">"  ? v > b

@@ -1,6 +1,7 @@
 // Plan <-> JSON. The reader is strict like the spec readers: a corrupt plan names its field.
 #include <limits>
 
+#include "xring/planner/device_profile.hpp"
 #include "xring/planner/error.hpp"
 #include "xring/planner/json_reader.hpp"
 #include "xring/planner/plan.hpp"
@@ -42,6 +43,77 @@ json optional_number(const std::optional<double>& v) { return v ? json(*v) : jso
 std::optional<double> optional_from(ObjectReader& r, const std::string& key) {
   if (r.has(key) && r.raw(key).is_null()) return std::nullopt;
   return r.optional_number(key, 0, kHuge);
+}
+
+json interval_to_json(const std::optional<Interval>& i) {
+  if (!i) return nullptr;
+  return {{"value", i->value}, {"low", i->low}, {"high", i->high}};
+}
+
+json band_to_json(const PredictionBand& b) {
+  return {{"rate_source", to_string(b.source)},
+          {"time_low_ratio", b.time_low_ratio},
+          {"time_high_ratio", b.time_high_ratio},
+          {"memory_low_ratio", b.memory_low_ratio},
+          {"memory_high_ratio", b.memory_high_ratio},
+          {"basis", b.basis}};
+}
+
+PredictionBand band_from(ObjectReader r) {
+  PredictionBand b;
+  const std::string source = r.choice("rate_source", {"profile", "published", "datasheet"});
+  b.source = rate_source_from_string(source);
+  b.time_low_ratio = r.number("time_low_ratio", 1e-6, 1);
+  b.time_high_ratio = r.number("time_high_ratio", 1, 1e6);
+  b.memory_low_ratio = r.number("memory_low_ratio", 1e-6, 1);
+  b.memory_high_ratio = r.number("memory_high_ratio", 1, 1e6);
+  b.basis = r.string("basis");
+  r.finish();
+  return b;
+}
+
+/// Checks an `intervals` object: each entry null or {value, low, high} with low <= value <=
+/// high. The numbers are derived from the band, so they are checked and not kept.
+void check_intervals(ObjectReader& parent, const std::string& key) {
+  if (!parent.has(key)) {
+    parent.allow(key);  // plans written before intervals existed
+    return;
+  }
+  const json& all = parent.raw(key);
+  if (!all.is_object()) parent.fail(key, "must be an object of {value, low, high} or null");
+  ObjectReader r(all, parent.origin(), parent.path_of(key));
+  for (const auto& [name, v] : all.items()) {
+    if (v.is_null()) {
+      r.allow(name);
+      continue;
+    }
+    ObjectReader i = r.object(name);
+    const double value = i.number("value", 0, kHuge);
+    i.number("low", 0, value);
+    i.number("high", value, kHuge);
+    i.finish();
+  }
+}
+
+/// The time interval of a layer: null in an infeasible plan, like its time.
+json layer_intervals(const LayerPlan& l, const Plan& plan) {
+  const PredictionBand& band = plan.predicted.band;
+  return {{"time_s", interval_to_json(time_interval(
+                         plan.feasible ? std::optional<double>(l.time_s) : std::nullopt, band))},
+          {"memory_bytes", interval_to_json(memory_interval(l.memory_bytes.total(), band))}};
+}
+
+json predicted_intervals(const Predicted& p) {
+  const PredictionBand& b = p.band;
+  return {{"iteration_time_s", interval_to_json(time_interval(p.iteration_time_s, b))},
+          {"cross_attention_time_s", interval_to_json(time_interval(p.cross_attention_time_s, b))},
+          {"rest_of_model_time_s", interval_to_json(time_interval(p.rest_of_model_time_s, b))},
+          {"throughput_tokens_per_s", interval_to_json(rate_interval(p.throughput_tokens_per_s, b))},
+          {"frames_per_s", interval_to_json(rate_interval(p.frames_per_s, b))},
+          {"peak_memory_bytes_per_rank",
+           interval_to_json(memory_interval(p.peak_memory_bytes_per_rank, b))},
+          {"decode_step_s", interval_to_json(time_interval(p.decode_step_s, b))},
+          {"decode_tokens_per_s", interval_to_json(rate_interval(p.decode_tokens_per_s, b))}};
 }
 
 /// A layer's predicted time: null in an infeasible plan, which predicts nothing.
@@ -132,6 +204,7 @@ LayerPlan layer_from(ObjectReader r) {
   l.comm_s = predicted_time_from(r, "comm_s");
   l.time_s = predicted_time_from(r, "time_s");
   l.memory_bytes = memory_from(r.object("memory_bytes"));
+  check_intervals(r, "intervals");
   l.reason = r.string("reason");
   l.alternatives = objects_from<Alternative>(r, "alternatives", alternative_from);
   r.finish();
@@ -320,6 +393,7 @@ json to_json(const Plan& plan) {
                       {"comm_s", predicted_time(l.comm_s, plan.feasible)},
                       {"time_s", predicted_time(l.time_s, plan.feasible)},
                       {"memory_bytes", memory_to_json(l.memory_bytes)},
+                      {"intervals", layer_intervals(l, plan)},
                       {"reason", l.reason},
                       {"alternatives", alternatives}});
   }
@@ -356,7 +430,9 @@ json to_json(const Plan& plan) {
             {"frames_per_s", optional_number(p.frames_per_s)},
             {"peak_memory_bytes_per_rank", p.peak_memory_bytes_per_rank},
             {"decode_step_s", optional_number(p.decode_step_s)},
-            {"decode_tokens_per_s", optional_number(p.decode_tokens_per_s)}}},
+            {"decode_tokens_per_s", optional_number(p.decode_tokens_per_s)},
+            {"intervals", predicted_intervals(p)},
+            {"interval_band", band_to_json(p.band)}}},
           {"decode", plan.decode ? decode_to_json(*plan.decode) : json(nullptr)},
           {"streaming", plan.streaming ? streaming_to_json(*plan.streaming) : json(nullptr)}};
 }
@@ -421,6 +497,11 @@ Plan plan_from_json(const json& j, const std::string& origin) {
     plan.predicted.peak_memory_bytes_per_rank = p.number("peak_memory_bytes_per_rank", 0, kHuge);
     plan.predicted.decode_step_s = optional_from(p, "decode_step_s");
     plan.predicted.decode_tokens_per_s = optional_from(p, "decode_tokens_per_s");
+    check_intervals(p, "intervals");
+    if (p.has("interval_band"))
+      plan.predicted.band = band_from(p.object("interval_band"));
+    else  // plans written before intervals existed: the band of their rate source
+      plan.predicted.band = prediction_band_of(plan.cost_source.kind, nullptr);
     p.finish();
   }
   if (!r.raw("decode").is_null()) plan.decode = decode_from(r.object("decode"));

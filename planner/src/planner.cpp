@@ -586,6 +586,7 @@ class Planner {
       p = Predicted{};
       p.peak_memory_bytes_per_rank = peak;
     }
+    p.band = prediction_band_of(plan.cost_source.kind, in_.device_profile.get());
   }
 
   /// Decode: per-head budgets, FairKV placement and the cross-attention K/V of the visual

@@ -204,9 +204,44 @@ std::vector<std::string> default_metrics(const std::string& phase) {
           "peak_memory_bytes_per_rank"};
 }
 
+namespace {
+
+/// "iteration_time_s.high" and the like: a bound of a predicted figure's interval; empty for
+/// a name without the suffix or a figure without an interval.
+std::optional<double> interval_bound(const Plan& plan, const std::string& name) {
+  const size_t dot = name.rfind('.');
+  if (dot == std::string::npos) return std::nullopt;
+  const std::string base = name.substr(0, dot), bound = name.substr(dot + 1);
+  if (bound != "low" && bound != "high") return std::nullopt;
+  const Predicted& p = plan.predicted;
+  std::optional<Interval> i;
+  if (base == "iteration_time_s" || base == "cross_attention_time_s" ||
+      base == "rest_of_model_time_s" || base == "decode_step_s")
+    i = time_interval(base == "iteration_time_s"         ? p.iteration_time_s
+                      : base == "cross_attention_time_s" ? p.cross_attention_time_s
+                      : base == "rest_of_model_time_s"   ? p.rest_of_model_time_s
+                                                         : p.decode_step_s,
+                      p.band);
+  else if (base == "throughput_tokens_per_s" || base == "frames_per_s" ||
+           base == "decode_tokens_per_s")
+    i = rate_interval(base == "throughput_tokens_per_s" ? p.throughput_tokens_per_s
+                      : base == "frames_per_s"          ? p.frames_per_s
+                                                        : p.decode_tokens_per_s,
+                      p.band);
+  else if (base == "peak_memory_bytes_per_rank")
+    i = memory_interval(p.peak_memory_bytes_per_rank, p.band);
+  else
+    return std::nullopt;
+  if (!i) return std::nan("");
+  return bound == "low" ? i->low : i->high;
+}
+
+}  // namespace
+
 double metric(const Plan& plan, const std::string& name) {
   const Predicted& p = plan.predicted;
   const double none = std::nan("");
+  if (auto bound = interval_bound(plan, name)) return *bound;
   if (name == "iteration_time_s") return p.iteration_time_s.value_or(none);
   if (name == "cross_attention_time_s") return p.cross_attention_time_s.value_or(none);
   if (name == "rest_of_model_time_s") return p.rest_of_model_time_s.value_or(none);

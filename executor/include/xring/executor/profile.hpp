@@ -73,20 +73,32 @@ struct ValidatePoint {
   double measured_s = 0;
   double error = 0;  ///< (predicted − measured) / measured
   bool verified = false;
+  double predicted_low_s = 0;  ///< the prediction interval (the profile's band)
+  double predicted_high_s = 0;
+  bool inside() const { return predicted_low_s <= measured_s && measured_s <= predicted_high_s; }
 };
 
 struct ValidateReport {
   std::string backend, device;
   std::vector<ValidatePoint> points;
   double median_abs_error = 0, worst_abs_error = 0;
+  PredictionBand band;        ///< the band the intervals used (from the profile as given)
+  double coverage = 0;        ///< fraction of points measured inside their interval
+  ResidualSpread residuals;   ///< this run's measured / predicted spread (5% and 95%)
   std::vector<std::string> notes;
 };
 
 /// Plans each (strategy, ranks, shape) on an emulation cluster built from the profile (one
 /// node of `ranks` devices linked at the measured copy rate, each rank getting
-/// min(1, compute units / ranks) of the device), runs it, and compares.
+/// min(1, compute units / ranks) of the device), runs it, and compares: per point the error
+/// and whether the measurement fell inside the prediction interval, overall the coverage and
+/// the residual spread to store in the profile (profile_with_residuals).
 ValidateReport validate_predictions(const ValidateOptions& options);
 
 nlohmann::json to_json(const ValidateReport& r);
+
+/// The profile JSON `profile` (as validated) with `residuals` set to `spread`: what
+/// `xring validate --update-profile` writes. Every other field is kept as it was.
+nlohmann::json profile_with_residuals(const nlohmann::json& profile, const ResidualSpread& spread);
 
 }  // namespace xring::executor

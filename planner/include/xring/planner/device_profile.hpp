@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "xring/planner/inputs.hpp"
+#include "xring/planner/intervals.hpp"
 #include "xring/planner/specs.hpp"
 
 namespace xring {
@@ -66,6 +67,9 @@ struct DeviceProfile {
   std::optional<double> copy_latency_s;      ///< the fixed cost of one such transfer
   std::optional<double> peer_bytes_per_s;    ///< between two devices, when there are several
   std::vector<MessagePoint> nccl;            ///< send/recv by message size, when ranks > 1
+  /// measured / predicted spread over the points `xring validate --update-profile` ran; the
+  /// planner's intervals for this profile come from it (absent: the stated profile band).
+  std::optional<ResidualSpread> residuals;
 
   /// Interpolated attention rate; nullopt when the profile has nothing usable for `dtype`
   /// (fp16 and bf16 stand in for each other, the nearest head dim for a missing one, the
@@ -79,6 +83,13 @@ struct DeviceProfile {
 /// Reads and validates a profile; errors name `origin` and the JSON path (exit code 2).
 DeviceProfile device_profile_from_json(const nlohmann::json& j, const std::string& origin);
 nlohmann::json to_json(const DeviceProfile& p);
+/// {samples, low_quantile, high_quantile, low_ratio, high_ratio}: a profile's `residuals`.
+nlohmann::json to_json(const ResidualSpread& s);
+
+/// The band of a plan whose cost_source.kind is `cost_kind` ("device_profile", "published",
+/// "datasheet"; any other kind gets the widest, the datasheet's), with `profile`'s residuals
+/// when it has them.
+PredictionBand prediction_band_of(const std::string& cost_kind, const DeviceProfile* profile);
 
 /// Validates `profile` (from load_spec_json(SpecKind::device, file or built-in name)) and
 /// attaches it to `in`: the planner then takes attention and GEMM rates from it, and decode

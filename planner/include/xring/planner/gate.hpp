@@ -22,6 +22,11 @@ struct Metric {
   std::optional<double> value;
   std::vector<double> samples;  ///< repeated measurements (run reports with --repeat)
   bool boolean = false;
+  /// The prediction interval's bounds (plans: predicted.intervals, layers[].intervals);
+  /// empty where the document gives none or predicts nothing. Requirements reach them as
+  /// METRIC.low and METRIC.high.
+  std::optional<double> low, high;
+  bool has_interval = false;  ///< the document gives this metric an interval (maybe null)
 };
 
 /// A document's metrics: kind is "plan" or "report".
@@ -81,7 +86,9 @@ struct Outcome {
 Outcome compare(const Document& baseline, const Document& current, const Rules& rules);
 
 /// Checks requirements such as "feasible", "verified", "frames_per_s>=4",
-/// "peak_memory_bytes_per_rank<=70GiB" against one document.
+/// "peak_memory_bytes_per_rank<=70GiB" against one document. A metric with an interval takes
+/// the suffix .low or .high ("iteration_time_s.high<=10s": met even in the pessimistic case);
+/// another suffix, or one on a metric without an interval, is an xring::Error (bad input).
 Outcome require(const Document& doc, const std::vector<std::string>& requirements);
 
 std::string markdown(const Outcome& o, const std::string& title);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "xring/planner/decode.hpp"
+#include "xring/planner/intervals.hpp"
 #include "xring/planner/strategy.hpp"
 
 namespace xring {
@@ -94,6 +95,9 @@ struct Predicted {
   double peak_memory_bytes_per_rank = 0;          ///< what it needs, feasible or not
   std::optional<double> decode_step_s;  ///< decode/streaming: one generated token, full cache
   std::optional<double> decode_tokens_per_s;
+  /// How far measurements may stray from these numbers (intervals.hpp): every time, rate and
+  /// memory figure above and each layer's time has [low, high] from it; JSON writes them.
+  PredictionBand band;
 };
 
 /// Where the compute and link rates came from.

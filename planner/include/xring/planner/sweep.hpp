@@ -45,7 +45,8 @@ constexpr size_t kMaxSweepPoints = 10000;
 /// exception in a worker thread (out of memory) stops the sweep and is rethrown here.
 std::vector<SweepPoint> run_sweep(const SweepRequest& request);
 
-/// The metrics a sweep can report: `predicted` fields of the plan, and a few derived ones.
+/// The metrics a sweep can report: `predicted` fields of the plan, and a few derived ones;
+/// a predicted time, rate or memory figure also as NAME.low and NAME.high (its interval).
 const std::vector<std::string>& metric_names();
 /// The metric's value for a plan (NaN when it does not apply, e.g. decode metrics of a
 /// prefill plan). Throws xring::Error with a did-you-mean hint for an unknown name.
