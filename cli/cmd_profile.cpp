@@ -49,17 +49,22 @@ std::string validate_plot_script(const executor::ValidateReport& r, const std::s
   s += "EOD\n";
   s += fmt::format("set xrange [{:.9g}:{:.9g}]\nset yrange [{:.9g}:{:.9g}]\n", lo / 1.5, hi * 1.5,
                    lo / 1.5, hi * 1.5);
-  s += "plot x title 'predicted = measured' lc rgb 'gray', "
-       "1.25*x title '±25%' dt 2 lc rgb 'gray', x/1.25 notitle dt 2 lc rgb 'gray', "
-       "$points using 1:($3==0?$2:1/0) with points pt 7 title 'single', "
+  // A point is inside its interval when predicted·low <= measured <= predicted·high, i.e.
+  // between the lines predicted = measured/high and predicted = measured/low.
+  s += fmt::format(
+      "plot x title 'predicted = measured' lc rgb 'gray', "
+      "x/{:.6g} title 'interval {}' dt 2 lc rgb 'gray', x/{:.6g} notitle dt 2 lc rgb 'gray', ",
+      r.band.time_high_ratio, ratio_range(r.band.time_low_ratio, r.band.time_high_ratio),
+      r.band.time_low_ratio);
+  s += "$points using 1:($3==0?$2:1/0) with points pt 7 title 'single', "
        "$points using 1:($3==1?$2:1/0) with points pt 5 title 'query\\_ring', "
        "$points using 1:($3==2?$2:1/0) with points pt 9 title 'kv\\_ring'\n";
   return s;
 }
 
 size_t count_inside(const executor::ValidateReport& r) {
-  return static_cast<size_t>(std::count_if(r.points.begin(), r.points.end(),
-                                           [](const auto& p) { return p.inside(); }));
+  return static_cast<size_t>(
+      std::count_if(r.points.begin(), r.points.end(), [](const auto& p) { return p.inside(); }));
 }
 
 /// --update-profile / --residuals-to: writes `profile` with this run's residual spread to
@@ -73,7 +78,8 @@ void write_residuals(const std::string& path, const nlohmann::json& profile,
                r.points.empty() ? "no points were measured" : "a run failed to verify");
     return;
   }
-  write_file_atomically(path, executor::profile_with_residuals(profile, r.residuals).dump(2) + "\n");
+  write_file_atomically(path,
+                        executor::profile_with_residuals(profile, r.residuals).dump(2) + "\n");
   fmt::print("wrote the residual spread into {}\n", path);
 }
 
@@ -212,8 +218,8 @@ void attach_validate(CLI::App& sub, int& exit_code) {
           "predicted_high_s,inside\n";
       for (const auto& p : r.points)
         csv += fmt::format("{},{},{},{},{:.9g},{:.9g},{:.6f},{},{:.9g},{:.9g},{}\n", p.strategy,
-                           p.ranks, p.s_q, p.s_kv, p.predicted_s, p.measured_s, p.error,
-                           p.verified, p.predicted_low_s, p.predicted_high_s, p.inside());
+                           p.ranks, p.s_q, p.s_kv, p.predicted_s, p.measured_s, p.error, p.verified,
+                           p.predicted_low_s, p.predicted_high_s, p.inside());
       write_file_atomically(o->csv, csv);
     }
     if (!o->plot.empty()) draw_with_gnuplot(o->plot, validate_plot_script(r, o->plot));
@@ -232,8 +238,8 @@ void attach_validate(CLI::App& sub, int& exit_code) {
     }
     fmt::print("median |error| {:.1f}%, worst {:.1f}% over {} points\n", 100 * r.median_abs_error,
                100 * r.worst_abs_error, r.points.size());
-    fmt::print("coverage {:.1f}% ({} of {} points inside the {} interval, {})\n",
-               100 * r.coverage, count_inside(r), r.points.size(), to_string(r.band.source),
+    fmt::print("coverage {:.1f}% ({} of {} points inside the {} interval, {})\n", 100 * r.coverage,
+               count_inside(r), r.points.size(), to_string(r.band.source),
                ratio_range(r.band.time_low_ratio, r.band.time_high_ratio));
     if (!r.points.empty())
       fmt::print("residual spread: measured/predicted {} (5%–95%, {} points)\n",

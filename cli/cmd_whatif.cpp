@@ -144,8 +144,9 @@ void attach_whatif(CLI::App& sub, int& exit_code) {
       "--metric", o->metrics, "Metrics to report (repeatable; default by phase): " + [] {
         std::string all;
         for (const auto& n : metric_names()) all += (all.empty() ? "" : ", ") + n;
-        return all + "; a predicted time, rate or memory figure also as NAME.low, NAME.high "
-                     "(its prediction interval)";
+        return all +
+               "; a predicted time, rate or memory figure also as NAME.low, NAME.high "
+               "(its prediction interval)";
       }());
   sub.add_option("--csv", o->csv, "Write one header row and one row per point")
       ->check(output_file());

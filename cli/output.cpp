@@ -264,13 +264,14 @@ void print_plan(const Plan& p, const Inputs& in, std::FILE* out) {
   fmt::print(out, "    cross-attention   {}\n", time_cell(pr.cross_attention_time_s));
   fmt::print(out, "    rest of model     {}  ({})\n", time_cell(pr.rest_of_model_time_s),
              p.rest_of_model.note);
-  fmt::print(out, "  throughput          {}, {}\n", rate_cell(pr.throughput_tokens_per_s, "tokens/s"),
+  fmt::print(out, "  throughput          {}, {}\n",
+             rate_cell(pr.throughput_tokens_per_s, "tokens/s"),
              rate_cell(pr.frames_per_s, "frames/s"));
-  fmt::print(out, "  peak memory/rank    {} of {} usable\n",
-             with_interval(format_bytes(pr.peak_memory_bytes_per_rank),
-                           pr.peak_memory_bytes_per_rank,
-                           memory_interval(pr.peak_memory_bytes_per_rank, band)),
-             format_bytes(c.usable_memory_bytes()));
+  fmt::print(
+      out, "  peak memory/rank    {} of {} usable\n",
+      with_interval(format_bytes(pr.peak_memory_bytes_per_rank), pr.peak_memory_bytes_per_rank,
+                    memory_interval(pr.peak_memory_bytes_per_rank, band)),
+      format_bytes(c.usable_memory_bytes()));
   if (decodes)
     fmt::print(out, "  decode              {} per token step, {}\n", time_cell(pr.decode_step_s),
                rate_cell(pr.decode_tokens_per_s, "tokens/s"));

@@ -38,7 +38,8 @@ std::string seconds(double s) {
 TEST(CliIntervals, PlanTableShowsEachFigureWithItsBounds) {
   auto r = run_xring("plan --model tiny --device-profile " + kProfile);
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("predicted (interval: device profile, not validated (stated band)"), std::string::npos)
+  EXPECT_NE(r.output.find("predicted (interval: device profile, not validated (stated band)"),
+            std::string::npos)
       << r.output;
   EXPECT_NE(r.output.find("times x0.8–1.25, memory x0.98–1.1"), std::string::npos) << r.output;
   // "iteration time      1.23 ms (0.984–1.54)": a value, then its bounds in parentheses.
@@ -112,7 +113,8 @@ TEST(CliIntervals, ValidateReportsCoverageAndWritesTheResidualSpread) {
   const std::string before = slurp(kProfile);
   auto r = run_xring("validate --device-profile " + kProfile +
                      " --quick --repeat 1 --shape 16x256 --ranks 1 2 --strategy query_ring "
-                     "--json " + report.string() + " --residuals-to " + updated.string());
+                     "--json " +
+                     report.string() + " --residuals-to " + updated.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("coverage "), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("residual spread: measured/predicted x"), std::string::npos) << r.output;
@@ -141,10 +143,10 @@ TEST(CliIntervals, ValidateReportsCoverageAndWritesTheResidualSpread) {
   EXPECT_EQ(v["residuals"], residuals);
   // Plans with the updated profile take their band from it.
   const fs::path plan = scratch_path("interval-validated-plan.json");
-  ASSERT_EQ(run_xring("plan --model tiny --device-profile " + updated.string() + " -o " +
-                      plan.string())
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      run_xring("plan --model tiny --device-profile " + updated.string() + " -o " + plan.string())
+          .exit_code,
+      0);
   const json band = read_json_at(plan)["predicted"]["interval_band"];
   EXPECT_DOUBLE_EQ(band["time_high_ratio"].get<double>(),
                    std::max(1.0, residuals["high_ratio"].get<double>()));

@@ -85,8 +85,8 @@ TEST(Intervals, TimesRatesAndMemoryScaleByTheBand) {
   EXPECT_DOUBLE_EQ(t.high, 3.0);  // 2 s x 1.5
   // A rate is a time's inverse: the slow case is the low rate.
   const Interval r = *rate_interval(300.0, b);
-  EXPECT_DOUBLE_EQ(r.low, 200.0);         // 300 / 1.5
-  EXPECT_NEAR(r.high, 461.538, 1e-3);     // 300 / 0.65
+  EXPECT_DOUBLE_EQ(r.low, 200.0);      // 300 / 1.5
+  EXPECT_NEAR(r.high, 461.538, 1e-3);  // 300 / 0.65
   const Interval m = memory_interval(100.0, b);
   EXPECT_DOUBLE_EQ(m.low, 98.0);
   EXPECT_DOUBLE_EQ(m.high, 110.0);
@@ -150,8 +150,7 @@ TEST(Intervals, PlanJsonCarriesValueLowHighBesideEachFigure) {
   EXPECT_DOUBLE_EQ(pr["intervals"]["throughput_tokens_per_s"]["low"].get<double>(), tps / 1.25);
   EXPECT_DOUBLE_EQ(pr["intervals"]["throughput_tokens_per_s"]["high"].get<double>(), tps / 0.8);
   const double mem = pr["peak_memory_bytes_per_rank"].get<double>();
-  EXPECT_DOUBLE_EQ(pr["intervals"]["peak_memory_bytes_per_rank"]["high"].get<double>(),
-                   1.10 * mem);
+  EXPECT_DOUBLE_EQ(pr["intervals"]["peak_memory_bytes_per_rank"]["high"].get<double>(), 1.10 * mem);
   // Numbers that do not apply stay null, their intervals too (tiny prefill: no decode).
   EXPECT_TRUE(pr["decode_step_s"].is_null());
   EXPECT_TRUE(pr["intervals"]["decode_step_s"].is_null());
@@ -201,8 +200,9 @@ TEST(Intervals, CorruptIntervalsNameTheField) {
   json bad = j;
   bad["predicted"]["intervals"]["iteration_time_s"]["low"] =
       2 * bad["predicted"]["iteration_time_s"].get<double>();
-  EXPECT_NE(error_of([&] { plan_from_json(bad, "p.json"); })
-                .find("predicted.intervals.iteration_time_s.low"),
+  EXPECT_NE(error_of([&] {
+              plan_from_json(bad, "p.json");
+            }).find("predicted.intervals.iteration_time_s.low"),
             std::string::npos);
   bad = j;
   bad["predicted"]["interval_band"]["rate_source"] = "guess";
@@ -242,9 +242,9 @@ TEST(Intervals, ProfileResidualsRoundTripAndSetThePlansBand) {
   EXPECT_DOUBLE_EQ(plan(plan_inputs(planned, "plan.json")).predicted.band.time_high_ratio, 1.31);
   json bad = profile.value;
   bad["residuals"]["high_ratio"] = 0.5;  // below low_ratio
-  EXPECT_NE(error_of([&] { device_profile_from_json(bad, "cpu.json"); })
-                .find("residuals.high_ratio"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of([&] { device_profile_from_json(bad, "cpu.json"); }).find("residuals.high_ratio"),
+      std::string::npos);
   bad = profile.value;
   bad["residuals"]["spread"] = 1;
   EXPECT_NE(error_of([&] { device_profile_from_json(bad, "cpu.json"); }).find("residuals.spread"),
@@ -272,8 +272,9 @@ TEST(Intervals, GateRequiresTheHighOrLowBound) {
   const auto row = gate::require(doc, {"iteration_time_s.high<=" + below}).rows.at(0);
   EXPECT_EQ(row.metric, "iteration_time_s.high");
   EXPECT_DOUBLE_EQ(*row.current, high);
-  EXPECT_NE(error_of([&] { gate::require(doc, {"iteration_time_s.mid<=1s"}); })
-                .find("unknown suffix \".mid\" on iteration_time_s; use .low or .high"),
+  EXPECT_NE(error_of([&] {
+              gate::require(doc, {"iteration_time_s.mid<=1s"});
+            }).find("unknown suffix \".mid\" on iteration_time_s; use .low or .high"),
             std::string::npos);
   EXPECT_NE(error_of([&] { gate::require(doc, {"feasible.high"}); }).find("no interval"),
             std::string::npos);

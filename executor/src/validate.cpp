@@ -174,19 +174,18 @@ nlohmann::json profile_with_residuals(const nlohmann::json& profile, const Resid
 nlohmann::json to_json(const ValidateReport& r) {
   json points = json::array();
   for (const auto& v : r.points)
-    points.push_back({{"strategy", v.strategy},
-                      {"ranks", v.ranks},
-                      {"s_q", v.s_q},
-                      {"s_kv", v.s_kv},
-                      {"predicted_s", v.predicted_s},
-                      {"measured_s", v.measured_s},
-                      {"error", v.error},
-                      {"verified", v.verified},
-                      {"predicted_interval_s",
-                       {{"value", v.predicted_s},
-                        {"low", v.predicted_low_s},
-                        {"high", v.predicted_high_s}}},
-                      {"inside", v.inside()}});
+    points.push_back(
+        {{"strategy", v.strategy},
+         {"ranks", v.ranks},
+         {"s_q", v.s_q},
+         {"s_kv", v.s_kv},
+         {"predicted_s", v.predicted_s},
+         {"measured_s", v.measured_s},
+         {"error", v.error},
+         {"verified", v.verified},
+         {"predicted_interval_s",
+          {{"value", v.predicted_s}, {"low", v.predicted_low_s}, {"high", v.predicted_high_s}}},
+         {"inside", v.inside()}});
   return {{"kind", "xring-validate-report"},
           {"schema_version", 1},
           {"backend", r.backend},

@@ -164,8 +164,8 @@ std::string describe_failure(const Row& r) {
 
 /// The interval of `key` from `section`.intervals (plans), when the document has one: an
 /// object {value, low, high} or null (nothing predicted).
-void add_interval(Metric& m, const json& section, const std::string& key,
-                  const std::string& origin, const std::string& path) {
+void add_interval(Metric& m, const json& section, const std::string& key, const std::string& origin,
+                  const std::string& path) {
   if (!section.is_object() || !section.contains("intervals")) return;
   const json& intervals = section["intervals"];
   const std::string at = path.empty() ? "intervals" : path + ".intervals";
@@ -484,8 +484,8 @@ Outcome require(const Document& doc, const std::vector<std::string>& requirement
         throw Error("--require " + quoted_excerpt(text) + ": cannot read the bound \"" +
                     quoted_excerpt(value) + "\" (a number, or with a unit: 70GiB, 2ms)");
       const double v = row.current.value_or(0), b = *bound;
-      met = !row.current   ? false  // nothing predicted meets no bound
-            : op == ">="   ? v >= b
+      met = !row.current ? false  // nothing predicted meets no bound
+            : op == ">=" ? v >= b
             : op == "<=" ? v <= b
             : op == ">"  ? v > b
             : op == "<"  ? v < b

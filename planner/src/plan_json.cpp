@@ -51,12 +51,9 @@ json interval_to_json(const std::optional<Interval>& i) {
 }
 
 json band_to_json(const PredictionBand& b) {
-  return {{"rate_source", to_string(b.source)},
-          {"time_low_ratio", b.time_low_ratio},
-          {"time_high_ratio", b.time_high_ratio},
-          {"memory_low_ratio", b.memory_low_ratio},
-          {"memory_high_ratio", b.memory_high_ratio},
-          {"basis", b.basis}};
+  return {{"rate_source", to_string(b.source)},       {"time_low_ratio", b.time_low_ratio},
+          {"time_high_ratio", b.time_high_ratio},     {"memory_low_ratio", b.memory_low_ratio},
+          {"memory_high_ratio", b.memory_high_ratio}, {"basis", b.basis}};
 }
 
 PredictionBand band_from(ObjectReader r) {
@@ -105,15 +102,16 @@ json layer_intervals(const LayerPlan& l, const Plan& plan) {
 
 json predicted_intervals(const Predicted& p) {
   const PredictionBand& b = p.band;
-  return {{"iteration_time_s", interval_to_json(time_interval(p.iteration_time_s, b))},
-          {"cross_attention_time_s", interval_to_json(time_interval(p.cross_attention_time_s, b))},
-          {"rest_of_model_time_s", interval_to_json(time_interval(p.rest_of_model_time_s, b))},
-          {"throughput_tokens_per_s", interval_to_json(rate_interval(p.throughput_tokens_per_s, b))},
-          {"frames_per_s", interval_to_json(rate_interval(p.frames_per_s, b))},
-          {"peak_memory_bytes_per_rank",
-           interval_to_json(memory_interval(p.peak_memory_bytes_per_rank, b))},
-          {"decode_step_s", interval_to_json(time_interval(p.decode_step_s, b))},
-          {"decode_tokens_per_s", interval_to_json(rate_interval(p.decode_tokens_per_s, b))}};
+  return {
+      {"iteration_time_s", interval_to_json(time_interval(p.iteration_time_s, b))},
+      {"cross_attention_time_s", interval_to_json(time_interval(p.cross_attention_time_s, b))},
+      {"rest_of_model_time_s", interval_to_json(time_interval(p.rest_of_model_time_s, b))},
+      {"throughput_tokens_per_s", interval_to_json(rate_interval(p.throughput_tokens_per_s, b))},
+      {"frames_per_s", interval_to_json(rate_interval(p.frames_per_s, b))},
+      {"peak_memory_bytes_per_rank",
+       interval_to_json(memory_interval(p.peak_memory_bytes_per_rank, b))},
+      {"decode_step_s", interval_to_json(time_interval(p.decode_step_s, b))},
+      {"decode_tokens_per_s", interval_to_json(rate_interval(p.decode_tokens_per_s, b))}};
 }
 
 /// A layer's predicted time: null in an infeasible plan, which predicts nothing.

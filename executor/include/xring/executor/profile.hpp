@@ -82,9 +82,9 @@ struct ValidateReport {
   std::string backend, device;
   std::vector<ValidatePoint> points;
   double median_abs_error = 0, worst_abs_error = 0;
-  PredictionBand band;        ///< the band the intervals used (from the profile as given)
-  double coverage = 0;        ///< fraction of points measured inside their interval
-  ResidualSpread residuals;   ///< this run's measured / predicted spread (5% and 95%)
+  PredictionBand band;       ///< the band the intervals used (from the profile as given)
+  double coverage = 0;       ///< fraction of points measured inside their interval
+  ResidualSpread residuals;  ///< this run's measured / predicted spread (5% and 95%)
   std::vector<std::string> notes;
 };
 
