@@ -24,7 +24,9 @@ void attach_gate(CLI::App& sub, int& exit_code) {
   sub.add_option(
       "--require", o->requirements,
       "A capacity requirement: feasible, verified, or METRIC OP VALUE (OP: >= <= > < == !=; "
-      "VALUE may carry a unit: 70GiB, 2ms), repeatable; applies to --current when comparing");
+      "VALUE may carry a unit: 70GiB, 2ms; a predicted METRIC also as METRIC.low or "
+      "METRIC.high, its prediction interval's bound), repeatable; applies to --current when "
+      "comparing");
   sub.add_option(
       "--rules", o->rules,
       "JSON rules: {\"defaults\": {\"relative\": 0.05}, \"metrics\": {\"layers.*.time_s\": "
@@ -43,6 +45,7 @@ void attach_gate(CLI::App& sub, int& exit_code) {
       "gate.xml\n"
       "  xring gate --plan plan.json --require feasible --require \"frames_per_s>=4\" "
       "--require \"peak_memory_bytes_per_rank<=70GiB\"\n"
+      "  xring gate --plan plan.json --require \"iteration_time_s.high<=10s\"   # pessimistic case\n"
       "  xring gate --baseline base.report.json --current cur.report.json --rules gate.json\n"
       "Exit codes: 0 pass, 1 regression or requirement not met, 2 bad input.");
   sub.callback([o, &exit_code] {

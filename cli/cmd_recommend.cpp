@@ -48,7 +48,8 @@ void attach_recommend(CLI::App& sub, int& exit_code) {
                  "Override a model. or workload. field, or the links of every shape "
                  "(cluster.system=NAME, cluster.fabric=NAME), repeatable");
   sub.add_option("--require", o->request.requirements,
-                 "A requirement every recommendation meets (as xring gate --require), repeatable");
+                 "A requirement every recommendation meets (as xring gate --require, e.g. "
+                 "\"frames_per_s.low>=4\" for the pessimistic bound), repeatable");
   sub.add_option("--objective", o->objective, "min_gpus, max_throughput_per_gpu or min_latency")
       ->capture_default_str()
       ->check(CLI::IsMember({"min_gpus", "max_throughput_per_gpu", "min_latency"}));

@@ -123,10 +123,13 @@ TEST(Intervals, CoverageCountsPointsInsideTheirInterval) {
 TEST(Intervals, TableCellsShowTheBoundsInTheValuesUnit) {
   EXPECT_EQ(with_interval("9.27 ms", 9.27e-3, Interval{9.27e-3, 8.9e-3, 9.9e-3}),
             "9.27 ms (8.9–9.9)");
-  // Bounds are rough: 3 significant digits, whole numbers from 100 on rather than exponents.
+  // Bounds are rough: 3 significant digits; from 100 on whole numbers, unless the value has an
+  // exponent.
   EXPECT_EQ(with_interval("70.5 GiB", 70.5, Interval{70.5, 69.09, 77.56}), "70.5 GiB (69.1–77.6)");
   EXPECT_EQ(with_interval("5769 frames/s", 5769, Interval{5769, 4615.2, 7211.3}),
             "5769 frames/s (4615–7211)");
+  EXPECT_EQ(with_interval("7284 tokens/s", 7284, Interval{7284, 4856, 11204.4}),
+            "7284 tokens/s (4856–11204)");
   EXPECT_EQ(with_interval("1.038e+05 tokens/s", 103800, Interval{103800, 83040, 129750}),
             "1.038e+05 tokens/s (8.3e+04–1.3e+05)");
   EXPECT_EQ(with_interval("—", 0, std::nullopt), "—");

@@ -48,12 +48,12 @@ double quantile(const std::vector<double>& sorted, double q) {
   return sorted[below] + (at - static_cast<double>(below)) * (sorted[above] - sorted[below]);
 }
 
-/// A bound: 3 significant digits (bounds are rough), whole numbers from 100 to 9999
-/// rather than an exponent.
-std::string bound_text(double v) {
+/// A bound: 3 significant digits (bounds are rough); from 100 up a whole number unless the
+/// value was written with an exponent, so a cell reads "7284 (4856–11204)" or
+/// "1.04e+05 (8.3e+04–1.3e+05)".
+std::string bound_text(double v, bool exponent) {
   char buf[32];
-  const double a = std::fabs(v);
-  std::snprintf(buf, sizeof buf, a >= 100 && a < 1e4 ? "%.0f" : "%.3g", v);
+  std::snprintf(buf, sizeof buf, !exponent && std::fabs(v) >= 100 ? "%.0f" : "%.3g", v);
   return buf;
 }
 
@@ -67,15 +67,16 @@ std::string with_interval(const std::string& value_text, double value,
   char* end = nullptr;
   const double shown = std::strtod(begin, &end);
   const double scale = end != begin && shown != 0 && value != 0 ? value / shown : 1;
+  const bool exponent = value_text.substr(0, end - begin).find_first_of("eE") != std::string::npos;
   std::string text = value_text;
-  text.append(" (").append(bound_text(interval->low / scale));
-  text.append("–").append(bound_text(interval->high / scale)).append(")");
+  text.append(" (").append(bound_text(interval->low / scale, exponent));
+  text.append("–").append(bound_text(interval->high / scale, exponent)).append(")");
   return text;
 }
 
 std::string ratio_range(double low, double high) {
   std::string text = "x";
-  text.append(bound_text(low)).append("–").append(bound_text(high));
+  text.append(bound_text(low, false)).append("–").append(bound_text(high, false));
   return text;
 }
 

@@ -75,7 +75,8 @@ double coverage(const std::vector<CoveredPoint>& points);
 
 /// A table cell with its interval: `value_text` (the value as the table formats it, starting
 /// with its number, e.g. "9.27 ms") followed by the bounds in the same unit, "9.27 ms
-/// (8.9–9.9)": 3 significant digits, whole numbers from 100 to 9999. No interval: the text.
+/// (8.9–9.9)": 3 significant digits, whole numbers from 100 up unless the value has an exponent.
+/// No interval: the text.
 std::string with_interval(const std::string& value_text, double value,
                           const std::optional<Interval>& interval);
 
