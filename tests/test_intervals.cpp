@@ -281,6 +281,9 @@ TEST(Intervals, GateRequiresTheHighOrLowBound) {
             std::string::npos);
   EXPECT_NE(error_of([&] { gate::require(doc, {"feasible.high"}); }).find("no interval"),
             std::string::npos);
+  EXPECT_NE(error_of([&] { gate::require(doc, {"iteration_time.high<=1s"}); })
+                .find("has no metric \"iteration_time\"; did you mean \"iteration_time_s\"?"),
+            std::string::npos);
 }
 
 TEST(Intervals, GateBoundsOfAnInfeasiblePlanMeetNothing) {

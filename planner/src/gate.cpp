@@ -208,14 +208,15 @@ struct BoundedName {
 BoundedName split_bound(const Document& doc, const std::string& name, const std::string& text) {
   if (doc.find(name)) return {name, ""};
   const size_t dot = name.rfind('.');
-  if (dot == std::string::npos || !doc.find(name.substr(0, dot))) return {name, ""};
+  if (dot == std::string::npos) return {name, ""};
   const std::string suffix = name.substr(dot);
-  if (suffix != ".low" && suffix != ".high")
-    throw Error("--require " + quoted_excerpt(text) + ": unknown suffix \"" +
-                quoted_excerpt(suffix) + "\" on " + name.substr(0, dot) +
-                "; use .low or .high for the bounds of its prediction interval, or no suffix " +
-                "for the value");
-  return {name.substr(0, dot), suffix};
+  // A bound on a misspelt metric: look the metric up alone, so did-you-mean finds it.
+  if (suffix == ".low" || suffix == ".high") return {name.substr(0, dot), suffix};
+  if (!doc.find(name.substr(0, dot))) return {name, ""};
+  throw Error("--require " + quoted_excerpt(text) + ": unknown suffix \"" +
+              quoted_excerpt(suffix) + "\" on " + name.substr(0, dot) +
+              "; use .low or .high for the bounds of its prediction interval, or no suffix " +
+              "for the value");
 }
 
 }  // namespace
