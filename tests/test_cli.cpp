@@ -677,15 +677,24 @@ TEST(Cli, NcclBackendChecksItsLaunchBeforeSayingThereIsNoGpu) {
   Result world = xring(run + " --rank 0 --world 2 --rendezvous /tmp/unused");
   EXPECT_EQ(world.exit_code, 2) << world.output;
   EXPECT_NE(world.output.find("start 4 processes"), std::string::npos) << world.output;
+  // A valid launch with no peers: without a GPU (or NCCL) it says so; with both, rank 1 or 3
+  // waits for rank 0 only as long as --timeout (not the default 120 s) and says for whom.
+  const std::string alone =
+      " --timeout 2 --rendezvous " + scratch("nccl-rendezvous-nobody").string();
+  auto says_why = [](const Result& r) {
+    return r.output.find("--backend nccl: ") != std::string::npos ||
+           r.output.find("waited 2") != std::string::npos;
+  };
   setenv("RANK", "1", 1);  // as torchrun starts it
   setenv("WORLD_SIZE", "4", 1);
-  Result torchrun = xring(run + " --rendezvous /tmp/unused");
+  Result torchrun = xring(run + alone);
   unsetenv("RANK");
   unsetenv("WORLD_SIZE");
   EXPECT_EQ(torchrun.exit_code, 3) << torchrun.output;
-  Result ok = xring(run + " --rank 3 --world 4 --rendezvous /tmp/unused");
+  EXPECT_TRUE(says_why(torchrun)) << torchrun.output;
+  Result ok = xring(run + " --rank 3 --world 4" + alone);
   EXPECT_EQ(ok.exit_code, 3) << ok.output;
-  EXPECT_NE(ok.output.find("--backend nccl: "), std::string::npos) << ok.output;
+  EXPECT_TRUE(says_why(ok)) << ok.output;
   EXPECT_FALSE(fs::exists(report));
   EXPECT_EQ(xring("run " + plan.string() + " --world 4").exit_code, 2);
 }
