@@ -341,6 +341,32 @@ TEST(Cli, RunExecutesADecodePlanWithItsHeadPlacement) {
   EXPECT_NE(r.output.find("decode.heads (layer 0)"), std::string::npos) << r.output;
 }
 
+// Issue 21: decode plans on the cuda backend, each GPU of the FairKV placement a stream on this
+// one, checked against the CPU decode on the same compacted caches. Named Cli.CudaBackend* so
+// scripts/gpu-check.sh runs it on the GPU machine, where it must not skip.
+TEST(Cli, CudaBackendRunsDecodePlansOrSaysWhyNot) {
+  fs::path plan = scratch("decode-cuda.json"), report = scratch("decode-cuda-report.json");
+  Result p = xring(
+      "plan --model mistral-small-24b --workload fairkv-decode --set workload.batch=6 "
+      "--set workload.text_tokens=256 --set workload.kv_budget=64 -o " +
+      plan.string());
+  ASSERT_EQ(p.exit_code, 0) << p.output;
+  fs::remove(report);
+  Result r = xring("run " + plan.string() + " --backend cuda --json " + report.string());
+  if (r.exit_code == 3) {  // no GPU (or no CUDA in the build): says why, writes nothing
+    EXPECT_NE(r.output.find("--backend cuda: "), std::string::npos) << r.output;
+    EXPECT_FALSE(fs::exists(report));
+    GTEST_SKIP() << r.output;
+  }
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  json j = read_json(report);
+  EXPECT_EQ(j["verified"], true);
+  EXPECT_EQ(j["backend"], "cuda");
+  ASSERT_EQ(j["layers"].size(), 40u);
+  EXPECT_EQ(j["layers"][0]["ranks"], 8);
+  EXPECT_GT(j["layers"][0]["measured_time_s"].get<double>(), 0);
+}
+
 TEST(Cli, RunExecutesHybridPlans) {
   fs::path plan = scratch("hybrid.json"), report = scratch("hybrid-report.json");
   Result p = xring(

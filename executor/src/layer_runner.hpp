@@ -67,8 +67,7 @@ std::unique_ptr<LayerRunner> make_layer_runner(const Plan& plan, const std::stri
 
 std::unique_ptr<LayerRunner> make_cpu_runner(const RunOptions& options,
                                              RunClock::time_point origin_time);
-std::unique_ptr<LayerRunner> make_cuda_runner(const Plan& plan, const std::string& origin,
-                                              const RunOptions& options,
+std::unique_ptr<LayerRunner> make_cuda_runner(const RunOptions& options,
                                               RunClock::time_point origin_time);
 std::unique_ptr<LayerRunner> make_nccl_runner(const Plan& plan, const std::string& origin,
                                               const RunOptions& options,

@@ -193,7 +193,7 @@ std::unique_ptr<LayerRunner> make_layer_runner(const Plan& plan, const std::stri
                                                const RunOptions& options,
                                                RunClock::time_point origin_time) {
   if (options.backend == "nccl") return make_nccl_runner(plan, origin, options, origin_time);
-  if (options.backend == "cuda") return make_cuda_runner(plan, origin, options, origin_time);
+  if (options.backend == "cuda") return make_cuda_runner(options, origin_time);
   return make_cpu_runner(options, origin_time);
 }
 

@@ -124,15 +124,10 @@ class CudaRunner final : public LayerRunner {
 
 }  // namespace
 
-std::unique_ptr<LayerRunner> make_cuda_runner(const Plan& plan, const std::string& origin,
-                                              const RunOptions& options,
+std::unique_ptr<LayerRunner> make_cuda_runner(const RunOptions& options,
                                               RunClock::time_point origin_time) {
   const std::string why = cuda_backend_unavailable();
   if (!why.empty()) throw Error("--backend cuda: " + why, ExitCode::runtime);
-  if (plan.decode)
-    throw Error(origin +
-                ": --backend cuda runs cross-attention plans; decode plans run on "
-                "--backend cpu");
   return std::make_unique<CudaRunner>(options, origin_time);
 }
 

@@ -147,7 +147,7 @@ std::unique_ptr<LayerRunner> make_nccl_runner(const Plan& plan, const std::strin
   if (plan.decode)
     throw Error(origin +
                 ": --backend nccl runs cross-attention plans; decode plans run on "
-                "--backend cpu");
+                "--backend cpu or cuda");
   for (size_t i = 0; i < plan.layers.size(); ++i) {
     const LayerPlan& lp = plan.layers[i];
     const bool ring = lp.strategy == Strategy::query_ring || lp.strategy == Strategy::kv_ring ||
