@@ -151,6 +151,7 @@ class CpuRunner final : public LayerRunner {
     AttentionResult out = allocate_result(problem, job.backward);
     std::vector<double> busy(ranks, 0), waited(ranks, 0), sent(ranks, 0);
     std::mutex events_mutex;
+    const RankAlgorithm algorithm = rank_algorithm(job.strategy, job.layout);
     for (int rep = -options_.warmup; rep < std::max(1, options_.repeat); ++rep) {
       const size_t events_before = events.size();
       std::fill(sent.begin(), sent.end(), 0.0);
@@ -162,7 +163,7 @@ class CpuRunner final : public LayerRunner {
             Communicator& comm = options_.fault ? static_cast<Communicator&>(faulty) : world;
             RecordingCommunicator rec(comm, origin_, events, events_mutex, job.label);
             double t0 = rec.seconds();
-            run_rank(job.strategy, rec, problem, job.backward, out, job.layout);
+            algorithm(rec, problem, job.backward, out);
             double t1 = rec.seconds();
             busy[rec.rank()] = t1 - t0;
             waited[rec.rank()] = rec.waited_s();
