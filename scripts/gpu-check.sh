@@ -45,7 +45,7 @@ EOF
 }
 
 mode=run
-build=build-gpu
+build="build-gpu"
 while [ $# -gt 0 ]; do
   case $1 in
     --dry-run) mode=dry ;;
@@ -84,7 +84,9 @@ export XRING_BINARY=$xring XRING_TEST_DATA=$root/tests/data
 
 # ---- helpers the stages use (exported: each stage runs in its own `timeout bash`) ----
 
-# Where the stage explains itself: one line per fact, read by the summary.
+# Where the stage explains itself: one line per fact, read by the summary. `stage` and
+# `stage_budget` come from run_stage's environment.
+# shellcheck disable=SC2154
 note() { echo "$*" >> "$work/$stage.note"; }
 
 # gtest BINARY NAME FILTER: runs a GoogleTest binary (JSON into $work/NAME.json); fails when a
@@ -169,6 +171,7 @@ stage_ring_overhead() {
         --backend cuda --repeat 5 || rc=1
     else
       # Half the stage each, so a ring that hangs leaves the other its time.
+      # shellcheck disable=SC2154
       timeout -k 2 $((stage_budget / 2 - 3)) "$xring" run "$work/plan-$ring.json" --backend cuda \
         --repeat 5 --json "$work/run-$ring.json" > "$work/run-$ring.txt" 2>&1 ||
         { note "run-$ring: FAIL: exit $?: $(tail -1 "$work/run-$ring.txt" | cut -c1-200)"; rc=1; }

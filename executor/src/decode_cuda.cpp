@@ -2,7 +2,6 @@
 // one by its own stream, holding the compacted caches of the (request, kv head) pairs its copies
 // serve; the same result as the CPU decode on the same compacted caches.
 #include "xring/executor/decode.hpp"
-
 #include "xring/planner/error.hpp"
 
 #if XRING_EXECUTOR_CUDA
@@ -104,7 +103,8 @@ DecodeResult run_decode_cuda(const DecodeProblem& p, const HeadCopies& copies, i
   if (p.storage == kernels::Storage::fp32)
     throw Error("--backend cuda: the CUDA kernels take fp16 and bf16 tensors; this model is fp32");
   XRING_RANGE("decode (cuda, emulated GPUs)");
-  const gpu::DType dtype = p.storage == kernels::Storage::fp16 ? gpu::DType::fp16 : gpu::DType::bf16;
+  const gpu::DType dtype =
+      p.storage == kernels::Storage::fp16 ? gpu::DType::fp16 : gpu::DType::bf16;
   const auto& s = p.shape;
   const int d = s.head_dim, group = s.heads / s.kv_heads;
   const int caches = p.requests * s.kv_heads;
@@ -158,8 +158,8 @@ DecodeResult run_decode_cuda(const DecodeProblem& p, const HeadCopies& copies, i
     a.requests = p.requests;
     a.geometry = {1, s.heads, s.kv_heads, d};
     a.q = q.get();
-    a.caches = {dev->k.get(), dev->v.get(), dev->offset.as<long long>(),
-                dev->len.as<long long>(), std::max<long long>(1, dev->max_len)};
+    a.caches = {dev->k.get(), dev->v.get(), dev->offset.as<long long>(), dev->len.as<long long>(),
+                std::max<long long>(1, dev->max_len)};
     a.o = dev->o.get();
     a.l = dev->l.as<float>();
     a.stream = dev->stream.s;
@@ -180,8 +180,8 @@ DecodeResult run_decode_cuda(const DecodeProblem& p, const HeadCopies& copies, i
   std::vector<uint16_t> o_bits(rows * d);
   std::vector<float> l(rows);
   for (int g = 0; g < gpus; ++g) {
-    XRING_CUDA_CHECK(cudaMemcpy(o_bits.data(), devices[g]->o.get(), o_bits.size() * 2,
-                                cudaMemcpyDeviceToHost));
+    XRING_CUDA_CHECK(
+        cudaMemcpy(o_bits.data(), devices[g]->o.get(), o_bits.size() * 2, cudaMemcpyDeviceToHost));
     XRING_CUDA_CHECK(cudaMemcpy(l.data(), devices[g]->l.get(), l.size() * sizeof(float),
                                 cudaMemcpyDeviceToHost));
     for (int c = 0; c < caches; ++c) {
@@ -190,7 +190,8 @@ DecodeResult run_decode_cuda(const DecodeProblem& p, const HeadCopies& copies, i
                                static_cast<size_t>(c % s.kv_heads) * group;
       for (size_t row = first_row; row < first_row + group; ++row) {
         result.l[row] = l[row];
-        for (int i = 0; i < d; ++i) result.o[row * d + i] = from_storage_bits(dtype, o_bits[row * d + i]);
+        for (int i = 0; i < d; ++i)
+          result.o[row * d + i] = from_storage_bits(dtype, o_bits[row * d + i]);
       }
       // Gathered where GPU 0 would: the rows other GPUs computed (O at storage width, L fp32).
       if (g != 0) result.bytes_sent += group * (2.0 * d + sizeof(float));
@@ -206,9 +207,10 @@ DecodeResult run_decode_cuda(const DecodeProblem& p, const HeadCopies& copies, i
 namespace xring::executor {
 
 DecodeResult run_decode_cuda(const DecodeProblem&, const HeadCopies&, int) {
-  throw Error("--backend cuda: this build of xring has no CUDA (configure where the CUDA toolkit "
-              "is installed)",
-              ExitCode::runtime);
+  throw Error(
+      "--backend cuda: this build of xring has no CUDA (configure where the CUDA toolkit "
+      "is installed)",
+      ExitCode::runtime);
 }
 
 }  // namespace xring::executor

@@ -188,7 +188,6 @@ void record(const Comparison& c, LayerReport& layer, RunReport& report, double& 
   report.predicted_time_s += layer.predicted_time_s;
 }
 
-
 std::unique_ptr<LayerRunner> make_layer_runner(const Plan& plan, const std::string& origin,
                                                const RunOptions& options,
                                                RunClock::time_point origin_time) {

@@ -1,8 +1,7 @@
 // `xring run`'s report as JSON, and its measured timeline as Chrome trace events.
-#include "xring/executor/run.hpp"
-
 #include <algorithm>
 
+#include "xring/executor/run.hpp"  // what this file implements (to_json, measured_trace)
 #include "xring/planner/provenance.hpp"
 
 namespace xring::executor {

@@ -97,15 +97,15 @@ class CpuRunner final : public LayerRunner {
     if (options_.fault)  // it would have ended the run: it never fired
       throw Error("--inject-fault: rank " + std::to_string(options_.fault->rank) + "'s send #" +
                   std::to_string(options_.fault->message) +
-                  " never happens in this plan (at most " +
-                  std::to_string(most_fault_rank_sends_) +
+                  " never happens in this plan (at most " + std::to_string(most_fault_rank_sends_) +
                   " sends in one layer run); choose a smaller MESSAGE");
   }
 
   std::vector<std::string> notes(const Inputs& in) const override {
-    return {"measured: the cpu backend, ranks as threads on this machine; predicted: the "
-            "planner's cost of the same shapes on the planned cluster (" +
-            in.cluster.name + "), so the two differ by the hardware"};
+    return {
+        "measured: the cpu backend, ranks as threads on this machine; predicted: the "
+        "planner's cost of the same shapes on the planned cluster (" +
+        in.cluster.name + "), so the two differ by the hardware"};
   }
 
  private:
@@ -138,8 +138,8 @@ class CpuRunner final : public LayerRunner {
     compare(got.dx, ref.dx, storage, c);
     compare(got.dwk, ref.dwk, storage, c);
     compare(got.dwv, ref.dwv, storage, c);
-    events.push_back({0, 1, "layer " + std::to_string(job.plan->index) + " " + layer.strategy,
-                      start, end});
+    events.push_back(
+        {0, 1, "layer " + std::to_string(job.plan->index) + " " + layer.strategy, start, end});
     return c;
   }
 
@@ -171,8 +171,8 @@ class CpuRunner final : public LayerRunner {
             std::lock_guard<std::mutex> lock(events_mutex);
             most_fault_rank_sends_ = std::max(most_fault_rank_sends_, faulty.sends());
             events.push_back({rec.rank(), 1,
-                              "layer " + std::to_string(job.plan->index) + " " + layer.strategy,
-                              t0, t1});
+                              "layer " + std::to_string(job.plan->index) + " " + layer.strategy, t0,
+                              t1});
           },
           options_.timeout_s);
       const double end = seconds_since(origin_);

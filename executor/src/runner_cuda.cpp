@@ -92,8 +92,8 @@ class CudaRunner final : public LayerRunner {
 
   void check(const LayerJob& job) const override {
     const Strategy s = job.strategy;
-    if (job.projected || (s != Strategy::query_ring && s != Strategy::kv_ring &&
-                          s != Strategy::single))
+    if (job.projected ||
+        (s != Strategy::query_ring && s != Strategy::kv_ring && s != Strategy::single))
       throw Error(job.at +
                   ": --backend cuda runs query_ring, kv_ring and single layers without "
                   "K/V recomputation; this layer is " +
@@ -107,14 +107,15 @@ class CudaRunner final : public LayerRunner {
   }
 
   std::vector<std::string> notes(const Inputs& in) const override {
-    return {"measured: the cuda backend, every rank of a ring emulated on this one GPU (the "
-            "ranks' kernels share it; ring transfers are device-to-device copies overlapped with "
-            "them); predicted: the planner's cost on the planned cluster (" +
-                in.cluster.name + ")",
-            "derived_comm_s: the bytes each rank sent, timed on the planned cluster's ring link "
-            "(bandwidth and latency from the cluster spec), not measured",
-            "monolithic_time_s: one rank doing the layer's whole work on the same GPU; "
-            "ring_overhead = measured / monolithic − 1"};
+    return {
+        "measured: the cuda backend, every rank of a ring emulated on this one GPU (the "
+        "ranks' kernels share it; ring transfers are device-to-device copies overlapped with "
+        "them); predicted: the planner's cost on the planned cluster (" +
+            in.cluster.name + ")",
+        "derived_comm_s: the bytes each rank sent, timed on the planned cluster's ring link "
+        "(bandwidth and latency from the cluster spec), not measured",
+        "monolithic_time_s: one rank doing the layer's whole work on the same GPU; "
+        "ring_overhead = measured / monolithic − 1"};
   }
 
  private:
