@@ -16,6 +16,7 @@
 #include "xring/executor/attention.hpp"
 #include "xring/executor/decode.hpp"
 #include "xring/executor/projection.hpp"
+#include "xring/executor/verification.hpp"
 #include "xring/planner/error.hpp"
 
 using namespace xring;
@@ -310,4 +311,34 @@ TEST(Executor, RecomputationGivesTheSameGradientsAndKeepsWhatThePlannerCounts) {
           << what;
     }
   }
+}
+
+// Issue 21: the tolerance follows the reference's own magnitude. Uniform inputs over 102,464
+// keys give |O| ≈ 0.002–0.01; the old floor of 1 (8e-3·max(1, max|O|)) let an all-zero O pass.
+TEST(Verification, AZeroedOutputFailsHoweverSmallTheReference) {
+  const std::vector<float> want = {0.005f, -0.0031f, 0.0012f, -0.0049f};
+  const std::vector<float> zeros(want.size(), 0.0f);
+  xring::executor::Comparison c;
+  const double bf16 = xring::executor::gpu_relative_tolerance(xring::kernels::Storage::bf16);
+  ASSERT_EQ(bf16, 8e-3);
+  xring::executor::compare(zeros, want, xring::kernels::Storage::bf16, c, bf16);
+  // Allowed at 0.005: 8e-3 · 0.005 + ulp_bf16(0.005) = 4e-5 + 2^-15 (0.005 = 0.64 · 2^-7).
+  const double allowed_at_max = 8e-3 * 0.005f + std::ldexp(1.0, -15);
+  EXPECT_DOUBLE_EQ(c.tolerance, allowed_at_max);
+  EXPECT_FLOAT_EQ(c.max_abs, 0.005f);
+  EXPECT_NEAR(c.worst_ratio, 0.005f / allowed_at_max, 1e-9);  // ≈ 71: far outside
+  EXPECT_GT(c.worst_ratio, 1.0);
+}
+
+TEST(Verification, SmallRelativeErrorsPassAndNaNsFail) {
+  const std::vector<float> want = {0.005f, -0.0031f, 0.0012f, -0.0049f};
+  std::vector<float> got = want;
+  for (float& x : got) x *= 1.004f;  // 0.4% of each value: at most 2e-5, under 4e-5 + ulp
+  xring::executor::Comparison c;
+  xring::executor::compare(got, want, xring::kernels::Storage::bf16, c, 8e-3);
+  EXPECT_LE(c.worst_ratio, 1.0);
+  EXPECT_NEAR(c.max_rel, 0.004, 1e-6);
+  got[2] = NAN;
+  xring::executor::compare(got, want, xring::kernels::Storage::bf16, c, 8e-3);
+  EXPECT_TRUE(std::isinf(c.worst_ratio));
 }

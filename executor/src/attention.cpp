@@ -344,16 +344,11 @@ void run_ulysses(Communicator& comm, const AttentionProblem& p, bool backward,
 void run_hybrid(Communicator& comm, const AttentionProblem& p, int U, Strategy ring_kind,
                 bool backward, AttentionResult& out);
 
-void run_rank(Strategy strategy, Communicator& comm, const AttentionProblem& p, bool backward,
-              AttentionResult& out, HybridLayout layout) {
-  if (strategy == Strategy::ulysses) return run_ulysses(comm, p, backward, out);
-  if (strategy == Strategy::hybrid)
-    return run_hybrid(comm, p, layout.ulysses_degree, layout.ring_kind, backward, out);
-  // The plain rings run their schedules' per-rank programs (rank_program.hpp): what every
-  // process of the nccl backend runs, with messages in place of NCCL groups. `single` keeps
-  // the direct loop below, which is the monolithic reference.
-  if (strategy == Strategy::query_ring || strategy == Strategy::kv_ring)
-    return run_rank_program(comm, strategy, p, backward, out);
+namespace {
+
+/// `single`: the one-rank query ring as a direct loop, the monolithic reference.
+void run_single(Communicator& comm, const AttentionProblem& p, bool backward,
+                AttentionResult& out) {
   const int P = comm.size(), r = comm.rank();
   const auto& s = p.shape;
   detail::RingLocal x{
@@ -365,10 +360,7 @@ void run_rank(Strategy strategy, Communicator& comm, const AttentionProblem& p, 
   if (backward) x.d_o = kernels::slice_rows(p.d_o, s.batch, s.heads, p.s_q, s.head_dim, x.qr);
   const int d = s.head_dim;
   std::vector<float> o, l;
-  if (strategy == Strategy::kv_ring)
-    detail::kv_ring_forward(comm, x, o, l);
-  else
-    detail::query_ring_forward(comm, x, o, l);  // single is the one-rank query ring
+  detail::query_ring_forward(comm, x, o, l);
   // Backward uses O as stored (rounded), as a training framework would keep it.
   std::vector<float> o_stored = o;
   kernels::round_all(p.storage, o_stored);
@@ -376,13 +368,40 @@ void run_rank(Strategy strategy, Communicator& comm, const AttentionProblem& p, 
   kernels::place_rows(out.l, s.batch, s.heads, p.s_q, 1, x.qr, l.data());
   if (!backward) return;
   std::vector<float> dq, dk, dv;
-  if (strategy == Strategy::kv_ring)
-    detail::kv_ring_backward(comm, x, o_stored, l, dq, dk, dv);
-  else
-    detail::query_ring_backward(comm, x, o_stored, l, dq, dk, dv);
+  detail::query_ring_backward(comm, x, o_stored, l, dq, dk, dv);
   store(out.dq, s, s.heads, p.s_q, d, x.qr, dq, p.storage, true);
   store(out.dk, s, s.kv_heads, p.s_kv, d, x.kr, dk, p.storage, true);
   store(out.dv, s, s.kv_heads, p.s_kv, d, x.kr, dv, p.storage, true);
+}
+
+}  // namespace
+
+RankAlgorithm rank_algorithm(Strategy strategy, HybridLayout layout) {
+  switch (strategy) {
+    case Strategy::single:
+      return run_single;
+    case Strategy::query_ring:
+    case Strategy::kv_ring:
+      // The plain rings run their schedules' per-rank programs (rank_program.hpp): what every
+      // process of the nccl backend runs, with messages in place of NCCL groups.
+      return [strategy](Communicator& comm, const AttentionProblem& p, bool backward,
+                        AttentionResult& out) {
+        run_rank_program(comm, strategy, p, backward, out);
+      };
+    case Strategy::ulysses:
+      return run_ulysses;
+    case Strategy::hybrid:
+      return [layout](Communicator& comm, const AttentionProblem& p, bool backward,
+                      AttentionResult& out) {
+        run_hybrid(comm, p, layout.ulysses_degree, layout.ring_kind, backward, out);
+      };
+  }
+  throw Error("unknown strategy");
+}
+
+void run_rank(Strategy strategy, Communicator& comm, const AttentionProblem& p, bool backward,
+              AttentionResult& out, HybridLayout layout) {
+  rank_algorithm(strategy, layout)(comm, p, backward, out);
 }
 
 AttentionResult run_distributed(Strategy strategy, int ranks, const AttentionProblem& p,
@@ -391,8 +410,8 @@ AttentionResult run_distributed(Strategy strategy, int ranks, const AttentionPro
   if (!why.empty())
     throw Error(to_string(strategy) + " on " + std::to_string(ranks) + " ranks: " + why);
   AttentionResult out = allocate_result(p, backward);
-  run_on_threads(ranks,
-                 [&](Communicator& comm) { run_rank(strategy, comm, p, backward, out, layout); });
+  const RankAlgorithm algorithm = rank_algorithm(strategy, layout);
+  run_on_threads(ranks, [&](Communicator& comm) { algorithm(comm, p, backward, out); });
   return out;
 }
 

@@ -181,8 +181,12 @@ void launch_backward(const BackwardArgs& a) {
   p.dv = a.dv;
   p.scale = 1.0f / std::sqrt(static_cast<float>(D));
   constexpr size_t smem = backward_smem_floats<D>() * sizeof(float);
-  XRING_CUDA_CHECK(cudaFuncSetAttribute(
-      backward_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  static OncePerDevice smem_opt_in;  // one per instantiation: per kernel
+  smem_opt_in.run([] {
+    XRING_CUDA_CHECK(cudaFuncSetAttribute(backward_kernel<T, D>,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          static_cast<int>(smem)));
+  });
   const dim3 grid(static_cast<unsigned>((a.n_kv + kBN - 1) / kBN),
                   static_cast<unsigned>(a.geometry.batch * a.geometry.kv_heads));
   backward_kernel<T, D><<<grid, kThreads, smem, a.stream>>>(p);

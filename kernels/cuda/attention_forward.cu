@@ -328,14 +328,19 @@ void launch_forward(const ForwardArgs& a, int splits) {
   p.splits = static_cast<int>(std::max(1LL, ceil_div(a.n_kv, p.split_len)));
   const long long rows = static_cast<long long>(geo.batch) * geo.heads * a.n_q;
   if (p.splits > 1) {
+    keep_async_pool_memory();
     XRING_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&p.o_part),
                                      sizeof(float) * p.splits * rows * D, a.stream));
     XRING_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&p.l_part),
                                      sizeof(float) * p.splits * rows, a.stream));
   }
   constexpr size_t smem = forward_smem_bytes<T, D>();
-  XRING_CUDA_CHECK(cudaFuncSetAttribute(
-      forward_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  static OncePerDevice smem_opt_in;  // one per instantiation: per kernel
+  smem_opt_in.run([] {
+    XRING_CUDA_CHECK(cudaFuncSetAttribute(forward_kernel<T, D>,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          static_cast<int>(smem)));
+  });
   const dim3 grid(static_cast<unsigned>(ceil_div(a.n_q, kM)),
                   static_cast<unsigned>(geo.batch * geo.heads), static_cast<unsigned>(p.splits));
   forward_kernel<T, D><<<grid, kThreads, smem, a.stream>>>(p);
@@ -394,6 +399,18 @@ int multiprocessors() {
   XRING_CUDA_CHECK(cudaGetDevice(&device));
   XRING_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
   return count;
+}
+
+void keep_async_pool_memory() {
+  static OncePerDevice once;
+  once.run([] {
+    int device = 0;
+    XRING_CUDA_CHECK(cudaGetDevice(&device));
+    cudaMemPool_t pool = nullptr;
+    XRING_CUDA_CHECK(cudaDeviceGetMemPool(&pool, device));
+    uint64_t keep_all = UINT64_MAX;
+    XRING_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep_all));
+  });
 }
 
 }  // namespace detail

@@ -14,6 +14,8 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <mutex>
+#include <set>
 #include <string>
 
 #include "xring/kernels/cuda.hpp"
@@ -105,5 +107,31 @@ void combine_splits(const float* o_part, const float* l_part, int splits, long l
 
 /// Blocks resident per SM times SMs: what "fills the GPU" means for the split heuristics.
 int multiprocessors();
+
+/// Host set-up a launch needs once per device, not on every call inside a timed window: a
+/// static `OncePerDevice` beside the launch runs `setup` the first time the current device
+/// launches (again after a failure, which throws).
+class OncePerDevice {
+ public:
+  template <class Setup>
+  void run(Setup&& setup) {
+    int device = 0;
+    XRING_CUDA_CHECK(cudaGetDevice(&device));
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (done_.count(device)) return;
+    setup();
+    done_.insert(device);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::set<int> done_;
+};
+
+/// Once per device: the stream-ordered pool that cudaMallocAsync draws the split buffers from
+/// keeps freed memory (release threshold = all of it) instead of returning it at every
+/// synchronisation, which the default threshold of 0 does (CUDA Runtime API, "Stream Ordered
+/// Memory Allocator"): later launches reuse it without host work in the timed window.
+void keep_async_pool_memory();
 
 }  // namespace xring::kernels::cuda::detail

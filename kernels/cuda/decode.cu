@@ -308,6 +308,7 @@ void launch_decode(const DecodeArgs& a) {
       static_cast<int>(std::max<long long>(1, (a.caches.max_len + p.chunk_len - 1) / p.chunk_len));
   const long long rows = static_cast<long long>(a.requests) * g.heads;
   if (p.chunks > 1) {
+    keep_async_pool_memory();
     XRING_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&p.o_part),
                                      sizeof(float) * p.chunks * rows * D, a.stream));
     XRING_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&p.l_part),

@@ -3,6 +3,7 @@
 // even split gives it (the first n % P ranks one more) and computes with the reference kernels.
 #pragma once
 
+#include <functional>
 #include <vector>
 
 #include "xring/executor/communicator.hpp"
@@ -41,6 +42,14 @@ struct HybridLayout {
 /// Why `strategy` cannot run `p` on `ranks` ranks ("" when it can).
 std::string unsupported(Strategy strategy, const AttentionProblem& p, int ranks,
                         HybridLayout layout = {});
+
+/// One rank's part of a strategy's forward (and, with `backward`, backward) pass, with the
+/// strategy and its layout resolved once: what every rank of a layer runs.
+using RankAlgorithm = std::function<void(Communicator& comm, const AttentionProblem& p,
+                                         bool backward, AttentionResult& out)>;
+
+/// The rank algorithm of `strategy` (hybrid: with `layout`).
+RankAlgorithm rank_algorithm(Strategy strategy, HybridLayout layout = {});
 
 /// One rank's part of the forward (and, with `backward`, the backward) pass. `out` must be
 /// sized by `allocate_result`; ranks write disjoint rows.

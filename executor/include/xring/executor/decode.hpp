@@ -30,6 +30,7 @@ struct DecodeResult {
   std::vector<float> o;  ///< [R][H][d], rounded to the storage type
   std::vector<float> l;  ///< [R][H]
   double bytes_sent = 0;
+  double device_time_s = 0;  ///< cuda: the step's launches, first start to last end (events)
 };
 
 /// Throws xring::Error when the copies do not cover every request of every head exactly once
@@ -38,5 +39,11 @@ void check_copies(const DecodeProblem& p, const HeadCopies& copies, int gpus);
 
 DecodeResult run_decode_reference(const DecodeProblem& p);
 DecodeResult run_decode_distributed(const DecodeProblem& p, const HeadCopies& copies, int gpus);
+
+/// The same step on the CUDA kernels: every GPU of the placement emulated on this one by its own
+/// stream, holding the compacted caches (top-k by score, as the reference) of the (request, kv
+/// head) pairs its copies serve, launched together; `device_time_s` from the first start to
+/// the last end. Throws xring::Error (runtime) without a GPU or without CUDA in the build.
+DecodeResult run_decode_cuda(const DecodeProblem& p, const HeadCopies& copies, int gpus);
 
 }  // namespace xring::executor
