@@ -160,10 +160,14 @@ TEST(DeviceProfile, ComputeShareSlowsEveryRankAlike) {
   in.compute_share = 0.25;
   const Placement shared = placement_for(in, Strategy::query_ring, 4, 1, false);
   const LayerShape s = cross_attention_shape(in.model, in.workload, 1);
-  EXPECT_NEAR(attention_s(s, 64, 512, s.heads, shared, Pass::forward),
-              4 * attention_s(s, 64, 512, s.heads, full, Pass::forward), 1e-15);
-  EXPECT_NEAR(attention_s(s, 64, 512, s.heads, full, Pass::backward),
-              kBackwardFlopsFactor * attention_s(s, 64, 512, s.heads, full, Pass::forward), 1e-15);
+  // The kernel's fixed launch cost is per launch, not shared: only the work scales.
+  const double launch = full.kernel_launch_s;
+  EXPECT_EQ(shared.kernel_launch_s, launch);
+  EXPECT_NEAR(attention_s(s, 64, 512, s.heads, shared, Pass::forward) - launch,
+              4 * (attention_s(s, 64, 512, s.heads, full, Pass::forward) - launch), 1e-15);
+  EXPECT_NEAR(attention_s(s, 64, 512, s.heads, full, Pass::backward) - launch,
+              kBackwardFlopsFactor * (attention_s(s, 64, 512, s.heads, full, Pass::forward) - launch),
+              1e-15);
 }
 
 }  // namespace

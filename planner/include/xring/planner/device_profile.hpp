@@ -66,6 +66,8 @@ struct DeviceProfile {
   std::optional<double> copy_latency_s;      ///< the fixed cost of one such transfer
   std::optional<double> peer_bytes_per_s;    ///< between two devices, when there are several
   std::vector<MessagePoint> nccl;            ///< send/recv by message size, when ranks > 1
+  std::optional<double> kernel_launch_s;     ///< fixed cost of one (tiny) attention call
+  std::optional<double> ring_step_sync_s;    ///< fixed cost of one ring step's handoff
 
   /// Interpolated attention rate; nullopt when the profile has nothing usable for `dtype`
   /// (fp16 and bf16 stand in for each other, the nearest head dim for a missing one, the
