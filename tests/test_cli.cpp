@@ -575,6 +575,9 @@ TEST(Cli, ProfileWritesADeviceProfileThePlannerReads) {
   EXPECT_EQ(j["device"]["backend"], "cpu");
   EXPECT_GE(j["attention"].size(), 4u);
   EXPECT_TRUE(j["bandwidth"].contains("decode_bytes_per_s"));
+  // Fixed costs (issue 15, item 10): a reference-kernel call and a thread handoff, each > 0.
+  EXPECT_GT(j["fixed_costs"]["kernel_launch_s"].get<double>(), 0.0);
+  EXPECT_GT(j["fixed_costs"]["ring_step_sync_s"].get<double>(), 0.0);
   Result p = xring("plan --model tiny --device-profile " + out.string());
   EXPECT_EQ(p.exit_code, 0) << p.output;
   EXPECT_NE(p.output.find("rates: measured on"), std::string::npos) << p.output;

@@ -39,6 +39,8 @@ TEST(DeviceProfile, RoundTripsThroughJson) {
   DeviceProfile p = device_profile_from_json(grid_profile(), "test.json");
   p.hbm_bytes_per_s = 3e12;
   p.copy_latency_s = 5e-6;
+  p.kernel_launch_s = 2e-6;
+  p.ring_step_sync_s = 4e-6;
   p.matmul_flop_per_s = {{DType::bf16, 7e14}};
   p.nccl = {{1 << 20, 1e11, 1e-5}};
   DeviceProfile q = device_profile_from_json(to_json(p), "again.json");
@@ -152,6 +154,23 @@ TEST(DeviceProfile, PlanFilesReplayWithTheirProfile) {
   EXPECT_EQ(to_json(*replay.device_profile), to_json(*in.device_profile));
   const Plan again = plan(replay);
   EXPECT_DOUBLE_EQ(*again.predicted.iteration_time_s, *p.predicted.iteration_time_s);
+}
+
+TEST(DeviceProfile, MeasuredFixedCostsOverrideTheGpuSpec) {
+  Inputs in = load_inputs("tiny", "h100-sxm-8", "video-qa", {});
+  const Placement spec = placement_for(in, Strategy::query_ring, 4, 1, false);
+  EXPECT_EQ(spec.kernel_launch_s, 3e-6);  // kDefaultKernelLaunchS (CUDA Graphs blog, ~2.9 us)
+  EXPECT_EQ(spec.ring_step_sync_s, 3e-6);
+  json j = grid_profile();
+  j["fixed_costs"] = {{"kernel_launch_s", 2e-6}, {"ring_step_sync_s", 4e-6}};
+  attach_device_profile(in, SpecJson{j, "p.json"});
+  const Placement measured = placement_for(in, Strategy::query_ring, 4, 1, false);
+  EXPECT_EQ(measured.kernel_launch_s, 2e-6);
+  EXPECT_EQ(measured.ring_step_sync_s, 4e-6);
+  j["fixed_costs"]["kernel_launch_s"] = -1;
+  EXPECT_NE(error_of([&] { device_profile_from_json(j, "p.json"); })
+                .find("fixed_costs.kernel_launch_s"),
+            std::string::npos);
 }
 
 TEST(DeviceProfile, ComputeShareSlowsEveryRankAlike) {
