@@ -168,9 +168,9 @@ TEST(DeviceProfile, MeasuredFixedCostsOverrideTheGpuSpec) {
   EXPECT_EQ(measured.kernel_launch_s, 2e-6);
   EXPECT_EQ(measured.ring_step_sync_s, 4e-6);
   j["fixed_costs"]["kernel_launch_s"] = -1;
-  EXPECT_NE(error_of([&] { device_profile_from_json(j, "p.json"); })
-                .find("fixed_costs.kernel_launch_s"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of([&] { device_profile_from_json(j, "p.json"); }).find("fixed_costs.kernel_launch_s"),
+      std::string::npos);
 }
 
 TEST(DeviceProfile, ComputeShareSlowsEveryRankAlike) {
@@ -184,9 +184,10 @@ TEST(DeviceProfile, ComputeShareSlowsEveryRankAlike) {
   EXPECT_EQ(shared.kernel_launch_s, launch);
   EXPECT_NEAR(attention_s(s, 64, 512, s.heads, shared, Pass::forward) - launch,
               4 * (attention_s(s, 64, 512, s.heads, full, Pass::forward) - launch), 1e-15);
-  EXPECT_NEAR(attention_s(s, 64, 512, s.heads, full, Pass::backward) - launch,
-              kBackwardFlopsFactor * (attention_s(s, 64, 512, s.heads, full, Pass::forward) - launch),
-              1e-15);
+  EXPECT_NEAR(
+      attention_s(s, 64, 512, s.heads, full, Pass::backward) - launch,
+      kBackwardFlopsFactor * (attention_s(s, 64, 512, s.heads, full, Pass::forward) - launch),
+      1e-15);
 }
 
 }  // namespace

@@ -36,7 +36,8 @@ TEST(Efficiency, OpenFlamingoBlockVersusLongBlockOnH100) {
   EXPECT_NEAR(attention_efficiency(h100, 64, 64, 64), 0.080, 1e-9);
   // Between points, linear in log(keys): d=128, 3000 keys between 2048 (0.632) and 4096 (0.645):
   // t = ln(3000/2048)/ln 2 = 0.55075, 0.632 + 0.013 t = 0.639160.
-  EXPECT_NEAR(attention_efficiency(h100, 128, 4096, 3000), 0.632 + 0.013 * std::log(3000.0 / 2048) / std::log(2.0), 1e-12);
+  EXPECT_NEAR(attention_efficiency(h100, 128, 4096, 3000),
+              0.632 + 0.013 * std::log(3000.0 / 2048) / std::log(2.0), 1e-12);
   EXPECT_NEAR(attention_efficiency(h100, 128, 4096, 3000), 0.639160, 1e-6);
   // Past the last point the plateau holds; 200 queries use 200 of 256 tile rows.
   EXPECT_NEAR(attention_efficiency(h100, 256, 200, 1 << 20), 0.764 * 200 / 256, 1e-12);
@@ -106,6 +107,6 @@ TEST(Efficiency, PlacementUsesTheTableWithoutAProfile) {
   // 4·1·8·128·64·64 = 16,777,216 FLOPs at 0.160 x 989e12 = 106.02 ns, plus no launch.
   EXPECT_NEAR(attention_s(s, 128, 64, 8, p, Pass::forward), 16777216.0 / (0.160 * 989e12), 1e-18);
   p.kernel_launch_s = 3e-6;
-  EXPECT_NEAR(attention_s(s, 128, 64, 8, p, Pass::forward),
-              16777216.0 / (0.160 * 989e12) + 3e-6, 1e-15);
+  EXPECT_NEAR(attention_s(s, 128, 64, 8, p, Pass::forward), 16777216.0 / (0.160 * 989e12) + 3e-6,
+              1e-15);
 }

@@ -202,12 +202,10 @@ TEST(PaperSetups, BadValuesNameTheFileAndField) {
     }
     return "";
   };
-  const std::string optimizer =
-      error_of({"workload.phase=training", "workload.optimizer=adamw"});
+  const std::string optimizer = error_of({"workload.phase=training", "workload.optimizer=adamw"});
   EXPECT_NE(optimizer.find("optimizer"), std::string::npos) << optimizer;
   EXPECT_NE(optimizer.find("video-qa"), std::string::npos) << optimizer;
-  const std::string part =
-      error_of({"workload.phase=training", "workload.frozen=[\"vision\"]"});
+  const std::string part = error_of({"workload.phase=training", "workload.frozen=[\"vision\"]"});
   EXPECT_NE(part.find("frozen[0]"), std::string::npos) << part;
   const std::string twice = error_of(
       {"workload.phase=training", "workload.frozen=[\"language_model\",\"language_model\"]"});

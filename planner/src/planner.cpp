@@ -160,21 +160,19 @@ class Planner {
         const LayerShape s = cross_attention_shape(in_.model, in_.workload, in_.workload.batch);
         attention = attention_efficiency(g, s.head_dim, s.s_q, s.s_kv);
         if (!g.attention_efficiency_table.empty())
-          how += ", " + fmt_fraction(attention) + " at the whole layer's " +
-                 std::to_string(s.s_q) + " x " + std::to_string(s.s_kv) + ", d=" +
-                 std::to_string(s.head_dim);
+          how += ", " + fmt_fraction(attention) + " at the whole layer's " + std::to_string(s.s_q) +
+                 " x " + std::to_string(s.s_kv) + ", d=" + std::to_string(s.head_dim);
         attention_flop_per_s_ = g.peak_flop_per_s(in_.model.dtype) * attention;
       }
       plan.provenance = plan_provenance(
           plan.inputs, "datasheet peaks x default efficiencies (no device profile)");
       plan.cost_source = {"datasheet", attention_flop_per_s_, matmul_flop_per_s_, attention,
                           g.matmul_efficiency};
-      plan.notes.push_back("rates: datasheet peaks of " + g.name + " x efficiency (attention " +
-                           how + "; matmul " + fmt_fraction(g.matmul_efficiency) +
-                           ", K/V projections by GEMM shape); fixed costs " +
-                           units::format_time(g.kernel_launch_s) + " per kernel, " +
-                           units::format_time(g.ring_step_sync_s) +
-                           " per ring step; no device profile given");
+      plan.notes.push_back(
+          "rates: datasheet peaks of " + g.name + " x efficiency (attention " + how + "; matmul " +
+          fmt_fraction(g.matmul_efficiency) + ", K/V projections by GEMM shape); fixed costs " +
+          units::format_time(g.kernel_launch_s) + " per kernel, " +
+          units::format_time(g.ring_step_sync_s) + " per ring step; no device profile given");
       return;
     }
     const double peak = g.peak_flop_per_s(in_.model.dtype);
@@ -253,8 +251,7 @@ class Planner {
       // prefetch).
       double layer_weights = m.params / m.layers * bytes();
       base.weights = weights / G + 2 * layer_weights;
-      base.optimizer_states =
-          trainable_params() * optimizer_bytes_per_param(w.optimizer) / G;
+      base.optimizer_states = trainable_params() * optimizer_bytes_per_param(w.optimizer) / G;
       base.text_activations = local_tokens * layers_with_backward() *
                               kTrainActivationPerTokenLayer * m.hidden_size * bytes();
       base.note = "training: parameters, gradients and optimizer states sharded over all " +
@@ -588,9 +585,9 @@ class Planner {
         0.0, m.params - static_cast<double>(m.vocab_size) * m.hidden_size - cross_kv_params);
     double self_attention = n_self * 2.0 * w.batch * static_cast<double>(w.text_tokens) *
                             w.text_tokens * sa.heads * sa.head_dim;  // causal: half of 4·S²
-    double vision = w.precomputed_visual_features
-                        ? 0.0
-                        : 2.0 * m.vision_params * w.batch * frames(w, m) * m.vision_tokens_per_frame;
+    double vision = w.precomputed_visual_features ? 0.0
+                                                  : 2.0 * m.vision_params * w.batch * frames(w, m) *
+                                                        m.vision_tokens_per_frame;
     RestOfModel r;
     r.tensor_parallel = base_.tensor_parallel;
     if (training_) {
@@ -610,19 +607,18 @@ class Planner {
       r.flops = 2.0 * text_params * tokens + self_attention + vision;
     }
     r.compute_s = r.flops / (G * matmul_flop_per_s_);
-    r.note = "self-attention and MLP on " + std::to_string(static_cast<long long>(tokens)) +
-             " text tokens" +
-             (m.vision_params > 0 && !w.precomputed_visual_features ? " and the vision encoder"
-                                                                     : "") +
-             ", spread evenly over " + std::to_string(G) + " GPUs";
+    r.note =
+        "self-attention and MLP on " + std::to_string(static_cast<long long>(tokens)) +
+        " text tokens" +
+        (m.vision_params > 0 && !w.precomputed_visual_features ? " and the vision encoder" : "") +
+        ", spread evenly over " + std::to_string(G) + " GPUs";
     if (training_ && G > 1) {
-      // ZeRO-3: all-gather in forward and backward, reduce-scatter of gradients, on the slowest
-      // link; it overlaps the backward compute (2/3 of the dense work).
+      // ZeRO-3: all-gather of the language model's weights in forward and backward,
+      // reduce-scatter of the trained parameters' gradients, on the slowest link; it overlaps
+      // the backward compute (2/3 of the dense work).
       Link slowest = link_of(0, 1, G);
-      // All-gather of the language model's weights in forward and backward, reduce-scatter of
-      // the trainable parameters' gradients.
-      double sync = (2.0 * m.params + trainable_params()) * bytes() * (G - 1) / G /
-                    slowest.bytes_per_s;
+      double sync =
+          (2.0 * m.params + trainable_params()) * bytes() * (G - 1) / G / slowest.bytes_per_s;
       r.comm_s = std::max(0.0, sync - r.compute_s * 2.0 / 3.0);
       r.note += "; parameter/gradient sync " + units::format_time(sync) + ", " +
                 units::format_time(r.comm_s) + " of it not hidden by backward";

@@ -122,8 +122,9 @@ void read_training_setup(ObjectReader& r, WorkloadSpec& w) {
   if (r.has("frozen")) {
     const json& list = r.raw("frozen");
     if (!list.is_array())
-      r.fail("frozen", "must be a list of parts: [], [\"vision_encoder\"], [\"language_model\"] "
-                       "or both");
+      r.fail("frozen",
+             "must be a list of parts: [], [\"vision_encoder\"], [\"language_model\"] "
+             "or both");
     w.frozen_vision_encoder = false;
     w.frozen_language_model = false;
     for (size_t i = 0; i < list.size(); ++i) {
@@ -177,7 +178,7 @@ double cross_attention_params(const ModelSpec& m) {
   const AttentionGeometry& ca = m.cross_attention;
   const double attention = 2.0 * m.hidden_size * ca.heads * ca.head_dim +
                            2.0 * m.visual_hidden_size * ca.kv_heads * ca.head_dim;
-  const double mlp = m.cross_attention_kind == CrossAttentionKind::separate ? 3.0
+  const double mlp = m.cross_attention_kind == CrossAttentionKind::separate   ? 3.0
                      : m.cross_attention_kind == CrossAttentionKind::inserted ? 2.0
                                                                               : 0.0;
   return static_cast<double>(m.cross_attention_layers.size()) *
@@ -342,10 +343,10 @@ GpuSpec gpu_from_json(const json& j, const std::string& origin, const std::strin
   g.matmul_efficiency = r.optional_number("matmul_efficiency", 0.01, 1.0).value_or(0.6);
   r.optional_string("efficiency_source");
   g.attention_efficiency_table = read_attention_table(r);
-  g.kernel_launch_s = r.optional_quantity("kernel_launch", Quantity::time, false)
-                          .value_or(kDefaultKernelLaunchS);
-  g.ring_step_sync_s = r.optional_quantity("ring_step_sync", Quantity::time, false)
-                           .value_or(kDefaultRingStepSyncS);
+  g.kernel_launch_s =
+      r.optional_quantity("kernel_launch", Quantity::time, false).value_or(kDefaultKernelLaunchS);
+  g.ring_step_sync_s =
+      r.optional_quantity("ring_step_sync", Quantity::time, false).value_or(kDefaultRingStepSyncS);
   g.vendor = r.optional_choice("vendor", {"nvidia", "amd"}).value_or("");
   g.form_factor =
       r.optional_choice("form_factor", {"sxm", "pcie", "oam", "superchip"}).value_or("");

@@ -17,8 +17,9 @@ LayerCost cost(const LayerShape& s, const Placement& p) {
                         projection_s(s, kv, p, false), p.ring_step_sync_s);
   if (p.training) {
     double dq_home = static_cast<double>(s.batch) * q * s.heads * db;
-    c.backward = ring_pass(P, attention_s(s, q, kv, s.heads, p, Pass::backward), query_ring_backward_bytes(s, P),
-                           p.ring_link, dq_home, projection_s(s, kv, p, true), p.ring_step_sync_s);
+    c.backward = ring_pass(P, attention_s(s, q, kv, s.heads, p, Pass::backward),
+                           query_ring_backward_bytes(s, P), p.ring_link, dq_home,
+                           projection_s(s, kv, p, true), p.ring_step_sync_s);
   }
   return c;
 }

@@ -4,8 +4,8 @@
 #include "strategies.hpp"
 #include "xring/planner/efficiency.hpp"
 #include "xring/planner/error.hpp"
-#include "xring/planner/specs.hpp"
 #include "xring/planner/json_reader.hpp"
+#include "xring/planner/specs.hpp"
 
 namespace xring {
 

@@ -76,8 +76,8 @@ struct GpuSpec {
   double matmul_efficiency = 0.6;     ///< achieved / peak for GEMMs
   /// Published forward-attention efficiencies by shape; empty = the flat attention_efficiency.
   std::vector<AttentionEfficiencyPoint> attention_efficiency_table;
-  double kernel_launch_s = kDefaultKernelLaunchS;      ///< fixed cost of one kernel
-  double ring_step_sync_s = kDefaultRingStepSyncS;     ///< fixed cost of one ring step's handoff
+  double kernel_launch_s = kDefaultKernelLaunchS;   ///< fixed cost of one kernel
+  double ring_step_sync_s = kDefaultRingStepSyncS;  ///< fixed cost of one ring step's handoff
   std::string vendor;                 ///< "nvidia" or "amd"; "" when the spec does not say
   std::string form_factor;            ///< "sxm", "pcie", "oam" or "superchip"; "" when not said
   std::string default_system;  ///< the system (name or file) it is usually bought in; "" = none
@@ -150,9 +150,9 @@ struct WorkloadSpec {
   std::string head_profile;            ///< head-importance profile (name or path; "" = the model's)
   std::optional<double> stream_seconds;  ///< streaming: length of the stream
   std::optional<double> fps;             ///< streaming: frames per second
-  Optimizer optimizer = Optimizer::adam;  ///< training only
-  bool frozen_vision_encoder = true;      ///< training: `frozen` lists vision_encoder (default)
-  bool frozen_language_model = false;     ///< training: `frozen` lists language_model
+  Optimizer optimizer = Optimizer::adam;     ///< training only
+  bool frozen_vision_encoder = true;         ///< training: `frozen` lists vision_encoder (default)
+  bool frozen_language_model = false;        ///< training: `frozen` lists language_model
   bool precomputed_visual_features = false;  ///< visual_features: precomputed (no encoder)
   MediaMask media_mask = MediaMask::none;
 };
