@@ -119,6 +119,14 @@ class Planner {
                            " applies to decode and streaming; this " + to_string(phase) +
                            " plan keeps the full cache");
 
+    if (in_.workload.media_mask != MediaMask::none) {
+      char density[32];
+      std::snprintf(density, sizeof density, "%.3g",
+                    media_mask_density(in_.workload, in_.model));
+      plan.notes.push_back("media mask " + to_string(in_.workload.media_mask) +
+                           ": cross-attention computes " + density +
+                           " of the (text, visual) token pairs (text spread evenly over the frames)");
+    }
     if (phase != Phase::streaming && !in_.model.cross_attention_layers.empty() &&
         visual_tokens(in_.workload, in_.model) > 0) {
       LayerPlan layer = plan_layer();
