@@ -216,3 +216,15 @@ TEST(PaperSetups, BadValuesNameTheFileAndField) {
             std::string::npos);
   EXPECT_NE(error_of({"workload.media_mask=causal"}).find("media_mask"), std::string::npos);
 }
+
+TEST(PaperSetups, PrecomputedVisualFeaturesLeaveTheEncoderOutOfServing) {
+  // image-chat (Llama-3.2-Vision decode, 8-way tensor parallel): without the encoder's 895M bf16
+  // parameters every GPU holds 895e6·2/8 = 223.75e6 B less; the decode step is unchanged (it
+  // never read the encoder).
+  const Plan with = plan(load_inputs("llama-3.2-11b-vision", "h100-sxm-8", "image-chat", {}));
+  const Plan pre = plan(load_inputs("llama-3.2-11b-vision", "h100-sxm-8", "image-chat",
+                                    {"workload.visual_features=precomputed"}));
+  EXPECT_NEAR(with.predicted.peak_memory_bytes_per_rank - pre.predicted.peak_memory_bytes_per_rank,
+              223.75e6, 1.0);
+  EXPECT_DOUBLE_EQ(*with.predicted.decode_step_s, *pre.predicted.decode_step_s);
+}

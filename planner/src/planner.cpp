@@ -213,10 +213,7 @@ class Planner {
 
   double bytes() const { return bytes_per_element(in_.model.dtype); }
   /// Parameters the step holds: the vision encoder's only when it runs in the step.
-  double all_params() const {
-    return in_.model.params +
-           (in_.workload.precomputed_visual_features ? 0.0 : in_.model.vision_params);
-  }
+  double all_params() const { return held_params(in_.model, in_.workload); }
   /// Parameters with gradients and optimizer state: the language model's unless frozen (the
   /// cross-attention layers always train), the vision encoder's when it trains.
   double trainable_params() const {

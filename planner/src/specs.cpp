@@ -160,6 +160,10 @@ std::string to_string(MediaMask m) {
   return m == MediaMask::none ? "none" : m == MediaMask::same_group ? "same_group" : "up_to_group";
 }
 
+double held_params(const ModelSpec& m, const WorkloadSpec& w) {
+  return m.params + (w.precomputed_visual_features ? 0.0 : m.vision_params);
+}
+
 bool vision_encoder_trains(const WorkloadSpec& w) {
   return w.phase == Phase::training && !w.frozen_vision_encoder && !w.precomputed_visual_features;
 }

@@ -157,6 +157,9 @@ struct WorkloadSpec {
   MediaMask media_mask = MediaMask::none;
 };
 
+/// Parameters a deployment holds: the language model's, and the vision encoder's unless the
+/// workload's visual features are precomputed.
+double held_params(const ModelSpec& m, const WorkloadSpec& w);
 /// Training and the vision encoder runs in the step and is not frozen.
 bool vision_encoder_trains(const WorkloadSpec& w);
 /// Training and the language model (its own layers, embedding and head) is not frozen; the
