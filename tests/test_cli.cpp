@@ -590,6 +590,25 @@ TEST(Cli, RecommendWritesPlansCsvAndExitsOneWhenNothingMeets) {
   EXPECT_EQ(xring("recommend --model tiny --gpu nope").exit_code, 2);
 }
 
+TEST(Cli, PaperSetupFieldsAreCheckedAndExitTwo) {
+  // Issue 15, item 13: a bad training-setup field names the workload and the field (exit 2).
+  Result bad = xring("plan --set workload.phase=training --set workload.optimizer=adamw");
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("builtin:video-qa"), std::string::npos) << bad.output;
+  EXPECT_NE(bad.output.find("\"optimizer\""), std::string::npos) << bad.output;
+  Result part = xring("plan --set workload.phase=training --set 'workload.frozen=[\"llm\"]'");
+  EXPECT_EQ(part.exit_code, 2) << part.output;
+  EXPECT_NE(part.output.find("frozen[0]"), std::string::npos) << part.output;
+  Result good = xring(
+      "plan --model openflamingo-3b --set workload.phase=training --set workload.optimizer=sgd "
+      "--set 'workload.frozen=[\"vision_encoder\",\"language_model\"]' "
+      "--set workload.media_mask=same_group");
+  EXPECT_EQ(good.exit_code, 0) << good.output;
+  EXPECT_NE(good.output.find("language model frozen"), std::string::npos) << good.output;
+  EXPECT_NE(good.output.find("optimizer sgd"), std::string::npos) << good.output;
+  EXPECT_NE(good.output.find("media mask same_group"), std::string::npos) << good.output;
+}
+
 TEST(Cli, ProfileWritesADeviceProfileThePlannerReads) {
   fs::path out = scratch("cpu-profile.json");
   fs::remove(out);
@@ -601,6 +620,9 @@ TEST(Cli, ProfileWritesADeviceProfileThePlannerReads) {
   EXPECT_EQ(j["device"]["backend"], "cpu");
   EXPECT_GE(j["attention"].size(), 4u);
   EXPECT_TRUE(j["bandwidth"].contains("decode_bytes_per_s"));
+  // Fixed costs (issue 15, item 10): a reference-kernel call and a thread handoff, each > 0.
+  EXPECT_GT(j["fixed_costs"]["kernel_launch_s"].get<double>(), 0.0);
+  EXPECT_GT(j["fixed_costs"]["ring_step_sync_s"].get<double>(), 0.0);
   Result p = xring("plan --model tiny --device-profile " + out.string());
   EXPECT_EQ(p.exit_code, 0) << p.output;
   EXPECT_NE(p.output.find("rates: measured on"), std::string::npos) << p.output;

@@ -126,6 +126,44 @@ TEST(Strategies, TrainingAddsBackwardAndRecomputation) {
   EXPECT_DOUBLE_EQ(r.backward.time_s, 9.9);  // + one K/V projection
 }
 
+TEST(Strategies, FixedCostsPerKernelAndPerRingStep) {
+  // Item 10: each kernel (attention step, projection GEMM) adds kernel_launch_s, each of the
+  // P - 1 handoffs ring_step_sync_s. Launch 0.5 s, sync 0.25 s on the query-ring of
+  // QueryRingByHand: projection 1 + 0.5; step 1 + 0.5 = 1.5 s vs transfer 2 s; tail 1.2 s:
+  // 1.5 + (1.5 + 1 x max(1.5, 2) + 1.2) + 1 x 0.25 = 6.45 s.
+  Placement p = small_placement();
+  p.kernel_launch_s = 0.5;
+  p.ring_step_sync_s = 0.25;
+  LayerCost c = strategy_unit(Strategy::query_ring).cost(small_shape(), p);
+  EXPECT_DOUBLE_EQ(c.forward.step_compute_s, 1.5);
+  EXPECT_DOUBLE_EQ(c.forward.sync_s, 0.25);
+  EXPECT_DOUBLE_EQ(c.forward.time_s, 6.45);
+  // Single: attention 4 s + 0.5, projection 2 s + 0.5, no handoff: 7 s.
+  p.ranks = 1;
+  EXPECT_DOUBLE_EQ(strategy_unit(Strategy::single).cost(small_shape(), p).forward.time_s, 7.0);
+}
+
+TEST(Strategies, FrozenVisionEncoderDropsTheProjectionDx) {
+  // Item 13: with nothing upstream of the visual tokens training, the K/V projection's backward
+  // is dW alone (1 s instead of 2 s): 1 + (2.5 + 3.6 + 0.8) = 7.9 s (8.9 s with dX).
+  Placement p = small_placement();
+  p.training = true;
+  p.visual_input_trains = false;
+  LayerCost c = strategy_unit(Strategy::query_ring).cost(small_shape(), p);
+  EXPECT_DOUBLE_EQ(c.backward.time_s, 7.9);
+  p.recompute = true;  // + the recomputed forward projection, 1 s
+  EXPECT_DOUBLE_EQ(strategy_unit(Strategy::query_ring).cost(small_shape(), p).backward.time_s, 8.9);
+}
+
+TEST(Strategies, MediaMaskCutsAttentionFlops) {
+  // Item 13: a mask leaving half of the (query, key) pairs halves the attention: single, 4096
+  // FLOPs x 0.5 = 2 s, projection 2 s: 4 s.
+  Placement p = small_placement();
+  p.ranks = 1;
+  p.attention_density = 0.5;
+  EXPECT_DOUBLE_EQ(strategy_unit(Strategy::single).cost(small_shape(), p).forward.time_s, 4.0);
+}
+
 TEST(Strategies, SingleHasNoCommunication) {
   Placement p = small_placement();
   p.ranks = 1;

@@ -39,6 +39,8 @@ TEST(DeviceProfile, RoundTripsThroughJson) {
   DeviceProfile p = device_profile_from_json(grid_profile(), "test.json");
   p.hbm_bytes_per_s = 3e12;
   p.copy_latency_s = 5e-6;
+  p.kernel_launch_s = 2e-6;
+  p.ring_step_sync_s = 4e-6;
   p.matmul_flop_per_s = {{DType::bf16, 7e14}};
   p.nccl = {{1 << 20, 1e11, 1e-5}};
   DeviceProfile q = device_profile_from_json(to_json(p), "again.json");
@@ -111,8 +113,8 @@ TEST(DeviceProfile, FallsBackToTheNearestMeasuredKey) {
 
 TEST(DeviceProfile, PlannerUsesTheProfileRatesByShape) {
   Inputs in = load_inputs("tiny", "h100-sxm-8", "video-qa", {});
-  const Plan datasheet = plan(in);
-  EXPECT_EQ(datasheet.cost_source.kind, "datasheet");
+  const Plan datasheet = plan(in);  // h100-sxm has a published efficiency table
+  EXPECT_EQ(datasheet.cost_source.kind, "published");
   attach_device_profile(in, load_spec_json(SpecKind::device, data("devices/cpu-epyc-2core.json")));
   const Plan calibrated = plan(in);
   EXPECT_EQ(calibrated.cost_source.kind, "device_profile");
@@ -154,16 +156,38 @@ TEST(DeviceProfile, PlanFilesReplayWithTheirProfile) {
   EXPECT_DOUBLE_EQ(*again.predicted.iteration_time_s, *p.predicted.iteration_time_s);
 }
 
+TEST(DeviceProfile, MeasuredFixedCostsOverrideTheGpuSpec) {
+  Inputs in = load_inputs("tiny", "h100-sxm-8", "video-qa", {});
+  const Placement spec = placement_for(in, Strategy::query_ring, 4, 1, false);
+  EXPECT_EQ(spec.kernel_launch_s, 3e-6);  // kDefaultKernelLaunchS (CUDA Graphs blog, ~2.9 us)
+  EXPECT_EQ(spec.ring_step_sync_s, 3e-6);
+  json j = grid_profile();
+  j["fixed_costs"] = {{"kernel_launch_s", 2e-6}, {"ring_step_sync_s", 4e-6}};
+  attach_device_profile(in, SpecJson{j, "p.json"});
+  const Placement measured = placement_for(in, Strategy::query_ring, 4, 1, false);
+  EXPECT_EQ(measured.kernel_launch_s, 2e-6);
+  EXPECT_EQ(measured.ring_step_sync_s, 4e-6);
+  j["fixed_costs"]["kernel_launch_s"] = -1;
+  EXPECT_NE(
+      error_of([&] { device_profile_from_json(j, "p.json"); }).find("fixed_costs.kernel_launch_s"),
+      std::string::npos);
+}
+
 TEST(DeviceProfile, ComputeShareSlowsEveryRankAlike) {
   Inputs in = load_inputs("tiny", "h100-sxm-8", "video-qa", {});
   const Placement full = placement_for(in, Strategy::query_ring, 4, 1, false);
   in.compute_share = 0.25;
   const Placement shared = placement_for(in, Strategy::query_ring, 4, 1, false);
   const LayerShape s = cross_attention_shape(in.model, in.workload, 1);
-  EXPECT_NEAR(attention_s(s, 64, 512, s.heads, shared, Pass::forward),
-              4 * attention_s(s, 64, 512, s.heads, full, Pass::forward), 1e-15);
-  EXPECT_NEAR(attention_s(s, 64, 512, s.heads, full, Pass::backward),
-              kBackwardFlopsFactor * attention_s(s, 64, 512, s.heads, full, Pass::forward), 1e-15);
+  // The kernel's fixed launch cost is per launch, not shared: only the work scales.
+  const double launch = full.kernel_launch_s;
+  EXPECT_EQ(shared.kernel_launch_s, launch);
+  EXPECT_NEAR(attention_s(s, 64, 512, s.heads, shared, Pass::forward) - launch,
+              4 * (attention_s(s, 64, 512, s.heads, full, Pass::forward) - launch), 1e-15);
+  EXPECT_NEAR(
+      attention_s(s, 64, 512, s.heads, full, Pass::backward) - launch,
+      kBackwardFlopsFactor * (attention_s(s, 64, 512, s.heads, full, Pass::forward) - launch),
+      1e-15);
 }
 
 }  // namespace

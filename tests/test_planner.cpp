@@ -278,3 +278,28 @@ TEST(Planner, ServingPlansUseDecodesTensorParallelLayoutForPrefill) {
   Plan prefill_only = plan(load_inputs("llama-3.2-11b-vision", "h100-sxm-8", "video-qa", {}));
   EXPECT_EQ(prefill_only.rest_of_model.tensor_parallel, 1);
 }
+
+// Issue 15, item 10: a tiny layer is no longer predicted at nanoseconds. `xring plan --model
+// tiny` (video-qa: 512 text x 4096 visual tokens, one sample on H100) runs single:
+//  attention 4·4·512·4096·64 = 2,147,483,648 FLOPs at 0.481 x 989 TFLOP/s (d=64, 4096 keys,
+//    512 queries fill 4 tiles) = 4.51428 us, + 3 us launch = 7.51428 us;
+//  K/V projection 2·4096·256·(2·2·64) = 536,870,912 FLOPs, a 4096 x 256 x 256 GEMM: intensity
+//    536870912 / (2·(4096·256 + 256·256 + 256·4096)) = 124.121 FLOP/B over the ridge
+//    989e12/3350e9 = 295.224: 0.6 x 0.420431 = 0.252259 of peak, 2.15193 us, + 3 us launch.
+// Layer: 12.6662 us.
+TEST(Planner, TinyLayerPaysItsFixedCosts) {
+  Plan p = plan(load_inputs("tiny", "h100-sxm-8", "video-qa", {}));
+  ASSERT_EQ(p.layers.size(), 2u);
+  const LayerPlan& l = p.layers[0];
+  EXPECT_EQ(l.strategy, Strategy::single);
+  const double attention = 2147483648.0 / (0.481 * 989e12) + 3e-6;
+  const double intensity = 536870912.0 / (2.0 * (4096.0 * 256 + 256.0 * 256 + 256.0 * 4096));
+  const double projection = 536870912.0 / (0.6 * intensity / (989e12 / 3350e9) * 989e12) + 3e-6;
+  EXPECT_NEAR(l.step_compute_s, attention, 1e-15);
+  EXPECT_NEAR(l.time_s, attention + projection, 1e-15);
+  EXPECT_NEAR(l.time_s, 12.6662e-6, 1e-10);
+  // With the fixed costs set to zero only the 6.66 us of work remains.
+  Plan free = plan(load_inputs("tiny", "h100-sxm-8", "video-qa",
+                               {"cluster.gpu.kernel_launch=0s", "cluster.gpu.ring_step_sync=0s"}));
+  EXPECT_NEAR(free.layers[0].time_s, attention + projection - 6e-6, 1e-15);
+}

@@ -264,6 +264,12 @@ DeviceProfile profile_device(const ProfileOptions& options) {
   auto [rate, latency] = measure_transfer(quick ? 1 : 3);
   p.copy_bytes_per_s = rate;
   p.copy_latency_s = latency;
+  // Fixed costs on this backend: a ring step's handoff is one thread transfer's fixed cost; a
+  // "kernel" is one reference-kernel call, measured at one query over one key (no work to speak
+  // of).
+  p.ring_step_sync_s = latency;
+  const AttentionPoint tiny = measure_attention(g, Pass::forward, DType::fp32, 8, 1, 1, repeats);
+  p.kernel_launch_s = 4.0 * g.batch * g.heads * 8 / std::max(tiny.flop_per_s, 1e-30);
   ++done;
   step("done");
   return p;

@@ -279,7 +279,7 @@ DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, bool hea
   const double G = model.G;
   const long long s_kv = visual_tokens(w, m);
   const bool visual_input = s_kv > 0;
-  model.weights_per_gpu = (m.params + m.vision_params) * b / G;
+  model.weights_per_gpu = held_params(m, w) * b / G;
   model.step_weights_per_gpu = decode_step_params(m, visual_input) * b / G;
   // Every GPU keeps its kv heads' cross-attention K/V of all the visual tokens (heads split
   // over the group, as in the self-attention layers), so cross-attention needs no ring.
@@ -374,7 +374,7 @@ StreamingSection plan_streaming(const Inputs& in) {
   s.fps = *w.fps;
   s.visual_tokens_per_s = s.fps * per_frame;
   s.chosen = w.kv_policy.name;
-  const double weights = (m.params + m.vision_params) * b;
+  const double weights = held_params(m, w) * b;
   const double usable = in.cluster.usable_memory_bytes();
   const double text_tokens = w.text_tokens + w.generate_tokens;
   const KvPolicy& p = w.kv_policy;

@@ -174,6 +174,14 @@ DeviceProfile device_profile_from_json(const json& j, const std::string& origin)
     p.peer_bytes_per_s = b.optional_number("peer_bytes_per_s", 1e-30, kHuge);
     b.finish();
   }
+  if (r.has("fixed_costs")) {
+    ObjectReader f = r.object("fixed_costs");
+    p.kernel_launch_s = f.optional_number("kernel_launch_s", 0, 1);
+    p.ring_step_sync_s = f.optional_number("ring_step_sync_s", 0, 1);
+    f.finish();
+  } else {
+    r.allow("fixed_costs");
+  }
   if (r.has("nccl")) {
     const json& n = r.raw("nccl");
     if (!n.is_array()) r.fail("nccl", "must be an array of {bytes, bytes_per_s, latency_s}");
@@ -239,6 +247,10 @@ json to_json(const DeviceProfile& p) {
   if (p.copy_latency_s) b["copy_latency_s"] = *p.copy_latency_s;
   if (p.peer_bytes_per_s) b["peer_bytes_per_s"] = *p.peer_bytes_per_s;
   if (!b.empty()) j["bandwidth"] = b;
+  json f = json::object();
+  if (p.kernel_launch_s) f["kernel_launch_s"] = *p.kernel_launch_s;
+  if (p.ring_step_sync_s) f["ring_step_sync_s"] = *p.ring_step_sync_s;
+  if (!f.empty()) j["fixed_costs"] = f;
   if (!p.nccl.empty()) {
     json n = json::array();
     for (const MessagePoint& m : p.nccl)

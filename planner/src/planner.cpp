@@ -9,6 +9,7 @@
 
 #include "xring/planner/decode.hpp"
 #include "xring/planner/device_profile.hpp"
+#include "xring/planner/efficiency.hpp"
 #include "xring/planner/error.hpp"
 #include "xring/planner/json_reader.hpp"
 #include "xring/planner/provenance.hpp"
@@ -19,8 +20,13 @@ namespace {
 
 /// Fraction of usable memory the replicated weights may take before inference shards them.
 constexpr double kWeightShareBeforeSharding = 0.6;
-/// Training: bytes per parameter for gradients (2) and fp32 Adam moments and master (12).
-constexpr double kOptimizerBytesPerParam = 14;
+/// Training: bytes kept per trainable parameter. Adam (mixed precision, ZeRO paper, Rajbhandari
+/// et al. 2020, "2 + 2 + 12"): bf16 gradient 2 + fp32 master 4 + two fp32 moments 8 = 14; SGD
+/// with momentum: gradient 2 + master 4 + momentum 4 = 10; none (a forward + backward
+/// benchmark): the gradient alone, 2.
+double optimizer_bytes_per_param(Optimizer o) {
+  return o == Optimizer::adam ? 14 : o == Optimizer::sgd ? 10 : 2;
+}
 /// Training activations per text token per layer, in units of hidden·b (Korthikanti et al.,
 /// 34·s·b·h bytes for 2-byte activations, i.e. 17·h·b).
 constexpr double kTrainActivationPerTokenLayer = 17;
@@ -113,6 +119,14 @@ class Planner {
                            " applies to decode and streaming; this " + to_string(phase) +
                            " plan keeps the full cache");
 
+    if (in_.workload.media_mask != MediaMask::none) {
+      char density[32];
+      std::snprintf(density, sizeof density, "%.3g",
+                    media_mask_density(in_.workload, in_.model));
+      plan.notes.push_back("media mask " + to_string(in_.workload.media_mask) +
+                           ": cross-attention computes " + density +
+                           " of the (text, visual) token pairs (text spread evenly over the frames)");
+    }
     if (phase != Phase::streaming && !in_.model.cross_attention_layers.empty() &&
         visual_tokens(in_.workload, in_.model) > 0) {
       LayerPlan layer = plan_layer();
@@ -146,13 +160,31 @@ class Planner {
         attention_flop_per_s_ = *rate;
     }
     if (!profile) {
+      double attention = g.attention_efficiency;
+      std::string how = g.attention_efficiency_table.empty()
+                            ? "flat, the spec has no attention_efficiency_table"
+                            : "by shape from the spec's published table";
+      if (!in_.model.cross_attention_layers.empty()) {
+        const LayerShape s = cross_attention_shape(in_.model, in_.workload, in_.workload.batch);
+        attention = attention_efficiency(g, s.head_dim, s.s_q, s.s_kv);
+        if (!g.attention_efficiency_table.empty())
+          how += ", " + fmt_fraction(attention) + " at the whole layer's " + std::to_string(s.s_q) +
+                 " x " + std::to_string(s.s_kv) + ", d=" + std::to_string(s.head_dim);
+        attention_flop_per_s_ = g.peak_flop_per_s(in_.model.dtype) * attention;
+      }
       plan.provenance = plan_provenance(
           plan.inputs, "datasheet peaks x default efficiencies (no device profile)");
-      plan.cost_source = {"datasheet", attention_flop_per_s_, matmul_flop_per_s_,
-                          g.attention_efficiency, g.matmul_efficiency};
-      plan.notes.push_back("rates: datasheet peaks of " + g.name + " x efficiency " +
-                           "(attention " + fmt_fraction(g.attention_efficiency) + ", matmul " +
-                           fmt_fraction(g.matmul_efficiency) + "); no device profile given");
+      // Published per-shape measurements earn the narrower "published" band (docs/cost-model.md,
+      // "Prediction intervals"); a flat efficiency is a datasheet guess.
+      const bool published =
+          !g.attention_efficiency_table.empty() && !in_.model.cross_attention_layers.empty();
+      plan.cost_source = {published ? "published" : "datasheet", attention_flop_per_s_,
+                          matmul_flop_per_s_, attention, g.matmul_efficiency};
+      plan.notes.push_back(
+          "rates: datasheet peaks of " + g.name + " x efficiency (attention " + how + "; matmul " +
+          fmt_fraction(g.matmul_efficiency) + ", K/V projections by GEMM shape); fixed costs " +
+          units::format_time(g.kernel_launch_s) + " per kernel, " +
+          units::format_time(g.ring_step_sync_s) + " per ring step; no device profile given");
       return;
     }
     const double peak = g.peak_flop_per_s(in_.model.dtype);
@@ -184,7 +216,33 @@ class Planner {
   }
 
   double bytes() const { return bytes_per_element(in_.model.dtype); }
-  double all_params() const { return in_.model.params + in_.model.vision_params; }
+  /// Parameters the step holds: the vision encoder's only when it runs in the step.
+  double all_params() const { return held_params(in_.model, in_.workload); }
+  /// Parameters with gradients and optimizer state: the language model's unless frozen (the
+  /// cross-attention layers always train), the vision encoder's when it trains.
+  double trainable_params() const {
+    const ModelSpec& m = in_.model;
+    const double lm = language_model_trains(in_.workload)
+                          ? m.params
+                          : std::min(m.params, cross_attention_params(m));
+    return lm + (vision_encoder_trains(in_.workload) ? m.vision_params : 0.0);
+  }
+  /// Decoder layers whose backward runs: all when the language model trains, else those from
+  /// the first cross-attention layer on (below it nothing trains that needs their dX).
+  int layers_with_backward() const {
+    const ModelSpec& m = in_.model;
+    if (language_model_trains(in_.workload) || m.cross_attention_layers.empty()) return m.layers;
+    return m.layers - m.cross_attention_layers.front();
+  }
+  /// "vision encoder frozen; adam" and the like, for the training note.
+  std::string training_setup() const {
+    const WorkloadSpec& w = in_.workload;
+    std::string t = w.precomputed_visual_features ? "visual features precomputed (no encoder)"
+                    : vision_encoder_trains(w)    ? "vision encoder trains"
+                                                  : "vision encoder frozen";
+    if (!language_model_trains(w)) t += ", language model frozen (cross-attention layers train)";
+    return t + "; optimizer " + to_string(w.optimizer);
+  }
 
   BaseMemory base_memory() const {
     const ModelSpec& m = in_.model;
@@ -202,11 +260,11 @@ class Planner {
       // prefetch).
       double layer_weights = m.params / m.layers * bytes();
       base.weights = weights / G + 2 * layer_weights;
-      base.optimizer_states = m.params * kOptimizerBytesPerParam / G;
-      base.text_activations =
-          local_tokens * m.layers * kTrainActivationPerTokenLayer * m.hidden_size * bytes();
-      base.note = "training: parameters, gradients and Adam states sharded over all " +
-                  std::to_string(G) + " GPUs (ZeRO-3/FSDP); vision encoder frozen";
+      base.optimizer_states = trainable_params() * optimizer_bytes_per_param(w.optimizer) / G;
+      base.text_activations = local_tokens * layers_with_backward() *
+                              kTrainActivationPerTokenLayer * m.hidden_size * bytes();
+      base.note = "training: parameters, gradients and optimizer states sharded over all " +
+                  std::to_string(G) + " GPUs (ZeRO-3/FSDP); " + training_setup();
       return base;
     }
     base.text_activations = local_tokens * kInferActivationPerToken * m.hidden_size * bytes();
@@ -534,23 +592,42 @@ class Planner {
     double cross_kv_params = 2.0 * n_cross * m.visual_hidden_size * ca.kv_heads * ca.head_dim;
     double text_params = std::max(
         0.0, m.params - static_cast<double>(m.vocab_size) * m.hidden_size - cross_kv_params);
-    double dense = 2.0 * text_params * tokens;
     double self_attention = n_self * 2.0 * w.batch * static_cast<double>(w.text_tokens) *
                             w.text_tokens * sa.heads * sa.head_dim;  // causal: half of 4·S²
-    double vision = 2.0 * m.vision_params * w.batch * frames(w, m) * m.vision_tokens_per_frame;
+    double vision = w.precomputed_visual_features ? 0.0
+                                                  : 2.0 * m.vision_params * w.batch * frames(w, m) *
+                                                        m.vision_tokens_per_frame;
     RestOfModel r;
     r.tensor_parallel = base_.tensor_parallel;
-    r.flops = training_ ? 3 * dense + (1 + kBackwardFlopsFactor) * self_attention + vision
-                        : dense + self_attention + vision;
+    if (training_) {
+      // Trained weights: forward, dX and dW (3x); a frozen language model's layers: forward and,
+      // from the first cross-attention layer on, dX (the cross-attention layers below train).
+      const double cross_text_params =
+          std::clamp(cross_attention_params(m) - cross_kv_params, 0.0, text_params);
+      const double frac = static_cast<double>(layers_with_backward()) / m.layers;
+      const bool lm = language_model_trains(w);
+      const double lm_factor = lm ? 3.0 : 1.0 + frac;
+      const double dense =
+          2.0 * tokens * ((text_params - cross_text_params) * lm_factor + cross_text_params * 3.0);
+      const double attention_factor = 1.0 + kBackwardFlopsFactor * (lm ? 1.0 : frac);
+      r.flops = dense + attention_factor * self_attention +
+                vision * (vision_encoder_trains(w) ? 3.0 : 1.0);
+    } else {
+      r.flops = 2.0 * text_params * tokens + self_attention + vision;
+    }
     r.compute_s = r.flops / (G * matmul_flop_per_s_);
-    r.note = "self-attention and MLP on " + std::to_string(static_cast<long long>(tokens)) +
-             " text tokens" + (m.vision_params > 0 ? " and the vision encoder" : "") +
-             ", spread evenly over " + std::to_string(G) + " GPUs";
+    r.note =
+        "self-attention and MLP on " + std::to_string(static_cast<long long>(tokens)) +
+        " text tokens" +
+        (m.vision_params > 0 && !w.precomputed_visual_features ? " and the vision encoder" : "") +
+        ", spread evenly over " + std::to_string(G) + " GPUs";
     if (training_ && G > 1) {
-      // ZeRO-3: all-gather in forward and backward, reduce-scatter of gradients, on the slowest
-      // link; it overlaps the backward compute (2/3 of the dense work).
+      // ZeRO-3: all-gather of the language model's weights in forward and backward,
+      // reduce-scatter of the trained parameters' gradients, on the slowest link; it overlaps
+      // the backward compute (2/3 of the dense work).
       Link slowest = link_of(0, 1, G);
-      double sync = 3.0 * m.params * bytes() * (G - 1) / G / slowest.bytes_per_s;
+      double sync =
+          (2.0 * m.params + trainable_params()) * bytes() * (G - 1) / G / slowest.bytes_per_s;
       r.comm_s = std::max(0.0, sync - r.compute_s * 2.0 / 3.0);
       r.note += "; parameter/gradient sync " + units::format_time(sync) + ", " +
                 units::format_time(r.comm_s) + " of it not hidden by backward";
@@ -714,8 +791,20 @@ Placement placement_for(const Inputs& in, Strategy s, int ranks, int ulysses_deg
   p.profile = in.device_profile.get();
   p.dtype = in.model.dtype;
   p.compute_share = in.compute_share;
-  if (p.profile)
-    if (auto rate = p.profile->matmul_rate(in.model.dtype)) p.matmul_flop_per_s = *rate;
+  p.gpu = &c.gpu;
+  p.peak_flop_per_s = c.gpu.peak_flop_per_s(in.model.dtype);
+  p.kernel_launch_s = c.gpu.kernel_launch_s;
+  p.ring_step_sync_s = c.gpu.ring_step_sync_s;
+  if (p.profile) {
+    if (auto rate = p.profile->matmul_rate(in.model.dtype)) {
+      p.matmul_flop_per_s = *rate;
+      p.matmul_measured = true;
+    }
+    p.kernel_launch_s = p.profile->kernel_launch_s.value_or(p.kernel_launch_s);
+    p.ring_step_sync_s = p.profile->ring_step_sync_s.value_or(p.ring_step_sync_s);
+  }
+  p.attention_density = media_mask_density(in.workload, in.model);
+  p.visual_input_trains = vision_encoder_trains(in.workload);
   p.training = in.workload.phase == Phase::training;
   p.recompute = recompute;
   if (s == Strategy::hybrid) {

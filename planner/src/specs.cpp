@@ -47,6 +47,33 @@ const json& resolved_reference(ObjectReader& r, const std::string& key) {
   return value;
 }
 
+/// "attention_efficiency_table": [{"head_dim", "keys", "efficiency"}, ...], optional.
+std::vector<AttentionEfficiencyPoint> read_attention_table(ObjectReader& r) {
+  const std::string key = "attention_efficiency_table";
+  std::vector<AttentionEfficiencyPoint> table;
+  if (!r.has(key)) {
+    r.allow(key);
+    return table;
+  }
+  const json& list = r.raw(key);
+  if (!list.is_array() || list.empty())
+    r.fail(key, "must be a non-empty list of {\"head_dim\", \"keys\", \"efficiency\"} points");
+  for (size_t i = 0; i < list.size(); ++i) {
+    ObjectReader p(list[i], r.origin(), r.path_of(key) + "[" + std::to_string(i) + "]");
+    AttentionEfficiencyPoint point;
+    point.head_dim = p.int32("head_dim", 1, 1024);
+    point.keys = p.integer("keys", 1, kMaxTokens);
+    point.efficiency = p.number("efficiency", 0.01, 1.0);
+    p.finish();
+    for (const auto& q : table)
+      if (q.head_dim == point.head_dim && q.keys == point.keys)
+        p.fail("keys", "repeats the point at head_dim " + std::to_string(q.head_dim) + ", keys " +
+                           std::to_string(q.keys) + "; give each (head_dim, keys) once");
+    table.push_back(point);
+  }
+  return table;
+}
+
 const std::vector<std::string> kPolicyNames = {"full", "uniform", "adaptive", "inf_mllm", "a_vl"};
 
 /// kv_policy: a name, or {"name": ..., parameters of that policy}.
@@ -83,7 +110,84 @@ KvPolicy read_kv_policy(ObjectReader& r) {
   return p;
 }
 
+/// optimizer, frozen, visual_features and media_mask (issue 15, item 13).
+void read_training_setup(ObjectReader& r, WorkloadSpec& w) {
+  const bool training = w.phase == Phase::training;
+  for (const char* key : {"optimizer", "frozen"})
+    if (r.has(key) && !training)
+      r.fail(key, "applies to training workloads only (this one is " + to_string(w.phase) +
+                      "); remove it or set phase to training");
+  const std::string opt = r.optional_choice("optimizer", {"adam", "sgd", "none"}).value_or("adam");
+  w.optimizer = opt == "sgd" ? Optimizer::sgd : opt == "none" ? Optimizer::none : Optimizer::adam;
+  if (r.has("frozen")) {
+    const json& list = r.raw("frozen");
+    if (!list.is_array())
+      r.fail("frozen",
+             "must be a list of parts: [], [\"vision_encoder\"], [\"language_model\"] "
+             "or both");
+    w.frozen_vision_encoder = false;
+    w.frozen_language_model = false;
+    for (size_t i = 0; i < list.size(); ++i) {
+      const std::string at = "frozen[" + std::to_string(i) + "]";
+      const std::string part = list[i].is_string() ? list[i].get<std::string>() : "";
+      bool* flag = part == "vision_encoder"   ? &w.frozen_vision_encoder
+                   : part == "language_model" ? &w.frozen_language_model
+                                              : nullptr;
+      if (!flag) r.fail(at, "must be \"vision_encoder\" or \"language_model\"");
+      if (*flag) r.fail(at, "lists " + part + " twice");
+      *flag = true;
+    }
+  }
+  w.precomputed_visual_features =
+      r.optional_choice("visual_features", {"encoded", "precomputed"}).value_or("encoded") ==
+      "precomputed";
+  const std::string mask =
+      r.optional_choice("media_mask", {"none", "same_group", "up_to_group"}).value_or("none");
+  w.media_mask = mask == "same_group"    ? MediaMask::same_group
+                 : mask == "up_to_group" ? MediaMask::up_to_group
+                                         : MediaMask::none;
+  if (w.media_mask != MediaMask::none && w.visual_tokens)
+    r.fail("media_mask", "groups text by frames; give frames instead of visual_tokens");
+}
+
 }  // namespace
+
+std::string to_string(Optimizer o) {
+  return o == Optimizer::adam ? "adam" : o == Optimizer::sgd ? "sgd" : "none";
+}
+
+std::string to_string(MediaMask m) {
+  return m == MediaMask::none ? "none" : m == MediaMask::same_group ? "same_group" : "up_to_group";
+}
+
+double held_params(const ModelSpec& m, const WorkloadSpec& w) {
+  return m.params + (w.precomputed_visual_features ? 0.0 : m.vision_params);
+}
+
+bool vision_encoder_trains(const WorkloadSpec& w) {
+  return w.phase == Phase::training && !w.frozen_vision_encoder && !w.precomputed_visual_features;
+}
+
+bool language_model_trains(const WorkloadSpec& w) {
+  return w.phase == Phase::training && !w.frozen_language_model;
+}
+
+double media_mask_density(const WorkloadSpec& w, const ModelSpec& m) {
+  const double f = std::floor(frames(w, m));
+  if (w.media_mask == MediaMask::none || f < 2) return 1.0;
+  return w.media_mask == MediaMask::same_group ? 1.0 / f : (f + 1) / (2 * f);
+}
+
+double cross_attention_params(const ModelSpec& m) {
+  const AttentionGeometry& ca = m.cross_attention;
+  const double attention = 2.0 * m.hidden_size * ca.heads * ca.head_dim +
+                           2.0 * m.visual_hidden_size * ca.kv_heads * ca.head_dim;
+  const double mlp = m.cross_attention_kind == CrossAttentionKind::separate   ? 3.0
+                     : m.cross_attention_kind == CrossAttentionKind::inserted ? 2.0
+                                                                              : 0.0;
+  return static_cast<double>(m.cross_attention_layers.size()) *
+         (attention + mlp * m.hidden_size * m.mlp_size);
+}
 
 std::string to_string(KvPolicyKind k) { return kPolicyNames[static_cast<size_t>(k)]; }
 
@@ -242,6 +346,11 @@ GpuSpec gpu_from_json(const json& j, const std::string& origin, const std::strin
   g.attention_efficiency = r.optional_number("attention_efficiency", 0.01, 1.0).value_or(0.5);
   g.matmul_efficiency = r.optional_number("matmul_efficiency", 0.01, 1.0).value_or(0.6);
   r.optional_string("efficiency_source");
+  g.attention_efficiency_table = read_attention_table(r);
+  g.kernel_launch_s =
+      r.optional_quantity("kernel_launch", Quantity::time, false).value_or(kDefaultKernelLaunchS);
+  g.ring_step_sync_s =
+      r.optional_quantity("ring_step_sync", Quantity::time, false).value_or(kDefaultRingStepSyncS);
   g.vendor = r.optional_choice("vendor", {"nvidia", "amd"}).value_or("");
   g.form_factor =
       r.optional_choice("form_factor", {"sxm", "pcie", "oam", "superchip"}).value_or("");
@@ -324,6 +433,7 @@ WorkloadSpec workload_from_json(const json& j, const std::string& origin) {
   w.head_profile = r.optional_string("head_profile").value_or("");
   w.stream_seconds = r.optional_number("stream_seconds", 1e-3, 1e9);
   w.fps = r.optional_number("fps", 1e-6, 1e6);
+  read_training_setup(r, w);
   const KvPolicyKind k = w.kv_policy.kind;
   if ((k == KvPolicyKind::uniform || k == KvPolicyKind::adaptive) && !w.kv_budget)
     r.fail("kv_budget", "kv_policy " + w.kv_policy.name +

@@ -38,8 +38,8 @@ LayerCost cost(const LayerShape& s, const Placement& p) {
   LayerCost c;
   double fwd_bytes = query ? query_ring_forward_bytes(in, R) : kv_ring_forward_bytes(in, R);
   double fwd_tail = query ? static_cast<double>(in.batch) * q * in.heads * (db + 4) : 0;
-  c.forward =
-      ring_pass(R, step, fwd_bytes, p.ring_link, fwd_tail, projection_s(s, local_kv, p, false));
+  c.forward = ring_pass(R, step, fwd_bytes, p.ring_link, fwd_tail,
+                        projection_s(s, local_kv, p, false), p.ring_step_sync_s);
   double fwd_a2a = all_to_all_s(q_bytes + kv_bytes, U, a2a) + all_to_all_s(q_bytes, U, a2a);
   c.forward.fixed_comm_s += fwd_a2a;
   c.forward.time_s += fwd_a2a;
@@ -47,8 +47,9 @@ LayerCost cost(const LayerShape& s, const Placement& p) {
     double bwd_bytes = query ? query_ring_backward_bytes(in, R) : kv_ring_backward_bytes(in, R);
     double bwd_tail =
         query ? static_cast<double>(in.batch) * q * in.heads * db : kv_ring_forward_bytes(in, R);
-    c.backward = ring_pass(R, attention_s(in, q, kv, in.heads, p, Pass::backward), bwd_bytes, p.ring_link, bwd_tail,
-                           projection_s(s, local_kv, p, true));
+    c.backward =
+        ring_pass(R, attention_s(in, q, kv, in.heads, p, Pass::backward), bwd_bytes, p.ring_link,
+                  bwd_tail, projection_s(s, local_kv, p, true), p.ring_step_sync_s);
     double bwd_a2a = all_to_all_s(q_bytes + (p.recompute ? kv_bytes : 0), U, a2a) +
                      all_to_all_s(q_bytes + kv_bytes, U, a2a);
     c.backward.fixed_comm_s += bwd_a2a;

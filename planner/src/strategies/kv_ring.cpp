@@ -11,10 +11,11 @@ LayerCost cost(const LayerShape& s, const Placement& p) {
   const double step = attention_s(s, q, kv, s.heads, p, Pass::forward);
   LayerCost c;
   c.forward = ring_pass(P, step, kv_ring_forward_bytes(s, P), p.ring_link, 0,
-                        projection_s(s, kv, p, false));
+                        projection_s(s, kv, p, false), p.ring_step_sync_s);
   if (p.training)
-    c.backward = ring_pass(P, attention_s(s, q, kv, s.heads, p, Pass::backward), kv_ring_backward_bytes(s, P),
-                           p.ring_link, kv_ring_forward_bytes(s, P), projection_s(s, kv, p, true));
+    c.backward = ring_pass(P, attention_s(s, q, kv, s.heads, p, Pass::backward),
+                           kv_ring_backward_bytes(s, P), p.ring_link, kv_ring_forward_bytes(s, P),
+                           projection_s(s, kv, p, true), p.ring_step_sync_s);
   return c;
 }
 

@@ -14,11 +14,12 @@ LayerCost cost(const LayerShape& s, const Placement& p) {
   LayerCost c;
   double o_and_l_home = static_cast<double>(s.batch) * q * s.heads * (db + 4);
   c.forward = ring_pass(P, step, query_ring_forward_bytes(s, P), p.ring_link, o_and_l_home,
-                        projection_s(s, kv, p, false));
+                        projection_s(s, kv, p, false), p.ring_step_sync_s);
   if (p.training) {
     double dq_home = static_cast<double>(s.batch) * q * s.heads * db;
-    c.backward = ring_pass(P, attention_s(s, q, kv, s.heads, p, Pass::backward), query_ring_backward_bytes(s, P),
-                           p.ring_link, dq_home, projection_s(s, kv, p, true));
+    c.backward = ring_pass(P, attention_s(s, q, kv, s.heads, p, Pass::backward),
+                           query_ring_backward_bytes(s, P), p.ring_link, dq_home,
+                           projection_s(s, kv, p, true), p.ring_step_sync_s);
   }
   return c;
 }

@@ -12,10 +12,10 @@ std::string unsupported(const LayerShape&, const Placement& p) {
 LayerCost cost(const LayerShape& s, const Placement& p) {
   LayerCost c;
   const double attention = attention_s(s, s.s_q, s.s_kv, s.heads, p, Pass::forward);
-  c.forward = ring_pass(1, attention, 0, p.ring_link, 0, projection_s(s, s.s_kv, p, false));
+  c.forward = ring_pass(1, attention, 0, p.ring_link, 0, projection_s(s, s.s_kv, p, false), 0);
   if (p.training)
-    c.backward = ring_pass(1, attention_s(s, s.s_q, s.s_kv, s.heads, p, Pass::backward), 0, p.ring_link, 0,
-                           projection_s(s, s.s_kv, p, true));
+    c.backward = ring_pass(1, attention_s(s, s.s_q, s.s_kv, s.heads, p, Pass::backward), 0,
+                           p.ring_link, 0, projection_s(s, s.s_kv, p, true), 0);
   return c;
 }
 

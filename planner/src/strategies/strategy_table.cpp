@@ -2,8 +2,10 @@
 #include <algorithm>
 
 #include "strategies.hpp"
+#include "xring/planner/efficiency.hpp"
 #include "xring/planner/error.hpp"
 #include "xring/planner/json_reader.hpp"
+#include "xring/planner/specs.hpp"
 
 namespace xring {
 
@@ -53,7 +55,7 @@ std::string ring_unsupported(const LayerShape&, const Placement& p) {
 }
 
 PassCost ring_pass(int steps, double step_compute_s, double bytes_per_step, const Link& link,
-                   double tail_bytes, double fixed_compute_s) {
+                   double tail_bytes, double fixed_compute_s, double step_sync_s) {
   PassCost p;
   p.steps = steps;
   p.step_compute_s = step_compute_s;
@@ -61,28 +63,38 @@ PassCost ring_pass(int steps, double step_compute_s, double bytes_per_step, cons
   p.step_comm_s = transfer_s(p.bytes_per_step, link);
   p.fixed_comm_s = steps > 1 ? transfer_s(tail_bytes, link) : 0;
   p.fixed_compute_s = fixed_compute_s;
-  p.time_s =
-      fixed_compute_s + overlapped_ring_s(steps, step_compute_s, p.step_comm_s, p.fixed_comm_s);
+  p.sync_s = steps > 1 ? (steps - 1) * step_sync_s : 0;
+  p.time_s = fixed_compute_s +
+             overlapped_ring_s(steps, step_compute_s, p.step_comm_s, p.fixed_comm_s) + p.sync_s;
   return p;
 }
 
 double attention_s(const LayerShape& s, long long n_q, long long n_kv, int heads,
                    const Placement& p, Pass pass) {
   const double flops = attention_forward_flops(s, n_q, n_kv, heads) *
-                       (pass == Pass::backward ? kBackwardFlopsFactor : 1.0);
+                       (pass == Pass::backward ? kBackwardFlopsFactor : 1.0) * p.attention_density;
   if (flops <= 0) return 0;
   std::optional<double> rate;
   if (p.profile)
     rate = p.profile->attention_flop_per_s(pass, p.dtype, s.head_dim, false,
                                            static_cast<double>(s.batch) * heads * n_q,
                                            static_cast<double>(n_kv));
-  return flops / (rate.value_or(p.attention_flop_per_s) * p.compute_share);
+  if (!rate && p.gpu)
+    rate = p.peak_flop_per_s * attention_efficiency(*p.gpu, s.head_dim, n_q, n_kv);
+  return flops / (rate.value_or(p.attention_flop_per_s) * p.compute_share) + p.kernel_launch_s;
 }
 
 double projection_s(const LayerShape& s, long long kv_tokens, const Placement& p, bool backward) {
-  double forward = kv_projection_flops(s, kv_tokens) / (p.matmul_flop_per_s * p.compute_share);
-  if (!backward) return forward;
-  return 2 * forward + (p.recompute ? forward : 0);
+  if (kv_tokens <= 0) return 0;
+  double rate = p.matmul_flop_per_s;
+  if (p.gpu && !p.matmul_measured)
+    rate = p.peak_flop_per_s *
+           matmul_efficiency(*p.gpu, p.peak_flop_per_s, static_cast<double>(s.batch) * kv_tokens,
+                             2.0 * s.kv_heads * s.head_dim, s.visual_hidden, s.bytes);
+  const double gemm = kv_projection_flops(s, kv_tokens) / (rate * p.compute_share);
+  if (!backward) return gemm + p.kernel_launch_s;
+  const int gemms = 1 + (p.visual_input_trains ? 1 : 0) + (p.recompute ? 1 : 0);
+  return gemms * (gemm + p.kernel_launch_s);
 }
 
 double saved_for_backward(const LayerShape& s, long long q_tokens, int heads, double kv_bytes,

@@ -70,6 +70,8 @@ struct DeviceProfile {
   /// measured / predicted spread over the points `xring validate --update-profile` ran; the
   /// planner's intervals for this profile come from it (absent: the stated profile band).
   std::optional<ResidualSpread> residuals;
+  std::optional<double> kernel_launch_s;     ///< fixed cost of one (tiny) attention call
+  std::optional<double> ring_step_sync_s;    ///< fixed cost of one ring step's handoff
 
   /// Interpolated attention rate; nullopt when the profile has nothing usable for `dtype`
   /// (fp16 and bf16 stand in for each other, the nearest head dim for a missing one, the

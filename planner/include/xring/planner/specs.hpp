@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "xring/planner/efficiency.hpp"
+
 namespace xring {
 
 using nlohmann::json;
@@ -55,6 +57,14 @@ struct ModelSpec {
   int visual_hidden_size = 0;  ///< width of those tokens (input of Wk, Wv)
 };
 
+/// Fixed cost of launching one kernel back to back in a stream without CUDA graphs: ≈ 2.9 us
+/// per short kernel (NVIDIA Technical Blog, "Getting Started with CUDA Graphs", Gray 2019).
+inline constexpr double kDefaultKernelLaunchS = 3e-6;
+/// Fixed cost of one ring step's handoff beyond its transfer (whose link latency is counted in
+/// the transfer): the NCCL send/recv pair is a kernel launch of its own, and the next step
+/// waits on its event; taken as one more kernel launch (same source).
+inline constexpr double kDefaultRingStepSyncS = 3e-6;
+
 struct GpuSpec {
   std::string name;
   std::string source;
@@ -64,6 +74,10 @@ struct GpuSpec {
   double hbm_bytes_per_s = 0;
   double attention_efficiency = 0.5;  ///< achieved / peak for attention kernels
   double matmul_efficiency = 0.6;     ///< achieved / peak for GEMMs
+  /// Published forward-attention efficiencies by shape; empty = the flat attention_efficiency.
+  std::vector<AttentionEfficiencyPoint> attention_efficiency_table;
+  double kernel_launch_s = kDefaultKernelLaunchS;   ///< fixed cost of one kernel
+  double ring_step_sync_s = kDefaultRingStepSyncS;  ///< fixed cost of one ring step's handoff
   std::string vendor;                 ///< "nvidia" or "amd"; "" when the spec does not say
   std::string form_factor;            ///< "sxm", "pcie", "oam" or "superchip"; "" when not said
   std::string default_system;  ///< the system (name or file) it is usually bought in; "" = none
@@ -113,6 +127,14 @@ struct KvPolicy {
   double text_keep = 0.3;       ///< a_vl: 1 - T, fraction of text tokens kept (at least 20)
 };
 
+/// Training optimizer: the bytes it keeps per trainable parameter (kOptimizerBytesPerParam).
+enum class Optimizer { adam, sgd, none };
+/// Flamingo-style image-to-text masks (the executor's --media-mask): none; same_group (text
+/// sees only its own image); up_to_group (text sees every image up to its own).
+enum class MediaMask { none, same_group, up_to_group };
+std::string to_string(Optimizer o);
+std::string to_string(MediaMask m);
+
 struct WorkloadSpec {
   std::string name;
   std::string description;
@@ -128,7 +150,29 @@ struct WorkloadSpec {
   std::string head_profile;            ///< head-importance profile (name or path; "" = the model's)
   std::optional<double> stream_seconds;  ///< streaming: length of the stream
   std::optional<double> fps;             ///< streaming: frames per second
+  Optimizer optimizer = Optimizer::adam;     ///< training only
+  bool frozen_vision_encoder = true;         ///< training: `frozen` lists vision_encoder (default)
+  bool frozen_language_model = false;        ///< training: `frozen` lists language_model
+  bool precomputed_visual_features = false;  ///< visual_features: precomputed (no encoder)
+  MediaMask media_mask = MediaMask::none;
 };
+
+/// Parameters a deployment holds: the language model's, and the vision encoder's unless the
+/// workload's visual features are precomputed.
+double held_params(const ModelSpec& m, const WorkloadSpec& w);
+/// Training and the vision encoder runs in the step and is not frozen.
+bool vision_encoder_trains(const WorkloadSpec& w);
+/// Training and the language model (its own layers, embedding and head) is not frozen; the
+/// cross-attention layers always train.
+bool language_model_trains(const WorkloadSpec& w);
+/// Fraction of (text, visual) token pairs the media mask leaves: text spread evenly over the
+/// frames as the executor does, so same_group 1/F and up_to_group (F + 1)/(2F) for F frames;
+/// 1 without a mask or with fewer than 2 frames.
+double media_mask_density(const WorkloadSpec& w, const ModelSpec& m);
+/// Parameters of the cross-attention layers: per layer Wq, Wo (D·H'·d' each), Wk, Wv
+/// (D_v·H_kv'·d' each) and, for separate layers, a SwiGLU MLP (3·D·mlp), for inserted (Flamingo)
+/// blocks a GELU feed-forward (2·D·mlp); fused ones share their layer's MLP.
+double cross_attention_params(const ModelSpec& m);
 
 /// S_KV of a workload on a model: visual_tokens, or frames x tokens per frame.
 long long visual_tokens(const WorkloadSpec& w, const ModelSpec& m);

@@ -27,6 +27,18 @@ struct Placement {
   const DeviceProfile* profile = nullptr;  ///< measured attention rates by shape, when given
   DType dtype = DType::bf16;               ///< the dtype the profile is looked up for
   double compute_share = 1;  ///< fraction of a device each rank gets (< 1: emulated ranks)
+  /// The GPU whose shape-dependent efficiencies apply when the profile does not measure a rate
+  /// (efficiency.hpp); null: the flat attention_flop_per_s and matmul_flop_per_s.
+  const GpuSpec* gpu = nullptr;
+  double peak_flop_per_s = 0;    ///< the GPU's datasheet peak for dtype (with `gpu`)
+  bool matmul_measured = false;  ///< the profile measured the GEMM rate: no shape rule
+  double kernel_launch_s = 0;    ///< fixed cost of each kernel (attention, projection GEMMs)
+  double ring_step_sync_s = 0;   ///< fixed cost of each ring step's handoff
+  /// Fraction of the (query, key) pairs a media mask leaves to compute (1: no mask).
+  double attention_density = 1;
+  /// Something upstream of the visual tokens trains (the vision encoder): the K/V projection's
+  /// backward then computes dX as well as dW.
+  bool visual_input_trains = true;
   bool training = false;   ///< forward + backward instead of forward only
   bool recompute = false;  ///< LV-XAttn: recompute K/V from the layer input in backward
 };
@@ -39,9 +51,12 @@ struct PassCost {
   double bytes_per_step = 0;
   double fixed_compute_s = 0;  ///< compute outside the steps (projections)
   double fixed_comm_s = 0;     ///< transfers that nothing hides (all-to-all, return home)
+  double sync_s = 0;           ///< ring-step handoffs: (steps - 1) x ring_step_sync_s
   double time_s = 0;           ///< wall time of the pass
   double compute_s() const { return steps * step_compute_s + fixed_compute_s; }
-  double comm_s() const { return (steps > 1 ? steps - 1 : 0) * step_comm_s + fixed_comm_s; }
+  double comm_s() const {
+    return (steps > 1 ? steps - 1 : 0) * step_comm_s + fixed_comm_s + sync_s;
+  }
 };
 
 struct LayerCost {
@@ -77,18 +92,23 @@ const StrategyUnit& strategy_unit(Strategy s);
 Strategy hybrid_inner_ring(const LayerShape& s, const Placement& p);
 
 /// A pass of P overlapped ring steps sending `bytes_per_step` each, then an unhidden
-/// `tail_bytes` transfer, plus `fixed_compute_s` outside the steps.
+/// `tail_bytes` transfer, plus `fixed_compute_s` outside the steps and `step_sync_s` at each of
+/// the P - 1 handoffs between steps (on the critical path whether or not the transfer hides).
 PassCost ring_pass(int steps, double step_compute_s, double bytes_per_step, const Link& link,
-                   double tail_bytes, double fixed_compute_s);
+                   double tail_bytes, double fixed_compute_s, double step_sync_s);
 
 /// Attention compute on one rank: `heads` heads of n_q queries over n_kv keys, forward or
-/// backward (kBackwardFlopsFactor x the forward FLOPs), at the device profile's rate for that
-/// shape when there is one, else at attention_flop_per_s; divided by compute_share.
+/// backward (kBackwardFlopsFactor x the forward FLOPs) times attention_density, at the device
+/// profile's rate for that shape when there is one, else at the GPU's efficiency for the shape
+/// (attention_efficiency), else at attention_flop_per_s; divided by compute_share; plus one
+/// kernel_launch_s.
 double attention_s(const LayerShape& s, long long n_q, long long n_kv, int heads,
                    const Placement& p, Pass pass);
 
-/// The projection compute of a pass on one rank holding `kv_tokens` visual tokens: forward
-/// once; backward twice (dW and dX), plus once more when K/V are recomputed.
+/// The projection compute of a pass on one rank holding `kv_tokens` visual tokens, one GEMM
+/// of m = B·kv_tokens, n = 2·H_kv·d, k = D_v (at matmul_efficiency by that shape when `gpu` is
+/// set and the profile measured no GEMM rate): forward once; backward dW, dX only when
+/// visual_input_trains, and once more when K/V are recomputed; each GEMM adds kernel_launch_s.
 double projection_s(const LayerShape& s, long long kv_tokens, const Placement& p, bool backward);
 
 /// What a layer keeps for its backward on one rank holding `q_tokens` queries over `heads`
