@@ -15,6 +15,7 @@ void attach_gate(CLI::App& sub, int& exit_code) {
     std::string baseline, current, document, rules, junit, markdown, title;
     std::vector<std::string> requirements;
     bool update_baseline = false;
+    bool allow_changed_inputs = false;
   };
   auto o = std::make_shared<Options>();
   sub.add_option("--baseline", o->baseline, "The plan or run report to compare against");
@@ -37,6 +38,9 @@ void attach_gate(CLI::App& sub, int& exit_code) {
   sub.add_option("--title", o->title, "Title of the summary (default: the compared files)");
   sub.add_flag("--update-baseline", o->update_baseline,
                "After comparing, replace --baseline with --current (atomically) and exit 0");
+  sub.add_flag("--allow-changed-inputs", o->allow_changed_inputs,
+               "Compare plans whose model, cluster or workload of the same name differ in content "
+               "(a GPU swap, a longer video); without it that is bad input (exit 2)");
   sub.footer(
       "Examples:\n"
       "  xring gate --baseline tests/baselines/x.plan.json --current new.plan.json --junit "
@@ -63,7 +67,7 @@ void attach_gate(CLI::App& sub, int& exit_code) {
     if (comparing) {
       gate::Document base = gate::read_document(read_json_file(o->baseline), o->baseline);
       gate::Document cur = gate::read_document(read_json_file(o->current), o->current);
-      outcome = gate::compare(base, cur, rules);
+      outcome = gate::compare(base, cur, rules, o->allow_changed_inputs || o->update_baseline);
       if (!o->requirements.empty()) {
         gate::Outcome req = gate::require(cur, o->requirements);
         outcome.rows.insert(outcome.rows.end(), req.rows.begin(), req.rows.end());

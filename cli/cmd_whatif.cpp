@@ -15,14 +15,14 @@ namespace xring::cli {
 namespace {
 
 std::string format_metric(const std::string& name, double v) {
-  if (std::isnan(v)) return "-";
+  if (std::isnan(v)) return "—";
   if (name.find("bytes") != std::string::npos) return units::format_bytes(v);
   auto ends_with = [&](const char* suffix) {
     std::string_view n = name, x = suffix;
     return n.size() >= x.size() && n.substr(n.size() - x.size()) == x;
   };
   if (ends_with("_s") && !ends_with("_per_s")) return units::format_time(v);
-  return fmt::format("{:.4g}", v);
+  return units::format_count(v);
 }
 
 std::string cell(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
@@ -51,7 +51,8 @@ std::string csv(const std::vector<SweepAxis>& axes, const std::vector<SweepPoint
     for (const auto& m : metrics) {
       double v = metric(p.plan, m);
       out.push_back(',');
-      if (!std::isnan(v)) out += fmt::format("{:.17g}", v);
+      // 6 significant digits: the model's inputs (datasheet rates, efficiencies) carry fewer.
+      if (!std::isnan(v)) out += fmt::format("{:.6g}", v);
     }
     out += "\n";
   }

@@ -92,6 +92,15 @@ class ProgressLine {
   size_t reported_tenths_ = 0;
 };
 
+/// "unknown command "plna"; did you mean "plan"? (commands: ...)" when `word` is not one of
+/// `commands` (nullopt when it is, or is an option).
+std::optional<std::string> unknown_command_hint(const std::vector<std::string>& commands,
+                                                const std::string& word);
+/// For an argument `sub` does not know: did you mean its option, or, for a spec field's name
+/// (`--frames 3600`), the --set that sets it (`--set workload.frames=3600`).
+std::optional<std::string> unknown_option_hint(const CLI::App& sub,
+                                               const std::vector<std::string>& args);
+
 /// The human-readable plan: header, per-layer table, alternatives, prediction, notes.
 void print_plan(const Plan& plan, const Inputs& in, std::FILE* out);
 

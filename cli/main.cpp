@@ -2,6 +2,8 @@
 // codes (0 ok, 1 requirement not met, 2 bad input, 3 runtime failure).
 #include <cstdio>
 #include <new>
+#include <string>
+#include <vector>
 
 #include "commands.hpp"
 #include "xring/planner/error.hpp"
@@ -66,8 +68,26 @@ int main(int argc, char** argv) {
     std::fputs(app.help().c_str(), stdout);
     return 0;
   }
+  std::vector<std::string> commands;
+  for (const auto& s : kSubcommands) commands.push_back(s.name);
   try {
+    if (auto hint = xring::cli::unknown_command_hint(commands, argv[1])) {
+      std::fprintf(stderr, "xring: error: %s\n", hint->c_str());
+      return static_cast<int>(xring::ExitCode::bad_input);
+    }
     app.parse(argc, argv);
+  } catch (const CLI::ExtrasError& e) {
+    // An unknown option: say which, and what was probably meant.
+    for (const auto* sub : app.get_subcommands()) {
+      auto hint =
+          xring::cli::unknown_option_hint(*sub, std::vector<std::string>(argv + 2, argv + argc));
+      if (hint) {
+        std::fprintf(stderr, "xring: error: %s\n", hint->c_str());
+        return static_cast<int>(xring::ExitCode::bad_input);
+      }
+    }
+    app.exit(e);
+    return static_cast<int>(xring::ExitCode::bad_input);
   } catch (const CLI::ParseError& e) {
     int code = app.exit(e);
     return code == 0 ? 0 : static_cast<int>(xring::ExitCode::bad_input);

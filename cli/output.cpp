@@ -2,6 +2,7 @@
 #include <fmt/core.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -175,9 +176,19 @@ std::string time_or_dash(const std::optional<double>& seconds) {
   return seconds ? units::format_time(*seconds) : "—";
 }
 
-/// A rate with 4 significant digits and its unit, or "—".
+/// A rate with SI prefixes and 3-4 significant digits ("2.36 M tokens/s"), or "—".
 std::string rate_or_dash(const std::optional<double>& rate, const char* unit) {
-  return rate ? fmt::format("{:.4g} {}", *rate, unit) : "—";
+  if (!rate) return "—";
+  return units::format_count(*rate) + " " + unit;
+}
+
+/// A layer's strategy as the table shows it: hybrids with their split ("hybrid (2x4 query_ring)").
+std::string strategy_cell(const LayerPlan& l) {
+  std::string strategy = to_string(l.strategy);
+  if (l.strategy == Strategy::hybrid && l.ulysses_degree > 0)
+    strategy +=
+        fmt::format(" ({}x{} {})", l.ulysses_degree, l.ranks / l.ulysses_degree, l.ring_kind);
+  return strategy;
 }
 
 }  // namespace
@@ -192,28 +203,30 @@ void print_plan(const Plan& p, const Inputs& in, std::FILE* out) {
     fmt::print(out, "  {}{}{}\n", c.system.empty() ? "" : "system " + c.system,
                !c.system.empty() && !c.fabric.empty() ? ", " : "",
                c.fabric.empty() ? "" : "fabric " + c.fabric);
-  fmt::print(out, "  {}, batch {}, {} text tokens + {} visual tokens ({:g} frame{})\n",
-             to_string(w.phase), w.batch, w.text_tokens, visual_tokens(w, in.model),
-             frames(w, in.model), frames(w, in.model) == 1 ? "" : "s");
+  if (p.streaming)  // the frames arrive over time: the streaming section says how many
+    fmt::print(out, "  {}, batch {}, {} text tokens + a video stream at {:g} frames/s\n",
+               to_string(w.phase), w.batch, w.text_tokens, p.streaming->fps);
+  else
+    fmt::print(out, "  {}, batch {}, {} text tokens + {} visual tokens ({:g} frame{})\n",
+               to_string(w.phase), w.batch, w.text_tokens, visual_tokens(w, in.model),
+               frames(w, in.model), frames(w, in.model) == 1 ? "" : "s");
   fmt::print(out, "feasible: {}\n", p.feasible ? "yes" : "NO");
   for (const auto& r : p.reasons) fmt::print(out, "  - {}\n", r);
 
   if (!p.layers.empty()) {
     fmt::print(out, "\ncross-attention layers\n");
-    fmt::print(out, "  {:>5}  {:<11} {:>5} {:>5}  {:<9} {:>12} {:>12} {:>12} {:>12}\n", "layer",
-               "strategy", "ranks", "steps", "recompute", "step comp", "step comm", "time/layer",
-               "memory/rank");
+    size_t width = 11;
+    for (const auto& l : p.layers) width = std::max(width, strategy_cell(l).size());
+    fmt::print(out, "  {:>5}  {:<{}} {:>5} {:>5}  {:<9} {:>12} {:>12} {:>12} {:>12}\n", "layer",
+               "strategy", width, "ranks", "steps", "recompute", "step comp", "step comm",
+               "time/layer", "memory/rank");
     for (const auto& l : p.layers) {
-      std::string strategy = to_string(l.strategy);
-      if (l.strategy == Strategy::hybrid && l.ulysses_degree > 0)
-        strategy +=
-            fmt::format(" ({}x{} {})", l.ulysses_degree, l.ranks / l.ulysses_degree, l.ring_kind);
       auto predicted = [&](double seconds) {
         return time_or_dash(p.feasible ? std::optional<double>(seconds) : std::nullopt);
       };
       // A one-step layer has nothing to overlap: no transfer to show.
-      fmt::print(out, "  {:>5}  {:<11} {:>5} {:>5}  {:<9} {:>12} {:>12} {:>12} {:>12}\n", l.index,
-                 strategy, l.ranks, l.steps, l.recompute ? "yes" : "no",
+      fmt::print(out, "  {:>5}  {:<{}} {:>5} {:>5}  {:<9} {:>12} {:>12} {:>12} {:>12}\n", l.index,
+                 strategy_cell(l), width, l.ranks, l.steps, l.recompute ? "yes" : "no",
                  predicted(l.step_compute_s), l.steps > 1 ? predicted(l.step_comm_s) : "—",
                  predicted(l.time_s),
                  l.memory_bytes.total() > 0 ? format_bytes(l.memory_bytes.total()) : "—");
@@ -245,7 +258,9 @@ void print_plan(const Plan& p, const Inputs& in, std::FILE* out) {
   bool decodes = p.decode.has_value() || p.streaming.has_value();
   fmt::print(out, "  {}{}\n", decodes ? "prefill time        " : "iteration time      ",
              time_or_dash(pr.iteration_time_s));
-  fmt::print(out, "    cross-attention   {}\n", time_or_dash(pr.cross_attention_time_s));
+  fmt::print(out, "    cross-attention   {}\n",
+             p.layers.empty() ? std::string("— (no cross-attention layers)")
+                              : time_or_dash(pr.cross_attention_time_s));
   fmt::print(out, "    rest of model     {}  ({})\n", time_or_dash(pr.rest_of_model_time_s),
              p.rest_of_model.note);
   fmt::print(out, "  throughput          {}, {}\n", rate_or_dash(pr.throughput_tokens_per_s, "tokens/s"),
@@ -265,21 +280,24 @@ void print_plan(const Plan& p, const Inputs& in, std::FILE* out) {
                "fits", "step", "tokens/s", "gap", "copies", "peak memory", "max batch",
                "tokens/s@max");
     for (const auto& x : d.placements)
-      fmt::print(out, "  {:<13} {:>5} {:>12} {:>12.4g} {:>7.1f}% {:>7} {:>12} {:>9} {:>14.4g}{}\n",
-                 x.placement, x.fits ? "yes" : "no", format_time(x.step_time_s), x.tokens_per_s,
-                 100 * x.gap, x.copies, format_bytes(x.peak_memory_bytes), x.max_batch,
-                 x.tokens_per_s_at_max_batch, x.placement == d.chosen ? "  <- chosen" : "");
+      fmt::print(out, "  {:<13} {:>5} {:>12} {:>12} {:>7.1f}% {:>7} {:>12} {:>9} {:>14}{}\n",
+                 x.placement, x.fits ? "yes" : "no", format_time(x.step_time_s),
+                 units::format_count(x.tokens_per_s), 100 * x.gap, x.copies,
+                 format_bytes(x.peak_memory_bytes), x.max_batch,
+                 units::format_count(x.tokens_per_s_at_max_batch),
+                 x.placement == d.chosen ? "  <- chosen" : "");
     fmt::print(out, "  gap: the slowest GPU's KV bytes per step over the lower bound total/G\n");
   }
   if (p.streaming) {
     const StreamingSection& st = *p.streaming;
-    fmt::print(out, "\nstreaming: {} at {:g} frames/s ({:g} visual tokens/s) on one GPU\n",
-               format_time(st.stream_seconds), st.fps, st.visual_tokens_per_s);
+    fmt::print(out, "\nstreaming: {} at {:g} frames/s ({} visual tokens/s) on one GPU\n",
+               format_time(st.stream_seconds), st.fps, units::format_count(st.visual_tokens_per_s));
     fmt::print(out, "  {:<9} {:>12} {:>12} {:>14} {:>16}\n", "policy", "peak memory", "tokens/s",
                "cached tokens", "runs out after");
     for (const auto& x : st.policies)
-      fmt::print(out, "  {:<9} {:>12} {:>12.4g} {:>14.4g} {:>16}{}\n", x.policy,
-                 format_bytes(x.peak_memory_bytes), x.tokens_per_s, x.cached_tokens,
+      fmt::print(out, "  {:<9} {:>12} {:>12} {:>14} {:>16}{}\n", x.policy,
+                 format_bytes(x.peak_memory_bytes), units::format_count(x.tokens_per_s),
+                 units::format_count(x.cached_tokens),
                  x.oom_at_s ? format_time(*x.oom_at_s) : "never",
                  x.policy == st.chosen ? "  <- workload's policy" : "");
   }

@@ -45,7 +45,8 @@ std::string quoted_excerpt(const std::string& text);
 /// values are cut to kMaxQuotedChars.
 std::string describe_json_value(const json& v);
 
-/// The closest of `candidates` to `word` when it is close enough to be a likely typo.
+/// The one candidate that `word` (4 characters or more) is the beginning of, else the closest
+/// of `candidates` to `word` when it is close enough to be a likely typo.
 std::optional<std::string> did_you_mean(const std::string& word,
                                         const std::vector<std::string>& candidates);
 
