@@ -30,8 +30,7 @@ std::pair<long long, long long> parse_shape(const std::string& text) {
 
 std::string validate_plot_script(const executor::ValidateReport& r, const std::string& svg) {
   std::string s = "# xring validate plot; run: gnuplot THIS_FILE\n";
-  s += "set terminal svg size 760,640 dynamic background rgb 'white'\n";
-  s += "set output '" + svg + "'\n";
+  s += gnuplot_output(svg, 760, 640);
   s += "set title 'xring validate: " + r.device + " (" + r.backend + ")' noenhanced\n";
   s += "set xlabel 'measured (s)'\nset ylabel 'predicted (s)'\nset logscale xy\nset grid\n";
   s += "set key top left\n$points << EOD\n";
@@ -140,8 +139,9 @@ void attach_validate(CLI::App& sub, int& exit_code) {
       ->check(CLI::Range(1, 100));
   sub.add_option("--json", o->json, "Write the table as JSON")->check(output_file());
   sub.add_option("--csv", o->csv, "Write the table as CSV")->check(output_file());
-  sub.add_option("--plot", o->plot, "Predicted vs measured as SVG (gnuplot; else the .gp script)")
-      ->check(output_file());
+  sub.add_option("--plot", o->plot,
+                 "Predicted vs measured as .svg, .png or .pdf (gnuplot; else the .gp script)")
+      ->check(plot_file());
   sub.add_option("--max-median-error", o->max_median,
                  "Exit 1 when the median |error| exceeds this fraction (e.g. 0.10)");
   sub.add_option("--max-worst-error", o->max_worst,
@@ -149,7 +149,7 @@ void attach_validate(CLI::App& sub, int& exit_code) {
   sub.footer(
       "Plans and runs a grid of shapes and rank counts with the profile's rates, and prints "
       "predicted vs measured per point, the median and the worst error. Ranks are emulated on "
-      "the profiled device, so each point is planned on that emulation (see README).\n"
+      "the profiled device, so each point is planned on that emulation (see docs/commands.md).\n"
       "Example:\n"
       "  xring profile --backend cpu -o cpu.json && xring validate --device-profile cpu.json "
       "--plot v.svg\n"

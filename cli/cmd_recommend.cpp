@@ -154,8 +154,9 @@ void attach_recommend(CLI::App& sub, int& exit_code) {
       ->check(output_file());
   sub.add_option(
          "--plot", o->plot,
-         "Throughput per GPU vs latency of the meeting shapes, frontier marked (SVG via gnuplot)")
-      ->check(output_file());
+         "Throughput per GPU vs latency of the meeting shapes, frontier marked (.svg, .png or .pdf "
+         "via gnuplot)")
+      ->check(plot_file());
   sub.add_option("--emit-plans", o->emit,
                  "Write a ready plan file for each of the top recommendations here");
   sub.footer(
@@ -207,8 +208,8 @@ void attach_recommend(CLI::App& sub, int& exit_code) {
     }
     if (!o->plot.empty()) {
       std::string s =
-          "set terminal svg size 900,560 dynamic background rgb 'white'\nset output '" + o->plot +
-          "'\nset xlabel 'latency (s)'\nset ylabel 'tokens/s per GPU'\nset logscale x\nset grid\n"
+          gnuplot_output(o->plot, 900, 560) +
+          "set xlabel 'latency (s)'\nset ylabel 'tokens/s per GPU'\nset logscale x\nset grid\n"
           "set title 'xring recommend: Pareto frontier' noenhanced\n$all << EOD\n";
       for (const auto& c : rec.ranked)
         s += fmt::format("{:.10g} {:.10g}\n", c.latency_s, c.throughput_per_gpu);

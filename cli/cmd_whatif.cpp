@@ -74,8 +74,7 @@ std::string gnuplot_script(const std::vector<SweepAxis>& axes,
     series[key.empty() ? metric_name : key].push_back(&p);
   }
   std::string s = "# xring whatif plot; run: gnuplot THIS_FILE\n";
-  s += "set terminal svg size 900,560 dynamic background rgb 'white'\n";
-  s += "set output '" + svg + "'\n";
+  s += gnuplot_output(svg, 900, 560);
   s += "set title 'xring whatif: " + metric_name + " vs " + axes[0].field + "' noenhanced\n";
   s += "set xlabel '" + axes[0].field + "' noenhanced\nset ylabel '" + metric_name +
        "' noenhanced\n";
@@ -146,9 +145,9 @@ void attach_whatif(CLI::App& sub, int& exit_code) {
       ->check(output_file());
   sub.add_option(
          "--plot", o->plot,
-         "Plot the first metric against the first --vary field as SVG (gnuplot; without it, "
-         "the .gp script is written next to the SVG path)")
-      ->check(output_file());
+         "Plot the first metric against the first --vary field as .svg, .png or .pdf (gnuplot; "
+         "without it, the .gp script is written next to the picture's path)")
+      ->check(plot_file());
   sub.add_option("-j,--jobs", o->jobs, "Threads (default: one per hardware thread)")
       ->check(CLI::NonNegativeNumber);
   sub.footer(

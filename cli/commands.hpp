@@ -73,13 +73,24 @@ void write_file_atomically(const std::string& path, const std::string& text);
 /// then terminate as the signal would: outputs are never left half-written.
 void remove_partial_outputs_on_signals();
 
-/// Writes `script` (a gnuplot script whose output is `svg`) next to the SVG as .gp and runs
-/// gnuplot ($XRING_GNUPLOT, else `gnuplot`) on it; without gnuplot the script is kept and the
-/// user told how to draw it. Throws xring::Error (runtime) when gnuplot fails.
-void draw_with_gnuplot(const std::string& svg, const std::string& script);
+/// A validator for a picture flag (--plot): output_file() and an extension that names the
+/// format (.svg, .png, .pdf); anything else is refused while parsing.
+CLI::Validator plot_file();
 
-/// Progress on stderr for long commands: a rewritten line on a terminal (after the first
-/// second), a line per 10% in logs.
+/// The gnuplot lines that choose the terminal from `path`'s extension (svg, pngcairo,
+/// pdfcairo) and set the output to it, quoted for gnuplot. Throws xring::Error for another
+/// extension.
+std::string gnuplot_output(const std::string& path, int width_px, int height_px);
+/// `text` as a gnuplot single-quoted string.
+std::string gnuplot_text(const std::string& text);
+
+/// Writes `script` next to the picture as .gp and runs gnuplot ($XRING_GNUPLOT, else
+/// `gnuplot`) without a shell, the script on its stdin; without gnuplot the script is kept and
+/// the user told how to draw it. Throws xring::Error (runtime) when gnuplot fails.
+void draw_with_gnuplot(const std::string& picture, const std::string& script);
+
+/// Progress on stderr for long commands, from their first second on: a rewritten line on a
+/// terminal, a line per 10% in logs.
 class ProgressLine {
  public:
   explicit ProgressLine(std::string command);

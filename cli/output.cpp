@@ -1,8 +1,10 @@
 // Shared CLI pieces: spec flags, atomic file output, and the plan table.
 #include <fmt/core.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -307,22 +309,100 @@ void print_plan(const Plan& p, const Inputs& in, std::FILE* out) {
   }
 }
 
-void draw_with_gnuplot(const std::string& svg, const std::string& script) {
-  const bool svg_suffix = svg.size() > 4 && svg.compare(svg.size() - 4, 4, ".svg") == 0;
-  const std::string script_path = (svg_suffix ? svg.substr(0, svg.size() - 4) : svg) + ".gp";
+namespace {
+
+/// The plot's extension (".svg", ".png", ".pdf") or "" when it has none of them.
+std::string plot_extension(const std::string& path) {
+  std::string ext = std::filesystem::path(path).extension().string();
+  for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return ext == ".svg" || ext == ".png" || ext == ".pdf" ? ext : "";
+}
+
+/// A gnuplot single-quoted string: a quote inside is written twice.
+std::string gnuplot_quoted(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) {
+    out += c;
+    if (c == '\'') out += '\'';
+  }
+  return out + "'";
+}
+
+/// Runs `program` with no shell, `input` on its stdin; returns its exit status (127: not found).
+int run_with_stdin(const std::string& program, const std::string& input) {
+  int fds[2];
+  if (::pipe(fds) != 0) return -1;
+  const pid_t pid = ::fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    ::dup2(fds[0], STDIN_FILENO);
+    ::close(fds[0]);
+    ::close(fds[1]);
+    char* argv[] = {const_cast<char*>(program.c_str()), nullptr};
+    ::execvp(argv[0], argv);
+    ::_exit(127);
+  }
+  ::close(fds[0]);
+  std::signal(SIGPIPE, SIG_IGN);  // gnuplot missing or failing early must not kill xring
+  size_t written = 0;
+  while (written < input.size()) {
+    ssize_t n = ::write(fds[1], input.data() + written, input.size() - written);
+    if (n <= 0) break;
+    written += static_cast<size_t>(n);
+  }
+  ::close(fds[1]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace
+
+CLI::Validator plot_file() {
+  return CLI::Validator(
+      [](std::string& path) -> std::string {
+        if (plot_extension(path).empty())
+          return path + ": the picture's format follows its extension: give a .svg, .png or .pdf path";
+        return output_file()(path);
+      },
+      "FILE.svg|.png|.pdf");
+}
+
+std::string gnuplot_output(const std::string& path, int width_px, int height_px) {
+  const std::string ext = plot_extension(path);
+  std::string terminal;
+  if (ext == ".svg")
+    terminal = fmt::format("svg size {},{} dynamic background rgb 'white'", width_px, height_px);
+  else if (ext == ".png")
+    terminal = fmt::format("pngcairo size {},{} background rgb 'white'", width_px, height_px);
+  else if (ext == ".pdf")  // inches at 100 px each
+    terminal = fmt::format("pdfcairo size {:g}in,{:g}in", width_px / 100.0, height_px / 100.0);
+  else
+    throw Error(path + ": the picture's format follows its extension: give a .svg, .png or .pdf "
+                       "path");
+  return "set terminal " + terminal + "\nset output " + gnuplot_quoted(path) + "\n";
+}
+
+std::string gnuplot_text(const std::string& text) { return gnuplot_quoted(text); }
+
+void draw_with_gnuplot(const std::string& picture, const std::string& script) {
+  const std::string ext = plot_extension(picture);
+  const std::string script_path =
+      (ext.empty() ? picture : picture.substr(0, picture.size() - ext.size())) + ".gp";
   write_file_atomically(script_path, script);
   const char* env = std::getenv("XRING_GNUPLOT");
   const std::string gnuplot = env ? env : "gnuplot";
-  if (std::system((gnuplot + " --version > /dev/null 2>&1").c_str()) != 0) {
+  const int status = run_with_stdin(gnuplot, script);
+  if (status == 127) {
     std::fprintf(stderr,
                  "xring: gnuplot is not installed; wrote %s (run `gnuplot %s` to draw %s)\n",
-                 script_path.c_str(), script_path.c_str(), svg.c_str());
+                 script_path.c_str(), script_path.c_str(), picture.c_str());
     return;
   }
-  if (std::system((gnuplot + " '" + script_path + "'").c_str()) != 0)
+  if (status != 0)
     throw Error("gnuplot failed on " + script_path + "; the script is kept for inspection",
                 ExitCode::runtime);
-  std::fprintf(stderr, "xring: wrote %s (script %s)\n", svg.c_str(), script_path.c_str());
+  std::fprintf(stderr, "xring: wrote %s (script %s)\n", picture.c_str(), script_path.c_str());
 }
 
 ProgressLine::ProgressLine(std::string command)
@@ -332,9 +412,9 @@ ProgressLine::ProgressLine(std::string command)
 
 void ProgressLine::update(size_t done, size_t total, const std::string& what) {
   if (total == 0) return;
+  // Commands that finish within a second say nothing: progress is for waits a user notices.
+  if (std::chrono::steady_clock::now() - started_ < std::chrono::seconds(1)) return;
   if (tty_) {
-    if (std::chrono::steady_clock::now() - started_ < std::chrono::seconds(1) && done < total)
-      return;
     constexpr int kWidth = 24;
     const int filled = static_cast<int>(kWidth * done / total);
     std::fprintf(stderr, "\r%s [%s%s] %zu/%zu %-40.40s", command_.c_str(),

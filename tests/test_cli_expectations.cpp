@@ -205,3 +205,26 @@ TEST(CliHints, UnknownCommandsOptionsAndNamesSayWhatWasMeant) {
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_TRUE(contains(r.output, "did you mean \"llama-3.2-11b-vision\"?")) << r.output;
 }
+
+TEST(CliPlot, GnuplotRunsWithoutAShellAndTheFormatFollowsTheExtension) {
+  fs::path svg = scratch_path("bob's.svg"), png = scratch_path("frames.png");
+  CliResult r = run_xring("whatif --model tiny --vary workload.frames=16,64 --plot \"" +
+                          svg.string() + "\"");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const fs::path script = scratch_path("bob's.gp");
+  ASSERT_TRUE(fs::exists(script)) << r.output;
+  EXPECT_TRUE(contains(read_text(script), "set output '" + scratch_path("bob''s.svg").string()))
+      << read_text(script);
+  r = run_xring("whatif --model tiny --vary workload.frames=16,64 --plot " + png.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(contains(read_text(scratch_path("frames.gp")), "set terminal pngcairo"));
+  if (!contains(r.output, "gnuplot is not installed")) {
+    EXPECT_EQ(read_text(png).substr(1, 3), "PNG");  // the PNG signature, not an SVG
+    EXPECT_TRUE(contains(read_text(svg), "<svg"));
+  }
+  r = run_xring("whatif --model tiny --vary workload.frames=16,64 --plot " +
+                scratch_path("frames.jpg").string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(contains(r.output, "give a .svg, .png or .pdf path")) << r.output;
+  EXPECT_FALSE(fs::exists(scratch_path("frames.gp").replace_extension(".jpg")));
+}

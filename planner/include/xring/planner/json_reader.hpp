@@ -19,9 +19,9 @@ using nlohmann::json;
 
 /// Deepest nesting of objects and arrays any input may have (the top-level object is depth 1).
 /// xring's own files nest at most 6 deep; the limit keeps every recursive copy and dump of a
-/// parsed document far from the stack's end (README "Resource limits").
+/// parsed document far from the stack's end (docs/file-formats.md "Resource limits").
 constexpr int kMaxJsonDepth = 64;
-/// Largest JSON file read (README "Resource limits"): a plan of a 1,000-layer model is ~2 MiB.
+/// Largest JSON file read (docs/file-formats.md "Resource limits"): a plan of a 1,000-layer model is ~2 MiB.
 constexpr long long kMaxJsonFileBytes = 64LL << 20;
 /// Longest excerpt of an input value or name that an error message quotes.
 constexpr size_t kMaxQuotedChars = 80;

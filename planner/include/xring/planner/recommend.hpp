@@ -14,7 +14,7 @@ namespace xring {
 enum class Objective { min_gpus, max_throughput_per_gpu, min_latency };
 Objective objective_from_string(const std::string& s);  ///< throws xring::Error with the choices
 
-/// The largest cluster recommend searches (README "Resource limits"): every node count up to it
+/// The largest cluster recommend searches (docs/file-formats.md "Resource limits"): every node count up to it
 /// is planned, so the search time grows with it (1e9 took 56 s and 14.7 GB before this bound).
 constexpr int kMaxRecommendGpus = 4096;
 

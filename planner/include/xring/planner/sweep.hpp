@@ -37,7 +37,7 @@ struct SweepRequest {
   std::function<void(size_t, size_t)> progress;
 };
 
-/// The most points one sweep may have (README "Resource limits"): a point keeps its whole plan
+/// The most points one sweep may have (docs/file-formats.md "Resource limits"): a point keeps its whole plan
 /// (~20 KB), so 10,000 points stay near 200 MB.
 constexpr size_t kMaxSweepPoints = 10000;
 
