@@ -187,7 +187,12 @@ void attach_validate(CLI::App& sub, int& exit_code) {
     for (const auto& n : r.notes) fmt::print("  - {}\n", n);
     bool within = (o->max_median <= 0 || r.median_abs_error <= o->max_median) &&
                   (o->max_worst <= 0 || r.worst_abs_error <= o->max_worst);
-    if (!within) fmt::print("FAIL: error bound exceeded\n");
+    if (o->max_median > 0 && r.median_abs_error > o->max_median)
+      fmt::print("FAIL: median |error| {:.1f}% exceeds --max-median-error {:.1f}%\n",
+                 100 * r.median_abs_error, 100 * o->max_median);
+    if (o->max_worst > 0 && r.worst_abs_error > o->max_worst)
+      fmt::print("FAIL: worst |error| {:.1f}% exceeds --max-worst-error {:.1f}%\n",
+                 100 * r.worst_abs_error, 100 * o->max_worst);
     exit_code = verified && within ? 0 : static_cast<int>(ExitCode::regression);
   });
 }

@@ -60,7 +60,8 @@ void attach_run(CLI::App& sub, int& exit_code) {
   sub.add_option(
          "--backend", o->run.backend,
          "cpu: ranks as threads; cuda: every rank of a ring emulated on one GPU (query_ring, "
-         "kv_ring, single); nccl: one process per GPU (not yet)")
+         "kv_ring, single); nccl: one process per GPU (query_ring, kv_ring; needs libnccl.so.2 and a launcher, see "
+         "docs/commands.md)")
       ->capture_default_str()
       ->check(CLI::IsMember({"cpu", "cuda", "nccl"}));
   sub.add_option("--seed", o->run.seed, "Seed of the synthetic inputs")->capture_default_str();

@@ -7,6 +7,7 @@
 
 #include "commands.hpp"
 #include "xring/planner/error.hpp"
+#include "xring/planner/provenance.hpp"
 
 namespace {
 
@@ -52,7 +53,8 @@ int main(int argc, char** argv) {
       "xring: plan distributed cross-attention for multimodal LLMs on long visual inputs.\n"
       "Start with `xring plan` (the built-in default), then `xring list` to see what is built in.",
       "xring"};
-  app.set_version_flag("--version", xring::xring_version());
+  app.set_version_flag("--version",
+                       "xring " + xring::xring_version() + " (git " + xring::git_revision() + ")");
   app.require_subcommand(1);
   app.footer(
       "Examples:\n"

@@ -228,3 +228,41 @@ TEST(CliPlot, GnuplotRunsWithoutAShellAndTheFormatFollowsTheExtension) {
   EXPECT_TRUE(contains(r.output, "give a .svg, .png or .pdf path")) << r.output;
   EXPECT_FALSE(fs::exists(scratch_path("frames.gp").replace_extension(".jpg")));
 }
+
+TEST(CliHelp, MessagesSayWhatToDo) {
+  CliResult r = run_xring("--version");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_TRUE(std::regex_search(r.output, std::regex(R"(^xring [0-9.]+ \(git [0-9a-z]+\))")))
+      << r.output;
+  r = run_xring("plan --set cluster.inter_node.bandwidth=50GB/s");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(contains(r.output, "this cluster has one node")) << r.output;
+  EXPECT_TRUE(contains(r.output, "--set cluster.nodes=N")) << r.output;
+  r = run_xring("show device x");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(contains(r.output, "none is built in; give a path to a .json file")) << r.output;
+  r = run_xring("import --help");
+  EXPECT_TRUE(contains(r.output, "xring import hf config.json")) << r.output;
+  EXPECT_FALSE(contains(r.output, "xring plan --model mplug-owl3-7b")) << r.output;
+  r = run_xring("run --help");
+  EXPECT_FALSE(contains(r.output, "not yet")) << r.output;
+}
+
+TEST(CliImport, NamesComeFromNameOrPathOrTheFlagAndVlmsAreExplained) {
+  json config = read_json_at(test_data("hf/qwen2-7b.json"));
+  config["_name_or_path"] = "Qwen/Qwen2-7B-Instruct";
+  fs::path named = scratch_path("config.json");
+  write_text(named, config.dump());
+  fs::path spec = scratch_path("imported.json");
+  CliResult r = run_xring("import hf " + named.string() + " -o " + spec.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(read_json_at(spec)["name"], "qwen2-7b-instruct");
+  r = run_xring("import hf " + named.string() + " --name mine -o " + spec.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(read_json_at(spec)["name"], "mine");
+  fs::path llava = scratch_path("llava.json");
+  write_text(llava, R"({"model_type": "llava"})");
+  r = run_xring("import hf " + llava.string());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(contains(r.output, "import its text_config")) << r.output;
+}
