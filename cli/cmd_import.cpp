@@ -1,6 +1,6 @@
 // `xring import hf`: a Hugging Face config.json to a ModelSpec.
-#include <cstdio>
 #include <cctype>
+#include <cstdio>
 #include <filesystem>
 
 #include "commands.hpp"

@@ -208,8 +208,8 @@ TEST(CliHints, UnknownCommandsOptionsAndNamesSayWhatWasMeant) {
 
 TEST(CliPlot, GnuplotRunsWithoutAShellAndTheFormatFollowsTheExtension) {
   fs::path svg = scratch_path("bob's.svg"), png = scratch_path("frames.png");
-  CliResult r = run_xring("whatif --model tiny --vary workload.frames=16,64 --plot \"" +
-                          svg.string() + "\"");
+  CliResult r =
+      run_xring("whatif --model tiny --vary workload.frames=16,64 --plot \"" + svg.string() + "\"");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const fs::path script = scratch_path("bob's.gp");
   ASSERT_TRUE(fs::exists(script)) << r.output;
@@ -265,4 +265,24 @@ TEST(CliImport, NamesComeFromNameOrPathOrTheFlagAndVlmsAreExplained) {
   r = run_xring("import hf " + llava.string());
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_TRUE(contains(r.output, "import its text_config")) << r.output;
+}
+
+TEST(CliDiff, ExitCodeAndJson) {
+  fs::path a = scratch_path("diff-a.json"), b = scratch_path("diff-b.json");
+  ASSERT_EQ(run_xring("plan -c a100-80gb-16 -o " + a.string()).exit_code, 0);
+  ASSERT_EQ(
+      run_xring("plan -c a100-80gb-16 --set cluster.inter_node.bandwidth=5GB/s -o " + b.string())
+          .exit_code,
+      0);
+  EXPECT_EQ(run_xring("diff " + a.string() + " " + b.string()).exit_code, 0);
+  EXPECT_EQ(run_xring("diff --exit-code " + a.string() + " " + b.string()).exit_code, 1);
+  EXPECT_EQ(run_xring("diff --exit-code " + a.string() + " " + a.string()).exit_code, 0);
+  CliResult r = run_xring("diff --json " + a.string() + " " + b.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  json j = json::parse(r.output);
+  EXPECT_EQ(j["schema_version"], 1);
+  ASSERT_FALSE(j["differences"].empty());
+  EXPECT_TRUE(contains(j["differences"][1].get<std::string>(),
+                       "cluster.inter_node.bandwidth: \"25GB/s\" -> \"5GB/s\""))
+      << j.dump();
 }
