@@ -286,3 +286,25 @@ TEST(CliDiff, ExitCodeAndJson) {
                        "cluster.inter_node.bandwidth: \"25GB/s\" -> \"5GB/s\""))
       << j.dump();
 }
+
+TEST(CliGate, BenchmarkFormatsCarryTheCurrentNumbersAndTheirBounds) {
+  const std::string plans = " --baseline " + test_data("gate/plan_base.json") + " --current " +
+                            test_data("gate/plan_regressed.json") + " --title t";
+  CliResult r = run_xring("gate --format bencher" + plans);
+  EXPECT_EQ(r.exit_code, 1) << r.output;  // the verdict is the same whatever is printed
+  json bencher = json::parse(r.output);
+  const json& frames = bencher["t"]["frames_per_s"];
+  // plan_regressed has 20% fewer frames/s than plan_base (4258 -> 3406), allowed ±5% of 4258.
+  EXPECT_NEAR(frames["value"].get<double>(), 3406, 1);
+  EXPECT_NEAR(frames["upper_value"].get<double>() - frames["lower_value"].get<double>(),
+              2 * 0.05 * 4258, 1);
+  r = run_xring("gate --format github-action-benchmark" + plans);
+  json gab = json::parse(r.output);
+  bool frames_bigger = false, time_smaller = false;
+  for (const auto& e : gab["customBiggerIsBetter"]) frames_bigger |= e["name"] == "t: frames_per_s";
+  for (const auto& e : gab["customSmallerIsBetter"])
+    time_smaller |= e["name"] == "t: iteration_time_s";
+  EXPECT_TRUE(frames_bigger) << gab.dump();
+  EXPECT_TRUE(time_smaller) << gab.dump();
+  EXPECT_EQ(run_xring("gate --format csv" + plans).exit_code, 2);
+}
