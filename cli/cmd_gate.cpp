@@ -9,12 +9,50 @@
 #include "xring/planner/json_reader.hpp"
 
 namespace xring::cli {
+namespace {
+
+/// The current document's numbers for benchmark dashboards: Bencher Metric Format
+/// ({benchmark: {measure: {value, lower_value, upper_value}}}, the bounds being the allowed
+/// change around the baseline where one was compared) or github-action-benchmark's
+/// {customSmallerIsBetter: [...], customBiggerIsBetter: [...]}. Numbers with no value (nothing
+/// predicted) and booleans are left out.
+nlohmann::json benchmark_json(const gate::Outcome& outcome, const gate::Document& current,
+                              const std::string& title, const std::string& format) {
+  nlohmann::json measures = nlohmann::json::object();
+  nlohmann::json smaller = nlohmann::json::array(), bigger = nlohmann::json::array();
+  for (const auto& row : outcome.rows) {
+    if (row.boolean || !row.current) continue;
+    if (measures.contains(row.metric)) continue;  // a requirement on a compared metric
+    nlohmann::json m = {{"value", *row.current}};
+    if (row.baseline && row.requirement.empty()) {
+      m["lower_value"] = *row.baseline - row.allowed;
+      m["upper_value"] = *row.baseline + row.allowed;
+    }
+    measures[row.metric] = m;
+    const gate::Metric* metric = current.find(row.metric);
+    nlohmann::json entry = {{"name", title + ": " + row.metric},
+                            {"unit", row.unit.empty() ? "" : row.unit},
+                            {"value", *row.current}};
+    if (row.baseline && row.requirement.empty())
+      entry["range"] = "±" + gate::format_value(row.allowed, row.unit);
+    if (metric && metric->direction == gate::Direction::higher_is_better)
+      bigger.push_back(entry);
+    else
+      smaller.push_back(entry);
+  }
+  if (format == "bencher") return {{title, measures}};
+  return {{"customSmallerIsBetter", smaller}, {"customBiggerIsBetter", bigger}};
+}
+
+}  // namespace
 
 void attach_gate(CLI::App& sub, int& exit_code) {
   struct Options {
     std::string baseline, current, document, rules, junit, markdown, title;
+    std::string format = "markdown";
     std::vector<std::string> requirements;
     bool update_baseline = false;
+    bool allow_changed_inputs = false;
   };
   auto o = std::make_shared<Options>();
   sub.add_option("--baseline", o->baseline, "The plan or run report to compare against");
@@ -39,6 +77,14 @@ void attach_gate(CLI::App& sub, int& exit_code) {
   sub.add_option("--title", o->title, "Title of the summary (default: the compared files)");
   sub.add_flag("--update-baseline", o->update_baseline,
                "After comparing, replace --baseline with --current (atomically) and exit 0");
+  sub.add_option("--format", o->format,
+                 "What to print: markdown (the table), bencher (Bencher Metric Format JSON) or "
+                 "github-action-benchmark ({customSmallerIsBetter, customBiggerIsBetter} arrays)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"markdown", "bencher", "github-action-benchmark"}));
+  sub.add_flag("--allow-changed-inputs", o->allow_changed_inputs,
+               "Compare plans whose model, cluster or workload of the same name differ in content "
+               "(a GPU swap, a longer video); without it that is bad input (exit 2)");
   sub.footer(
       "Examples:\n"
       "  xring gate --baseline tests/baselines/x.plan.json --current new.plan.json --junit "
@@ -62,19 +108,21 @@ void attach_gate(CLI::App& sub, int& exit_code) {
     gate::Rules rules =
         gate::read_rules(o->rules.empty() ? nlohmann::json() : read_json_file(o->rules), o->rules);
     gate::Outcome outcome;
+    gate::Document current_doc;
     std::string title = o->title;
     if (comparing) {
       gate::Document base = gate::read_document(read_json_file(o->baseline), o->baseline);
       gate::Document cur = gate::read_document(read_json_file(o->current), o->current);
-      outcome = gate::compare(base, cur, rules);
+      current_doc = cur;
+      outcome = gate::compare(base, cur, rules, o->allow_changed_inputs || o->update_baseline);
       if (!o->requirements.empty()) {
         gate::Outcome req = gate::require(cur, o->requirements);
         outcome.rows.insert(outcome.rows.end(), req.rows.begin(), req.rows.end());
       }
       if (title.empty()) title = o->current + " vs " + o->baseline;
     } else {
-      outcome = gate::require(gate::read_document(read_json_file(o->document), o->document),
-                              o->requirements);
+      current_doc = gate::read_document(read_json_file(o->document), o->document);
+      outcome = gate::require(current_doc, o->requirements);
       if (title.empty()) title = o->document;
     }
     std::string md = gate::markdown(outcome, title);
@@ -83,7 +131,10 @@ void attach_gate(CLI::App& sub, int& exit_code) {
     if (!o->markdown.empty()) files.push_back({o->markdown, md});
     if (!o->junit.empty()) files.push_back({o->junit, xml});
     write_files_atomically(files);
-    std::fputs(md.c_str(), stdout);
+    if (o->format == "markdown")
+      std::fputs(md.c_str(), stdout);
+    else
+      std::puts(benchmark_json(outcome, current_doc, title, o->format).dump(2).c_str());
     if (o->update_baseline) {
       std::ifstream in(o->current, std::ios::binary);
       std::ostringstream text;

@@ -32,8 +32,7 @@ std::pair<long long, long long> parse_shape(const std::string& text) {
 
 std::string validate_plot_script(const executor::ValidateReport& r, const std::string& svg) {
   std::string s = "# xring validate plot; run: gnuplot THIS_FILE\n";
-  s += "set terminal svg size 760,640 dynamic background rgb 'white'\n";
-  s += "set output '" + svg + "'\n";
+  s += gnuplot_output(svg, 760, 640);
   s += "set title 'xring validate: " + r.device + " (" + r.backend + ")' noenhanced\n";
   s += "set xlabel 'measured (s)'\nset ylabel 'predicted (s)'\nset logscale xy\nset grid\n";
   s += "set key top left\n$points << EOD\n";
@@ -170,8 +169,9 @@ void attach_validate(CLI::App& sub, int& exit_code) {
       ->check(CLI::Range(1, 100));
   sub.add_option("--json", o->json, "Write the table as JSON")->check(output_file());
   sub.add_option("--csv", o->csv, "Write the table as CSV")->check(output_file());
-  sub.add_option("--plot", o->plot, "Predicted vs measured as SVG (gnuplot; else the .gp script)")
-      ->check(output_file());
+  sub.add_option("--plot", o->plot,
+                 "Predicted vs measured as .svg, .png or .pdf (gnuplot; else the .gp script)")
+      ->check(plot_file());
   sub.add_option("--max-median-error", o->max_median,
                  "Exit 1 when the median |error| exceeds this fraction (e.g. 0.10)");
   sub.add_option("--max-worst-error", o->max_worst,
@@ -193,7 +193,7 @@ void attach_validate(CLI::App& sub, int& exit_code) {
       "Plans and runs a grid of shapes and rank counts with the profile's rates, and prints "
       "predicted vs measured per point, the median and the worst error, and the coverage: the "
       "fraction of points measured inside the prediction interval. Ranks are emulated on "
-      "the profiled device, so each point is planned on that emulation (see README).\n"
+      "the profiled device, so each point is planned on that emulation (see docs/commands.md).\n"
       "Example:\n"
       "  xring profile --backend cpu -o cpu.json && xring validate --device-profile cpu.json "
       "--plot v.svg\n"
@@ -249,7 +249,12 @@ void attach_validate(CLI::App& sub, int& exit_code) {
                     verified);
     bool within = (o->max_median <= 0 || r.median_abs_error <= o->max_median) &&
                   (o->max_worst <= 0 || r.worst_abs_error <= o->max_worst);
-    if (!within) fmt::print("FAIL: error bound exceeded\n");
+    if (o->max_median > 0 && r.median_abs_error > o->max_median)
+      fmt::print("FAIL: median |error| {:.1f}% exceeds --max-median-error {:.1f}%\n",
+                 100 * r.median_abs_error, 100 * o->max_median);
+    if (o->max_worst > 0 && r.worst_abs_error > o->max_worst)
+      fmt::print("FAIL: worst |error| {:.1f}% exceeds --max-worst-error {:.1f}%\n",
+                 100 * r.worst_abs_error, 100 * o->max_worst);
     const bool covered = o->min_coverage <= 0 || r.coverage >= o->min_coverage;
     if (!covered)
       fmt::print("FAIL: coverage {:.1f}% below --min-coverage {:.1f}%\n", 100 * r.coverage,

@@ -1,13 +1,17 @@
 // `xring recommend`: the smallest / best cluster that meets a target.
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 
 #include "commands.hpp"
 #include "xring/planner/error.hpp"
+#include "xring/planner/gate.hpp"
+#include "xring/planner/intervals.hpp"
 #include "xring/planner/recommend.hpp"
 #include "xring/planner/sweep.hpp"
 #include "xring/planner/units.hpp"
@@ -20,6 +24,93 @@ std::string shape(const Candidate& c) {
                      c.kv_policy.empty() ? "" : " " + c.kv_policy);
 }
 
+/// Every shape considered; numbers a shape does not have (pruned, infeasible) are empty cells.
+std::string candidates_csv(const Recommendation& rec) {
+  std::string text =
+      "gpu,nodes,gpus_per_node,kv_policy,gpus,evaluated,feasible,meets,strategy,"
+      "throughput_per_gpu,latency_s,peak_memory_bytes_per_rank,pareto\n";
+  for (const auto& c : rec.all) {
+    bool pareto = false;
+    for (const auto& r : rec.ranked)
+      if (r.gpu == c.gpu && r.nodes == c.nodes && r.gpus_per_node == c.gpus_per_node &&
+          r.kv_policy == c.kv_policy)
+        pareto = r.pareto;
+    const bool predicts = c.evaluated && c.plan.feasible;
+    auto cell = [&](double v) { return predicts ? fmt::format("{:.6g}", v) : std::string(); };
+    text +=
+        fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{}\n", c.gpu, c.nodes, c.gpus_per_node,
+                    c.kv_policy, c.total_gpus(), c.evaluated, c.evaluated && c.plan.feasible,
+                    c.meets, c.evaluated ? strategy_label(c.plan) : "", cell(c.throughput_per_gpu),
+                    cell(c.latency_s), cell(c.plan.predicted.peak_memory_bytes_per_rank), pareto);
+  }
+  return text;
+}
+
+/// Decode workloads: which KV policy the shapes use, and how to search the others.
+void print_kv_policy_note(const Recommendation& rec, bool searched) {
+  for (const auto& c : rec.all) {
+    if (!c.evaluated || !c.plan.decode) continue;
+    if (searched)
+      fmt::print(
+          "KV policy: searched (full, uniform, adaptive where the workload allows); the "
+          "model prices memory and time, not the quality adaptive budgets keep\n");
+    else
+      fmt::print(
+          "KV policy: the workload's own ({}); give --search kv_policy to compare "
+          "policies\n",
+          c.plan.decode->policy);
+    return;
+  }
+}
+
+/// Nothing meets: the shape with the smallest relative miss, each requirement it misses with
+/// the bound required and the value reached.
+void print_closest(const Recommendation& rec) {
+  const Candidate* c = rec.closest();
+  if (!c) {
+    fmt::print("nothing meets every requirement (no shape could even hold the weights)\n");
+    return;
+  }
+  fmt::print("nothing meets every requirement; the closest is {} ({} GPUs, {}):\n", shape(*c),
+             c->total_gpus(), strategy_label(c->plan));
+  for (const auto& m : c->misses) {
+    std::string reached = m.reached ? gate::format_value(*m.reached, m.unit) : "nothing predicted";
+    std::string by;
+    if (m.reached && m.bound != 0)
+      by =
+          fmt::format(" ({:.3g}% off)", 100 * std::fabs(*m.reached - m.bound) / std::fabs(m.bound));
+    fmt::print("  - {}: required {}, best reached {}{}\n", m.metric, m.requirement, reached, by);
+  }
+  for (const auto& f : c->failures) {
+    bool shown = false;
+    for (const auto& m : c->misses) shown |= f == "requirement " + m.requirement + " not met";
+    if (!shown) fmt::print("  - {}\n", f);
+  }
+}
+
+/// The top recommendations; the cluster and strategy columns are as wide as their longest entry.
+void print_ranked(const Recommendation& rec, int top) {
+  const int shown = std::min<int>(top, static_cast<int>(rec.ranked.size()));
+  size_t cluster_width = 7, strategy_width = 8;
+  for (int i = 0; i < shown; ++i) {
+    cluster_width = std::max(cluster_width, shape(rec.ranked[i]).size());
+    strategy_width = std::max(strategy_width, strategy_label(rec.ranked[i].plan).size());
+  }
+  fmt::print("  {:>3}  {:<{}} {:>5}  {:<{}} {:>16} {:>24} {:>12}  {}\n", "#", "cluster",
+             cluster_width, "GPUs", "strategy", strategy_width, "tokens/s per GPU", "latency (interval)",
+             "memory/GPU", "pareto");
+  for (int i = 0; i < shown; ++i) {
+    const Candidate& c = rec.ranked[i];
+    fmt::print("  {:>3}  {:<{}} {:>5}  {:<{}} {:>16} {:>24} {:>12}  {}\n", i + 1, shape(c),
+               cluster_width, c.total_gpus(), strategy_label(c.plan), strategy_width,
+               units::format_count(c.throughput_per_gpu),
+               with_interval(units::format_time(c.latency_s), c.latency_s,
+                             time_interval(c.latency_s, c.plan.predicted.band)),
+               units::format_bytes(c.plan.predicted.peak_memory_bytes_per_rank),
+               c.pareto ? "yes" : "");
+  }
+}
+
 }  // namespace
 
 void attach_recommend(CLI::App& sub, int& exit_code) {
@@ -28,6 +119,7 @@ void attach_recommend(CLI::App& sub, int& exit_code) {
     std::string objective = "min_gpus";
     int top = 10;
     std::string csv, plot, emit;
+    std::vector<std::string> search;
   };
   auto o = std::make_shared<Options>();
   o->request.model = kDefaultModel;
@@ -50,6 +142,11 @@ void attach_recommend(CLI::App& sub, int& exit_code) {
   sub.add_option("--require", o->request.requirements,
                  "A requirement every recommendation meets (as xring gate --require, e.g. "
                  "\"frames_per_s.low>=4\" for the pessimistic bound), repeatable");
+  sub.add_option("--search", o->search,
+                 "Also search this choice the workload makes: kv_policy (decode workloads: full, "
+                 "uniform and adaptive budgets; by default the workload's own policy is kept, "
+                 "since the model does not price the quality adaptive budgets buy)")
+      ->check(CLI::IsMember({"kv_policy"}));
   sub.add_option("--objective", o->objective, "min_gpus, max_throughput_per_gpu or min_latency")
       ->capture_default_str()
       ->check(CLI::IsMember({"min_gpus", "max_throughput_per_gpu", "min_latency"}));
@@ -61,8 +158,9 @@ void attach_recommend(CLI::App& sub, int& exit_code) {
       ->check(output_file());
   sub.add_option(
          "--plot", o->plot,
-         "Throughput per GPU vs latency of the meeting shapes, frontier marked (SVG via gnuplot)")
-      ->check(output_file());
+         "Throughput per GPU vs latency of the meeting shapes, frontier marked (.svg, .png or .pdf "
+         "via gnuplot)")
+      ->check(plot_file());
   sub.add_option("--emit-plans", o->emit,
                  "Write a ready plan file for each of the top recommendations here");
   sub.footer(
@@ -74,6 +172,8 @@ void attach_recommend(CLI::App& sub, int& exit_code) {
       "Exit codes: 0 found, 1 nothing meets the requirements (the closest is shown), 2 bad input.");
   sub.callback([o, &exit_code] {
     o->request.objective = objective_from_string(o->objective);
+    o->request.search_kv_policy =
+        std::find(o->search.begin(), o->search.end(), "kv_policy") != o->search.end();
     auto started = std::chrono::steady_clock::now();
     Recommendation rec = recommend(o->request);
     double seconds =
@@ -81,50 +181,14 @@ void attach_recommend(CLI::App& sub, int& exit_code) {
     fmt::print("xring recommend: {} for workload {} ({} shapes: {} planned, {} pruned, {:.3f} s)\n",
                o->request.model, o->request.workload, rec.all.size(), rec.evaluated, rec.pruned,
                seconds);
-    if (!o->csv.empty()) {
-      std::string text =
-          "gpu,nodes,gpus_per_node,kv_policy,gpus,evaluated,feasible,meets,strategy,throughput_per_"
-          "gpu,latency_s,"
-          "peak_memory_bytes_per_rank,pareto\n";
-      for (const auto& c : rec.all) {
-        bool pareto = false;
-        for (const auto& r : rec.ranked)
-          if (r.gpu == c.gpu && r.nodes == c.nodes && r.gpus_per_node == c.gpus_per_node &&
-              r.kv_policy == c.kv_policy)
-            pareto = r.pareto;
-        text += fmt::format(
-            "{},{},{},{},{},{},{},{},{},{:.10g},{:.10g},{:.10g},{}\n", c.gpu, c.nodes,
-            c.gpus_per_node, c.kv_policy, c.total_gpus(), c.evaluated,
-            c.evaluated && c.plan.feasible, c.meets, c.evaluated ? strategy_label(c.plan) : "-",
-            c.throughput_per_gpu, c.latency_s,
-            c.evaluated ? c.plan.predicted.peak_memory_bytes_per_rank : 0.0, pareto);
-      }
-      write_file_atomically(o->csv, text);
-    }
+    print_kv_policy_note(rec, o->request.search_kv_policy);
+    if (!o->csv.empty()) write_file_atomically(o->csv, candidates_csv(rec));
     if (rec.ranked.empty()) {
-      const Candidate* c = rec.closest();
-      fmt::print("nothing meets every requirement");
-      if (c) {
-        fmt::print("; the closest is {} ({} GPUs, {}), which misses:\n", shape(*c), c->total_gpus(),
-                   strategy_label(c->plan));
-        for (const auto& f : c->failures) fmt::print("  - {}\n", f);
-      } else {
-        fmt::print(" (no shape could even hold the weights)\n");
-      }
+      print_closest(rec);
       exit_code = static_cast<int>(ExitCode::regression);
       return;
     }
-    fmt::print("  {:>3}  {:<28} {:>5}  {:<24} {:>16} {:>24} {:>12}  {}\n", "#", "cluster", "GPUs",
-               "strategy", "tokens/s per GPU", "latency (interval)", "memory/GPU", "pareto");
-    for (int i = 0; i < std::min<int>(o->top, static_cast<int>(rec.ranked.size())); ++i) {
-      const Candidate& c = rec.ranked[i];
-      fmt::print("  {:>3}  {:<28} {:>5}  {:<24} {:>16.4g} {:>24} {:>12}  {}\n", i + 1, shape(c),
-                 c.total_gpus(), strategy_label(c.plan), c.throughput_per_gpu,
-                 with_interval(units::format_time(c.latency_s), c.latency_s,
-                               time_interval(c.latency_s, c.plan.predicted.band)),
-                 units::format_bytes(c.plan.predicted.peak_memory_bytes_per_rank),
-                 c.pareto ? "yes" : "");
-    }
+    print_ranked(rec, o->top);
     if (!o->emit.empty()) {
       std::filesystem::create_directories(o->emit);
       for (int i = 0; i < std::min<int>(o->top, static_cast<int>(rec.ranked.size())); ++i) {
@@ -148,8 +212,8 @@ void attach_recommend(CLI::App& sub, int& exit_code) {
     }
     if (!o->plot.empty()) {
       std::string s =
-          "set terminal svg size 900,560 dynamic background rgb 'white'\nset output '" + o->plot +
-          "'\nset xlabel 'latency (s)'\nset ylabel 'tokens/s per GPU'\nset logscale x\nset grid\n"
+          gnuplot_output(o->plot, 900, 560) +
+          "set xlabel 'latency (s)'\nset ylabel 'tokens/s per GPU'\nset logscale x\nset grid\n"
           "set title 'xring recommend: Pareto frontier' noenhanced\n$all << EOD\n";
       for (const auto& c : rec.ranked)
         s += fmt::format("{:.10g} {:.10g}\n", c.latency_s, c.throughput_per_gpu);

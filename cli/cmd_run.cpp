@@ -1,6 +1,7 @@
 // `xring run`: execute a plan file, verify it, report measured beside predicted.
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "commands.hpp"
@@ -9,6 +10,39 @@
 #include "xring/planner/units.hpp"
 
 namespace xring::cli {
+namespace {
+
+/// A FLOP rate, "—" where none was counted (decode layers).
+std::string flop_rate(double flop_per_s) {
+  return flop_per_s > 0 ? units::format_flop_rate(flop_per_s) : "—";
+}
+
+/// Half the range of a layer's samples ("±" in the table), "—" with fewer than two.
+std::string spread_of(const std::vector<double>& samples) {
+  if (samples.size() < 2) return "—";
+  auto [lo, hi] = std::minmax_element(samples.begin(), samples.end());
+  return "±" + units::format_time((*hi - *lo) / 2);
+}
+
+void print_layer_table(const executor::RunReport& r) {
+  using units::format_time;
+  fmt::print(
+      "  {:>5}  {:<11} {:>5} {:>16} {:>11} {:>11} {:>3} {:>11} {:>11} {:>8} {:>12} {:>11} "
+      "{:>10} {:>8}\n",
+      "layer", "strategy", "ranks", "S_Q x S_KV", "measured", "spread", "n", "compute", "waiting",
+      "overlap", "achieved", "predicted", "max err", "verified");
+  for (const auto& l : r.layers)
+    fmt::print(
+        "  {:>5}  {:<11} {:>5} {:>16} {:>11} {:>11} {:>3} {:>11} {:>11} {:>7.0f}% {:>12} {:>11} "
+        "{:>10.3g} {:>8}\n",
+        l.index, l.strategy, l.ranks, fmt::format("{}x{}", l.s_q, l.s_kv),
+        format_time(l.measured_time_s), spread_of(l.measured_samples_s),
+        std::max<size_t>(1, l.measured_samples_s.size()), format_time(l.measured_compute_s),
+        format_time(l.measured_comm_s), 100 * l.overlap_efficiency, flop_rate(l.flop_per_s),
+        format_time(l.predicted_time_s), l.max_abs_error, l.verified ? "yes" : "NO");
+}
+
+}  // namespace
 
 void attach_run(CLI::App& sub, int& exit_code) {
   struct Options {
@@ -26,7 +60,8 @@ void attach_run(CLI::App& sub, int& exit_code) {
   sub.add_option(
          "--backend", o->run.backend,
          "cpu: ranks as threads; cuda: every rank of a ring emulated on one GPU (query_ring, "
-         "kv_ring, single); nccl: one process per GPU (not yet)")
+         "kv_ring, single); nccl: one process per GPU (query_ring, kv_ring; needs libnccl.so.2 and a launcher, see "
+         "docs/commands.md)")
       ->capture_default_str()
       ->check(CLI::IsMember({"cpu", "cuda", "nccl"}));
   sub.add_option("--seed", o->run.seed, "Seed of the synthetic inputs")->capture_default_str();
@@ -104,19 +139,7 @@ void attach_run(CLI::App& sub, int& exit_code) {
     using units::format_time;
     fmt::print("xring run {} on the {} backend (seed {}, scale {:g})\n", o->plan, r.backend, r.seed,
                r.scale);
-    fmt::print(
-        "  {:>5}  {:<11} {:>5} {:>16} {:>11} {:>11} {:>11} {:>8} {:>12} {:>11} {:>10} {:>8}\n",
-        "layer", "strategy", "ranks", "S_Q x S_KV", "measured", "compute", "waiting", "overlap",
-        "achieved", "predicted", "max err", "verified");
-    for (const auto& l : r.layers)
-      fmt::print(
-          "  {:>5}  {:<11} {:>5} {:>16} {:>11} {:>11} {:>11} {:>7.0f}% {:>12} {:>11} {:>10.3g} "
-          "{:>8}\n",
-          l.index, l.strategy, l.ranks, fmt::format("{}x{}", l.s_q, l.s_kv),
-          format_time(l.measured_time_s), format_time(l.measured_compute_s),
-          format_time(l.measured_comm_s), 100 * l.overlap_efficiency,
-          units::format_flop_rate(l.flop_per_s), format_time(l.predicted_time_s), l.max_abs_error,
-          l.verified ? "yes" : "NO");
+    print_layer_table(r);
     for (const auto& l : r.layers)
       if (l.monolithic_time_s > 0)
         fmt::print(
@@ -125,12 +148,13 @@ void attach_run(CLI::App& sub, int& exit_code) {
             l.index, format_time(l.measured_time_s), format_time(l.monolithic_time_s),
             100 * l.ring_overhead, format_time(l.measured_copy_s), format_time(l.derived_comm_s),
             in.cluster.name, l.checked_against);
-    fmt::print("measured   {} for all layers, {:.4g} tokens/s, {:.4g} frames/s, {}\n",
-               format_time(r.measured_time_s), r.measured_tokens_per_s, r.measured_frames_per_s,
-               units::format_flop_rate(r.measured_flop_per_s));
-    fmt::print("predicted  {} on {} ({:.4g} tokens/s, {:.4g} frames/s, {}; error {:+.0f}%)\n",
-               format_time(r.predicted_time_s), in.cluster.name, r.predicted_tokens_per_s,
-               r.predicted_frames_per_s, units::format_flop_rate(r.predicted_flop_per_s),
+    fmt::print("measured   {} for all layers, {} tokens/s, {} frames/s, {}\n",
+               format_time(r.measured_time_s), units::format_count(r.measured_tokens_per_s),
+               units::format_count(r.measured_frames_per_s), flop_rate(r.measured_flop_per_s));
+    fmt::print("predicted  {} on {} ({} tokens/s, {} frames/s, {}; error {:+.0f}%)\n",
+               format_time(r.predicted_time_s), in.cluster.name,
+               units::format_count(r.predicted_tokens_per_s),
+               units::format_count(r.predicted_frames_per_s), flop_rate(r.predicted_flop_per_s),
                r.measured_time_s > 0
                    ? 100 * (r.predicted_time_s - r.measured_time_s) / r.measured_time_s
                    : 0.0);

@@ -16,7 +16,7 @@ namespace xring::cli {
 namespace {
 
 std::string format_metric(std::string name, double v) {
-  if (std::isnan(v)) return "-";
+  if (std::isnan(v)) return "—";
   for (const char* bound : {".low", ".high"})  // an interval's bound: the figure's unit
     if (name.size() > std::strlen(bound) &&
         name.compare(name.size() - std::strlen(bound), std::strlen(bound), bound) == 0)
@@ -27,7 +27,7 @@ std::string format_metric(std::string name, double v) {
     return n.size() >= x.size() && n.substr(n.size() - x.size()) == x;
   };
   if (ends_with("_s") && !ends_with("_per_s")) return units::format_time(v);
-  return fmt::format("{:.4g}", v);
+  return units::format_count(v);
 }
 
 std::string cell(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
@@ -56,7 +56,8 @@ std::string csv(const std::vector<SweepAxis>& axes, const std::vector<SweepPoint
     for (const auto& m : metrics) {
       double v = metric(p.plan, m);
       out.push_back(',');
-      if (!std::isnan(v)) out += fmt::format("{:.17g}", v);
+      // 6 significant digits: the model's inputs (datasheet rates, efficiencies) carry fewer.
+      if (!std::isnan(v)) out += fmt::format("{:.6g}", v);
     }
     out += "\n";
   }
@@ -78,8 +79,7 @@ std::string gnuplot_script(const std::vector<SweepAxis>& axes,
     series[key.empty() ? metric_name : key].push_back(&p);
   }
   std::string s = "# xring whatif plot; run: gnuplot THIS_FILE\n";
-  s += "set terminal svg size 900,560 dynamic background rgb 'white'\n";
-  s += "set output '" + svg + "'\n";
+  s += gnuplot_output(svg, 900, 560);
   s += "set title 'xring whatif: " + metric_name + " vs " + axes[0].field + "' noenhanced\n";
   s += "set xlabel '" + axes[0].field + "' noenhanced\nset ylabel '" + metric_name +
        "' noenhanced\n";
@@ -152,9 +152,9 @@ void attach_whatif(CLI::App& sub, int& exit_code) {
       ->check(output_file());
   sub.add_option(
          "--plot", o->plot,
-         "Plot the first metric against the first --vary field as SVG (gnuplot; without it, "
-         "the .gp script is written next to the SVG path)")
-      ->check(output_file());
+         "Plot the first metric against the first --vary field as .svg, .png or .pdf (gnuplot; "
+         "without it, the .gp script is written next to the picture's path)")
+      ->check(plot_file());
   sub.add_option("-j,--jobs", o->jobs, "Threads (default: one per hardware thread)")
       ->check(CLI::NonNegativeNumber);
   sub.footer(

@@ -73,13 +73,24 @@ void write_file_atomically(const std::string& path, const std::string& text);
 /// then terminate as the signal would: outputs are never left half-written.
 void remove_partial_outputs_on_signals();
 
-/// Writes `script` (a gnuplot script whose output is `svg`) next to the SVG as .gp and runs
-/// gnuplot ($XRING_GNUPLOT, else `gnuplot`) on it; without gnuplot the script is kept and the
-/// user told how to draw it. Throws xring::Error (runtime) when gnuplot fails.
-void draw_with_gnuplot(const std::string& svg, const std::string& script);
+/// A validator for a picture flag (--plot): output_file() and an extension that names the
+/// format (.svg, .png, .pdf); anything else is refused while parsing.
+CLI::Validator plot_file();
 
-/// Progress on stderr for long commands: a rewritten line on a terminal (after the first
-/// second), a line per 10% in logs.
+/// The gnuplot lines that choose the terminal from `path`'s extension (svg, pngcairo,
+/// pdfcairo) and set the output to it, quoted for gnuplot. Throws xring::Error for another
+/// extension.
+std::string gnuplot_output(const std::string& path, int width_px, int height_px);
+/// `text` as a gnuplot single-quoted string.
+std::string gnuplot_text(const std::string& text);
+
+/// Writes `script` next to the picture as .gp and runs gnuplot ($XRING_GNUPLOT, else
+/// `gnuplot`) without a shell, the script on its stdin; without gnuplot the script is kept and
+/// the user told how to draw it. Throws xring::Error (runtime) when gnuplot fails.
+void draw_with_gnuplot(const std::string& picture, const std::string& script);
+
+/// Progress on stderr for long commands, from their first second on: a rewritten line on a
+/// terminal, a line per 10% in logs.
 class ProgressLine {
  public:
   explicit ProgressLine(std::string command);
@@ -91,6 +102,15 @@ class ProgressLine {
   std::chrono::steady_clock::time_point started_;
   size_t reported_tenths_ = 0;
 };
+
+/// "unknown command "plna"; did you mean "plan"? (commands: ...)" when `word` is not one of
+/// `commands` (nullopt when it is, or is an option).
+std::optional<std::string> unknown_command_hint(const std::vector<std::string>& commands,
+                                                const std::string& word);
+/// For an argument `sub` does not know: did you mean its option, or, for a spec field's name
+/// (`--frames 3600`), the --set that sets it (`--set workload.frames=3600`).
+std::optional<std::string> unknown_option_hint(const CLI::App& sub,
+                                               const std::vector<std::string>& args);
 
 /// The human-readable plan: header, per-layer table, alternatives, prediction, notes.
 void print_plan(const Plan& plan, const Inputs& in, std::FILE* out);

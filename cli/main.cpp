@@ -2,9 +2,12 @@
 // codes (0 ok, 1 requirement not met, 2 bad input, 3 runtime failure).
 #include <cstdio>
 #include <new>
+#include <string>
+#include <vector>
 
 #include "commands.hpp"
 #include "xring/planner/error.hpp"
+#include "xring/planner/provenance.hpp"
 
 namespace {
 
@@ -50,7 +53,8 @@ int main(int argc, char** argv) {
       "xring: plan distributed cross-attention for multimodal LLMs on long visual inputs.\n"
       "Start with `xring plan` (the built-in default), then `xring list` to see what is built in.",
       "xring"};
-  app.set_version_flag("--version", xring::xring_version());
+  app.set_version_flag("--version",
+                       "xring " + xring::xring_version() + " (git " + xring::git_revision() + ")");
   app.require_subcommand(1);
   app.footer(
       "Examples:\n"
@@ -66,8 +70,26 @@ int main(int argc, char** argv) {
     std::fputs(app.help().c_str(), stdout);
     return 0;
   }
+  std::vector<std::string> commands;
+  for (const auto& s : kSubcommands) commands.push_back(s.name);
   try {
+    if (auto hint = xring::cli::unknown_command_hint(commands, argv[1])) {
+      std::fprintf(stderr, "xring: error: %s\n", hint->c_str());
+      return static_cast<int>(xring::ExitCode::bad_input);
+    }
     app.parse(argc, argv);
+  } catch (const CLI::ExtrasError& e) {
+    // An unknown option: say which, and what was probably meant.
+    for (const auto* sub : app.get_subcommands()) {
+      auto hint =
+          xring::cli::unknown_option_hint(*sub, std::vector<std::string>(argv + 2, argv + argc));
+      if (hint) {
+        std::fprintf(stderr, "xring: error: %s\n", hint->c_str());
+        return static_cast<int>(xring::ExitCode::bad_input);
+      }
+    }
+    app.exit(e);
+    return static_cast<int>(xring::ExitCode::bad_input);
   } catch (const CLI::ParseError& e) {
     int code = app.exit(e);
     return code == 0 ? 0 : static_cast<int>(xring::ExitCode::bad_input);

@@ -1,7 +1,10 @@
 // Shared CLI pieces: spec flags, atomic file output, and the plan table.
 #include <fmt/core.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -175,9 +178,19 @@ std::string time_or_dash(const std::optional<double>& seconds) {
   return seconds ? units::format_time(*seconds) : "—";
 }
 
-/// A rate with 4 significant digits and its unit, or "—".
+/// A rate with SI prefixes and 3-4 significant digits ("2.36 M tokens/s"), or "—".
 std::string rate_or_dash(const std::optional<double>& rate, const char* unit) {
-  return rate ? fmt::format("{:.4g} {}", *rate, unit) : "—";
+  if (!rate) return "—";
+  return units::format_count(*rate) + " " + unit;
+}
+
+/// A layer's strategy as the table shows it: hybrids with their split ("hybrid (2x4 query_ring)").
+std::string strategy_cell(const LayerPlan& l) {
+  std::string strategy = to_string(l.strategy);
+  if (l.strategy == Strategy::hybrid && l.ulysses_degree > 0)
+    strategy +=
+        fmt::format(" ({}x{} {})", l.ulysses_degree, l.ranks / l.ulysses_degree, l.ring_kind);
+  return strategy;
 }
 
 /// Where a plan's intervals come from and how wide they are, for the table's heading.
@@ -198,30 +211,32 @@ void print_plan(const Plan& p, const Inputs& in, std::FILE* out) {
     fmt::print(out, "  {}{}{}\n", c.system.empty() ? "" : "system " + c.system,
                !c.system.empty() && !c.fabric.empty() ? ", " : "",
                c.fabric.empty() ? "" : "fabric " + c.fabric);
-  fmt::print(out, "  {}, batch {}, {} text tokens + {} visual tokens ({:g} frame{})\n",
-             to_string(w.phase), w.batch, w.text_tokens, visual_tokens(w, in.model),
-             frames(w, in.model), frames(w, in.model) == 1 ? "" : "s");
+  if (p.streaming)  // the frames arrive over time: the streaming section says how many
+    fmt::print(out, "  {}, batch {}, {} text tokens + a video stream at {:g} frames/s\n",
+               to_string(w.phase), w.batch, w.text_tokens, p.streaming->fps);
+  else
+    fmt::print(out, "  {}, batch {}, {} text tokens + {} visual tokens ({:g} frame{})\n",
+               to_string(w.phase), w.batch, w.text_tokens, visual_tokens(w, in.model),
+               frames(w, in.model), frames(w, in.model) == 1 ? "" : "s");
   fmt::print(out, "feasible: {}\n", p.feasible ? "yes" : "NO");
   for (const auto& r : p.reasons) fmt::print(out, "  - {}\n", r);
 
   if (!p.layers.empty()) {
     fmt::print(out, "\ncross-attention layers\n");
-    fmt::print(out, "  {:>5}  {:<11} {:>5} {:>5}  {:<9} {:>12} {:>12} {:>24} {:>12}\n", "layer",
-               "strategy", "ranks", "steps", "recompute", "step comp", "step comm", "time/layer",
-               "memory/rank");
+    size_t width = 11;
+    for (const auto& l : p.layers) width = std::max(width, strategy_cell(l).size());
+    fmt::print(out, "  {:>5}  {:<{}} {:>5} {:>5}  {:<9} {:>12} {:>12} {:>24} {:>12}\n", "layer",
+               "strategy", width, "ranks", "steps", "recompute", "step comp", "step comm",
+               "time/layer", "memory/rank");
     for (const auto& l : p.layers) {
-      std::string strategy = to_string(l.strategy);
-      if (l.strategy == Strategy::hybrid && l.ulysses_degree > 0)
-        strategy +=
-            fmt::format(" ({}x{} {})", l.ulysses_degree, l.ranks / l.ulysses_degree, l.ring_kind);
       auto predicted = [&](double seconds) {
         return time_or_dash(p.feasible ? std::optional<double>(seconds) : std::nullopt);
       };
       const auto layer_time = time_interval(
           p.feasible ? std::optional<double>(l.time_s) : std::nullopt, p.predicted.band);
       // A one-step layer has nothing to overlap: no transfer to show.
-      fmt::print(out, "  {:>5}  {:<11} {:>5} {:>5}  {:<9} {:>12} {:>12} {:>24} {:>12}\n", l.index,
-                 strategy, l.ranks, l.steps, l.recompute ? "yes" : "no",
+      fmt::print(out, "  {:>5}  {:<{}} {:>5} {:>5}  {:<9} {:>12} {:>12} {:>24} {:>12}\n", l.index,
+                 strategy_cell(l), width, l.ranks, l.steps, l.recompute ? "yes" : "no",
                  predicted(l.step_compute_s), l.steps > 1 ? predicted(l.step_comm_s) : "—",
                  with_interval(predicted(l.time_s), l.time_s, layer_time),
                  l.memory_bytes.total() > 0 ? format_bytes(l.memory_bytes.total()) : "—");
@@ -261,7 +276,9 @@ void print_plan(const Plan& p, const Inputs& in, std::FILE* out) {
   bool decodes = p.decode.has_value() || p.streaming.has_value();
   fmt::print(out, "  {}{}\n", decodes ? "prefill time        " : "iteration time      ",
              time_cell(pr.iteration_time_s));
-  fmt::print(out, "    cross-attention   {}\n", time_cell(pr.cross_attention_time_s));
+  fmt::print(out, "    cross-attention   {}\n",
+             p.layers.empty() ? std::string("— (no cross-attention layers)")
+                              : time_cell(pr.cross_attention_time_s));
   fmt::print(out, "    rest of model     {}  ({})\n", time_cell(pr.rest_of_model_time_s),
              p.rest_of_model.note);
   fmt::print(out, "  throughput          {}, {}\n",
@@ -285,21 +302,24 @@ void print_plan(const Plan& p, const Inputs& in, std::FILE* out) {
                "fits", "step", "tokens/s", "gap", "copies", "peak memory", "max batch",
                "tokens/s@max");
     for (const auto& x : d.placements)
-      fmt::print(out, "  {:<13} {:>5} {:>12} {:>12.4g} {:>7.1f}% {:>7} {:>12} {:>9} {:>14.4g}{}\n",
-                 x.placement, x.fits ? "yes" : "no", format_time(x.step_time_s), x.tokens_per_s,
-                 100 * x.gap, x.copies, format_bytes(x.peak_memory_bytes), x.max_batch,
-                 x.tokens_per_s_at_max_batch, x.placement == d.chosen ? "  <- chosen" : "");
+      fmt::print(out, "  {:<13} {:>5} {:>12} {:>12} {:>7.1f}% {:>7} {:>12} {:>9} {:>14}{}\n",
+                 x.placement, x.fits ? "yes" : "no", format_time(x.step_time_s),
+                 units::format_count(x.tokens_per_s), 100 * x.gap, x.copies,
+                 format_bytes(x.peak_memory_bytes), x.max_batch,
+                 units::format_count(x.tokens_per_s_at_max_batch),
+                 x.placement == d.chosen ? "  <- chosen" : "");
     fmt::print(out, "  gap: the slowest GPU's KV bytes per step over the lower bound total/G\n");
   }
   if (p.streaming) {
     const StreamingSection& st = *p.streaming;
-    fmt::print(out, "\nstreaming: {} at {:g} frames/s ({:g} visual tokens/s) on one GPU\n",
-               format_time(st.stream_seconds), st.fps, st.visual_tokens_per_s);
+    fmt::print(out, "\nstreaming: {} at {:g} frames/s ({} visual tokens/s) on one GPU\n",
+               format_time(st.stream_seconds), st.fps, units::format_count(st.visual_tokens_per_s));
     fmt::print(out, "  {:<9} {:>12} {:>12} {:>14} {:>16}\n", "policy", "peak memory", "tokens/s",
                "cached tokens", "runs out after");
     for (const auto& x : st.policies)
-      fmt::print(out, "  {:<9} {:>12} {:>12.4g} {:>14.4g} {:>16}{}\n", x.policy,
-                 format_bytes(x.peak_memory_bytes), x.tokens_per_s, x.cached_tokens,
+      fmt::print(out, "  {:<9} {:>12} {:>12} {:>14} {:>16}{}\n", x.policy,
+                 format_bytes(x.peak_memory_bytes), units::format_count(x.tokens_per_s),
+                 units::format_count(x.cached_tokens),
                  x.oom_at_s ? format_time(*x.oom_at_s) : "never",
                  x.policy == st.chosen ? "  <- workload's policy" : "");
   }
@@ -309,22 +329,100 @@ void print_plan(const Plan& p, const Inputs& in, std::FILE* out) {
   }
 }
 
-void draw_with_gnuplot(const std::string& svg, const std::string& script) {
-  const bool svg_suffix = svg.size() > 4 && svg.compare(svg.size() - 4, 4, ".svg") == 0;
-  const std::string script_path = (svg_suffix ? svg.substr(0, svg.size() - 4) : svg) + ".gp";
+namespace {
+
+/// The plot's extension (".svg", ".png", ".pdf") or "" when it has none of them.
+std::string plot_extension(const std::string& path) {
+  std::string ext = std::filesystem::path(path).extension().string();
+  for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return ext == ".svg" || ext == ".png" || ext == ".pdf" ? ext : "";
+}
+
+/// A gnuplot single-quoted string: a quote inside is written twice.
+std::string gnuplot_quoted(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) {
+    out += c;
+    if (c == '\'') out += '\'';
+  }
+  return out + "'";
+}
+
+/// Runs `program` with no shell, `input` on its stdin; returns its exit status (127: not found).
+int run_with_stdin(const std::string& program, const std::string& input) {
+  int fds[2];
+  if (::pipe(fds) != 0) return -1;
+  const pid_t pid = ::fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    ::dup2(fds[0], STDIN_FILENO);
+    ::close(fds[0]);
+    ::close(fds[1]);
+    char* argv[] = {const_cast<char*>(program.c_str()), nullptr};
+    ::execvp(argv[0], argv);
+    ::_exit(127);
+  }
+  ::close(fds[0]);
+  std::signal(SIGPIPE, SIG_IGN);  // gnuplot missing or failing early must not kill xring
+  size_t written = 0;
+  while (written < input.size()) {
+    ssize_t n = ::write(fds[1], input.data() + written, input.size() - written);
+    if (n <= 0) break;
+    written += static_cast<size_t>(n);
+  }
+  ::close(fds[1]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace
+
+CLI::Validator plot_file() {
+  return CLI::Validator(
+      [](std::string& path) -> std::string {
+        if (plot_extension(path).empty())
+          return path + ": the picture's format follows its extension: give a .svg, .png or .pdf path";
+        return output_file()(path);
+      },
+      "FILE.svg|.png|.pdf");
+}
+
+std::string gnuplot_output(const std::string& path, int width_px, int height_px) {
+  const std::string ext = plot_extension(path);
+  std::string terminal;
+  if (ext == ".svg")
+    terminal = fmt::format("svg size {},{} dynamic background rgb 'white'", width_px, height_px);
+  else if (ext == ".png")
+    terminal = fmt::format("pngcairo size {},{} background rgb 'white'", width_px, height_px);
+  else if (ext == ".pdf")  // inches at 100 px each
+    terminal = fmt::format("pdfcairo size {:g}in,{:g}in", width_px / 100.0, height_px / 100.0);
+  else
+    throw Error(path + ": the picture's format follows its extension: give a .svg, .png or .pdf "
+                       "path");
+  return "set terminal " + terminal + "\nset output " + gnuplot_quoted(path) + "\n";
+}
+
+std::string gnuplot_text(const std::string& text) { return gnuplot_quoted(text); }
+
+void draw_with_gnuplot(const std::string& picture, const std::string& script) {
+  const std::string ext = plot_extension(picture);
+  const std::string script_path =
+      (ext.empty() ? picture : picture.substr(0, picture.size() - ext.size())) + ".gp";
   write_file_atomically(script_path, script);
   const char* env = std::getenv("XRING_GNUPLOT");
   const std::string gnuplot = env ? env : "gnuplot";
-  if (std::system((gnuplot + " --version > /dev/null 2>&1").c_str()) != 0) {
+  const int status = run_with_stdin(gnuplot, script);
+  if (status == 127) {
     std::fprintf(stderr,
                  "xring: gnuplot is not installed; wrote %s (run `gnuplot %s` to draw %s)\n",
-                 script_path.c_str(), script_path.c_str(), svg.c_str());
+                 script_path.c_str(), script_path.c_str(), picture.c_str());
     return;
   }
-  if (std::system((gnuplot + " '" + script_path + "'").c_str()) != 0)
+  if (status != 0)
     throw Error("gnuplot failed on " + script_path + "; the script is kept for inspection",
                 ExitCode::runtime);
-  std::fprintf(stderr, "xring: wrote %s (script %s)\n", svg.c_str(), script_path.c_str());
+  std::fprintf(stderr, "xring: wrote %s (script %s)\n", picture.c_str(), script_path.c_str());
 }
 
 ProgressLine::ProgressLine(std::string command)
@@ -334,9 +432,9 @@ ProgressLine::ProgressLine(std::string command)
 
 void ProgressLine::update(size_t done, size_t total, const std::string& what) {
   if (total == 0) return;
+  // Commands that finish within a second say nothing: progress is for waits a user notices.
+  if (std::chrono::steady_clock::now() - started_ < std::chrono::seconds(1)) return;
   if (tty_) {
-    if (std::chrono::steady_clock::now() - started_ < std::chrono::seconds(1) && done < total)
-      return;
     constexpr int kWidth = 24;
     const int filled = static_cast<int>(kWidth * done / total);
     std::fprintf(stderr, "\r%s [%s%s] %zu/%zu %-40.40s", command_.c_str(),

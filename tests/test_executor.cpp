@@ -330,6 +330,23 @@ TEST(Verification, AZeroedOutputFailsHoweverSmallTheReference) {
   EXPECT_GT(c.worst_ratio, 1.0);
 }
 
+TEST(Verification, CpuSlackIsRelativeToTheInputsScaleNotACancellingOutput) {
+  // The tiny model's 4-rank query_ring: |O| ≈ 0.03 (a mean of ±1 values), fp32 merge errors
+  // ≈ 1e-6. Allowed: 1e-5 · max(0.03, 1) + ulp_fp32(x) ≈ 1e-5, so 1e-6 passes ...
+  const std::vector<float> want = {0.0286f, -0.0190f, 0.0071f, -0.0252f};
+  std::vector<float> got = want;
+  for (float& x : got) x += 1e-6f;
+  xring::executor::Comparison c;
+  xring::executor::compare_cpu(got, want, xring::kernels::Storage::fp32, c);
+  EXPECT_LE(c.worst_ratio, 1.0);
+  EXPECT_NEAR(c.tolerance, 1e-5, 1e-8);
+  // ... while an all-zero output is 0.0286 / 1e-5 ≈ 2,860 tolerances off.
+  const std::vector<float> zeros(want.size(), 0.0f);
+  xring::executor::Comparison z;
+  xring::executor::compare_cpu(zeros, want, xring::kernels::Storage::fp32, z);
+  EXPECT_NEAR(z.worst_ratio, 0.0286 / 1e-5, 1.0);
+}
+
 TEST(Verification, SmallRelativeErrorsPassAndNaNsFail) {
   const std::vector<float> want = {0.005f, -0.0031f, 0.0012f, -0.0049f};
   std::vector<float> got = want;

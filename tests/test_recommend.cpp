@@ -2,6 +2,7 @@
 // recommendation is feasible and meets the requirements, and a miss names the closest shape.
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <set>
 
 #include "test_util.hpp"
@@ -84,6 +85,25 @@ TEST(Recommend, NothingMeetsNamesTheClosest) {
   EXPECT_NE(rec.closest()->failures.front().find("frames_per_s>=1e9"), std::string::npos);
 }
 
+TEST(Recommend, ClosestIsTheSmallestRelativeMissOnTheRequiredMetric) {
+  RecommendRequest r = small_space("llama-3.2-11b-vision", "video-qa");
+  r.requirements = {"iteration_time_s<=1us"};
+  Recommendation rec = recommend(r);
+  ASSERT_TRUE(rec.ranked.empty());
+  const Candidate* c = rec.closest();
+  ASSERT_NE(c, nullptr);
+  // No evaluated feasible shape reaches a smaller iteration time than the closest one.
+  double fastest = std::numeric_limits<double>::infinity();
+  for (const auto& x : rec.all)
+    if (x.evaluated && x.plan.feasible) fastest = std::min(fastest, *x.plan.predicted.iteration_time_s);
+  ASSERT_EQ(c->misses.size(), 1u);
+  EXPECT_EQ(c->misses[0].metric, "iteration_time_s");
+  EXPECT_DOUBLE_EQ(c->misses[0].bound, 1e-6);
+  ASSERT_TRUE(c->misses[0].reached.has_value());
+  EXPECT_DOUBLE_EQ(*c->misses[0].reached, fastest);
+  EXPECT_DOUBLE_EQ(c->relative_miss, (fastest - 1e-6) / 1e-6);
+}
+
 TEST(Recommend, BadInputIsRefused) {
   RecommendRequest r = small_space("tiny", "video-qa");
   r.gpus = {"h300"};
@@ -98,10 +118,25 @@ TEST(Recommend, BadInputIsRefused) {
   EXPECT_THROW(objective_from_string("fastest"), Error);
 }
 
-TEST(Recommend, DecodeWorkloadsAlsoChooseTheirKvPolicy) {
+TEST(Recommend, DecodeWorkloadsKeepTheirKvPolicyUnlessAsked) {
   RecommendRequest r = small_space("llama-3-70b", "fairkv-decode");
   r.gpus = {"h100-sxm"};
   r.objective = Objective::max_throughput_per_gpu;
+  Recommendation rec = recommend(r);
+  ASSERT_FALSE(rec.ranked.empty());
+  for (const auto& c : rec.all) EXPECT_EQ(c.kv_policy, "");
+  // fairkv-decode asks for adaptive budgets; recommend must not trade them for uniform ones.
+  for (const auto& c : rec.ranked) {
+    ASSERT_TRUE(c.plan.decode.has_value());
+    EXPECT_EQ(c.plan.decode->policy, "adaptive");
+  }
+}
+
+TEST(Recommend, DecodeWorkloadsSearchKvPolicyWhenAsked) {
+  RecommendRequest r = small_space("llama-3-70b", "fairkv-decode");
+  r.gpus = {"h100-sxm"};
+  r.objective = Objective::max_throughput_per_gpu;
+  r.search_kv_policy = true;
   Recommendation rec = recommend(r);
   std::set<std::string> tried;
   for (const auto& c : rec.all) tried.insert(c.kv_policy);

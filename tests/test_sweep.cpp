@@ -73,7 +73,17 @@ TEST(Sweep, Metrics) {
   Plan decode = plan(load_inputs("llama-3-70b", "h100-sxm-8", "fairkv-decode", {}));
   EXPECT_EQ(metric(decode, "decode_tokens_per_s"), *decode.predicted.decode_tokens_per_s);
   EXPECT_GE(metric(decode, "decode_gap"), 0.0);
-  EXPECT_EQ(strategy_label(decode), "fair_copying");
+  EXPECT_EQ(strategy_label(decode), "decode tp" + std::to_string(decode.decode->gpus) +
+                                        " adaptive KV (fair_copying heads)");
+  Plan trained = plan(load_inputs("tiny", "h100-sxm-8", "video-qa", {"workload.phase=training"}),
+                      [] {
+                        PlannerOptions o;
+                        o.strategy = Strategy::kv_ring;
+                        o.ranks = 8;
+                        o.recompute = true;
+                        return o;
+                      }());
+  EXPECT_EQ(strategy_label(trained), "kv_ring/8+recompute");
   for (const auto& name : default_metrics("decode"))
     EXPECT_FALSE(std::isnan(metric(decode, name))) << name;
 }

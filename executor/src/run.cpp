@@ -31,13 +31,17 @@ RunReport start_report(const Plan& plan, const std::string& origin, const RunOpt
       options.backend != "cpu"
           ? "|GPU − reference| ≤ r·max|reference| + one storage ulp, per element, r = 8e-3 "
             "(bf16) or 2e-3 (fp16) as the kernels round P to the storage type; L: 1e-3·max|L|"
-          : "|distributed − reference| ≤ 1e-5·max|reference| + one storage ulp, per element";
+          : "|distributed − reference| ≤ 1e-5·max(max|reference|, 1) + one storage ulp, per element";
   report.provenance = {{"xring_version", xring_version()},
                        {"git_revision", git_revision()},
                        {"date", utc_now()},
                        {"plan", origin},
                        {"plan_hash", content_hash(to_json(plan))},
                        {"plan_inputs", plan.provenance.value("inputs", nlohmann::json::object())},
+                       // Whether the prediction is of this machine (gate gates prediction_error
+                       // of cpu runs only then).
+                       {"plan_device_profile",
+                        plan.provenance.value("device_profile", nlohmann::json())},
                        {"backend", options.backend},
                        {"seed", options.seed}};
   return report;

@@ -22,6 +22,9 @@ std::vector<double> total_samples(const RunReport& r) {
 }  // namespace
 
 nlohmann::json to_json(const RunReport& r) {
+  // A number that was not measured (cuda-only comparisons on the cpu backend, the FLOP rate of
+  // a decode layer that counts none) is null, never 0.
+  auto measured = [](double v) { return v > 0 ? nlohmann::json(v) : nlohmann::json(nullptr); };
   nlohmann::json layers = nlohmann::json::array();
   for (const auto& l : r.layers)
     layers.push_back({{"index", l.index},
@@ -45,16 +48,17 @@ nlohmann::json to_json(const RunReport& r) {
                       {"predicted_step_compute_s", l.predicted_step_compute_s},
                       {"predicted_step_comm_s", l.predicted_step_comm_s},
                       {"time_error", l.time_error},
-                      {"flop_per_s", l.flop_per_s},
+                      {"flop_per_s", measured(l.flop_per_s)},
                       {"overlap_efficiency", l.overlap_efficiency},
                       {"algbw_bytes_per_s", l.algbw_bytes_per_s},
                       {"busbw_bytes_per_s", l.busbw_bytes_per_s},
                       {"predicted_peak_memory_bytes", l.predicted_peak_memory_bytes},
                       {"bytes_sent", l.bytes_sent},
-                      {"measured_copy_s", l.measured_copy_s},
-                      {"derived_comm_s", l.derived_comm_s},
-                      {"monolithic_time_s", l.monolithic_time_s},
-                      {"ring_overhead", l.ring_overhead},
+                      {"measured_copy_s", measured(l.measured_copy_s)},
+                      {"derived_comm_s", measured(l.derived_comm_s)},
+                      {"monolithic_time_s", measured(l.monolithic_time_s)},
+                      {"ring_overhead", l.monolithic_time_s > 0 ? nlohmann::json(l.ring_overhead)
+                                                                : nlohmann::json(nullptr)},
                       {"checked_against", l.checked_against},
                       {"max_abs_error", l.max_abs_error},
                       {"max_rel_error", l.max_rel_error},

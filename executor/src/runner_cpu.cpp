@@ -132,12 +132,12 @@ class CpuRunner final : public LayerRunner {
     layer.measured_time_s = end - start;
     layer.measured_compute_s = layer.measured_time_s;
     Comparison c;
-    compare(got.o, ref.o, storage, c);
-    compare(got.l, ref.l, kernels::Storage::fp32, c);
-    compare(got.dq, ref.dq, storage, c);
-    compare(got.dx, ref.dx, storage, c);
-    compare(got.dwk, ref.dwk, storage, c);
-    compare(got.dwv, ref.dwv, storage, c);
+    compare_cpu(got.o, ref.o, storage, c);
+    compare_cpu(got.l, ref.l, kernels::Storage::fp32, c);
+    compare_cpu(got.dq, ref.dq, storage, c);
+    compare_cpu(got.dx, ref.dx, storage, c);
+    compare_cpu(got.dwk, ref.dwk, storage, c);
+    compare_cpu(got.dwv, ref.dwv, storage, c);
     events.push_back(
         {0, 1, "layer " + std::to_string(job.plan->index) + " " + layer.strategy, start, end});
     return c;
@@ -190,12 +190,12 @@ class CpuRunner final : public LayerRunner {
     }
     AttentionResult want = run_reference(problem, job.backward);
     Comparison c;
-    compare(out.o, want.o, problem.storage, c);
-    compare(out.l, want.l, kernels::Storage::fp32, c);
+    compare_cpu(out.o, want.o, problem.storage, c);
+    compare_cpu(out.l, want.l, kernels::Storage::fp32, c);
     if (job.backward) {
-      compare(out.dq, want.dq, problem.storage, c);
-      compare(out.dk, want.dk, problem.storage, c);
-      compare(out.dv, want.dv, problem.storage, c);
+      compare_cpu(out.dq, want.dq, problem.storage, c);
+      compare_cpu(out.dk, want.dk, problem.storage, c);
+      compare_cpu(out.dv, want.dv, problem.storage, c);
     }
     return c;
   }

@@ -11,7 +11,7 @@ double gpu_relative_tolerance(kernels::Storage s) {
 }
 
 void compare(const std::vector<float>& got, const std::vector<float>& want,
-             kernels::Storage storage, Comparison& c, double relative) {
+             kernels::Storage storage, Comparison& c, double relative, double scale_floor) {
   double scale = 0;
   for (float x : want)
     if (std::isfinite(x)) scale = std::max(scale, static_cast<double>(std::fabs(x)));
@@ -29,13 +29,18 @@ void compare(const std::vector<float>& got, const std::vector<float>& want,
       continue;
     }
     const double err = std::fabs(static_cast<double>(got[i]) - want[i]);
-    const double allowed = relative * scale + kernels::ulp(storage, want[i]);
+    const double allowed = relative * std::max(scale, scale_floor) + kernels::ulp(storage, want[i]);
     c.max_abs = std::max(c.max_abs, err);
     if (scale > 0) c.max_rel = std::max(c.max_rel, err / scale);
     c.worst_ratio = std::max(c.worst_ratio, err / allowed);
   }
-  c.tolerance =
-      std::max(c.tolerance, relative * scale + kernels::ulp(storage, static_cast<float>(scale)));
+  c.tolerance = std::max(c.tolerance, relative * std::max(scale, scale_floor) +
+                                          kernels::ulp(storage, static_cast<float>(scale)));
+}
+
+void compare_cpu(const std::vector<float>& got, const std::vector<float>& want,
+                 kernels::Storage storage, Comparison& c) {
+  compare(got, want, storage, c, kCpuRelativeTolerance, 1.0);
 }
 
 }  // namespace xring::executor

@@ -8,6 +8,7 @@
 
 #include "xring/planner/error.hpp"
 #include "xring/planner/json_reader.hpp"
+#include "xring/planner/provenance.hpp"
 #include "xring/planner/units.hpp"
 
 namespace xring::gate {
@@ -101,15 +102,6 @@ std::string unit_of(const std::string& name) {
   return "";
 }
 
-std::string format_value(double v, const std::string& unit) {
-  if (std::isnan(v)) return "—";
-  if (unit == "bytes") return units::format_bytes(v);
-  if (unit == "s") return units::format_time(v);
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.4g", v);
-  return buf;
-}
-
 std::string xml_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
@@ -147,7 +139,7 @@ std::string verdict_text(Verdict v) {
   return "?";
 }
 
-std::string format_value(const std::optional<double>& v, const std::string& unit) {
+std::string format_optional(const std::optional<double>& v, const std::string& unit) {
   return v ? format_value(*v, unit) : "—";
 }
 
@@ -157,7 +149,7 @@ std::string describe_failure(const Row& r) {
   if (!r.requirement.empty()) return "requirement " + r.requirement + " not met: " + current;
   if (r.boolean) return r.metric + " no longer holds";
   if (!r.current || !r.baseline)
-    return r.metric + " went from " + format_value(r.baseline, r.unit) + " to " + current;
+    return r.metric + " went from " + format_optional(r.baseline, r.unit) + " to " + current;
   return r.metric + " went from " + format_value(*r.baseline, r.unit) + " to " + current +
          " (allowed change " + format_value(r.allowed, r.unit) + ")";
 }
@@ -176,6 +168,24 @@ void add_interval(Metric& m, const json& section, const std::string& key, const 
   if (i.is_null()) return;
   m.low = number_at(i, "low", origin, at + "." + key);
   m.high = number_at(i, "high", origin, at + "." + key);
+}
+
+/// Why a run report's prediction error says nothing about the planner ("" when it does): the
+/// cpu backend measures this machine's CPU against a plan that predicted its cluster's GPUs,
+/// unless the plan was made from a device profile (of this machine).
+std::string prediction_not_comparable(const json& report, const std::string& backend) {
+  if (backend != "cpu") return "";
+  const json& provenance = report.contains("provenance") ? report["provenance"] : json();
+  if (provenance.is_object() && provenance.contains("plan_device_profile") &&
+      !provenance["plan_device_profile"].is_null())
+    return "";
+  std::string cluster = "its cluster";
+  if (provenance.is_object() && provenance.contains("plan_inputs") &&
+      provenance["plan_inputs"].is_object() && provenance["plan_inputs"].contains("cluster") &&
+      provenance["plan_inputs"]["cluster"].is_object() &&
+      provenance["plan_inputs"]["cluster"].value("name", json()).is_string())
+    cluster = provenance["plan_inputs"]["cluster"]["name"].get<std::string>();
+  return "not gated: a cpu run measured against the prediction for " + cluster;
 }
 
 /// layers.N.<key> for every entry of `j`'s layers array (with its samples, when given).
@@ -221,6 +231,13 @@ BoundedName split_bound(const Document& doc, const std::string& name, const std:
 
 }  // namespace
 
+std::string format_value(double v, const std::string& unit) {
+  if (std::isnan(v)) return "—";
+  if (unit == "bytes") return units::format_bytes(v);
+  if (unit == "s") return units::format_time(v);
+  return units::format_count(v);
+}
+
 const Metric* Document::find(const std::string& name) const {
   for (const auto& m : metrics)
     if (m.name == name) return &m;
@@ -253,9 +270,11 @@ Document read_document(const json& j, const std::string& origin) {
     d.metrics.push_back(number("throughput_tokens_per_s", Direction::higher_is_better, throughput,
                                throughput_samples));
     std::optional<double> predicted_time = nullable_at(predicted, "time_s", origin, "predicted");
-    if (predicted_time && *predicted_time > 0)
+    if (predicted_time && *predicted_time > 0) {
       d.metrics.push_back(number("prediction_error", Direction::lower_is_better,
                                  std::fabs(time / *predicted_time - 1)));
+      d.metrics.back().not_gated = prediction_not_comparable(j, d.identity["backend"]);
+    }
     d.metrics.push_back(number("max_rel_error", Direction::lower_is_better,
                                number_at(j, "max_rel_error", origin, "")));
     add_layer_metrics(d, j, "measured_time_s", "measured_samples_s");
@@ -270,6 +289,10 @@ Document read_document(const json& j, const std::string& origin) {
       if (!name.is_string())
         fail(origin, std::string("inputs.") + key + ".name", "must be a string");
       d.identity[key] = name.get<std::string>();
+      json content = spec;
+      if (content.is_object())
+        for (const char* label : {"name", "description", "source"}) content.erase(label);
+      d.contents[key] = content;
     }
     const bool feasible = bool_at(j, "feasible", origin);
     d.metrics.push_back(flag("feasible", feasible));
@@ -302,18 +325,69 @@ Document read_document(const json& j, const std::string& origin) {
   throw Error(origin + ": neither a plan (predicted, phase) nor a run report (measured, backend)");
 }
 
+namespace {
+
+/// Whether a rule key names a metric: exactly, or as a family with one "*" ("layers.*.time_s"
+/// matches every name with that prefix and suffix).
+bool family_matches(const std::string& key, const std::string& name) {
+  auto star = key.find('*');
+  if (star == std::string::npos) return false;
+  std::string prefix = key.substr(0, star), suffix = key.substr(star + 1);
+  return name.rfind(prefix, 0) == 0 && name.size() >= prefix.size() + suffix.size() &&
+         name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+/// A document's metric names with per-layer ones folded into families ("layers.*.time_s").
+std::vector<std::string> metric_names_folded(const Document& d) {
+  std::vector<std::string> out;
+  for (const auto& m : d.metrics) {
+    std::string name = m.name;
+    if (name.rfind("layers.", 0) == 0) {
+      auto dot = name.find('.', 7);
+      if (dot != std::string::npos) name = "layers.*" + name.substr(dot);
+    }
+    if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
+  }
+  return out;
+}
+
+/// Every metric the rules file names exists in the baseline (a family matches at least one):
+/// a misspelled rule would otherwise gate nothing.
+void check_rule_names(const Rules& rules, const Document& d) {
+  for (const auto& key : rules.given) {
+    bool found = false;
+    for (const auto& m : d.metrics) found = found || m.name == key || family_matches(key, m.name);
+    if (found) continue;
+    std::vector<std::string> names = metric_names_folded(d);
+    auto hint = did_you_mean(key, names);
+    const auto star = key.find('*');
+    if (!hint && star != std::string::npos) {
+      // "layers.*.time_s" on a run report: its family with the same prefix and last word
+      // ("layers.*.measured_time_s").
+      const std::string prefix = key.substr(0, star + 1);
+      const std::string last = key.substr(key.find_last_of('.') + 1);
+      for (const auto& n : names)
+        if (!hint && n.rfind(prefix, 0) == 0 && n.size() >= last.size() &&
+            n.compare(n.size() - last.size(), last.size(), last) == 0)
+          hint = n;
+    }
+    std::string list;
+    for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+    throw Error((rules.origin.empty() ? std::string("--rules") : rules.origin) +
+                ": at \"metrics." + quoted_excerpt(key) + "\": " + d.origin + " (a " + d.kind +
+                ") has no metric \"" + quoted_excerpt(key) + "\"" +
+                (hint ? "; did you mean \"" + *hint + "\"?" : "") + " (its metrics: " + list +
+                ")");
+  }
+}
+
+}  // namespace
+
 const Rule& Rules::for_metric(const std::string& name) const {
   auto exact = metrics.find(name);
   if (exact != metrics.end()) return exact->second;
-  // Families: "layers.*.time_s" matches every name with that prefix and suffix.
-  for (const auto& [key, rule] : metrics) {
-    auto star = key.find('*');
-    if (star == std::string::npos) continue;
-    std::string prefix = key.substr(0, star), suffix = key.substr(star + 1);
-    if (name.rfind(prefix, 0) == 0 && name.size() >= prefix.size() + suffix.size() &&
-        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
-      return rule;
-  }
+  for (const auto& [key, rule] : metrics)
+    if (family_matches(key, name)) return rule;
   return defaults;
 }
 
@@ -322,6 +396,7 @@ Rules read_rules(const json& j, const std::string& origin) {
   // Built-in defaults for metrics where a relative bound makes no sense.
   rules.metrics["prediction_error"] = Rule{std::nullopt, 0.10, false, std::nullopt};
   rules.metrics["max_rel_error"] = Rule{std::nullopt, 1e-3, false, std::nullopt};
+  rules.origin = origin;
   if (j.is_null()) return rules;
   ObjectReader r(j, origin, "");
   auto read_rule = [&](ObjectReader o) {
@@ -349,6 +424,7 @@ Rules read_rules(const json& j, const std::string& origin) {
     for (const auto& [key, value] : j["metrics"].items()) {
       m.allow(key);
       rules.metrics[key] = read_rule(m.object(key));
+      rules.given.push_back(key);
     }
     m.finish();
   } else {
@@ -364,7 +440,9 @@ bool Outcome::failed() const {
   });
 }
 
-Outcome compare(const Document& baseline, const Document& current, const Rules& rules) {
+Outcome compare(const Document& baseline, const Document& current, const Rules& rules,
+                bool allow_changed_inputs) {
+  Outcome out;
   if (baseline.kind != current.kind)
     throw Error(baseline.origin + " is a " + baseline.kind + " but " + current.origin + " is a " +
                 current.kind + "; compare plans with plans and run reports with run reports");
@@ -379,7 +457,26 @@ Outcome compare(const Document& baseline, const Document& current, const Rules& 
                   current.origin + " has " +
                   (other == current.identity.end() ? "none" : other->second));
   }
-  Outcome out;
+  for (const auto& [key, content] : baseline.contents) {
+    auto other = current.contents.find(key);
+    if (other == current.contents.end() || content_hash(content) == content_hash(other->second))
+      continue;
+    std::string changes;
+    auto differences = json_differences(content, other->second, key);
+    for (size_t i = 0; i < differences.size() && i < 5; ++i)
+      changes += (i ? "; " : "") + differences[i];
+    if (differences.size() > 5) changes += "; and " + std::to_string(differences.size() - 5) + " more";
+    if (allow_changed_inputs) {
+      out.notes.push_back("inputs differ: " + changes);
+      continue;
+    }
+    throw Error("mismatched inputs: " + baseline.origin + " and " + current.origin + " both name " +
+                key + " " + baseline.identity.at(key) + " but its content differs (" + changes +
+                "); gate compares plans of the same inputs. To compare across the change (a GPU "
+                "swap, a longer video) give --allow-changed-inputs; to accept it as the new "
+                "baseline, --update-baseline");
+  }
+  check_rule_names(rules, baseline);
   for (const Metric& b : baseline.metrics) {
     const Rule& rule = rules.for_metric(b.name);
     if (rule.ignore) continue;
@@ -393,6 +490,11 @@ Outcome compare(const Document& baseline, const Document& current, const Rules& 
     row.current = c->value;
     row.boolean = b.boolean;
     row.unit = unit_of(b.name);
+    if (!b.not_gated.empty() || !c->not_gated.empty()) {
+      row.note = !c->not_gated.empty() ? c->not_gated : b.not_gated;
+      out.rows.push_back(row);
+      continue;
+    }
     if (b.boolean) {
       row.verdict = c->value == 1.0 ? Verdict::pass : Verdict::regression;
       out.rows.push_back(row);
@@ -484,6 +586,7 @@ Outcome require(const Document& doc, const std::vector<std::string>& requirement
       if (!bound)
         throw Error("--require " + quoted_excerpt(text) + ": cannot read the bound \"" +
                     quoted_excerpt(value) + "\" (a number, or with a unit: 70GiB, 2ms)");
+      row.bound = bound;
       const double v = row.current.value_or(0), b = *bound;
       met = !row.current ? false  // nothing predicted meets no bound
             : op == ">=" ? v >= b
@@ -510,16 +613,20 @@ std::string markdown(const Outcome& o, const std::string& title) {
                       " checks failed**"
                 : "All " + std::to_string(o.rows.size()) + " checks passed";
   if (improved) s += " (" + std::to_string(improved) + " improved)";
-  s += ".\n\n| metric | baseline | current | change | allowed | result "
+  s += ".\n\n";
+  for (const auto& n : o.notes) s += "Note: " + n + "\n\n";
+  s += "| metric | baseline | current | change | allowed | result "
        "|\n|---|---|---|---|---|---|\n";
   for (const auto& r : o.rows) {
     std::string baseline = !r.requirement.empty() ? "-"
                            : r.boolean ? (r.baseline == 1.0 ? "true" : "false")
-                                       : format_value(r.baseline, r.unit);
+                                       : format_optional(r.baseline, r.unit);
     std::string current =
-        r.boolean ? (r.current == 1.0 ? "true" : "false") : format_value(r.current, r.unit);
+        r.boolean ? (r.current == 1.0 ? "true" : "false") : format_optional(r.current, r.unit);
     std::string change = "-", allowed = "-";
-    if (!r.requirement.empty()) {
+    if (!r.note.empty()) {
+      allowed = r.note;
+    } else if (!r.requirement.empty()) {
       allowed = "`" + r.requirement + "`";
     } else if (!r.boolean && r.baseline && r.current) {
       char buf[64];

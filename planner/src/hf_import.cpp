@@ -179,8 +179,19 @@ ImportedModel import_hf_config(const json& config, const std::string& origin,
                       " (vision + projector) counted from the architecture");
     return out;
   }
-  throw Error(origin + ": at \"model_type\": \"" + type +
-              "\" is not supported; supported: mllama, llama, mistral, qwen2");
+  // Self-attention VLMs (LLaVA, Qwen2-VL) put visual tokens in the text sequence: no
+  // cross-attention layer for xring to plan, but their language model can still be imported.
+  const bool self_attention_vlm = type == "llava" || type == "llava_next" || type == "qwen2_vl" ||
+                                  type == "qwen2_5_vl" || type == "llava_onevision";
+  throw Error(origin + ": at \"model_type\": \"" + type + "\" is not supported; supported: mllama, " +
+              "llama, mistral, qwen2" +
+              (self_attention_vlm
+                   ? std::string(". This model feeds image tokens into self-attention, so it has "
+                                 "no cross-attention layer to plan; to size its language model, "
+                                 "import its text_config: save that object as a config.json (it "
+                                 "has model_type llama or qwen2) and import it")
+                   : std::string("; for another architecture write a ModelSpec by hand "
+                                 "(xring show model tiny > my-model.json is a start)")));
 }
 
 }  // namespace xring

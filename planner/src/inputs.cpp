@@ -84,8 +84,10 @@ SpecJson load_spec_json(SpecKind kind, const std::string& name_or_path) {
       std::string list;
       for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
       throw Error("unknown " + to_string(kind) + " \"" + quoted_excerpt(name_or_path) + "\"" +
-                  (hint ? "; did you mean \"" + *hint + "\"?" : "") + " (built-in " + plural(kind) +
-                  ": " + list + "; or give a path to a .json file)");
+                  (hint ? "; did you mean \"" + *hint + "\"?" : "") +
+                  (list.empty() ? " (none is built in; give a path to a .json file)"
+                                : " (built-in " + plural(kind) + ": " + list +
+                                      "; or give a path to a .json file)"));
     }
     spec = {parse_json_text(found->text, "builtin:" + found->name), "builtin:" + found->name};
   }

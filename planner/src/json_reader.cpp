@@ -205,6 +205,15 @@ json read_json_file(const std::string& path) {
 
 std::optional<std::string> did_you_mean(const std::string& word,
                                         const std::vector<std::string>& candidates) {
+  // A name cut short ("llama-3.2-11b" for "llama-3.2-11b-vision"): the one candidate it begins.
+  std::optional<std::string> begun;
+  int begins = 0;
+  for (const auto& c : candidates)
+    if (word.size() >= 4 && c.size() > word.size() && c.compare(0, word.size(), word) == 0) {
+      begun = c;
+      ++begins;
+    }
+  if (begins == 1) return begun;
   std::optional<std::string> best;
   size_t best_distance = std::max<size_t>(2, word.size() / 3) + 1;
   for (const auto& c : candidates) {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <thread>
 
@@ -141,13 +142,30 @@ const Candidate* Recommendation::closest() const {
   const Candidate* best = nullptr;
   for (const auto& c : all) {
     if (!c.evaluated) continue;
-    if (!best || c.failures.size() < best->failures.size() ||
-        (c.failures.size() == best->failures.size() &&
-         c.throughput_per_gpu > best->throughput_per_gpu))
+    if (!best || c.relative_miss < best->relative_miss) {
       best = &c;
+      continue;
+    }
+    if (c.relative_miss > best->relative_miss) continue;
+    if (c.failures.size() != best->failures.size()) {
+      if (c.failures.size() < best->failures.size()) best = &c;
+      continue;
+    }
+    if (c.total_gpus() < best->total_gpus()) best = &c;
   }
   return best;
 }
+
+namespace {
+
+/// The relative distance of a reached value from its bound; +inf when nothing was reached.
+double relative_distance(const Candidate::Miss& m) {
+  if (!m.reached) return std::numeric_limits<double>::infinity();
+  const double scale = std::fabs(m.bound) > 0 ? std::fabs(m.bound) : 1.0;
+  return std::fabs(*m.reached - m.bound) / scale;
+}
+
+}  // namespace
 
 Recommendation recommend(const RecommendRequest& r) {
   if (r.max_gpus < 1 || r.max_gpus > kMaxRecommendGpus)
@@ -179,7 +197,7 @@ Recommendation recommend(const RecommendRequest& r) {
   // Decode workloads also choose their KV policy among those they can use.
   std::vector<std::string> policies = {""};
   const WorkloadSpec w = workload_from_json(workload.value, workload.origin);
-  if (w.phase == Phase::decode) {
+  if (w.phase == Phase::decode && r.search_kv_policy) {
     policies = {"full"};
     if (w.kv_budget) {
       policies.push_back("uniform");
@@ -259,10 +277,18 @@ Recommendation recommend(const RecommendRequest& r) {
         if (!r.requirements.empty()) {
           gate::Document doc = gate::read_document(
               to_json(c.plan), "recommend:" + c.plan.inputs["cluster"]["name"].get<std::string>());
-          for (const auto& row : gate::require(doc, r.requirements).rows)
-            if (row.verdict != gate::Verdict::pass)
-              c.failures.push_back("requirement " + row.requirement + " not met");
+          for (const auto& row : gate::require(doc, r.requirements).rows) {
+            if (row.verdict == gate::Verdict::pass) continue;
+            c.failures.push_back("requirement " + row.requirement + " not met");
+            if (row.bound) {
+              c.misses.push_back({row.requirement, row.metric, row.unit, *row.bound, row.current});
+              c.relative_miss = std::max(c.relative_miss, relative_distance(c.misses.back()));
+            } else {
+              c.relative_miss = std::numeric_limits<double>::infinity();
+            }
+          }
         }
+        if (!c.plan.feasible) c.relative_miss = std::numeric_limits<double>::infinity();
       } catch (const Error& e) {  // no exception may leave a worker thread
         errors[i] = e.what();
         c.evaluated = false;

@@ -385,7 +385,15 @@ ClusterSpec cluster_from_json(const json& j, const std::string& origin) {
   if (c.nodes > 1) {
     c.inter_node = read_link(r.object("inter_node"));
   } else if (r.has("inter_node")) {
-    c.inter_node = read_link(r.object("inter_node"));
+    try {
+      c.inter_node = read_link(r.object("inter_node"));
+    } catch (const Error& e) {
+      // Typically --set cluster.inter_node.bandwidth=... on a one-node cluster.
+      throw Error(std::string(e.what()) +
+                  "; this cluster has one node, so no link between nodes is used: to model "
+                  "several nodes give --set cluster.nodes=N with --set cluster.fabric=NAME "
+                  "(xring list fabrics), or a multi-node cluster (xring list clusters)");
+    }
   } else {
     r.allow("inter_node");
     c.inter_node = c.intra_node;

@@ -270,11 +270,17 @@ double metric(const Plan& plan, const std::string& name) {
 }
 
 std::string strategy_label(const Plan& plan) {
-  std::string label = plan.layers.empty() ? "-"
-                                          : to_string(plan.layers.front().strategy) + "/" +
-                                                std::to_string(plan.layers.front().ranks);
-  if (plan.decode) label = label == "-" ? plan.decode->chosen : label + "+" + plan.decode->chosen;
-  return label;
+  std::string label;
+  if (!plan.layers.empty()) {
+    const LayerPlan& l = plan.layers.front();
+    label = to_string(l.strategy) + "/" + std::to_string(l.ranks) +
+            (l.recompute ? "+recompute" : "");
+  }
+  if (plan.decode)
+    label += (label.empty() ? "" : " + ") + std::string("decode tp") +
+             std::to_string(plan.decode->gpus) + " " + plan.decode->policy + " KV (" +
+             plan.decode->chosen + " heads)";
+  return label.empty() ? "-" : label;
 }
 
 }  // namespace xring

@@ -65,6 +65,9 @@ std::string with_3_digits(double v, std::string_view unit) {
 }
 
 std::string scaled(double v, const std::array<std::pair<double, std::string_view>, 5>& steps) {
+  if (v == 0)  // "0 s", not "0 ps": zero in the base unit
+    for (const auto& [scale, name] : steps)
+      if (scale == 1) return with_3_digits(0, name);
   for (const auto& [scale, name] : steps)
     if (std::fabs(v) >= scale) return with_3_digits(v / scale, name);
   return with_3_digits(v / steps.back().first, steps.back().second);
@@ -159,6 +162,13 @@ std::string format_flop_rate(double flop_per_s) {
   return scaled(
       flop_per_s,
       {{{1e15, "PFLOP/s"}, {1e12, "TFLOP/s"}, {1e9, "GFLOP/s"}, {1e6, "MFLOP/s"}, {1, "FLOP/s"}}});
+}
+
+std::string format_count(double count) {
+  std::string text =
+      scaled(count, {{{1e12, "T"}, {1e9, "G"}, {1e6, "M"}, {1e3, "k"}, {1, ""}}});
+  while (!text.empty() && text.back() == ' ') text.pop_back();
+  return text;
 }
 
 }  // namespace xring::units

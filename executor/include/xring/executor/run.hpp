@@ -18,7 +18,7 @@ namespace xring::executor {
 inline constexpr int kReportSchemaVersion = 1;
 
 /// The longest --timeout: one week. Longer waits overflow the clock's nanosecond count
-/// (1e10 s does) and make every wait time out at once (README "Resource limits").
+/// (1e10 s does) and make every wait time out at once (docs/file-formats.md "Resource limits").
 constexpr double kMaxTimeoutS = 7 * 24 * 3600.0;
 
 struct RunOptions {

@@ -27,6 +27,9 @@ struct Metric {
   /// METRIC.low and METRIC.high.
   std::optional<double> low, high;
   bool has_interval = false;  ///< the document gives this metric an interval (maybe null)
+  /// Why this metric is reported but never gated ("" when it is gated): prediction_error of a
+  /// run on another device than the plan predicted (a cpu run against an H100 prediction).
+  std::string not_gated;
 };
 
 /// A document's metrics: kind is "plan" or "report".
@@ -35,7 +38,10 @@ struct Document {
   std::string kind;
   int schema_version = 0;
   std::map<std::string, std::string>
-      identity;  ///< model, cluster, workload (plans); plan (reports)
+      identity;  ///< model, cluster, workload (plans); backend (reports)
+  /// Plans: each input spec's content without name, description and source, compared by
+  /// content hash so that two workloads of one name but different frames are not compared.
+  std::map<std::string, nlohmann::json> contents;
   std::vector<Metric> metrics;
   bool predicts = true;  ///< false for an infeasible plan: its numbers are all empty
   const Metric* find(const std::string& name) const;
@@ -57,6 +63,8 @@ struct Rule {
 struct Rules {
   Rule defaults{0.05, std::nullopt, false, std::nullopt};
   std::map<std::string, Rule> metrics;
+  std::vector<std::string> given;  ///< the metric keys the rules file names (checked by compare)
+  std::string origin;              ///< the rules file
   const Rule& for_metric(const std::string& name) const;
 };
 Rules read_rules(const nlohmann::json& j, const std::string& origin);
@@ -71,25 +79,36 @@ struct Row {
   double allowed = 0;       ///< the bound the change was held to (threshold + noise)
   double noise = 0;         ///< the part of `allowed` that comes from the samples' spread
   std::string requirement;  ///< for --require rows
+  std::optional<double> bound;  ///< --require rows with a bound: the bound in the metric's unit
   Verdict verdict = Verdict::pass;
   bool boolean = false;
   std::string unit;  ///< "bytes", "s", "" — for formatting
+  std::string note;  ///< why a row passes without a comparison (Metric::not_gated)
 };
 
 struct Outcome {
   std::vector<Row> rows;
+  std::vector<std::string> notes;  ///< shown above the table (inputs compared across a change)
   bool failed() const;
 };
 
 /// Compares current against baseline. Throws xring::Error (bad input) for different kinds or
-/// schema versions, different identities, or a baseline metric missing from current.
-Outcome compare(const Document& baseline, const Document& current, const Rules& rules);
+/// schema versions, different identities or input contents, a rule naming a metric the
+/// baseline does not have (with did-you-mean), or a baseline metric missing from current.
+/// With allow_changed_inputs, inputs of the same name whose content differs (a GPU swap, a
+/// longer video) are compared anyway, and the differences are listed in the outcome's notes.
+Outcome compare(const Document& baseline, const Document& current, const Rules& rules,
+                bool allow_changed_inputs = false);
 
 /// Checks requirements such as "feasible", "verified", "frames_per_s>=4",
 /// "peak_memory_bytes_per_rank<=70GiB" against one document. A metric with an interval takes
 /// the suffix .low or .high ("iteration_time_s.high<=10s": met even in the pessimistic case);
 /// another suffix, or one on a metric without an interval, is an xring::Error (bad input).
 Outcome require(const Document& doc, const std::vector<std::string>& requirements);
+
+/// A metric's value for people: bytes and seconds with prefixes ("1.22 s", "70 GiB"), other
+/// numbers with 4 significant digits; "—" for NaN.
+std::string format_value(double v, const std::string& unit);
 
 std::string markdown(const Outcome& o, const std::string& title);
 std::string junit_xml(const Outcome& o, const std::string& suite);

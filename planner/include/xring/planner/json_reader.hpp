@@ -19,9 +19,9 @@ using nlohmann::json;
 
 /// Deepest nesting of objects and arrays any input may have (the top-level object is depth 1).
 /// xring's own files nest at most 6 deep; the limit keeps every recursive copy and dump of a
-/// parsed document far from the stack's end (README "Resource limits").
+/// parsed document far from the stack's end (docs/file-formats.md "Resource limits").
 constexpr int kMaxJsonDepth = 64;
-/// Largest JSON file read (README "Resource limits"): a plan of a 1,000-layer model is ~2 MiB.
+/// Largest JSON file read (docs/file-formats.md "Resource limits"): a plan of a 1,000-layer model is ~2 MiB.
 constexpr long long kMaxJsonFileBytes = 64LL << 20;
 /// Longest excerpt of an input value or name that an error message quotes.
 constexpr size_t kMaxQuotedChars = 80;
@@ -45,7 +45,8 @@ std::string quoted_excerpt(const std::string& text);
 /// values are cut to kMaxQuotedChars.
 std::string describe_json_value(const json& v);
 
-/// The closest of `candidates` to `word` when it is close enough to be a likely typo.
+/// The one candidate that `word` (4 characters or more) is the beginning of, else the closest
+/// of `candidates` to `word` when it is close enough to be a likely typo.
 std::optional<std::string> did_you_mean(const std::string& word,
                                         const std::vector<std::string>& candidates);
 

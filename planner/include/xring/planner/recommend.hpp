@@ -14,7 +14,7 @@ namespace xring {
 enum class Objective { min_gpus, max_throughput_per_gpu, min_latency };
 Objective objective_from_string(const std::string& s);  ///< throws xring::Error with the choices
 
-/// The largest cluster recommend searches (README "Resource limits"): every node count up to it
+/// The largest cluster recommend searches (docs/file-formats.md "Resource limits"): every node count up to it
 /// is planned, so the search time grows with it (1e9 took 56 s and 14.7 GB before this bound).
 constexpr int kMaxRecommendGpus = 4096;
 
@@ -29,6 +29,10 @@ struct RecommendRequest {
   std::vector<int> gpus_per_node;
   std::vector<std::string> requirements;  ///< as xring gate --require
   Objective objective = Objective::min_gpus;
+  /// Decode workloads: also search the KV policies the workload can use (full, uniform,
+  /// adaptive). Off by default: the workload's own policy is kept, because adaptive budgets
+  /// buy quality at equal memory, which the cost model does not price.
+  bool search_kv_policy = false;
   bool prune = true;  ///< skip shapes that cannot win (tests compare with false)
   int threads = 0;
 };
@@ -42,6 +46,17 @@ struct Candidate {
   bool evaluated = false;             ///< false when pruned
   bool meets = false;                 ///< feasible and every requirement met
   std::vector<std::string> failures;  ///< why not (infeasible reasons, unmet requirements)
+  /// One unmet requirement with a bound: what was required and what this shape reached.
+  struct Miss {
+    std::string requirement, metric, unit;
+    double bound = 0;
+    std::optional<double> reached;  ///< empty: nothing predicted
+  };
+  std::vector<Miss> misses;
+  /// How far from meeting every requirement: the largest |reached − bound| / |bound| over the
+  /// unmet requirements; 0 when it meets them, +inf when infeasible or a requirement has no
+  /// number to compare (nothing predicted, a boolean not holding).
+  double relative_miss = 0;
   double throughput_per_gpu = 0;      ///< tokens/s per GPU (decode tokens for decode plans)
   double latency_s = 0;               ///< iteration (prefill/training) or decode step
   bool pareto = false;
@@ -55,11 +70,13 @@ struct Recommendation {
   std::vector<Candidate> ranked;  ///< meeting every requirement, best first
   std::vector<Candidate> all;     ///< every shape considered, in search order
   int evaluated = 0, pruned = 0;
-  const Candidate* closest() const;  ///< when nothing meets: the nearest miss
+  /// When nothing meets: the evaluated shape with the smallest relative miss on the required
+  /// metrics; ties (and shapes that miss by +inf) go to fewer failures, then fewer GPUs.
+  const Candidate* closest() const;
 };
 
-/// Searches every shape (and, for decode workloads, every KV policy the workload can use:
-/// full, and uniform and adaptive when it gives a kv_budget). Ties go to fewer nodes. Throws
+/// Searches every shape (and, with search_kv_policy for decode workloads, every KV policy the
+/// workload can use: full, and uniform and adaptive when it gives a kv_budget). Ties go to fewer nodes. Throws
 /// xring::Error for bad input (unknown GPU, bad requirement, a system larger than max_gpus).
 Recommendation recommend(const RecommendRequest& request);
 

@@ -37,7 +37,7 @@ struct SweepRequest {
   std::function<void(size_t, size_t)> progress;
 };
 
-/// The most points one sweep may have (README "Resource limits"): a point keeps its whole plan
+/// The most points one sweep may have (docs/file-formats.md "Resource limits"): a point keeps its whole plan
 /// (~20 KB), so 10,000 points stay near 200 MB.
 constexpr size_t kMaxSweepPoints = 10000;
 
@@ -53,7 +53,9 @@ const std::vector<std::string>& metric_names();
 double metric(const Plan& plan, const std::string& name);
 /// The default metrics for a phase.
 std::vector<std::string> default_metrics(const std::string& phase);
-/// "query_ring/16", "hybrid/32", "single/1", or "-" when the plan has no cross-attention.
+/// The cross-attention strategy of the first layer with its ring size and recomputation
+/// ("query_ring/16", "kv_ring/8+recompute"), and for decode plans the serving layout
+/// ("decode tp8 adaptive KV (fair_copying heads)"), joined by " + "; "-" when neither applies.
 std::string strategy_label(const Plan& plan);
 
 }  // namespace xring

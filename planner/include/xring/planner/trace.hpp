@@ -7,7 +7,7 @@
 
 namespace xring {
 
-/// The most events a predicted trace may hold (README "Resource limits"): ~0.5 KB each in
+/// The most events a predicted trace may hold (docs/file-formats.md "Resource limits"): ~0.5 KB each in
 /// memory, so about 500 MB; a 100,000-layer model's trace ran out of memory.
 constexpr long long kMaxTraceEvents = 1000000;
 

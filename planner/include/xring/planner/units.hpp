@@ -36,5 +36,7 @@ std::string format_bytes(double bytes);
 std::string format_bandwidth(double bytes_per_s);
 std::string format_time(double seconds);
 std::string format_flop_rate(double flop_per_s);
+/// A count or rate of things with SI prefixes: "2.36 M", "947", "12.5 k" (3-4 digits).
+std::string format_count(double count);
 
 }  // namespace xring::units
