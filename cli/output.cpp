@@ -1,5 +1,6 @@
 // Shared CLI pieces: spec flags, atomic file output, and the plan table.
 #include <fmt/core.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -102,9 +103,9 @@ class FatalSignalsHeld {
     sigset_t set;
     sigemptyset(&set);
     for (int sig : kFatalSignals) sigaddset(&set, sig);
-    sigprocmask(SIG_BLOCK, &set, &previous_);
+    pthread_sigmask(SIG_BLOCK, &set, &previous_);
   }
-  ~FatalSignalsHeld() { sigprocmask(SIG_SETMASK, &previous_, nullptr); }
+  ~FatalSignalsHeld() { pthread_sigmask(SIG_SETMASK, &previous_, nullptr); }
   FatalSignalsHeld(const FatalSignalsHeld&) = delete;
   FatalSignalsHeld& operator=(const FatalSignalsHeld&) = delete;
 

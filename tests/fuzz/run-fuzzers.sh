@@ -22,11 +22,6 @@ done
                                      gate_rules hf_config device_profile head_profile scores)
 out="$build/tests/fuzz"
 status=0
-# CPU seconds (user + system) this script's finished children have used so far.
-cpu_seconds() {
-  times | tail -1 | awk '{ split($1, u, /[ms]/); split($2, s, /[ms]/);
-                           printf "%d", u[1] * 60 + u[2] + s[1] * 60 + s[2] }'
-}
 for t in "${targets[@]}"; do
   bin="$out/fuzz_$t"
   [ -x "$bin" ] || { echo "run-fuzzers: $bin is missing: cmake --build --preset fuzz" >&2; exit 2; }
@@ -35,14 +30,17 @@ for t in "${targets[@]}"; do
   [ -d "$src/corpus/$t" ] && corpus+=("$src/corpus/$t")
   log="$out/logs/$t.log"
   # -timeout: one input over 10 s is a hang; -rss_limit_mb: a leak or blow-up is a finding.
-  start_cpu=$(cpu_seconds)
-  XRING_FUZZ_TALLY=1 "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+  timer=()  # CPU seconds of the run, where GNU time is installed
+  [ -x /usr/bin/time ] && timer=(/usr/bin/time -f "%U %S" -o "$out/logs/$t.cpu")
+  XRING_FUZZ_TALLY=1 "${timer[@]}" "$bin" -max_total_time="$seconds" -timeout=10 \
+    -rss_limit_mb=2048 \
     -print_final_stats=1 -dict="$src/xring.dict" -artifact_prefix="$out/crashes/$t/" \
     "${corpus[@]}" > "$log" 2>&1 || status=1
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
   tally=$(grep '^xring fuzz' "$log" | tail -1 || true)
   crashes=$(find "$out/crashes/$t" -type f | wc -l)
-  cpu=$(( $(cpu_seconds) - start_cpu ))
+  cpu="?"
+  [ -f "$out/logs/$t.cpu" ] && cpu=$(awk 'END { printf "%.0f", $1 + $2 }' "$out/logs/$t.cpu")
   echo "$t: ${seconds} s (${cpu} CPU-s), ${runs} runs, corpus $(find "$out/found/$t" -type f | wc -l) new," \
        "crashes ${crashes}; ${tally#xring fuzz $t: }"
 done
