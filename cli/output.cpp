@@ -1,5 +1,6 @@
 // Shared CLI pieces: spec flags, atomic file output, and the plan table.
 #include <fmt/core.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -90,10 +91,45 @@ class PendingFiles {
 
 }  // namespace
 
+namespace {
+
+/// The signals whose default action ends the process: each first removes the temporary files.
+/// INT (Ctrl-C), TERM (kill), HUP (the terminal closed), QUIT (Ctrl-\, still dumps core after)
+/// and PIPE (a reader of stdout went away, e.g. `| head`: still ends the process quietly).
+constexpr int kFatalSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE};
+
+/// Holds the fatal signals back while it lives: the renames that commit a command's outputs
+/// happen all or not at all; a signal that arrived meanwhile is delivered after.
+class FatalSignalsHeld {
+ public:
+  FatalSignalsHeld() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig : kFatalSignals) sigaddset(&set, sig);
+    pthread_sigmask(SIG_BLOCK, &set, &previous_);
+  }
+  ~FatalSignalsHeld() { pthread_sigmask(SIG_SETMASK, &previous_, nullptr); }
+  FatalSignalsHeld(const FatalSignalsHeld&) = delete;
+  FatalSignalsHeld& operator=(const FatalSignalsHeld&) = delete;
+
+ private:
+  sigset_t previous_;
+};
+
+/// Test hook (tests/test_hostile_inputs.cpp): with XRING_TEST_HOLD_ATOMIC_WRITE=MARKER, once
+/// every temporary file is written the command creates MARKER and waits up to 60 s before
+/// committing, so that a test can send a signal inside the write deterministically.
+void hold_for_test_after_temporaries() {
+  const char* marker = std::getenv("XRING_TEST_HOLD_ATOMIC_WRITE");
+  if (!marker || !*marker) return;
+  std::ofstream(marker) << ::getpid() << "\n";
+  for (int tenth = 0; tenth < 600; ++tenth) ::usleep(100000);
+}
+
+}  // namespace
+
 void remove_partial_outputs_on_signals() {
-  std::signal(SIGINT, remove_pending_and_die);
-  std::signal(SIGTERM, remove_pending_and_die);
-  std::signal(SIGHUP, remove_pending_and_die);  // the terminal closed
+  for (int sig : kFatalSignals) std::signal(sig, remove_pending_and_die);
 }
 
 CLI::Validator finite_in(double min, double max) {
@@ -156,6 +192,8 @@ void write_files_atomically(const std::vector<std::pair<std::string, std::string
       pending.add(tmps.back());
       write_temporary(path, tmps.back(), text);
     }
+    hold_for_test_after_temporaries();
+    FatalSignalsHeld commit;
     for (size_t i = 0; i < files.size(); ++i) {
       std::error_code ec;
       std::filesystem::rename(tmps[i], files[i].first, ec);

@@ -89,3 +89,36 @@ TEST(Import, UnmappableConfigsNameTheField) {
   EXPECT_EQ(format_count(70.55e9), "70.5B");
   EXPECT_EQ(format_count(895e6), "895M");
 }
+
+// Found by fuzz_hf_config (tests/fuzz/corpus/hf_config/): the importer wrote specs the model
+// reader then refused (`import hf` exit 0, the next `plan` exit 2 blaming the written file).
+TEST(Import, RefusesGeometriesTheModelReaderWouldRefuse) {
+  const std::string dir = std::string(XRING_TEST_DATA) + "/hf/";
+  json qwen = read_json_file(dir + "qwen2-7b.json");
+  qwen["num_attention_heads"] = 29;  // kv heads 4
+  EXPECT_NE(error_of([&] { import_hf_config(qwen, "c.json", "x"); })
+                .find("c.json: at \"num_key_value_heads\": num_attention_heads (29) must be a "
+                      "multiple of num_key_value_heads (4)"),
+            std::string::npos);
+  qwen["num_attention_heads"] = 28;
+  qwen["hidden_size"] = 27;  // head_dim 27 / 28 = 0
+  EXPECT_NE(error_of([&] { import_hf_config(qwen, "c.json", "x"); })
+                .find("at \"hidden_size\": hidden_size / num_attention_heads = 0 is not a "
+                      "head_dim between 1 and 1024"),
+            std::string::npos);
+  qwen["hidden_size"] = 3584;
+  qwen["head_dim"] = 1025;
+  EXPECT_NE(error_of([&] { import_hf_config(qwen, "c.json", "x"); })
+                .find("at \"head_dim\""),
+            std::string::npos);
+  qwen["head_dim"] = 1024;  // the model reader's largest: imported and read back
+  ImportedModel m = import_hf_config(qwen, "c.json", "x");
+  EXPECT_EQ(model_from_json(m.spec, "c.json").self_attention.head_dim, 1024);
+
+  json mllama = read_json_file(dir + "llama-3.2-11b-vision.json");
+  mllama["vision_config"]["patch_size"] = 1;  // 560^2 + 1 tokens per tile, 4 tiles
+  EXPECT_NE(error_of([&] { import_hf_config(mllama, "v.json", "x"); })
+                .find("at \"vision_config.max_num_tiles\": max_num_tiles x ((image_size / "
+                      "patch_size)^2 + 1) = 1254404 tokens per image, more than 1048576"),
+            std::string::npos);
+}

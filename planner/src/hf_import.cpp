@@ -18,6 +18,7 @@ constexpr int64_t kMaxLayers = 100000;        // ModelSpec's own limit on layers
 constexpr int64_t kMaxWidth = 1 << 20;        // ModelSpec's limit on hidden sizes and head_dim
 constexpr int64_t kMaxVocab = 1 << 24;        // ModelSpec's limit on vocab_size
 constexpr int64_t kMaxHeads = 4096;           // ModelSpec's limit on heads
+constexpr int64_t kMaxHeadDim = 1024;         // ModelSpec's limit on head_dim
 constexpr int64_t kMaxImagePixels = 1 << 16;  // image_size and patch_size, pixels per side
 constexpr int64_t kMaxTiles = 1024;           // max_num_tiles, max_aspect_ratio_id
 
@@ -56,10 +57,19 @@ Text read_text(ObjectReader& cfg, std::vector<std::string>& assumed) {
     assumed.push_back("kv heads = attention heads (" + cfg.path_of("num_key_value_heads") +
                       " is absent: no GQA)");
   }
+  // What the model reader requires of the spec written (found by fuzz_hf_config).
+  if (t.heads % t.kv_heads != 0)
+    cfg.fail("num_key_value_heads", "num_attention_heads (" + std::to_string(t.heads) +
+                                        ") must be a multiple of num_key_value_heads (" +
+                                        std::to_string(t.kv_heads) + ") for grouped-query attention");
   if (cfg.has("head_dim") && !cfg.raw("head_dim").is_null()) {
-    t.head_dim = cfg.integer("head_dim", 1, kMaxWidth);
+    t.head_dim = cfg.integer("head_dim", 1, kMaxHeadDim);
   } else {
     t.head_dim = t.hidden / t.heads;
+    if (t.head_dim < 1 || t.head_dim > kMaxHeadDim)
+      cfg.fail("hidden_size", "hidden_size / num_attention_heads = " + std::to_string(t.head_dim) +
+                                  " is not a head_dim between 1 and " +
+                                  std::to_string(kMaxHeadDim) + "; give head_dim");
     assumed.push_back("head_dim = hidden_size / num_attention_heads = " +
                       std::to_string(t.head_dim));
   }
@@ -142,6 +152,10 @@ ImportedModel import_hf_config(const json& config, const std::string& origin,
     const long long output_dim = vc.integer("vision_output_dim", 1, kMaxWidth);
     const long long per_tile = (image / patch) * (image / patch) + 1;
     const long long tokens = tiles * per_tile;
+    if (tokens > kMaxWidth)  // the model reader's limit on tokens_per_frame
+      vc.fail("max_num_tiles", "max_num_tiles x ((image_size / patch_size)^2 + 1) = " +
+                                   std::to_string(tokens) + " tokens per image, more than " +
+                                   std::to_string(kMaxWidth));
     // Text: self-attention layers, cross-attention layers (same shapes plus q/k norms and two
     // gates), embeddings with 8 extra rows, untied LM head.
     const double cross_layers = static_cast<double>(cross.size());
