@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "cuda_handles.hpp"
 #include "xring/executor/emulated.hpp"
 #include "xring/kernels/cuda.hpp"
 #include "xring/kernels/cuda_memory.hpp"
@@ -24,21 +25,6 @@ namespace gpu = kernels::cuda;
 constexpr int kTensorCount = 10;
 constexpr int kSlotCount = 3;
 
-/// A CUDA stream or event that destroys itself.
-struct Stream {
-  cudaStream_t s = nullptr;
-  Stream() { XRING_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking)); }
-  ~Stream() { cudaStreamDestroy(s); }
-  Stream(const Stream&) = delete;
-  Stream& operator=(const Stream&) = delete;
-};
-struct Event {
-  cudaEvent_t e = nullptr;
-  Event() { XRING_CUDA_CHECK(cudaEventCreate(&e)); }
-  ~Event() { cudaEventDestroy(e); }
-  Event(const Event&) = delete;
-  Event& operator=(const Event&) = delete;
-};
 
 inline gpu::DeviceMask::Kind device_mask_kind(kernels::Mask::Kind k) {
   switch (k) {

@@ -12,6 +12,7 @@
 #include <limits>
 #include <memory>
 
+#include "cuda_handles.hpp"
 #include "xring/kernels/cuda.hpp"
 #include "xring/kernels/cuda_memory.hpp"
 #include "xring/nvtx.hpp"
@@ -70,20 +71,8 @@ float from_storage_bits(gpu::DType dtype, uint16_t b) {
   return x;
 }
 
-struct Stream {
-  cudaStream_t s = nullptr;
-  Stream() { XRING_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking)); }
-  ~Stream() { cudaStreamDestroy(s); }
-  Stream(const Stream&) = delete;
-  Stream& operator=(const Stream&) = delete;
-};
-struct Event {
-  cudaEvent_t e = nullptr;
-  Event() { XRING_CUDA_CHECK(cudaEventCreate(&e)); }
-  ~Event() { cudaEventDestroy(e); }
-  Event(const Event&) = delete;
-  Event& operator=(const Event&) = delete;
-};
+using cuda_detail::Event;
+using cuda_detail::Stream;
 
 /// One emulated GPU: every cache slot of the layer (request-major), empty (length 0) where
 /// another GPU serves it, so one decode launch covers exactly its share.
