@@ -73,7 +73,8 @@ double median_ms(F&& launch, int warmup = 3, int runs = 20) {
   return ms[ms.size() / 2];
 }
 
-void forward_point(long long s_q, long long s_kv, bool causal) {
+/// One forward shape, each kernel variant in turn ("xring" = baseline, "xring pipelined").
+void forward_point(long long s_q, long long s_kv, bool causal, gpu::ForwardKernel kernel) {
   const int B = 1, H = 32, Hkv = 8, d = 128;
   auto* q = random_bf16(B * H * s_q * d, 1);
   auto* k = random_bf16(B * Hkv * s_kv * d, 2);
@@ -93,12 +94,14 @@ void forward_point(long long s_q, long long s_kv, bool causal) {
   a.o = o;
   a.l = l;
   if (causal) a.mask.kind = gpu::DeviceMask::Kind::causal;
+  a.kernel = kernel;
+  const char* label = kernel == gpu::ForwardKernel::pipelined ? "xring pipelined" : "xring";
   const double ms = median_ms([&] { gpu::attention_forward(a); });
   const double flops = 4.0 * B * H * s_q * s_kv * d * (causal ? 0.5 : 1.0);
   std::printf(
-      "{\"kernel\": \"xring\", \"shape\": \"%lldx%lld%s\", \"s_q\": %lld, \"s_kv\": %lld, "
+      "{\"kernel\": \"%s\", \"shape\": \"%lldx%lld%s\", \"s_q\": %lld, \"s_kv\": %lld, "
       "\"causal\": %s, \"splits\": %d, \"ms\": %.4f, \"tflops\": %.1f}\n",
-      s_q, s_kv, causal ? " causal" : "", s_q, s_kv, causal ? "true" : "false",
+      label, s_q, s_kv, causal ? " causal" : "", s_q, s_kv, causal ? "true" : "false",
       gpu::auto_kv_splits(a), ms, flops / (ms * 1e-3) / 1e12);
   std::fflush(stdout);
   CHECK(cudaFree(q));
@@ -193,9 +196,11 @@ int main(int argc, char** argv) {
     copy_bandwidth();
     const std::vector<long long> s_q = quick ? std::vector<long long>{512} : std::vector<long long>{512, 2048, 8192};
     const std::vector<long long> s_kv = quick ? std::vector<long long>{16384} : std::vector<long long>{16384, 65536, 262144};
-    for (long long q : s_q)
-      for (long long kv : s_kv) forward_point(q, kv, false);
-    forward_point(8192, 8192, true);
+    for (gpu::ForwardKernel kernel : {gpu::ForwardKernel::baseline, gpu::ForwardKernel::pipelined}) {
+      for (long long q : s_q)
+        for (long long kv : s_kv) forward_point(q, kv, false, kernel);
+      forward_point(8192, 8192, true, kernel);
+    }
     decode_point();
   } catch (const xring::Error& e) {
     std::fprintf(stderr, "bench_kernels: %s\n", e.what());

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -159,7 +160,8 @@ void media_groups(long long n_q_total, long long n_kv_total, std::vector<int>& q
     kvg.push_back(static_cast<int>(j * frames / n_kv_total));
 }
 
-void check_forward(const ForwardCase& c, gpu::DType dtype, uint64_t seed) {
+void check_forward(const ForwardCase& c, gpu::DType dtype, uint64_t seed,
+                   gpu::ForwardKernel kernel = gpu::ForwardKernel::automatic) {
   const Storage st = storage_of(dtype);
   const size_t nq = size_t(c.batch) * c.heads * c.n_q * c.d;
   const size_t nkv = size_t(c.batch) * c.kv_heads * c.n_kv * c.d;
@@ -213,6 +215,7 @@ void check_forward(const ForwardCase& c, gpu::DType dtype, uint64_t seed) {
   a.q_first = c.q_first;
   a.kv_first = c.kv_first;
   a.kv_splits = c.splits;
+  a.kernel = kernel;
   a.mask.kind = static_cast<gpu::DeviceMask::Kind>(static_cast<int>(c.mask));
   if (!mask.q_group.empty()) {
     dqg = upload(mask.q_group);
@@ -231,8 +234,9 @@ void check_forward(const ForwardCase& c, gpu::DType dtype, uint64_t seed) {
   std::vector<float> o_want = o_ref;
   if (!c.o_fp32) round_all(st, o_want);
   const double rel = dtype == gpu::DType::fp16 ? 2e-3 : 8e-3;
-  EXPECT_LE(worst_ratio(o_got, o_want, rel, c.o_fp32 ? Storage::fp32 : st), 1.0) << name(c, dtype);
-  EXPECT_LE(worst_ratio(l_got, l_ref, 1e-4, Storage::fp32, true), 1.0) << name(c, dtype);
+  const std::string what = name(c, dtype) + " kernel " + gpu::to_string(kernel);
+  EXPECT_LE(worst_ratio(o_got, o_want, rel, c.o_fp32 ? Storage::fp32 : st), 1.0) << what;
+  EXPECT_LE(worst_ratio(l_got, l_ref, 1e-4, Storage::fp32, true), 1.0) << what;
 }
 
 TEST(KernelsGpu, ForwardMatchesTheReference) {
@@ -253,8 +257,19 @@ TEST(KernelsGpu, ForwardMatchesTheReference) {
       {1, 2, 1, 64, 50, 0},  // no keys: O = 0, L = -inf
   };
   uint64_t seed = 1;
-  for (gpu::DType d : {gpu::DType::bf16, gpu::DType::fp16})
-    for (const auto& c : cases) check_forward(c, d, seed += 10);
+  for (gpu::ForwardKernel kernel : {gpu::ForwardKernel::baseline, gpu::ForwardKernel::pipelined})
+    for (gpu::DType d : {gpu::DType::bf16, gpu::DType::fp16})
+      for (const auto& c : cases) check_forward(c, d, seed += 10, kernel);
+}
+
+TEST(KernelsGpu, ForwardKernelComesFromTheEnvironmentWhenAutomatic) {
+  ::setenv("XRING_FORWARD_KERNEL", "pipelined", 1);
+  EXPECT_EQ(gpu::resolve(gpu::ForwardKernel::automatic), gpu::ForwardKernel::pipelined);
+  EXPECT_EQ(gpu::resolve(gpu::ForwardKernel::baseline), gpu::ForwardKernel::baseline);
+  ::setenv("XRING_FORWARD_KERNEL", "fast", 1);
+  EXPECT_THROW(gpu::resolve(gpu::ForwardKernel::automatic), Error);
+  ::unsetenv("XRING_FORWARD_KERNEL");
+  EXPECT_EQ(gpu::resolve(gpu::ForwardKernel::automatic), gpu::ForwardKernel::baseline);
 }
 
 TEST(KernelsGpu, MergeMatchesTheReference) {

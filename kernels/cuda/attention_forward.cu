@@ -12,12 +12,21 @@
 //   and a second kernel merges the splits exactly (one warp per row).
 // - Masks (Flamingo media groups, causal) are evaluated per element; causal CTAs stop at
 //   their last allowed key.
-// Not yet: cp.async double buffering, ldmatrix, wgmma/TMA on sm_90a. Those are the tuning
-// steps, each to be justified by a measurement against PyTorch SDPA (bench/).
+// - Two variants of the same kernel (ForwardKernel): `baseline` loads each K/V tile with
+//   16-byte loads through registers and gathers the B fragments with 32-bit shared loads;
+//   `pipelined` double-buffers the K/V tiles with cp.async (the next tile lands while this one
+//   is computed) and loads the B fragments with ldmatrix (fragments.hpp, checked on the CPU by
+//   tests/test_fragments.cpp). The default stays `baseline` until a GPU run has measured both
+//   (bench/bench_kernels.cu prints both; scripts/gpu-check.sh runs the kernel tests for both).
+// Not yet: wgmma/TMA on sm_90a, 128-row Q tiles. Each tuning step is justified by a
+// measurement against PyTorch SDPA (bench/).
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <string>
 
 #include "common.cuh"
+#include "xring/kernels/fragments.hpp"
 
 namespace xring::kernels::cuda {
 namespace detail {
@@ -34,9 +43,10 @@ __host__ __device__ constexpr int stride() {
   return D + 8;
 }
 
-template <class T, int D>
+/// Q tile plus one K and one V tile per stage (two stages when pipelined).
+template <class T, int D, bool kPipelined>
 constexpr size_t forward_smem_bytes() {
-  return static_cast<size_t>(kM + 2 * kN) * stride<D>() * sizeof(T);
+  return static_cast<size_t>(kM + (kPipelined ? 4 : 2) * kN) * stride<D>() * sizeof(T);
 }
 
 struct ForwardParams {
@@ -68,18 +78,86 @@ __device__ void load_rows(T* dst, const T* src, long long first, long long end, 
   }
 }
 
+/// Rows [first, first + kRows) of a [n][D] matrix into shared memory with cp.async; rows at or
+/// past `end` are zero-filled. Needs first < end (it reads row `first` for the zero rows).
+template <class T, int D, int kRows>
+__device__ void load_rows_async(T* dst, const T* src, long long first, long long end) {
+  constexpr int kVec = 16 / sizeof(T);
+  constexpr int kPerRow = D / kVec;
+  constexpr int kChunks = kRows * kPerRow;
+  static_assert(kChunks % kThreads == 0, "whole 16-byte chunks per thread");
+#pragma unroll
+  for (int j = 0; j < kChunks / kThreads; ++j) {
+    const int i = j * kThreads + static_cast<int>(threadIdx.x);
+    const int r = i / kPerRow, c = (i % kPerRow) * kVec;
+    const bool inside = first + r < end;
+    cp_async_16(dst + r * stride<D>() + c, src + (inside ? first + r : first) * D + c,
+                inside ? 16 : 0);
+  }
+}
+
 template <class T, int D>
 __device__ inline uint32_t load_u32(const T* p) {
   return *reinterpret_cast<const uint32_t*>(p);
 }
 
-template <class T, int D>
+/// The B fragments of key n-tile `nt` for every 16-column k-tile of S = Q·Kᵀ.
+template <class T, int D, bool kLdmatrix>
+__device__ inline void k_fragments(uint32_t (&bf)[D / 16][2], const T* k_s, int nt, int lane) {
+  constexpr int S = stride<D>();
+  if constexpr (kLdmatrix) {
+#pragma unroll
+    for (int kt = 0; kt < D / 16; kt += 2) {
+      const fragments::RowCol at = fragments::k_address(lane, nt, kt);
+      uint32_t r[4];
+      ldmatrix_x4(r, k_s + at.row * S + at.col);
+      bf[kt][0] = r[0];
+      bf[kt][1] = r[1];
+      bf[kt + 1][0] = r[2];
+      bf[kt + 1][1] = r[3];
+    }
+  } else {
+    const int g = lane / 4, t = lane % 4;
+    const T* kr = k_s + (nt * 8 + g) * S;
+#pragma unroll
+    for (int kt = 0; kt < D / 16; ++kt) {
+      bf[kt][0] = load_u32<T, D>(kr + kt * 16 + 2 * t);
+      bf[kt][1] = load_u32<T, D>(kr + kt * 16 + 8 + 2 * t);
+    }
+  }
+}
+
+/// The B fragments of key k-tile `kk` (16 keys) for head-dim n-tiles `dt`, `dt + 1` of P·V.
+template <class T, int D, bool kLdmatrix>
+__device__ inline void v_fragments(uint32_t (&bf)[2][2], const T* v_s, int kk, int dt, int lane) {
+  constexpr int S = stride<D>();
+  if constexpr (kLdmatrix) {
+    const fragments::RowCol at = fragments::v_address(lane, kk, dt);
+    uint32_t r[4];
+    ldmatrix_x4_trans(r, v_s + at.row * S + at.col);
+    bf[0][0] = r[0];
+    bf[0][1] = r[1];
+    bf[1][0] = r[2];
+    bf[1][1] = r[3];
+  } else {
+    const int g = lane / 4, t = lane % 4;
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      const T* vc = v_s + (kk * 16 + 2 * t) * S + (dt + j) * 8 + g;
+      bf[j][0] = pack_pair(vc[0], vc[S]);
+      bf[j][1] = pack_pair(vc[8 * S], vc[9 * S]);
+    }
+  }
+}
+
+template <class T, int D, bool kPipelined>
 __global__ void __launch_bounds__(kThreads) forward_kernel(ForwardParams p) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  T* q_s = reinterpret_cast<T*>(smem_raw);
-  T* k_s = q_s + kM * stride<D>();
-  T* v_s = k_s + kN * stride<D>();
   constexpr int S = stride<D>();
+  constexpr int kStages = kPipelined ? 2 : 1;
+  T* q_s = reinterpret_cast<T*>(smem_raw);
+  T* k_s = q_s + kM * S;          // [kStages][kN][S]
+  T* v_s = k_s + kStages * kN * S;  // [kStages][kN][S]
 
   const int bh = blockIdx.y, split = blockIdx.z;
   const int b = bh / p.heads, h = bh % p.heads;
@@ -117,23 +195,39 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(ForwardParams p) {
     kv_end = min_ll(kv_end, last_q - p.kv_first + 1);
   }
 
-  for (long long n0 = kv_begin; n0 < kv_end; n0 += kN) {
-    __syncthreads();  // everyone is done with the previous K/V tile
-    load_rows<T, D>(k_s, k, n0, kv_end, kN);
-    load_rows<T, D>(v_s, v, n0, kv_end, kN);
+  if constexpr (kPipelined) {  // the first tile is in flight before the loop
+    if (kv_begin < kv_end) {
+      load_rows_async<T, D, kN>(k_s, k, kv_begin, kv_end);
+      load_rows_async<T, D, kN>(v_s, v, kv_begin, kv_end);
+    }
+    cp_async_commit();
+  }
+  int stage = 0;
+  for (long long n0 = kv_begin; n0 < kv_end; n0 += kN, stage ^= kStages - 1) {
+    __syncthreads();  // everyone is done with the previous K/V tile (the other stage)
+    if constexpr (kPipelined) {
+      if (n0 + kN < kv_end) {
+        load_rows_async<T, D, kN>(k_s + (stage ^ 1) * kN * S, k, n0 + kN, kv_end);
+        load_rows_async<T, D, kN>(v_s + (stage ^ 1) * kN * S, v, n0 + kN, kv_end);
+      }
+      cp_async_commit();  // possibly empty: "all but the newest group" is always this tile
+      cp_async_wait<1>();
+    } else {
+      load_rows<T, D>(k_s, k, n0, kv_end, kN);
+      load_rows<T, D>(v_s, v, n0, kv_end, kN);
+    }
     __syncthreads();
+    const T* k_tile = k_s + stage * kN * S;
+    const T* v_tile = v_s + stage * kN * S;
 
     float s[kN / 8][4];
 #pragma unroll
     for (int nt = 0; nt < kN / 8; ++nt) {
       s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0;
-      const T* kr = k_s + (nt * 8 + g) * S;
+      uint32_t bf[D / 16][2];
+      k_fragments<T, D, kPipelined>(bf, k_tile, nt, lane);
 #pragma unroll
-      for (int kt = 0; kt < D / 16; ++kt) {
-        const uint32_t bf[2] = {load_u32<T, D>(kr + kt * 16 + 2 * t),
-                                load_u32<T, D>(kr + kt * 16 + 8 + 2 * t)};
-        mma_16816<T>(s[nt], qf[kt], bf);
-      }
+      for (int kt = 0; kt < D / 16; ++kt) mma_16816<T>(s[nt], qf[kt], bf[kt]);
     }
     // Scale into the log2 domain; masked, out-of-range keys and rows become -inf.
     float tile_max[2] = {-INFINITY, -INFINITY};
@@ -181,12 +275,12 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(ForwardParams p) {
                              Storage<T>::pack(s[2 * kk][2], s[2 * kk][3]),
                              Storage<T>::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]),
                              Storage<T>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-      const T* v0 = v_s + (kk * 16 + 2 * t) * S + g;
 #pragma unroll
-      for (int dt = 0; dt < D / 8; ++dt) {
-        const T* vc = v0 + dt * 8;
-        const uint32_t bf[2] = {pack_pair(vc[0], vc[S]), pack_pair(vc[8 * S], vc[9 * S])};
-        mma_16816<T>(o_acc[dt], a, bf);
+      for (int dt = 0; dt < D / 8; dt += 2) {
+        uint32_t bf[2][2];
+        v_fragments<T, D, kPipelined>(bf, v_tile, kk, dt, lane);
+        mma_16816<T>(o_acc[dt], a, bf[0]);
+        mma_16816<T>(o_acc[dt + 1], a, bf[1]);
       }
     }
   }
@@ -306,7 +400,7 @@ long long split_length(long long n_kv, int splits) {
   return std::max<long long>(kN, ceil_div(ceil_div(std::max(n_kv, 1LL), splits), kN) * kN);
 }
 
-template <class T, int D>
+template <class T, int D, bool kPipelined>
 void launch_forward(const ForwardArgs& a, int splits) {
   const Geometry& geo = a.geometry;
   ForwardParams p{};
@@ -334,16 +428,16 @@ void launch_forward(const ForwardArgs& a, int splits) {
     XRING_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&p.l_part),
                                      sizeof(float) * p.splits * rows, a.stream));
   }
-  constexpr size_t smem = forward_smem_bytes<T, D>();
+  constexpr size_t smem = forward_smem_bytes<T, D, kPipelined>();
   static OncePerDevice smem_opt_in;  // one per instantiation: per kernel
   smem_opt_in.run([] {
-    XRING_CUDA_CHECK(cudaFuncSetAttribute(forward_kernel<T, D>,
+    XRING_CUDA_CHECK(cudaFuncSetAttribute(forward_kernel<T, D, kPipelined>,
                                           cudaFuncAttributeMaxDynamicSharedMemorySize,
                                           static_cast<int>(smem)));
   });
   const dim3 grid(static_cast<unsigned>(ceil_div(a.n_q, kM)),
                   static_cast<unsigned>(geo.batch * geo.heads), static_cast<unsigned>(p.splits));
-  forward_kernel<T, D><<<grid, kThreads, smem, a.stream>>>(p);
+  forward_kernel<T, D, kPipelined><<<grid, kThreads, smem, a.stream>>>(p);
   XRING_CUDA_CHECK_LAUNCH();
   if (p.splits > 1) {
     combine_splits(p.o_part, p.l_part, p.splits, rows, D, a.o, a.o_fp32, a.l, a.dtype, a.stream);
@@ -417,6 +511,27 @@ void keep_async_pool_memory() {
 
 const char* to_string(DType d) { return d == DType::fp16 ? "fp16" : "bf16"; }
 
+const char* to_string(ForwardKernel k) {
+  switch (k) {
+    case ForwardKernel::automatic:
+      return "automatic";
+    case ForwardKernel::baseline:
+      return "baseline";
+    case ForwardKernel::pipelined:
+      return "pipelined";
+  }
+  return "?";
+}
+
+ForwardKernel resolve(ForwardKernel k) {
+  if (k != ForwardKernel::automatic) return k;
+  const char* env = std::getenv("XRING_FORWARD_KERNEL");
+  if (!env || !*env || std::string(env) == "baseline") return ForwardKernel::baseline;
+  if (std::string(env) == "pipelined") return ForwardKernel::pipelined;
+  throw Error("XRING_FORWARD_KERNEL=" + std::string(env).substr(0, 64) +
+              " is not a forward kernel; use baseline or pipelined (or leave it unset)");
+}
+
 namespace detail {
 namespace {
 
@@ -451,11 +566,21 @@ void attention_forward(const ForwardArgs& a) {
               std::to_string(a.n_kv));
   const int splits = requested_splits(a);
   const bool d64 = a.geometry.head_dim == 64;
-  if (a.dtype == DType::bf16)
-    d64 ? launch_forward<__nv_bfloat16, 64>(a, splits)
-        : launch_forward<__nv_bfloat16, 128>(a, splits);
-  else
-    d64 ? launch_forward<__half, 64>(a, splits) : launch_forward<__half, 128>(a, splits);
+  const bool pipelined = resolve(a.kernel) == ForwardKernel::pipelined;
+  if (a.dtype == DType::bf16) {
+    if (pipelined)
+      d64 ? launch_forward<__nv_bfloat16, 64, true>(a, splits)
+          : launch_forward<__nv_bfloat16, 128, true>(a, splits);
+    else
+      d64 ? launch_forward<__nv_bfloat16, 64, false>(a, splits)
+          : launch_forward<__nv_bfloat16, 128, false>(a, splits);
+  } else {
+    if (pipelined)
+      d64 ? launch_forward<__half, 64, true>(a, splits) : launch_forward<__half, 128, true>(a, splits);
+    else
+      d64 ? launch_forward<__half, 64, false>(a, splits)
+          : launch_forward<__half, 128, false>(a, splits);
+  }
 }
 
 void merge_partial(float* o, float* l, const float* o_part, const float* l_part, long long rows,

@@ -35,6 +35,13 @@ struct DeviceMask {
   const int* kv_group = nullptr;  ///< [kv_first + n_kv] at least
 };
 
+/// Which forward kernel runs (attention_forward.cu says how they differ). `automatic` reads
+/// XRING_FORWARD_KERNEL (baseline or pipelined) from the environment, else `baseline`.
+enum class ForwardKernel { automatic, baseline, pipelined };
+const char* to_string(ForwardKernel k);
+/// `automatic` resolved; throws xring::Error naming XRING_FORWARD_KERNEL when it is not valid.
+ForwardKernel resolve(ForwardKernel k);
+
 struct ForwardArgs {
   DType dtype = DType::bf16;
   Geometry geometry;
@@ -46,6 +53,7 @@ struct ForwardArgs {
   bool o_fp32 = false;  ///< write O in fp32 (the ring steps' partial results)
   float* l = nullptr;   ///< [B][H][n_q]
   int kv_splits = 0;    ///< 0: chosen so the grid fills the GPU; 1: never split
+  ForwardKernel kernel = ForwardKernel::automatic;
   cudaStream_t stream = nullptr;
 };
 
