@@ -22,7 +22,7 @@ TEST(Catalog, HasEveryNameTheProductPromises) {
         "openflamingo-9b", "openflamingo-3b", "llama-3-70b", "mistral-small-24b", "tiny"})
     EXPECT_NO_THROW(model_from_json(builtin(SpecKind::model, m), m)) << m;
   for (const char* c :
-       {"a100-80gb-16", "a30-8", "a100-40gb-12", "h100-sxm-8", "h100-sxm-32", "h100-1"})
+       {"a100-80gb-16", "a30-8", "a100-40gb-12", "h100-sxm-8", "h100-sxm-32", "h100-1", "h200-1"})
     EXPECT_NO_THROW(cluster_from_json(builtin(SpecKind::cluster, c), c)) << c;
   for (const char* w : {"video-qa", "image-chat", "long-text"})
     EXPECT_NO_THROW(workload_from_json(builtin(SpecKind::workload, w), w)) << w;
@@ -52,6 +52,10 @@ TEST(Catalog, ClustersMatchTheirDescriptions) {
   EXPECT_EQ(h32.gpus(), 32);
   EXPECT_EQ(h32.inter_node.bytes_per_s, 50e9);  // 400 Gb/s
   EXPECT_EQ(h32.gpu.memory_bytes, 80.0 * (1ull << 30));
+  ClusterSpec h200 = cluster_from_json(builtin(SpecKind::cluster, "h200-1"), "t");
+  EXPECT_EQ(h200.gpus(), 1);
+  EXPECT_EQ(h200.gpu.memory_bytes, 141.0 * (1ull << 30));  // the H200 datasheet's 141 GB
+  EXPECT_EQ(h200.gpu.hbm_bytes_per_s, 4.8e12);
 }
 
 TEST(Catalog, ModelGeometry) {
