@@ -4,6 +4,7 @@
 
 #include <random>
 
+#include "reference/previous.hpp"
 #include "xring/planner/placement.hpp"
 #include "xring/planner/planner.hpp"
 #include "xring/planner/recommend.hpp"
@@ -34,9 +35,40 @@ BENCHMARK(BM_LoadInputs)->Unit(benchmark::kMicrosecond);
 void BM_PlanToJson(benchmark::State& state) {
   xring::Plan p =
       xring::plan(xring::load_inputs("llama-3.2-11b-vision", "h100-sxm-32", "video-qa", {}));
-  for (auto _ : state) benchmark::DoNotOptimize(xring::to_json(p).dump());
+  for (auto _ : state) benchmark::DoNotOptimize(xring::plan_json_text(p));
 }
 BENCHMARK(BM_PlanToJson)->Unit(benchmark::kMicrosecond);
+
+/// Llama-3.2-11B-Vision stretched to 4,000 layers, every one cross-attention (issue 18's
+/// "JSON of a 4,000-layer model": a 10.8 MB plan file).
+xring::Inputs four_thousand_layer_inputs() {
+  std::string layers = "model.cross_attention_layers=[0";
+  for (int i = 1; i < 4000; ++i) layers.append(",").append(std::to_string(i));
+  layers.append("]");
+  return xring::load_inputs("llama-3.2-11b-vision", "h100-sxm-8", "video-qa",
+                            {"model.layers=4000", layers});
+}
+
+void BM_Plan4000Layers(benchmark::State& state) {
+  const xring::Inputs in = four_thousand_layer_inputs();
+  for (auto _ : state) benchmark::DoNotOptimize(xring::plan(in));
+}
+BENCHMARK(BM_Plan4000Layers)->Unit(benchmark::kMillisecond);
+
+/// Before: the plan built as a JSON document, then the document printed (`xring plan -o`
+/// until issue 18).
+void BM_PlanJson4000LayersBefore(benchmark::State& state) {
+  const xring::Plan p = xring::plan(four_thousand_layer_inputs());
+  for (auto _ : state) benchmark::DoNotOptimize(xring::previous::plan_document(p).dump(2));
+}
+BENCHMARK(BM_PlanJson4000LayersBefore)->Unit(benchmark::kMillisecond);
+
+/// After: the same bytes written straight from the plan.
+void BM_PlanJson4000Layers(benchmark::State& state) {
+  const xring::Plan p = xring::plan(four_thousand_layer_inputs());
+  for (auto _ : state) benchmark::DoNotOptimize(xring::plan_json_text(p));
+}
+BENCHMARK(BM_PlanJson4000Layers)->Unit(benchmark::kMillisecond);
 
 void BM_PlanFairKvDecodeLlama70b(benchmark::State& state) {
   xring::Inputs in = xring::load_inputs("llama-3-70b", "h100-sxm-8", "fairkv-decode", {});
