@@ -2,13 +2,16 @@
 // recommend), so it must stay in the millisecond range. Spec loading is timed separately.
 #include <benchmark/benchmark.h>
 
+#include <ostream>
 #include <random>
+#include <streambuf>
 
 #include "reference/previous.hpp"
 #include "xring/planner/placement.hpp"
 #include "xring/planner/planner.hpp"
 #include "xring/planner/recommend.hpp"
 #include "xring/planner/sweep.hpp"
+#include "xring/planner/trace.hpp"
 
 namespace {
 
@@ -69,6 +72,57 @@ void BM_PlanJson4000Layers(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(xring::plan_json_text(p));
 }
 BENCHMARK(BM_PlanJson4000Layers)->Unit(benchmark::kMillisecond);
+
+/// Discards what is written (the trace benchmarks time making the text, not the disk).
+class DiscardingBuffer : public std::streambuf {
+ protected:
+  std::streamsize xsputn(const char*, std::streamsize n) override { return n; }
+  int_type overflow(int_type c) override { return c; }
+};
+
+/// Issue 18's trace: Llama-3.2-11B-Vision, 1,562 frames, a query ring on 256 H100s (the
+/// trace draws 64 of them; 256 steps per layer). `xring plan -c h100-sxm-32 --set
+/// cluster.nodes=32 --set workload.frames=1562 --strategy query_ring --ranks 256 --trace`.
+xring::Plan ring_of_256_plan() {
+  xring::PlannerOptions o;
+  o.strategy = xring::Strategy::query_ring;
+  o.ranks = 256;
+  return xring::plan(xring::load_inputs("llama-3.2-11b-vision", "h100-sxm-32", "video-qa",
+                                        {"cluster.nodes=32", "workload.frames=1562"}),
+                     o);
+}
+
+/// Before: every step an event in one document, then the document printed (39 MB).
+void BM_TraceRingOf256Before(benchmark::State& state) {
+  const xring::Plan p = ring_of_256_plan();
+  DiscardingBuffer discard;
+  std::ostream out(&discard);
+  for (auto _ : state) out << xring::previous::trace_document(p).dump() << "\n";
+}
+BENCHMARK(BM_TraceRingOf256Before)->Unit(benchmark::kMillisecond);
+
+/// After: laid out (ring steps merged past 10 MB), then streamed (340 KB).
+void BM_TraceRingOf256(benchmark::State& state) {
+  const xring::Plan p = ring_of_256_plan();
+  DiscardingBuffer discard;
+  std::ostream out(&discard);
+  for (auto _ : state) xring::write_trace(p, xring::plan_trace(p), out);
+}
+BENCHMARK(BM_TraceRingOf256)->Unit(benchmark::kMillisecond);
+
+/// A trace that stays step by step near its 10 MB size: the 256-rank ring's 8 layers with
+/// 32 ranks drawn (the size is measured by formatting it, then it is written).
+void BM_TraceStepByStepNear10MB(benchmark::State& state) {
+  const xring::Plan p = ring_of_256_plan();
+  DiscardingBuffer discard;
+  std::ostream out(&discard);
+  for (auto _ : state) {
+    const xring::TraceLayout layout = xring::plan_trace(p, 8);
+    if (layout.steps_merged) state.SkipWithError("expected a trace step by step");
+    xring::write_trace(p, layout, out);
+  }
+}
+BENCHMARK(BM_TraceStepByStepNear10MB)->Unit(benchmark::kMillisecond);
 
 void BM_PlanFairKvDecodeLlama70b(benchmark::State& state) {
   xring::Inputs in = xring::load_inputs("llama-3-70b", "h100-sxm-8", "fairkv-decode", {});
