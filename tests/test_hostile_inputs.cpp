@@ -355,8 +355,10 @@ TEST(HostileInputs, OversizedTraceIsRefusedBeforeItIsBuilt) {
                            " --cluster h100-sxm-32 --set workload.frames=4 --strategy query_ring "
                            "--ranks 32";
   const fs::path trace = scratch_path("never.trace.json");
-  CliResult r = run_xring(args + " --trace " + trace.string());
+  const fs::path plan = scratch_path("never.plan.json");
+  CliResult r = run_xring(args + " -o " + plan.string() + " --trace " + trace.string());
   EXPECT_EQ(r.exit_code, 2) << r.output.substr(0, 2000);
+  EXPECT_FALSE(fs::exists(plan));  // all outputs or none
   EXPECT_NE(r.output.find("--trace: the timeline would hold 1920096 events, more than 1000000 "
                           "(20000 layers on 32 ranks, ring steps merged)"),
             std::string::npos)

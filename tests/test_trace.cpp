@@ -160,6 +160,7 @@ TEST(Trace, LimitIsAcceptedAtOneMillionEventsAndRefusedOnePast) {
   std::ostream out(&counted);
   write_trace(at, layout, out);
   EXPECT_EQ(counted.slices, kMaxTraceEvents);
+  RecordProperty("bytes", std::to_string(counted.bytes));
   EXPECT_LT(counted.bytes, 160ll * 1000 * 1000);
   const Plan past = one_step_layers(15623);
   EXPECT_NE(error_of([&] { plan_trace(past); })

@@ -7,13 +7,15 @@
 
 namespace xring {
 
-/// The most events a predicted trace may write (docs/limits.md), metadata included: ~130 bytes
-/// each, so about 130 MB of file and a second of writing. The trace is streamed, so memory
-/// does not grow with it.
+/// The most events a predicted trace may write (docs/limits.md), metadata included: 146 bytes
+/// each at the limit (Trace.LimitIsAcceptedAtOneMillionEventsAndRefusedOnePast; merged slices
+/// print ~210), so 150-210 MB of file and a second or two of writing. The trace is streamed, so
+/// memory does not grow with it; the bound is on the file and the time.
 constexpr long long kMaxTraceEvents = 1000000;
 
 /// Past this size step by step, a trace merges each layer's ring steps into one slice per
-/// rank and lane (issue 18: a trace stays a size a viewer opens; 10 MB).
+/// rank and lane. Source: issue 18's requirement ("merges identical steps ... where the file
+/// would pass 10 MB"), a size the Perfetto UI opens at once.
 constexpr long long kTraceMergeAboveBytes = 10 * 1000 * 1000;
 
 /// What a predicted trace holds, decided before any of it is written.
