@@ -42,6 +42,22 @@ void BM_PlanToJson(benchmark::State& state) {
 }
 BENCHMARK(BM_PlanToJson)->Unit(benchmark::kMicrosecond);
 
+/// The plan as a document (recommend's requirements and run's plan hash read it): parsed
+/// from the text now, built directly before.
+void BM_PlanToDocument(benchmark::State& state) {
+  xring::Plan p =
+      xring::plan(xring::load_inputs("llama-3.2-11b-vision", "h100-sxm-32", "video-qa", {}));
+  for (auto _ : state) benchmark::DoNotOptimize(xring::to_json(p));
+}
+BENCHMARK(BM_PlanToDocument)->Unit(benchmark::kMicrosecond);
+
+void BM_PlanToDocumentBefore(benchmark::State& state) {
+  xring::Plan p =
+      xring::plan(xring::load_inputs("llama-3.2-11b-vision", "h100-sxm-32", "video-qa", {}));
+  for (auto _ : state) benchmark::DoNotOptimize(xring::previous::plan_document(p));
+}
+BENCHMARK(BM_PlanToDocumentBefore)->Unit(benchmark::kMicrosecond);
+
 /// Llama-3.2-11B-Vision stretched to 4,000 layers, every one cross-attention (issue 18's
 /// "JSON of a 4,000-layer model": a 10.8 MB plan file).
 xring::Inputs four_thousand_layer_inputs() {

@@ -12,7 +12,8 @@ namespace {
 
 constexpr double kHuge = std::numeric_limits<double>::max();
 
-void write_memory(JsonTextWriter& w, const MemoryBreakdown& m) {
+template <typename Writer>
+void write_memory(Writer& w, const MemoryBreakdown& m) {
   w.begin_object();
   w.key("attention_buffers").value(m.attention_buffers);
   w.key("kv").value(m.kv);
@@ -95,7 +96,8 @@ void check_intervals(ObjectReader& parent, const std::string& key) {
   }
 }
 
-void write_interval(JsonTextWriter& w, const std::optional<Interval>& i) {
+template <typename Writer>
+void write_interval(Writer& w, const std::optional<Interval>& i) {
   if (!i) {
     w.null();
     return;
@@ -108,7 +110,8 @@ void write_interval(JsonTextWriter& w, const std::optional<Interval>& i) {
 }
 
 /// The time interval of a layer: null in an infeasible plan, like its time.
-void write_layer_intervals(JsonTextWriter& w, const LayerPlan& l, const Plan& plan) {
+template <typename Writer>
+void write_layer_intervals(Writer& w, const LayerPlan& l, const Plan& plan) {
   const PredictionBand& band = plan.predicted.band;
   w.begin_object();
   w.key("memory_bytes");
@@ -374,7 +377,8 @@ StreamingSection streaming_from(ObjectReader r) {
   return s;
 }
 
-void write_alternative(JsonTextWriter& w, const Alternative& a) {
+template <typename Writer>
+void write_alternative(Writer& w, const Alternative& a) {
   w.begin_object();
   w.key("ranks").value(a.ranks);
   w.key("recompute").value(a.recompute);
@@ -391,7 +395,8 @@ void write_alternative(JsonTextWriter& w, const Alternative& a) {
 
 /// One entry of `layers`, written straight to text: the part of a plan that grows with the
 /// model (a 4,000-layer plan is ~11 MB).
-void write_layer(JsonTextWriter& w, const LayerPlan& l, const Plan& plan) {
+template <typename Writer>
+void write_layer(Writer& w, const LayerPlan& l, const Plan& plan) {
   const bool f = plan.feasible;
   w.begin_object();
   w.key("alternatives").begin_array();
@@ -456,7 +461,8 @@ json rest_of_model_to_json(const RestOfModel& r) {
           {"tensor_parallel", r.tensor_parallel}, {"note", r.note}};
 }
 
-void write_strings(JsonTextWriter& w, const std::vector<std::string>& strings) {
+template <typename Writer>
+void write_strings(Writer& w, const std::vector<std::string>& strings) {
   w.begin_array();
   for (const auto& s : strings) w.value(s);
   w.end_array();
@@ -464,10 +470,12 @@ void write_strings(JsonTextWriter& w, const std::vector<std::string>& strings) {
 
 }  // namespace
 
-std::string plan_json_text(const Plan& plan) {
-  std::string out;
-  out.reserve(4096 + plan.layers.size() * 3072);  // a layer prints ~2.7 KB
-  JsonTextWriter w(out, 2);
+namespace {
+
+/// The plan, key by key, into a JsonTextWriter (the file) or a JsonDocumentWriter (the
+/// document): the one place that says what a plan file holds.
+template <typename Writer>
+void write_plan(Writer& w, const Plan& plan) {
   w.begin_object();
   w.key("cost_source").value(cost_source_to_json(plan.cost_source));
   w.key("decode").value(plan.decode ? decode_to_json(*plan.decode) : json(nullptr));
@@ -488,10 +496,23 @@ std::string plan_json_text(const Plan& plan) {
   w.key("streaming").value(plan.streaming ? streaming_to_json(*plan.streaming) : json(nullptr));
   w.key("xring_version").value(plan.xring_version);
   w.end_object();
+}
+
+}  // namespace
+
+std::string plan_json_text(const Plan& plan) {
+  std::string out;
+  out.reserve(4096 + plan.layers.size() * 3072);  // a layer prints ~2.7 KB
+  JsonTextWriter w(out, 2);
+  write_plan(w, plan);
   return out;
 }
 
-json to_json(const Plan& plan) { return json::parse(plan_json_text(plan)); }
+json to_json(const Plan& plan) {
+  JsonDocumentWriter w;
+  write_plan(w, plan);
+  return w.take();
+}
 
 Plan plan_from_json(const json& j, const std::string& origin) {
   ObjectReader r(j, origin, "");

@@ -60,4 +60,60 @@ class JsonTextWriter {
   bool wrote_root_ = false;
 };
 
+/// Builds the nlohmann document through JsonTextWriter's interface, so that one function
+/// (a template over the writer) both prints a structure and builds it: the same keys and
+/// values, and `take().dump(indent)` equals what JsonTextWriter prints.
+class JsonDocumentWriter {
+ public:
+  JsonDocumentWriter& begin_object() { return open(nlohmann::json::object()); }
+  JsonDocumentWriter& begin_array() { return open(nlohmann::json::array()); }
+  JsonDocumentWriter& end_object() { return close(); }
+  JsonDocumentWriter& end_array() { return close(); }
+  JsonDocumentWriter& key(std::string_view name) {
+    key_.assign(name);
+    return *this;
+  }
+  template <typename T>
+  JsonDocumentWriter& value(const T& v) {
+    place(nlohmann::json(v));
+    return *this;
+  }
+  JsonDocumentWriter& value(std::string_view v) { return value(std::string(v)); }
+  JsonDocumentWriter& value(const std::optional<double>& v) {
+    return v ? value(*v) : null();
+  }
+  JsonDocumentWriter& null() {
+    place(nullptr);
+    return *this;
+  }
+  /// The finished document.
+  nlohmann::json take() { return std::move(root_); }
+
+ private:
+  JsonDocumentWriter& open(nlohmann::json container) {
+    open_.push_back(place(std::move(container)));
+    return *this;
+  }
+  JsonDocumentWriter& close() {
+    open_.pop_back();
+    return *this;
+  }
+  /// Puts `v` into the open container (at the pending key of an object), or makes it the
+  /// root; returns where it now lives (stable while it is open: only its own children change).
+  nlohmann::json* place(nlohmann::json v) {
+    if (open_.empty()) {
+      root_ = std::move(v);
+      return &root_;
+    }
+    nlohmann::json& parent = *open_.back();
+    if (parent.is_object()) return &(parent[key_] = std::move(v));
+    parent.push_back(std::move(v));
+    return &parent.back();
+  }
+
+  nlohmann::json root_;
+  std::vector<nlohmann::json*> open_;
+  std::string key_;
+};
+
 }  // namespace xring
