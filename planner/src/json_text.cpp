@@ -15,6 +15,38 @@ namespace {
 /// switches to an exponent at 10^15).
 constexpr double kIntegralAsDigitsBelow = 1e15;
 
+/// Whether each byte prints as itself inside a JSON string (ASCII, no quote, backslash or
+/// control byte).
+struct PrintsAsIs {
+  bool table[256] = {};
+  constexpr PrintsAsIs() {
+    for (int c = 0x20; c < 0x80; ++c) table[c] = c != '"' && c != '\\';
+  }
+};
+constexpr PrintsAsIs kPrintsAsIs;
+
+/// The length of the start of `s` that prints as itself, eight bytes at a time: a word goes
+/// to the byte loop when any byte in it may be a control byte, a quote, a backslash or
+/// non-ASCII (the word tests have false positives, never false negatives).
+size_t plain_prefix(std::string_view s) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull;
+  constexpr uint64_t kHighs = 0x8080808080808080ull;
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    uint64_t x = 0;
+    std::memcpy(&x, s.data() + i, 8);
+    const uint64_t quote = x ^ (kOnes * '"');
+    const uint64_t backslash = x ^ (kOnes * '\\');
+    const uint64_t suspect = (x | ((x - kOnes * 0x20) & ~x) | ((quote - kOnes) & ~quote) |
+                              ((backslash - kOnes) & ~backslash)) &
+                             kHighs;
+    if (suspect) break;
+  }
+  while (i < s.size() && kPrintsAsIs.table[static_cast<unsigned char>(s[i])]) ++i;
+  return i;
+}
+
+
 }  // namespace
 
 JsonTextWriter& JsonTextWriter::begin_object() {
@@ -58,17 +90,37 @@ JsonTextWriter& JsonTextWriter::key(std::string_view name) {
   // Checked on the first kKeyPrefix bytes: keys that share them are taken as ascending.
   const std::string_view prefix = name.substr(0, Level::kKeyPrefix);
   const std::string_view last(level.last_key, level.last_key_size);
-  if (!level.empty && (prefix < last || (prefix == last && name.size() <= Level::kKeyPrefix)))
+  const auto first_byte = [](std::string_view k) { return static_cast<unsigned char>(k[0]); };
+  const bool ascends =
+      level.empty ||
+      (!prefix.empty() && !last.empty() && first_byte(prefix) != first_byte(last)
+           ? first_byte(prefix) > first_byte(last)
+           : prefix > last || (prefix == last && name.size() > Level::kKeyPrefix));
+  if (!ascends)
     throw std::logic_error("JsonTextWriter: key \"" + std::string(name) + "\" after \"" +
                            std::string(last) + "\" (keys must ascend)");
-  if (!level.empty) out_ += ',';
+  const size_t width = indent_ >= 0 ? levels_.size() * static_cast<size_t>(indent_) : 0;
+  char buf[256];  // `,\n<indent>"name": ` in one append: keys are short and plain
+  if (width + name.size() + 8 <= sizeof buf && plain_prefix(name) == name.size()) {
+    char* at = buf;
+    if (!level.empty) *at++ = ',';
+    if (indent_ >= 0) {
+      *at++ = '\n';
+      at = std::fill_n(at, width, ' ');
+    }
+    *at++ = '"';
+    at = std::copy(name.begin(), name.end(), at);
+    *at++ = '"';
+    *at++ = ':';
+    if (indent_ >= 0) *at++ = ' ';
+    out_.append(buf, at);
+  } else {
+    if (!level.empty) out_ += ',';
+    newline_and_indent(levels_.size());
+    escaped(name);
+    out_ += indent_ >= 0 ? ": " : ":";
+  }
   level.empty = false;
-  newline_and_indent(levels_.size());
-  escaped(name);
-  if (indent_ >= 0)
-    out_.append(": ", 2);
-  else
-    out_ += ':';
   std::copy(prefix.begin(), prefix.end(), level.last_key);
   level.last_key_size = prefix.size();
   level.key_pending = true;
@@ -177,40 +229,6 @@ JsonTextWriter& JsonTextWriter::value(const nlohmann::json& v) {
   return *this;
 }
 
-namespace {
-
-/// Whether each byte prints as itself inside a JSON string (ASCII, no quote, backslash or
-/// control byte).
-struct PrintsAsIs {
-  bool table[256] = {};
-  constexpr PrintsAsIs() {
-    for (int c = 0x20; c < 0x80; ++c) table[c] = c != '"' && c != '\\';
-  }
-};
-constexpr PrintsAsIs kPrintsAsIs;
-
-/// The length of the start of `s` that prints as itself, eight bytes at a time: a word goes
-/// to the byte loop when any byte in it may be a control byte, a quote, a backslash or
-/// non-ASCII (the word tests have false positives, never false negatives).
-size_t plain_prefix(std::string_view s) {
-  constexpr uint64_t kOnes = 0x0101010101010101ull;
-  constexpr uint64_t kHighs = 0x8080808080808080ull;
-  size_t i = 0;
-  for (; i + 8 <= s.size(); i += 8) {
-    uint64_t x = 0;
-    std::memcpy(&x, s.data() + i, 8);
-    const uint64_t quote = x ^ (kOnes * '"');
-    const uint64_t backslash = x ^ (kOnes * '\\');
-    const uint64_t suspect = (x | ((x - kOnes * 0x20) & ~x) | ((quote - kOnes) & ~quote) |
-                              ((backslash - kOnes) & ~backslash)) &
-                             kHighs;
-    if (suspect) break;
-  }
-  while (i < s.size() && kPrintsAsIs.table[static_cast<unsigned char>(s[i])]) ++i;
-  return i;
-}
-
-}  // namespace
 
 void JsonTextWriter::escaped(std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
