@@ -96,7 +96,7 @@ TEST(Cli, DefaultPlanRunsWithNoArguments) {
   EXPECT_NE(r.output.find("query_ring"), std::string::npos);
 }
 
-// Issue 18: the trace of a 256-rank ring (262,000 events step by step, 39 MB) is streamed with
+// Issue 18: the trace of a 256-rank ring (262,400 events step by step, 39 MB) is streamed with
 // each layer's ring steps merged, and says so on stderr and in otherData.
 TEST(Cli, TracePastTenMegabytesMergesRingStepsAndSaysSo) {
   fs::path trace = scratch("ring256.trace.json");
