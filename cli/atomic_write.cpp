@@ -80,7 +80,6 @@ void remove_partial_outputs_on_signals() {
   for (int sig : kFatalSignals) std::signal(sig, remove_pending_and_die);
 }
 
-
 namespace {
 
 /// Writes a file's content to `tmp`; throws (after removing it) when the write fails.

@@ -61,8 +61,22 @@ TEST(JsonTextWriter, EscapesStringsAsNlohmannDoes) {
 
 TEST(JsonTextWriter, IntegralDoublesPrintAsNlohmannPrintsThem) {
   // The writer prints integral values under 10^15 itself; nlohmann's Grisu2 is the oracle.
-  std::vector<double> values = {1, -1, 7, 10, 100, 1e6, 1056768, 21350000000.0, 999999999999999,
-                                1e15, 1e15 + 1, 123456789012345678.0, -0.0, 0.0, 4.5, -2.5e-7};
+  std::vector<double> values = {1,
+                                -1,
+                                7,
+                                10,
+                                100,
+                                1e6,
+                                1056768,
+                                21350000000.0,
+                                999999999999999,
+                                1e15,
+                                1e15 + 1,
+                                123456789012345678.0,
+                                -0.0,
+                                0.0,
+                                4.5,
+                                -2.5e-7};
   std::mt19937_64 rng(18);
   for (int i = 0; i < 200000; ++i) {
     values.push_back(static_cast<double>(rng() % 100000));
@@ -76,9 +90,10 @@ TEST(JsonTextWriter, IntegralDoublesPrintAsNlohmannPrintsThem) {
 }
 
 TEST(JsonTextWriter, NonFiniteNumbersPrintNull) {
-  EXPECT_EQ(written(-1, [](JsonTextWriter& w) {
-              w.begin_array().value(1.0 / 0.0).value(std::optional<double>()).end_array();
-            }),
+  EXPECT_EQ(written(-1,
+                    [](JsonTextWriter& w) {
+                      w.begin_array().value(1.0 / 0.0).value(std::optional<double>()).end_array();
+                    }),
             "[null,null]");
 }
 
@@ -122,8 +137,8 @@ std::vector<Plan> plans_of_every_kind() {
   for (const auto& c : combos) plans.push_back(plan(load_inputs(c[0], c[1], c[2], {})));
   plans.push_back(plan(
       load_inputs("openflamingo-3b", "a100-80gb-16", "video-qa", {"workload.phase=training"})));
-  plans.push_back(plan(load_inputs("llama-3.2-11b-vision", "h100-sxm-8", "video-qa",
-                                   {"model.params=900B"})));
+  plans.push_back(
+      plan(load_inputs("llama-3.2-11b-vision", "h100-sxm-8", "video-qa", {"model.params=900B"})));
   PlannerOptions hybrid;
   hybrid.strategy = Strategy::hybrid;
   plans.push_back(plan(load_inputs("llama-3.2-11b-vision", "h100-sxm-32", "video-qa", {}), hybrid));

@@ -96,11 +96,11 @@ TEST(Trace, HasComputeAndTransferLanesPerRank) {
 TEST(Trace, StepByStepHoldsTheEventsTheDocumentWriterMade) {
   PlannerOptions training_hybrid;
   training_hybrid.strategy = Strategy::hybrid;
-  for (const Plan& p :
-       {ring_plan(), plan(load_inputs("openflamingo-3b", "a100-80gb-16", "video-qa",
-                                      {"workload.phase=training"})),
-        plan(load_inputs("llama-3.2-11b-vision", "h100-sxm-32", "video-qa", {}),
-             training_hybrid)}) {
+  for (const Plan& p : {ring_plan(),
+                        plan(load_inputs("openflamingo-3b", "a100-80gb-16", "video-qa",
+                                         {"workload.phase=training"})),
+                        plan(load_inputs("llama-3.2-11b-vision", "h100-sxm-32", "video-qa", {}),
+                             training_hybrid)}) {
     const json now = json::parse(trace_text(p, plan_trace(p)));
     const json before = previous::trace_document(p);
     EXPECT_EQ(now["traceEvents"], before["traceEvents"]);
@@ -163,7 +163,8 @@ TEST(Trace, LimitIsAcceptedAtOneMillionEventsAndRefusedOnePast) {
   RecordProperty("bytes", std::to_string(counted.bytes));
   EXPECT_LT(counted.bytes, 160ll * 1000 * 1000);
   const Plan past = one_step_layers(15623);
-  EXPECT_NE(error_of([&] { plan_trace(past); })
-                .find("the timeline would hold 1000064 events, more than 1000000"),
+  EXPECT_NE(error_of([&] {
+              plan_trace(past);
+            }).find("the timeline would hold 1000064 events, more than 1000000"),
             std::string::npos);
 }

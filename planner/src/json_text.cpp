@@ -46,7 +46,6 @@ size_t plain_prefix(std::string_view s) {
   return i;
 }
 
-
 }  // namespace
 
 JsonTextWriter& JsonTextWriter::begin_object() {
@@ -92,10 +91,9 @@ JsonTextWriter& JsonTextWriter::key(std::string_view name) {
   const std::string_view last(level.last_key, level.last_key_size);
   const auto first_byte = [](std::string_view k) { return static_cast<unsigned char>(k[0]); };
   const bool ascends =
-      level.empty ||
-      (!prefix.empty() && !last.empty() && first_byte(prefix) != first_byte(last)
-           ? first_byte(prefix) > first_byte(last)
-           : prefix > last || (prefix == last && name.size() > Level::kKeyPrefix));
+      level.empty || (!prefix.empty() && !last.empty() && first_byte(prefix) != first_byte(last)
+                          ? first_byte(prefix) > first_byte(last)
+                          : prefix > last || (prefix == last && name.size() > Level::kKeyPrefix));
   if (!ascends)
     throw std::logic_error("JsonTextWriter: key \"" + std::string(name) + "\" after \"" +
                            std::string(last) + "\" (keys must ascend)");
@@ -229,7 +227,6 @@ JsonTextWriter& JsonTextWriter::value(const nlohmann::json& v) {
   return *this;
 }
 
-
 void JsonTextWriter::escaped(std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   const size_t start = out_.size();
@@ -251,13 +248,27 @@ void JsonTextWriter::escaped(std::string_view s) {
     out_.append(s.data() + run, i - run);
     run = i + 1;
     switch (c) {
-      case '"': out_ += "\\\""; break;
-      case '\\': out_ += "\\\\"; break;
-      case '\b': out_ += "\\b"; break;
-      case '\f': out_ += "\\f"; break;
-      case '\n': out_ += "\\n"; break;
-      case '\r': out_ += "\\r"; break;
-      case '\t': out_ += "\\t"; break;
+      case '"':
+        out_ += "\\\"";
+        break;
+      case '\\':
+        out_ += "\\\\";
+        break;
+      case '\b':
+        out_ += "\\b";
+        break;
+      case '\f':
+        out_ += "\\f";
+        break;
+      case '\n':
+        out_ += "\\n";
+        break;
+      case '\r':
+        out_ += "\\r";
+        break;
+      case '\t':
+        out_ += "\\t";
+        break;
       default:
         out_ += "\\u00";
         out_ += kHex[c >> 4];

@@ -117,8 +117,8 @@ void write_layer_intervals(Writer& w, const LayerPlan& l, const Plan& plan) {
   w.key("memory_bytes");
   write_interval(w, memory_interval(l.memory_bytes.total(), band));
   w.key("time_s");
-  write_interval(w, time_interval(
-                        plan.feasible ? std::optional<double>(l.time_s) : std::nullopt, band));
+  write_interval(
+      w, time_interval(plan.feasible ? std::optional<double>(l.time_s) : std::nullopt, band));
   w.end_object();
 }
 
@@ -456,9 +456,12 @@ json cost_source_to_json(const CostSource& c) {
 }
 
 json rest_of_model_to_json(const RestOfModel& r) {
-  return {{"flops", r.flops},         {"compute_s", r.compute_s},
-          {"comm_s", r.comm_s},       {"time_s", r.time_s},
-          {"tensor_parallel", r.tensor_parallel}, {"note", r.note}};
+  return {{"flops", r.flops},
+          {"compute_s", r.compute_s},
+          {"comm_s", r.comm_s},
+          {"time_s", r.time_s},
+          {"tensor_parallel", r.tensor_parallel},
+          {"note", r.note}};
 }
 
 template <typename Writer>

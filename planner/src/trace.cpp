@@ -84,8 +84,8 @@ struct ForwardShape {
 ForwardShape forward_shape(const LayerPlan& l) {
   ForwardShape f;
   f.stride_s = std::max(l.step_compute_s, l.step_comm_s);
-  f.fixed_compute_s =
-      l.forward_s - (l.steps > 1 ? l.step_compute_s + (l.steps - 1) * f.stride_s : l.step_compute_s);
+  f.fixed_compute_s = l.forward_s - (l.steps > 1 ? l.step_compute_s + (l.steps - 1) * f.stride_s
+                                                 : l.step_compute_s);
   return f;
 }
 
@@ -102,7 +102,8 @@ long long count_events(const Plan& plan, int ranks, bool merged) {
     const long long active = std::min(l.ranks, ranks);
     const bool merge = merged && l.steps > 1;
     const long long per_rank = (forward_shape(l).fixed_compute_s > 0 ? 1 : 0) +
-                               (merge ? 1 : l.steps) + (l.steps > 1 ? (merge ? 1 : l.steps - 1) : 0);
+                               (merge ? 1 : l.steps) +
+                               (l.steps > 1 ? (merge ? 1 : l.steps - 1) : 0);
     events += active * per_rank;
     if (l.backward_s > 0) events += active;
   }
@@ -125,12 +126,13 @@ bool forward_of_rank(TraceOutput& o, const LayerPlan& l, int rank, double start_
   const std::string to = " send to rank " + std::to_string((rank + 1) % l.ranks);
   if (merged && l.steps > 1) {
     const double stride_us = f.stride_s * 1e6;
-    slice(w, layer + " " + to_string(l.strategy) + " steps 0-" + std::to_string(l.steps - 1),
-          "compute", rank, kComputeLane, start_s, (l.steps - 1) * f.stride_s + l.step_compute_s,
-          [&](JsonTextWriter& a) {
-            a.key("count").value(l.steps).key("layer").value(l.index);
-            a.key("step_dur_us").value(l.step_compute_s * 1e6).key("step_every_us").value(stride_us);
-          });
+    slice(
+        w, layer + " " + to_string(l.strategy) + " steps 0-" + std::to_string(l.steps - 1),
+        "compute", rank, kComputeLane, start_s, (l.steps - 1) * f.stride_s + l.step_compute_s,
+        [&](JsonTextWriter& a) {
+          a.key("count").value(l.steps).key("layer").value(l.index);
+          a.key("step_dur_us").value(l.step_compute_s * 1e6).key("step_every_us").value(stride_us);
+        });
     if (!o.event_done()) return false;
     slice(w, layer + to + " x" + std::to_string(l.steps - 1), "transfer", rank, kTransferLane,
           start_s, (l.steps - 2) * f.stride_s + l.step_comm_s, [&](JsonTextWriter& a) {
@@ -143,8 +145,7 @@ bool forward_of_rank(TraceOutput& o, const LayerPlan& l, int rank, double start_
   const std::string step = layer + " " + to_string(l.strategy) + " step ";
   for (int k = 0; k < l.steps; ++k) {
     const double step_start = start_s + k * f.stride_s;
-    slice(w, step + std::to_string(k), "compute", rank, kComputeLane, step_start,
-          l.step_compute_s,
+    slice(w, step + std::to_string(k), "compute", rank, kComputeLane, step_start, l.step_compute_s,
           [&](JsonTextWriter& a) { a.key("layer").value(l.index).key("step").value(k); });
     if (!o.event_done()) return false;
     if (k + 1 == l.steps) break;
@@ -237,9 +238,8 @@ TraceLayout plan_trace(const Plan& plan, int max_ranks, long long merge_above_by
   if (layout.events > kMaxTraceEvents)
     throw Error("--trace: the timeline would hold " + std::to_string(layout.events) +
                 " events, more than " + std::to_string(kMaxTraceEvents) + " (" +
-                std::to_string(plan.layers.size()) + " layers on " +
-                std::to_string(layout.ranks) + " ranks" +
-                (layout.steps_merged ? ", ring steps merged" : "") +
+                std::to_string(plan.layers.size()) + " layers on " + std::to_string(layout.ranks) +
+                " ranks" + (layout.steps_merged ? ", ring steps merged" : "") +
                 "); trace a smaller model or drop --trace");
   return layout;
 }

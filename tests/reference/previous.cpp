@@ -65,7 +65,6 @@ json predicted_time(double seconds, bool feasible) {
   return feasible ? json(seconds) : json(nullptr);
 }
 
-
 json decode_to_json(const DecodeSection& d) {
   json placements = json::array();
   for (const auto& p : d.placements)

@@ -79,9 +79,7 @@ class JsonDocumentWriter {
     return *this;
   }
   JsonDocumentWriter& value(std::string_view v) { return value(std::string(v)); }
-  JsonDocumentWriter& value(const std::optional<double>& v) {
-    return v ? value(*v) : null();
-  }
+  JsonDocumentWriter& value(const std::optional<double>& v) { return v ? value(*v) : null(); }
   JsonDocumentWriter& null() {
     place(nullptr);
     return *this;
