@@ -162,9 +162,13 @@ TEST(Trace, LimitIsAcceptedAtOneMillionEventsAndRefusedOnePast) {
   EXPECT_EQ(counted.slices, kMaxTraceEvents);
   RecordProperty("bytes", std::to_string(counted.bytes));
   EXPECT_LT(counted.bytes, 160ll * 1000 * 1000);
-  const Plan past = one_step_layers(15623);
-  EXPECT_NE(error_of([&] {
-              plan_trace(past);
-            }).find("the timeline would hold 1000064 events, more than 1000000"),
-            std::string::npos);
+  // One more layer, on one rank: one event past.
+  Plan past = one_step_layers(15622);
+  past.layers.push_back(past.layers.back());
+  past.layers.back().index = 15622;
+  past.layers.back().ranks = 1;
+  const std::string refused = error_of([&] { plan_trace(past); });
+  EXPECT_NE(refused.find("the timeline would hold 1000001 events, more than 1000000"),
+            std::string::npos)
+      << refused;
 }
