@@ -2,12 +2,16 @@
 // recommend), so it must stay in the millisecond range. Spec loading is timed separately.
 #include <benchmark/benchmark.h>
 
+#include <ostream>
 #include <random>
+#include <streambuf>
 
+#include "reference/previous.hpp"
 #include "xring/planner/placement.hpp"
 #include "xring/planner/planner.hpp"
 #include "xring/planner/recommend.hpp"
 #include "xring/planner/sweep.hpp"
+#include "xring/planner/trace.hpp"
 
 namespace {
 
@@ -34,9 +38,107 @@ BENCHMARK(BM_LoadInputs)->Unit(benchmark::kMicrosecond);
 void BM_PlanToJson(benchmark::State& state) {
   xring::Plan p =
       xring::plan(xring::load_inputs("llama-3.2-11b-vision", "h100-sxm-32", "video-qa", {}));
-  for (auto _ : state) benchmark::DoNotOptimize(xring::to_json(p).dump());
+  for (auto _ : state) benchmark::DoNotOptimize(xring::plan_json_text(p));
 }
 BENCHMARK(BM_PlanToJson)->Unit(benchmark::kMicrosecond);
+
+/// The plan as a document (recommend's requirements and run's plan hash read it): parsed
+/// from the text now, built directly before.
+void BM_PlanToDocument(benchmark::State& state) {
+  xring::Plan p =
+      xring::plan(xring::load_inputs("llama-3.2-11b-vision", "h100-sxm-32", "video-qa", {}));
+  for (auto _ : state) benchmark::DoNotOptimize(xring::to_json(p));
+}
+BENCHMARK(BM_PlanToDocument)->Unit(benchmark::kMicrosecond);
+
+void BM_PlanToDocumentBefore(benchmark::State& state) {
+  xring::Plan p =
+      xring::plan(xring::load_inputs("llama-3.2-11b-vision", "h100-sxm-32", "video-qa", {}));
+  for (auto _ : state) benchmark::DoNotOptimize(xring::previous::plan_document(p));
+}
+BENCHMARK(BM_PlanToDocumentBefore)->Unit(benchmark::kMicrosecond);
+
+/// Llama-3.2-11B-Vision stretched to 4,000 layers, every one cross-attention (issue 18's
+/// "JSON of a 4,000-layer model": a 10.8 MB plan file).
+xring::Inputs four_thousand_layer_inputs() {
+  std::string layers = "model.cross_attention_layers=[0";
+  for (int i = 1; i < 4000; ++i) layers.append(",").append(std::to_string(i));
+  layers.append("]");
+  return xring::load_inputs("llama-3.2-11b-vision", "h100-sxm-8", "video-qa",
+                            {"model.layers=4000", layers});
+}
+
+void BM_Plan4000Layers(benchmark::State& state) {
+  const xring::Inputs in = four_thousand_layer_inputs();
+  for (auto _ : state) benchmark::DoNotOptimize(xring::plan(in));
+}
+BENCHMARK(BM_Plan4000Layers)->Unit(benchmark::kMillisecond);
+
+/// Before: the plan built as a JSON document, then the document printed (`xring plan -o`
+/// until issue 18).
+void BM_PlanJson4000LayersBefore(benchmark::State& state) {
+  const xring::Plan p = xring::plan(four_thousand_layer_inputs());
+  for (auto _ : state) benchmark::DoNotOptimize(xring::previous::plan_document(p).dump(2));
+}
+BENCHMARK(BM_PlanJson4000LayersBefore)->Unit(benchmark::kMillisecond);
+
+/// After: the same bytes written straight from the plan.
+void BM_PlanJson4000Layers(benchmark::State& state) {
+  const xring::Plan p = xring::plan(four_thousand_layer_inputs());
+  for (auto _ : state) benchmark::DoNotOptimize(xring::plan_json_text(p));
+}
+BENCHMARK(BM_PlanJson4000Layers)->Unit(benchmark::kMillisecond);
+
+/// Discards what is written (the trace benchmarks time making the text, not the disk).
+class DiscardingBuffer : public std::streambuf {
+ protected:
+  std::streamsize xsputn(const char*, std::streamsize n) override { return n; }
+  int_type overflow(int_type c) override { return c; }
+};
+
+/// Issue 18's trace: Llama-3.2-11B-Vision, 1,562 frames, a query ring on 256 H100s (the
+/// trace draws 64 of them; 256 steps per layer). `xring plan -c h100-sxm-32 --set
+/// cluster.nodes=32 --set workload.frames=1562 --strategy query_ring --ranks 256 --trace`.
+xring::Plan ring_of_256_plan() {
+  xring::PlannerOptions o;
+  o.strategy = xring::Strategy::query_ring;
+  o.ranks = 256;
+  return xring::plan(xring::load_inputs("llama-3.2-11b-vision", "h100-sxm-32", "video-qa",
+                                        {"cluster.nodes=32", "workload.frames=1562"}),
+                     o);
+}
+
+/// Before: every step an event in one document, then the document printed (39 MB).
+void BM_TraceRingOf256Before(benchmark::State& state) {
+  const xring::Plan p = ring_of_256_plan();
+  DiscardingBuffer discard;
+  std::ostream out(&discard);
+  for (auto _ : state) out << xring::previous::trace_document(p).dump() << "\n";
+}
+BENCHMARK(BM_TraceRingOf256Before)->Unit(benchmark::kMillisecond);
+
+/// After: laid out (ring steps merged past 10 MB), then streamed (340 KB).
+void BM_TraceRingOf256(benchmark::State& state) {
+  const xring::Plan p = ring_of_256_plan();
+  DiscardingBuffer discard;
+  std::ostream out(&discard);
+  for (auto _ : state) xring::write_trace(p, xring::plan_trace(p), out);
+}
+BENCHMARK(BM_TraceRingOf256)->Unit(benchmark::kMillisecond);
+
+/// A trace that stays step by step near its 10 MB size: the 256-rank ring's 8 layers with
+/// 32 ranks drawn (the size is measured by formatting it, then it is written).
+void BM_TraceStepByStepNear10MB(benchmark::State& state) {
+  const xring::Plan p = ring_of_256_plan();
+  DiscardingBuffer discard;
+  std::ostream out(&discard);
+  for (auto _ : state) {
+    const xring::TraceLayout layout = xring::plan_trace(p, 8);
+    if (layout.steps_merged) state.SkipWithError("expected a trace step by step");
+    xring::write_trace(p, layout, out);
+  }
+}
+BENCHMARK(BM_TraceStepByStepNear10MB)->Unit(benchmark::kMillisecond);
 
 void BM_PlanFairKvDecodeLlama70b(benchmark::State& state) {
   xring::Inputs in = xring::load_inputs("llama-3-70b", "h100-sxm-8", "fairkv-decode", {});

@@ -34,11 +34,22 @@ void attach_plan(CLI::App& sub, int& exit_code) {
   sub.callback([o, &exit_code] {
     Inputs in = load_inputs(o->spec);
     Plan p = plan(in, planner_options(o->spec));
-    std::string text = to_json(p).dump(2) + "\n";
-    std::vector<std::pair<std::string, std::string>> files;
-    if (!o->output.empty()) files.push_back({o->output, text});
-    if (!o->trace.empty()) files.push_back({o->trace, predicted_trace(p).dump() + "\n"});
+    std::string text = plan_json_text(p) + "\n";
+    std::vector<OutputFile> files;
+    if (!o->output.empty())
+      files.push_back({o->output, [&text](std::ostream& out) { out << text; }});
+    TraceLayout layout;
+    if (!o->trace.empty()) {
+      layout = plan_trace(p);  // refuses an oversized trace before anything is written
+      files.push_back({o->trace, [&](std::ostream& out) { write_trace(p, layout, out); }});
+    }
     write_files_atomically(files);
+    if (!o->trace.empty() && layout.steps_merged)
+      std::fprintf(stderr,
+                   "xring plan: %s: each layer's ring steps are one slice per rank and lane "
+                   "(%lld events): step by step the trace would pass %lld MB (its "
+                   "otherData.merge_note says so too)\n",
+                   o->trace.c_str(), layout.events, layout.merge_above_bytes / 1000000);
     if (o->json)
       std::fputs(text.c_str(), stdout);
     else

@@ -205,7 +205,7 @@ void attach_recommend(CLI::App& sub, int& exit_code) {
         Plan p = plan(inputs_from_json(model, cluster, workload, o->request.overrides));
         std::string path = fmt::format("{}/{:02d}-{}-{}x{}.plan.json", o->emit, i + 1, c.gpu,
                                        c.nodes, c.gpus_per_node);
-        write_file_atomically(path, to_json(p).dump(2) + "\n");
+        write_file_atomically(path, plan_json_text(p) + "\n");
       }
       fmt::print("wrote the top {} plans to {}\n",
                  std::min<int>(o->top, static_cast<int>(rec.ranked.size())), o->emit);

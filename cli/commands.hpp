@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "atomic_write.hpp"
 #include "xring/planner/inputs.hpp"
 #include "xring/planner/plan.hpp"
 #include "xring/planner/planner.hpp"
@@ -60,18 +61,6 @@ CLI::Validator finite_in(double min, double max);
 /// not empty, not a directory, and its folder exists and is writable. CLI11 runs it while
 /// parsing, so every output is checked before a command starts its work.
 CLI::Validator output_file();
-
-/// Writes every (path, text) through temporary files and renames them into place only after
-/// all were written: a failure leaves none of them (and no temporary file). Throws
-/// xring::Error naming the path.
-void write_files_atomically(const std::vector<std::pair<std::string, std::string>>& files);
-
-/// Writes `text` to `path` through a temporary file and a rename, so a failure never leaves
-/// a partial file. Throws xring::Error naming the path.
-void write_file_atomically(const std::string& path, const std::string& text);
-/// Ctrl-C (SIGINT), SIGTERM and SIGHUP remove the temporary file write_file_atomically is writing,
-/// then terminate as the signal would: outputs are never left half-written.
-void remove_partial_outputs_on_signals();
 
 /// A validator for a picture flag (--plot): output_file() and an extension that names the
 /// format (.svg, .png, .pdf); anything else is refused while parsing.

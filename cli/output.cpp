@@ -62,76 +62,6 @@ PlannerOptions planner_options(const SpecOptions& o) {
   return p;
 }
 
-namespace {
-
-// The temporary files being written, for the signal handler to remove (Ctrl-C must not
-// leave a partial output behind). Plain storage: a handler may only touch lock-free state.
-constexpr int kMaxPendingFiles = 8;
-char pending_tmp[kMaxPendingFiles][4096];
-volatile std::sig_atomic_t pending_count = 0;
-
-extern "C" void remove_pending_and_die(int sig) {
-  for (int i = 0; i < pending_count; ++i) ::unlink(pending_tmp[i]);
-  std::signal(sig, SIG_DFL);
-  std::raise(sig);
-}
-
-/// Marks temporary files as the ones to remove on a signal until the guard goes out of scope.
-class PendingFiles {
- public:
-  PendingFiles() { pending_count = 0; }
-  ~PendingFiles() { pending_count = 0; }
-  void add(const std::string& tmp) {
-    if (pending_count >= kMaxPendingFiles || tmp.size() >= sizeof pending_tmp[0])
-      throw Error(tmp + ": too many or too long output paths for one command");
-    std::snprintf(pending_tmp[pending_count], sizeof pending_tmp[0], "%s", tmp.c_str());
-    pending_count = pending_count + 1;
-  }
-};
-
-}  // namespace
-
-namespace {
-
-/// The signals whose default action ends the process: each first removes the temporary files.
-/// INT (Ctrl-C), TERM (kill), HUP (the terminal closed), QUIT (Ctrl-\, still dumps core after)
-/// and PIPE (a reader of stdout went away, e.g. `| head`: still ends the process quietly).
-constexpr int kFatalSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE};
-
-/// Holds the fatal signals back while it lives: the renames that commit a command's outputs
-/// happen all or not at all; a signal that arrived meanwhile is delivered after.
-class FatalSignalsHeld {
- public:
-  FatalSignalsHeld() {
-    sigset_t set;
-    sigemptyset(&set);
-    for (int sig : kFatalSignals) sigaddset(&set, sig);
-    pthread_sigmask(SIG_BLOCK, &set, &previous_);
-  }
-  ~FatalSignalsHeld() { pthread_sigmask(SIG_SETMASK, &previous_, nullptr); }
-  FatalSignalsHeld(const FatalSignalsHeld&) = delete;
-  FatalSignalsHeld& operator=(const FatalSignalsHeld&) = delete;
-
- private:
-  sigset_t previous_;
-};
-
-/// Test hook (tests/test_hostile_inputs.cpp): with XRING_TEST_HOLD_ATOMIC_WRITE=MARKER, once
-/// every temporary file is written the command creates MARKER and waits up to 60 s before
-/// committing, so that a test can send a signal inside the write deterministically.
-void hold_for_test_after_temporaries() {
-  const char* marker = std::getenv("XRING_TEST_HOLD_ATOMIC_WRITE");
-  if (!marker || !*marker) return;
-  std::ofstream(marker) << ::getpid() << "\n";
-  for (int tenth = 0; tenth < 600; ++tenth) ::usleep(100000);
-}
-
-}  // namespace
-
-void remove_partial_outputs_on_signals() {
-  for (int sig : kFatalSignals) std::signal(sig, remove_pending_and_die);
-}
-
 CLI::Validator finite_in(double min, double max) {
   return CLI::Validator(
       [min, max](std::string& text) -> std::string {
@@ -160,53 +90,6 @@ CLI::Validator output_file() {
         return "";
       },
       "FILE");
-}
-
-namespace {
-
-/// Writes `text` to `tmp`; throws (after removing it) when the write fails.
-void write_temporary(const std::string& path, const std::string& tmp, const std::string& text) {
-  std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-  if (!out) throw Error(path + ": cannot write the file (does its folder exist?)");
-  out << text;
-  out.flush();
-  if (!out) {
-    out.close();
-    std::filesystem::remove(tmp);
-    throw Error(path + ": writing failed (disk full?)", ExitCode::runtime);
-  }
-}
-
-}  // namespace
-
-void write_files_atomically(const std::vector<std::pair<std::string, std::string>>& files) {
-  std::vector<std::string> tmps;
-  auto remove_all = [&] {
-    std::error_code ignored;
-    for (const auto& t : tmps) std::filesystem::remove(t, ignored);
-  };
-  PendingFiles pending;  // a signal removes every temporary file, written or in progress
-  try {
-    for (const auto& [path, text] : files) {
-      tmps.push_back(path + ".tmp." + std::to_string(::getpid()));
-      pending.add(tmps.back());
-      write_temporary(path, tmps.back(), text);
-    }
-    hold_for_test_after_temporaries();
-    FatalSignalsHeld commit;
-    for (size_t i = 0; i < files.size(); ++i) {
-      std::error_code ec;
-      std::filesystem::rename(tmps[i], files[i].first, ec);
-      if (ec) throw Error(files[i].first + ": cannot replace the file: " + ec.message());
-    }
-  } catch (...) {
-    remove_all();
-    throw;
-  }
-}
-
-void write_file_atomically(const std::string& path, const std::string& text) {
-  write_files_atomically({{path, text}});
 }
 
 namespace {

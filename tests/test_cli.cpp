@@ -96,6 +96,35 @@ TEST(Cli, DefaultPlanRunsWithNoArguments) {
   EXPECT_NE(r.output.find("query_ring"), std::string::npos);
 }
 
+// Issue 18: the trace of a 256-rank ring (262,400 events step by step, 39 MB) is streamed with
+// each layer's ring steps merged, and says so on stderr and in otherData.
+TEST(Cli, TracePastTenMegabytesMergesRingStepsAndSaysSo) {
+  fs::path trace = scratch("ring256.trace.json");
+  Result r = xring(
+      "plan -c h100-sxm-32 --set cluster.nodes=32 --set workload.frames=1562 --strategy "
+      "query_ring --ranks 256 --trace " +
+      trace.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find(trace.string() +
+                          ": each layer's ring steps are one slice per rank and lane (1792 "
+                          "events): step by step the trace would pass 10 MB"),
+            std::string::npos)
+      << r.output;
+  EXPECT_LT(fs::file_size(trace), 10u * 1000 * 1000);
+  const json t = read_json(trace);
+  EXPECT_TRUE(t["otherData"]["steps_merged"].get<bool>());
+  EXPECT_TRUE(t["otherData"]["merge_note"].is_string());
+  // 64 ranks drawn x (3 metadata + 8 layers x (projections, steps, transfer) + rest of model).
+  EXPECT_EQ(t["traceEvents"].size(), 64u * (3 + 8 * 3 + 1));
+  int merged = 0;
+  for (const auto& e : t["traceEvents"])
+    if (e["name"] == "layer 3 query_ring steps 0-255") {
+      ++merged;
+      EXPECT_EQ(e["args"]["count"], 256);
+    }
+  EXPECT_EQ(merged, 64);
+}
+
 TEST(Cli, WritesPlanAndTraceThatReadBack) {
   fs::path plan = scratch("plan.json"), trace = scratch("plan.trace.json");
   Result r =

@@ -342,7 +342,9 @@ TEST(HostileInputs, SmallerChecksComeFirstAndNameTheRightThing) {
 }
 
 // Item 4: --trace of a model with very many cross-attention layers ran out of memory (and
-// unwound into a noexcept frame); the trace's size is checked before it is built.
+// unwound into a noexcept frame); the trace's size is checked before it is written. Since
+// issue 18 the trace streams and merges ring steps, so the limit counts merged events:
+// 20,000 layers x 32 ranks x (projections, steps, transfers) + 3 x 32 of metadata.
 TEST(HostileInputs, OversizedTraceIsRefusedBeforeItIsBuilt) {
   json model = json::parse(run_xring("show model tiny").output);
   model["layers"] = 20000;
@@ -350,12 +352,15 @@ TEST(HostileInputs, OversizedTraceIsRefusedBeforeItIsBuilt) {
   for (int i = 0; i < 20000; ++i) model["cross_attention_layers"].push_back(i);
   const fs::path p = written("many-layers.json", model);
   const std::string args = "plan --model " + p.string() +
-                           " --cluster h100-sxm-8 --set workload.frames=4 --strategy query_ring "
-                           "--ranks 8";
+                           " --cluster h100-sxm-32 --set workload.frames=4 --strategy query_ring "
+                           "--ranks 32";
   const fs::path trace = scratch_path("never.trace.json");
-  CliResult r = run_xring(args + " --trace " + trace.string());
+  const fs::path plan = scratch_path("never.plan.json");
+  CliResult r = run_xring(args + " -o " + plan.string() + " --trace " + trace.string());
   EXPECT_EQ(r.exit_code, 2) << r.output.substr(0, 2000);
-  EXPECT_NE(r.output.find("--trace: the timeline would hold 2720000 events, more than 1000000"),
+  EXPECT_FALSE(fs::exists(plan));  // all outputs or none
+  EXPECT_NE(r.output.find("--trace: the timeline would hold 1920096 events, more than 1000000 "
+                          "(20000 layers on 32 ranks, ring steps merged)"),
             std::string::npos)
       << r.output.substr(0, 2000);
   EXPECT_FALSE(fs::exists(trace));

@@ -5,7 +5,6 @@
 #include "xring/planner/error.hpp"
 #include "xring/planner/planner.hpp"
 #include "xring/planner/provenance.hpp"
-#include "xring/planner/trace.hpp"
 
 using namespace xring;
 using xring::test::error_of;
@@ -79,25 +78,6 @@ TEST(PlanJson, CorruptPlansNameTheField) {
   j["layers"][0]["time_s"] = -1;
   EXPECT_NE(error_of([&] { plan_from_json(j, "p.json"); }).find("layers[0].time_s"),
             std::string::npos);
-}
-
-TEST(Trace, HasComputeAndTransferLanesPerRank) {
-  Plan p = plan(load_inputs(kDefaultModel, kDefaultCluster, kDefaultWorkload, {}));
-  json t = predicted_trace(p);
-  ASSERT_TRUE(t["traceEvents"].is_array());
-  int compute = 0, transfer = 0;
-  std::set<int> ranks;
-  for (const auto& e : t["traceEvents"]) {
-    if (e["ph"] != "X") continue;
-    EXPECT_GE(e["dur"].get<double>(), 0.0);
-    ranks.insert(e["pid"].get<int>());
-    (e["cat"] == "transfer" ? transfer : compute)++;
-  }
-  const LayerPlan& l = p.layers.front();
-  EXPECT_EQ(static_cast<int>(ranks.size()), l.ranks);
-  // Per layer and rank: `steps` compute events and steps-1 transfers (plus projections).
-  EXPECT_EQ(transfer, static_cast<int>(p.layers.size()) * l.ranks * (l.steps - 1));
-  EXPECT_GE(compute, static_cast<int>(p.layers.size()) * l.ranks * l.steps);
 }
 
 TEST(Provenance, PlansRecordVersionRevisionHashesRatesAndDate) {

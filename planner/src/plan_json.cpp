@@ -4,6 +4,7 @@
 #include "xring/planner/device_profile.hpp"
 #include "xring/planner/error.hpp"
 #include "xring/planner/json_reader.hpp"
+#include "xring/planner/json_text.hpp"
 #include "xring/planner/plan.hpp"
 
 namespace xring {
@@ -11,16 +12,19 @@ namespace {
 
 constexpr double kHuge = std::numeric_limits<double>::max();
 
-json memory_to_json(const MemoryBreakdown& m) {
-  return {{"weights", m.weights},
-          {"optimizer_states", m.optimizer_states},
-          {"visual_tokens", m.visual_tokens},
-          {"kv", m.kv},
-          {"kv_gradients", m.kv_gradients},
-          {"attention_buffers", m.attention_buffers},
-          {"saved_activations", m.saved_activations},
-          {"text_activations", m.text_activations},
-          {"total", m.total()}};
+template <typename Writer>
+void write_memory(Writer& w, const MemoryBreakdown& m) {
+  w.begin_object();
+  w.key("attention_buffers").value(m.attention_buffers);
+  w.key("kv").value(m.kv);
+  w.key("kv_gradients").value(m.kv_gradients);
+  w.key("optimizer_states").value(m.optimizer_states);
+  w.key("saved_activations").value(m.saved_activations);
+  w.key("text_activations").value(m.text_activations);
+  w.key("total").value(m.total());
+  w.key("visual_tokens").value(m.visual_tokens);
+  w.key("weights").value(m.weights);
+  w.end_object();
 }
 
 MemoryBreakdown memory_from(ObjectReader r) {
@@ -92,12 +96,30 @@ void check_intervals(ObjectReader& parent, const std::string& key) {
   }
 }
 
+template <typename Writer>
+void write_interval(Writer& w, const std::optional<Interval>& i) {
+  if (!i) {
+    w.null();
+    return;
+  }
+  w.begin_object();
+  w.key("high").value(i->high);
+  w.key("low").value(i->low);
+  w.key("value").value(i->value);
+  w.end_object();
+}
+
 /// The time interval of a layer: null in an infeasible plan, like its time.
-json layer_intervals(const LayerPlan& l, const Plan& plan) {
+template <typename Writer>
+void write_layer_intervals(Writer& w, const LayerPlan& l, const Plan& plan) {
   const PredictionBand& band = plan.predicted.band;
-  return {{"time_s", interval_to_json(time_interval(
-                         plan.feasible ? std::optional<double>(l.time_s) : std::nullopt, band))},
-          {"memory_bytes", interval_to_json(memory_interval(l.memory_bytes.total(), band))}};
+  w.begin_object();
+  w.key("memory_bytes");
+  write_interval(w, memory_interval(l.memory_bytes.total(), band));
+  w.key("time_s");
+  write_interval(
+      w, time_interval(plan.feasible ? std::optional<double>(l.time_s) : std::nullopt, band));
+  w.end_object();
 }
 
 json predicted_intervals(const Predicted& p) {
@@ -115,8 +137,8 @@ json predicted_intervals(const Predicted& p) {
 }
 
 /// A layer's predicted time: null in an infeasible plan, which predicts nothing.
-json predicted_time(double seconds, bool feasible) {
-  return feasible ? json(seconds) : json(nullptr);
+std::optional<double> predicted_time(double seconds, bool feasible) {
+  return feasible ? std::optional<double>(seconds) : std::nullopt;
 }
 
 /// A field that must be present and is a number or null (a prediction that does not apply).
@@ -355,84 +377,144 @@ StreamingSection streaming_from(ObjectReader r) {
   return s;
 }
 
+template <typename Writer>
+void write_alternative(Writer& w, const Alternative& a) {
+  w.begin_object();
+  w.key("ranks").value(a.ranks);
+  w.key("recompute").value(a.recompute);
+  w.key("rejected_reason");
+  if (a.rejected_reason.empty())
+    w.null();
+  else
+    w.value(a.rejected_reason);
+  w.key("strategy").value(to_string(a.strategy));
+  w.key("time_s").value(a.time_s);
+  w.key("ulysses_degree").value(a.ulysses_degree);
+  w.end_object();
+}
+
+/// One entry of `layers`, written straight to text: the part of a plan that grows with the
+/// model (a 4,000-layer plan is ~11 MB).
+template <typename Writer>
+void write_layer(Writer& w, const LayerPlan& l, const Plan& plan) {
+  const bool f = plan.feasible;
+  w.begin_object();
+  w.key("alternatives").begin_array();
+  for (const auto& a : l.alternatives) write_alternative(w, a);
+  w.end_array();
+  w.key("backward_s").value(predicted_time(l.backward_s, f));
+  w.key("batch_per_group").value(l.batch_per_group);
+  w.key("bytes_per_step").value(l.bytes_per_step);
+  w.key("comm_s").value(predicted_time(l.comm_s, f));
+  w.key("compute_s").value(predicted_time(l.compute_s, f));
+  w.key("forward_s").value(predicted_time(l.forward_s, f));
+  w.key("groups").value(l.groups);
+  w.key("idle_gpus").value(l.idle_gpus);
+  w.key("index").value(l.index);
+  w.key("intervals");
+  write_layer_intervals(w, l, plan);
+  w.key("kv_block").value(l.kv_block);
+  w.key("memory_bytes");
+  write_memory(w, l.memory_bytes);
+  w.key("q_block").value(l.q_block);
+  w.key("ranks").value(l.ranks);
+  w.key("reason").value(l.reason);
+  w.key("recompute").value(l.recompute);
+  w.key("ring_kind");
+  if (l.ring_kind.empty())
+    w.null();
+  else
+    w.value(l.ring_kind);
+  w.key("step_comm_s").value(predicted_time(l.step_comm_s, f));
+  w.key("step_compute_s").value(predicted_time(l.step_compute_s, f));
+  w.key("steps").value(l.steps);
+  w.key("strategy").value(to_string(l.strategy));
+  w.key("time_s").value(predicted_time(l.time_s, f));
+  w.key("ulysses_degree").value(l.ulysses_degree);
+  w.end_object();
+}
+
+json predicted_to_json(const Predicted& p) {
+  return {{"iteration_time_s", optional_number(p.iteration_time_s)},
+          {"cross_attention_time_s", optional_number(p.cross_attention_time_s)},
+          {"rest_of_model_time_s", optional_number(p.rest_of_model_time_s)},
+          {"throughput_tokens_per_s", optional_number(p.throughput_tokens_per_s)},
+          {"frames_per_s", optional_number(p.frames_per_s)},
+          {"peak_memory_bytes_per_rank", p.peak_memory_bytes_per_rank},
+          {"decode_step_s", optional_number(p.decode_step_s)},
+          {"decode_tokens_per_s", optional_number(p.decode_tokens_per_s)},
+          {"intervals", predicted_intervals(p)},
+          {"interval_band", band_to_json(p.band)}};
+}
+
+json cost_source_to_json(const CostSource& c) {
+  return {{"kind", c.kind},
+          {"attention_flop_per_s", c.attention_flop_per_s},
+          {"matmul_flop_per_s", c.matmul_flop_per_s},
+          {"attention_efficiency", c.attention_efficiency},
+          {"matmul_efficiency", c.matmul_efficiency}};
+}
+
+json rest_of_model_to_json(const RestOfModel& r) {
+  return {{"flops", r.flops},
+          {"compute_s", r.compute_s},
+          {"comm_s", r.comm_s},
+          {"time_s", r.time_s},
+          {"tensor_parallel", r.tensor_parallel},
+          {"note", r.note}};
+}
+
+template <typename Writer>
+void write_strings(Writer& w, const std::vector<std::string>& strings) {
+  w.begin_array();
+  for (const auto& s : strings) w.value(s);
+  w.end_array();
+}
+
 }  // namespace
 
+namespace {
+
+/// The plan, key by key, into a JsonTextWriter (the file) or a JsonDocumentWriter (the
+/// document): the one place that says what a plan file holds.
+template <typename Writer>
+void write_plan(Writer& w, const Plan& plan) {
+  w.begin_object();
+  w.key("cost_source").value(cost_source_to_json(plan.cost_source));
+  w.key("decode").value(plan.decode ? decode_to_json(*plan.decode) : json(nullptr));
+  w.key("feasible").value(plan.feasible);
+  w.key("inputs").value(plan.inputs);
+  w.key("layers").begin_array();
+  for (const auto& l : plan.layers) write_layer(w, l, plan);
+  w.end_array();
+  w.key("notes");
+  write_strings(w, plan.notes);
+  w.key("phase").value(plan.phase);
+  w.key("predicted").value(predicted_to_json(plan.predicted));
+  w.key("provenance").value(plan.provenance);
+  w.key("reasons");
+  write_strings(w, plan.reasons);
+  w.key("rest_of_model").value(rest_of_model_to_json(plan.rest_of_model));
+  w.key("schema_version").value(plan.schema_version);
+  w.key("streaming").value(plan.streaming ? streaming_to_json(*plan.streaming) : json(nullptr));
+  w.key("xring_version").value(plan.xring_version);
+  w.end_object();
+}
+
+}  // namespace
+
+std::string plan_json_text(const Plan& plan) {
+  std::string out;
+  out.reserve(4096 + plan.layers.size() * 3072);  // a layer prints ~2.7 KB
+  JsonTextWriter w(out, 2);
+  write_plan(w, plan);
+  return out;
+}
+
 json to_json(const Plan& plan) {
-  json layers = json::array();
-  for (const auto& l : plan.layers) {
-    json alternatives = json::array();
-    for (const auto& a : l.alternatives)
-      alternatives.push_back(
-          {{"strategy", to_string(a.strategy)},
-           {"ranks", a.ranks},
-           {"ulysses_degree", a.ulysses_degree},
-           {"recompute", a.recompute},
-           {"time_s", optional_number(a.time_s)},
-           {"rejected_reason",
-            a.rejected_reason.empty() ? json(nullptr) : json(a.rejected_reason)}});
-    layers.push_back({{"index", l.index},
-                      {"strategy", to_string(l.strategy)},
-                      {"ranks", l.ranks},
-                      {"ulysses_degree", l.ulysses_degree},
-                      {"ring_kind", l.ring_kind.empty() ? json(nullptr) : json(l.ring_kind)},
-                      {"recompute", l.recompute},
-                      {"groups", l.groups},
-                      {"batch_per_group", l.batch_per_group},
-                      {"idle_gpus", l.idle_gpus},
-                      {"q_block", l.q_block},
-                      {"kv_block", l.kv_block},
-                      {"steps", l.steps},
-                      {"step_compute_s", predicted_time(l.step_compute_s, plan.feasible)},
-                      {"step_comm_s", predicted_time(l.step_comm_s, plan.feasible)},
-                      {"bytes_per_step", l.bytes_per_step},
-                      {"forward_s", predicted_time(l.forward_s, plan.feasible)},
-                      {"backward_s", predicted_time(l.backward_s, plan.feasible)},
-                      {"compute_s", predicted_time(l.compute_s, plan.feasible)},
-                      {"comm_s", predicted_time(l.comm_s, plan.feasible)},
-                      {"time_s", predicted_time(l.time_s, plan.feasible)},
-                      {"memory_bytes", memory_to_json(l.memory_bytes)},
-                      {"intervals", layer_intervals(l, plan)},
-                      {"reason", l.reason},
-                      {"alternatives", alternatives}});
-  }
-  const auto& r = plan.rest_of_model;
-  const auto& p = plan.predicted;
-  const auto& c = plan.cost_source;
-  return {{"schema_version", plan.schema_version},
-          {"xring_version", plan.xring_version},
-          {"inputs", plan.inputs},
-          {"provenance", plan.provenance},
-          {"phase", plan.phase},
-          {"cost_source",
-           {{"kind", c.kind},
-            {"attention_flop_per_s", c.attention_flop_per_s},
-            {"matmul_flop_per_s", c.matmul_flop_per_s},
-            {"attention_efficiency", c.attention_efficiency},
-            {"matmul_efficiency", c.matmul_efficiency}}},
-          {"feasible", plan.feasible},
-          {"reasons", plan.reasons},
-          {"notes", plan.notes},
-          {"layers", layers},
-          {"rest_of_model",
-           {{"flops", r.flops},
-            {"compute_s", r.compute_s},
-            {"comm_s", r.comm_s},
-            {"time_s", r.time_s},
-            {"tensor_parallel", r.tensor_parallel},
-            {"note", r.note}}},
-          {"predicted",
-           {{"iteration_time_s", optional_number(p.iteration_time_s)},
-            {"cross_attention_time_s", optional_number(p.cross_attention_time_s)},
-            {"rest_of_model_time_s", optional_number(p.rest_of_model_time_s)},
-            {"throughput_tokens_per_s", optional_number(p.throughput_tokens_per_s)},
-            {"frames_per_s", optional_number(p.frames_per_s)},
-            {"peak_memory_bytes_per_rank", p.peak_memory_bytes_per_rank},
-            {"decode_step_s", optional_number(p.decode_step_s)},
-            {"decode_tokens_per_s", optional_number(p.decode_tokens_per_s)},
-            {"intervals", predicted_intervals(p)},
-            {"interval_band", band_to_json(p.band)}}},
-          {"decode", plan.decode ? decode_to_json(*plan.decode) : json(nullptr)},
-          {"streaming", plan.streaming ? streaming_to_json(*plan.streaming) : json(nullptr)}};
+  JsonDocumentWriter w;
+  write_plan(w, plan);
+  return w.take();
 }
 
 Plan plan_from_json(const json& j, const std::string& origin) {

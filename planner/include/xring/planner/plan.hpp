@@ -126,6 +126,10 @@ struct Plan {
   std::optional<StreamingSection> streaming;  ///< streaming workloads
 };
 
+/// The plan file's text: what `to_json(plan).dump(2)` printed, written without building the
+/// document (a 4,000-layer plan in milliseconds). No trailing newline.
+std::string plan_json_text(const Plan& plan);
+/// The plan as a JSON document: the same fields as plan_json_text, from the same code.
 json to_json(const Plan& plan);
 /// Reads a plan written by to_json; a missing field, wrong type or other schema version is
 /// an xring::Error naming `origin` and the field.

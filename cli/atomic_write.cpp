@@ -1,0 +1,140 @@
+// Atomic output files: temporaries, one rename per file with fatal signals held, and the
+// signal handler that removes temporaries.
+#include "atomic_write.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "xring/planner/error.hpp"
+
+namespace xring::cli {
+
+namespace {
+
+// The temporary files being written, for the signal handler to remove (Ctrl-C must not
+// leave a partial output behind). Plain storage: a handler may only touch lock-free state.
+char pending_tmp[kMaxOutputFiles][4096];
+volatile std::sig_atomic_t pending_count = 0;
+
+extern "C" void remove_pending_and_die(int sig) {
+  for (int i = 0; i < pending_count; ++i) ::unlink(pending_tmp[i]);
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+
+/// Marks temporary files as the ones to remove on a signal until the guard goes out of scope.
+class PendingFiles {
+ public:
+  PendingFiles() { pending_count = 0; }
+  ~PendingFiles() { pending_count = 0; }
+  void add(const std::string& tmp) {
+    if (pending_count >= kMaxOutputFiles || tmp.size() >= sizeof pending_tmp[0])
+      throw Error(tmp + ": too many or too long output paths for one command");
+    std::snprintf(pending_tmp[pending_count], sizeof pending_tmp[0], "%s", tmp.c_str());
+    pending_count = pending_count + 1;
+  }
+};
+
+/// The signals whose default action ends the process: each first removes the temporary files.
+/// INT (Ctrl-C), TERM (kill), HUP (the terminal closed), QUIT (Ctrl-\, still dumps core after)
+/// and PIPE (a reader of stdout went away, e.g. `| head`: still ends the process quietly).
+constexpr int kFatalSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE};
+
+/// Holds the fatal signals back while it lives: the renames that commit a command's outputs
+/// happen all or not at all; a signal that arrived meanwhile is delivered after.
+class FatalSignalsHeld {
+ public:
+  FatalSignalsHeld() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig : kFatalSignals) sigaddset(&set, sig);
+    pthread_sigmask(SIG_BLOCK, &set, &previous_);
+  }
+  ~FatalSignalsHeld() { pthread_sigmask(SIG_SETMASK, &previous_, nullptr); }
+  FatalSignalsHeld(const FatalSignalsHeld&) = delete;
+  FatalSignalsHeld& operator=(const FatalSignalsHeld&) = delete;
+
+ private:
+  sigset_t previous_;
+};
+
+/// Test hook (tests/test_hostile_inputs.cpp): with XRING_TEST_HOLD_ATOMIC_WRITE=MARKER, once
+/// every temporary file is written the command creates MARKER and waits up to 60 s before
+/// committing, so that a test can send a signal inside the write deterministically.
+void hold_for_test_after_temporaries() {
+  const char* marker = std::getenv("XRING_TEST_HOLD_ATOMIC_WRITE");
+  if (!marker || !*marker) return;
+  std::ofstream(marker) << ::getpid() << "\n";
+  for (int tenth = 0; tenth < 600; ++tenth) ::usleep(100000);
+}
+
+}  // namespace
+
+void remove_partial_outputs_on_signals() {
+  for (int sig : kFatalSignals) std::signal(sig, remove_pending_and_die);
+}
+
+namespace {
+
+/// Writes a file's content to `tmp`; throws (after removing it) when the write fails.
+void write_temporary(const OutputFile& file, const std::string& tmp) {
+  std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+  if (!out) throw Error(file.path + ": cannot write the file (does its folder exist?)");
+  file.write(out);
+  out.flush();
+  if (!out) {
+    out.close();
+    std::filesystem::remove(tmp);
+    throw Error(file.path + ": writing failed (disk full?)", ExitCode::runtime);
+  }
+}
+
+}  // namespace
+
+void write_files_atomically(const std::vector<OutputFile>& files) {
+  if (files.size() > static_cast<size_t>(kMaxOutputFiles))
+    throw Error("one command writes at most " + std::to_string(kMaxOutputFiles) +
+                " output files; this one was asked for " + std::to_string(files.size()));
+  std::vector<std::string> tmps;
+  auto remove_all = [&] {
+    std::error_code ignored;
+    for (const auto& t : tmps) std::filesystem::remove(t, ignored);
+  };
+  PendingFiles pending;  // a signal removes every temporary file, written or in progress
+  try {
+    for (const OutputFile& file : files) {
+      tmps.push_back(file.path + ".tmp." + std::to_string(::getpid()));
+      pending.add(tmps.back());
+      write_temporary(file, tmps.back());
+    }
+    hold_for_test_after_temporaries();
+    FatalSignalsHeld commit;
+    for (size_t i = 0; i < files.size(); ++i) {
+      std::error_code ec;
+      std::filesystem::rename(tmps[i], files[i].path, ec);
+      if (ec) throw Error(files[i].path + ": cannot replace the file: " + ec.message());
+    }
+  } catch (...) {
+    remove_all();
+    throw;
+  }
+}
+
+void write_files_atomically(const std::vector<std::pair<std::string, std::string>>& files) {
+  std::vector<OutputFile> outputs;
+  for (const auto& [path, text] : files)
+    outputs.push_back({path, [&text = text](std::ostream& out) { out << text; }});
+  write_files_atomically(outputs);
+}
+
+void write_file_atomically(const std::string& path, const std::string& text) {
+  write_files_atomically(std::vector<std::pair<std::string, std::string>>{{path, text}});
+}
+
+}  // namespace xring::cli

@@ -1,0 +1,39 @@
+// A command's output files, written all or none: temporaries renamed into place together,
+// removed on failure and on fatal signals.
+#pragma once
+
+#include <functional>
+#include <ostream>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace xring::cli {
+
+/// The most output files one command may write (docs/limits.md); no command writes more
+/// than 3. The signal handler keeps their temporary paths in fixed storage.
+constexpr int kMaxOutputFiles = 8;
+
+/// One output: `write` streams its content (so a large file need not be held in memory).
+struct OutputFile {
+  std::string path;
+  std::function<void(std::ostream&)> write;
+};
+
+/// Writes every file through temporary files (PATH.tmp.<pid>) and renames them into place
+/// only after all were written: a failure or exception leaves none of them (and no temporary
+/// file). Throws xring::Error naming the path; more than kMaxOutputFiles files is bad input,
+/// refused before anything is written.
+void write_files_atomically(const std::vector<OutputFile>& files);
+/// The same for contents already in memory: (path, text) pairs.
+void write_files_atomically(const std::vector<std::pair<std::string, std::string>>& files);
+
+/// Writes `text` to `path` through a temporary file and a rename, so a failure never leaves
+/// a partial file. Throws xring::Error naming the path.
+void write_file_atomically(const std::string& path, const std::string& text);
+
+/// INT (Ctrl-C), TERM, HUP, QUIT and PIPE remove the temporary files being written, then end
+/// the process as the signal would: outputs are never left half-written.
+void remove_partial_outputs_on_signals();
+
+}  // namespace xring::cli
