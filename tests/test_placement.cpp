@@ -46,8 +46,10 @@ double brute_force_min_max(const LayerLoad& l) {
 }
 
 void expect_consistent(const LayerLoad& l, const LayerPlacement& p) {
-  ASSERT_EQ(p.heads.size(), l.bytes_per_request.size());
-  for (const auto& copies : p.heads) {
+  ASSERT_EQ(static_cast<size_t>(p.kv_heads()), l.bytes_per_request.size());
+  ASSERT_EQ(p.head_start.back(), static_cast<int>(p.copy_list.size()));
+  for (int h = 0; h < p.kv_heads(); ++h) {
+    const auto copies = p.head(h);
     int requests = 0;
     std::vector<bool> seen(l.gpus, false);
     for (const auto& c : copies) {
@@ -60,7 +62,7 @@ void expect_consistent(const LayerLoad& l, const LayerPlacement& p) {
     }
     EXPECT_EQ(requests, l.requests);
   }
-  std::vector<double> loads = gpu_loads(l, p.heads);
+  std::vector<double> loads = gpu_loads(l, p);
   for (int g = 0; g < l.gpus; ++g) EXPECT_DOUBLE_EQ(loads[g], p.gpu_load[g]);
 }
 
@@ -114,7 +116,7 @@ TEST(Placement, OneHeadPerGpuOnlyCopiesHelp) {
   EXPECT_DOUBLE_EQ(load_lower_bound(l), 120000.0);
   EXPECT_DOUBLE_EQ(f.max_load(), 120000.0);
   EXPECT_EQ(f.copies(), 7);
-  EXPECT_EQ(f.heads[0][0].requests, 15);
+  EXPECT_EQ(f.head(0)[0].requests, 15);
 }
 
 TEST(Placement, CopiesStopWhenTheirWeightsCostMoreThanTheyGain) {

@@ -15,6 +15,9 @@ namespace xring {
 
 struct DecodePlacement {
   std::string placement;  ///< contiguous | balanced | fair_copying | optimal
+  /// Empty when computed; else why not (the optimum where no exact method finishes at once),
+  /// and the figures below do not apply (null in JSON, "—" in tables).
+  std::string not_computed;
   bool fits = false;      ///< at the workload's batch
   double step_time_s = 0;
   double tokens_per_s = 0;        ///< at the workload's batch, all replicas
