@@ -68,6 +68,12 @@ struct DecodeModel {
         budgets_recur[l] = budgets_recur[same_budgets_as[l]] = true;
   }
 
+  /// Treats every layer as having budgets of its own (every layer placed).
+  void forget_identical_budgets() {
+    std::iota(same_budgets_as.begin(), same_budgets_as.end(), 0);
+    budgets_recur.assign(same_budgets_as.size(), false);
+  }
+
   /// Sets `l` to layer `layer`'s load at `requests` requests (reusing its storage).
   void layer_load(int layer, int requests, LayerLoad& l) const {
     l.bytes_per_request.assign(time_bytes[layer].begin(), time_bytes[layer].end());
@@ -339,7 +345,8 @@ int decode_allreduced_layers(const ModelSpec& m, bool visual_input) {
   return self_attention_layers(m) + (own_layers ? n_cross : 0);
 }
 
-DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, bool head_detail) {
+DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, bool head_detail,
+                          bool reuse_identical_layers) {
   const ModelSpec& m = in.model;
   const WorkloadSpec& w = in.workload;
   const ClusterSpec& c = in.cluster;
@@ -355,6 +362,7 @@ DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, bool hea
   const double d = m.self_attention.head_dim, D = m.hidden_size, b = model.bytes;
   model.per_token_head_bytes = 2 * d * b;
   model.precompute();
+  if (!reuse_identical_layers) model.forget_identical_budgets();
   const double G = model.G;
   const long long s_kv = visual_tokens(w, m);
   const bool visual_input = s_kv > 0;
