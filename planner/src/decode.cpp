@@ -85,14 +85,18 @@ struct DecodeModel {
   /// One placement kind over every layer: each distinct placement once, and which one each
   /// layer uses.
   struct PlacedLayers {
-    std::vector<LayerPlacement> distinct;
-    std::vector<int> of_layer;
-    const LayerPlacement& operator[](size_t l) const { return distinct[of_layer[l]]; }
+    explicit PlacedLayers(size_t layers = 0) { own.reserve(layers); }
+    PlacedLayers(const PlacedLayers&) = delete;  // of_layer points into own (and other kinds')
+    PlacedLayers(PlacedLayers&&) = default;
+    PlacedLayers& operator=(PlacedLayers&&) = default;
+    std::vector<LayerPlacement> own;  ///< reserved for every layer: never reallocated
+    std::vector<const LayerPlacement*> of_layer;
+    const LayerPlacement& operator[](size_t l) const { return *of_layer[l]; }
     size_t size() const { return of_layer.size(); }
     bool empty() const { return of_layer.empty(); }
     void add(LayerPlacement p) {
-      of_layer.push_back(static_cast<int>(distinct.size()));
-      distinct.push_back(std::move(p));
+      own.push_back(std::move(p));
+      of_layer.push_back(&own.back());
     }
   };
   struct Placed {
@@ -119,6 +123,7 @@ struct DecodeModel {
   /// is not known at once (place_optimal_if_provable).
   Placed place_all(int requests, int max_copies) const {
     Placed out;
+    for (auto& kind : out.kinds) kind = PlacedLayers(budgets.tokens.size());
     std::vector<double> balanced_held(G, 0.0), fair_held(G, 0.0);
     struct Seen {
       size_t layer;
@@ -152,16 +157,18 @@ struct DecodeModel {
           out.kinds[0].add(place_contiguous(load));
         load.gpu_prior = balanced_held;
         out.kinds[1].add(place_balanced(load));
-        const LayerPlacement& balanced = out.kinds[1].distinct.back();
+        const LayerPlacement& balanced = out.kinds[1].own.back();
         load.gpu_prior = fair_held;
         out.kinds[2].add(place_fair_copying(load, max_copies, balanced));
-        if (out.kinds[3].size() == l && out.optimal_not_computed.empty()) {
+        if (out.kinds[3].size() == l && load.bytes_per_request.size() == static_cast<size_t>(G)) {
+          out.kinds[3].of_layer.push_back(&balanced);  // one head per GPU: balanced is optimal
+        } else if (out.kinds[3].size() == l && out.optimal_not_computed.empty()) {
           std::string why_not;
           if (auto best = place_optimal_if_provable(load, balanced, why_not)) {
             out.kinds[3].add(std::move(*best));
           } else {
             out.optimal_not_computed = "layer " + std::to_string(l) + ": " + why_not;
-            out.kinds[3] = {};
+            out.kinds[3] = PlacedLayers();
           }
         }
       }

@@ -68,7 +68,8 @@ void replace_copies(LayerPlacement& p, int h, const std::vector<HeadCopy>& copie
 double improve_by_swaps(const LayerLoad& load, std::vector<int>& gpu_of) {
   const double B = load.requests;
   const auto& w = load.bytes_per_request;
-  std::vector<double> gpu(load.gpus, 0.0);
+  thread_local std::vector<double> gpu;  // scratch: runs twice per layer of every plan
+  gpu.assign(load.gpus, 0.0);
   for (size_t h = 0; h < gpu_of.size(); ++h) gpu[gpu_of[h]] += w[h] * B;
   for (int round = 0; round < 1000; ++round) {
     int top = static_cast<int>(std::max_element(gpu.begin(), gpu.end()) - gpu.begin());
@@ -98,10 +99,9 @@ double improve_by_swaps(const LayerLoad& load, std::vector<int>& gpu_of) {
   return *std::max_element(gpu.begin(), gpu.end());
 }
 
-std::vector<int> contiguous_assignment(const LayerLoad& load) {
-  std::vector<int> gpu_of(load.bytes_per_request.size());
+void contiguous_assignment(const LayerLoad& load, std::vector<int>& gpu_of) {
+  gpu_of.resize(load.bytes_per_request.size());
   for (size_t h = 0; h < gpu_of.size(); ++h) gpu_of[h] = static_cast<int>(h) / slots_per_gpu(load);
-  return gpu_of;
 }
 
 /// Splits `requests` among copies whose GPUs carry `base` bytes without this head, each
@@ -181,18 +181,26 @@ double load_lower_bound(const LayerLoad& load) {
 }
 
 LayerPlacement place_contiguous(const LayerLoad& load) {
-  return single_copies(load, contiguous_assignment(load));
+  std::vector<int> gpu_of;
+  contiguous_assignment(load, gpu_of);
+  return single_copies(load, gpu_of);
 }
 
 LayerPlacement place_balanced(const LayerLoad& load) {
   const auto& w = load.bytes_per_request;
   const int slots = slots_per_gpu(load);
-  std::vector<size_t> order(w.size());
+  // Scratch reused across calls (every layer of every plan of a sweep).
+  thread_local std::vector<size_t> order;
+  thread_local std::vector<int> lpt, used, free_gpus, contiguous;
+  thread_local std::vector<double> gpu;
+  order.resize(w.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return w[a] > w[b]; });
-  std::vector<int> lpt(w.size());
-  std::vector<double> gpu(load.gpus, 0.0);
-  std::vector<int> used(load.gpus, 0);
+  // Heaviest first, equal weights in head order (what a stable sort gives, without its buffer).
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return w[a] != w[b] ? w[a] > w[b] : a < b; });
+  lpt.assign(w.size(), 0);
+  gpu.assign(load.gpus, 0.0);
+  used.assign(load.gpus, 0);
   // GPUs with a free slot, the lightest on top: least loaded, then holding less (`lighter`),
   // then the lowest index.
   auto heavier = [&](int a, int b) {
@@ -200,7 +208,7 @@ LayerPlacement place_balanced(const LayerLoad& load) {
     if (prior(load, a) != prior(load, b)) return prior(load, a) > prior(load, b);
     return a > b;
   };
-  std::vector<int> free_gpus(load.gpus);
+  free_gpus.resize(load.gpus);
   std::iota(free_gpus.begin(), free_gpus.end(), 0);
   std::make_heap(free_gpus.begin(), free_gpus.end(), heavier);
   for (size_t h : order) {
@@ -214,7 +222,7 @@ LayerPlacement place_balanced(const LayerLoad& load) {
       free_gpus.pop_back();
   }
   double lpt_max = improve_by_swaps(load, lpt);
-  std::vector<int> contiguous = contiguous_assignment(load);
+  contiguous_assignment(load, contiguous);
   double contiguous_max = improve_by_swaps(load, contiguous);
   return single_copies(load, lpt_max <= contiguous_max ? lpt : contiguous);
 }
