@@ -258,13 +258,11 @@ void attach_whatif(CLI::App& sub, int& exit_code) {
           json axes = json::array();
           for (const auto& a : r.axes)
             axes.push_back({{"field", a.field}, {"values", a.values}, {"geometric", a.geometric}});
-          const json head = {{"schema_version", 1},
-                             {"command", "whatif"},
-                             {"provenance", sweep_provenance(r)},
-                             {"axes", axes},
-                             {"metrics", metrics}};
-          const std::string text = head.dump();
-          std::fputs(text.substr(0, text.size() - 1).c_str(), stdout);  // without its '}'
+          // Written by hand so that schema_version and command come first (json sorts keys).
+          const std::string head = "{\"schema_version\":1,\"command\":\"whatif\",\"provenance\":" +
+                                   sweep_provenance(r).dump() + ",\"axes\":" + axes.dump() +
+                                   ",\"metrics\":" + json(metrics).dump();
+          std::fputs(head.c_str(), stdout);
           std::fputs(",\"points\":[\n", stdout);
         } else {
           std::vector<std::string> header;
