@@ -2,14 +2,20 @@
 // recommend), so it must stay in the millisecond range. Spec loading is timed separately.
 #include <benchmark/benchmark.h>
 
+#include <fstream>
 #include <ostream>
 #include <random>
 #include <streambuf>
+#include <string>
+
+#include "xring/planner/heads.hpp"
+#include "xring/planner/inputs.hpp"
 
 #include "reference/previous.hpp"
 #include "xring/planner/placement.hpp"
 #include "xring/planner/planner.hpp"
 #include "xring/planner/recommend.hpp"
+#include "xring/planner/specs.hpp"
 #include "xring/planner/sweep.hpp"
 #include "xring/planner/trace.hpp"
 
@@ -146,6 +152,42 @@ void BM_PlanFairKvDecodeLlama70b(benchmark::State& state) {
 }
 BENCHMARK(BM_PlanFairKvDecodeLlama70b)->Unit(benchmark::kMillisecond);
 
+/// A copy of llama-3-70b with `kv_heads` kv heads (and as many query heads when that is more,
+/// head_dim shrunk to keep the hidden size), written to /tmp with a synthetic head profile
+/// (sigma 1, seed 70); returns the inputs of fairkv-decode on `gpus_per_node` H100s.
+xring::Inputs decode_inputs_with_kv_heads(int kv_heads, int gpus_per_node) {
+  const std::string tag = std::to_string(kv_heads);
+  nlohmann::json m = xring::load_spec_json(xring::SpecKind::model, "llama-3-70b").value;
+  m["name"] = "llama-3-70b-kv" + tag;
+  m["kv_heads"] = kv_heads;
+  if (kv_heads > m["heads"].get<int>()) {
+    m["head_dim"] = m["hidden_size"].get<int>() / kv_heads;
+    m["heads"] = kv_heads;
+  }
+  const std::string model_path = "/tmp/xring-bench-llama-3-70b-kv" + tag + ".json";
+  const std::string heads_path = "/tmp/xring-bench-heads-kv" + tag + ".json";
+  std::ofstream(model_path) << m.dump(2);
+  xring::ModelSpec spec = xring::model_from_json(m, model_path);
+  std::ofstream(heads_path) << xring::to_json(xring::synthetic_head_profile(spec, 1.0, 70)).dump();
+  return xring::load_inputs(
+      model_path, "h100-sxm-8", "fairkv-decode",
+      {"workload.head_profile=" + heads_path,
+       "cluster.gpus_per_node=" + std::to_string(gpus_per_node)});
+}
+
+/// The single-plan targets: decode plans whose heads outnumber the GPUs.
+void BM_PlanDecode16KvHeadsOn8Gpus(benchmark::State& state) {
+  xring::Inputs in = decode_inputs_with_kv_heads(16, 8);
+  for (auto _ : state) benchmark::DoNotOptimize(xring::plan(in));
+}
+BENCHMARK(BM_PlanDecode16KvHeadsOn8Gpus)->Unit(benchmark::kMillisecond);
+
+void BM_PlanDecode128KvHeadsOn64Gpus(benchmark::State& state) {
+  xring::Inputs in = decode_inputs_with_kv_heads(128, 64);
+  for (auto _ : state) benchmark::DoNotOptimize(xring::plan(in));
+}
+BENCHMARK(BM_PlanDecode128KvHeadsOn64Gpus)->Unit(benchmark::kMillisecond);
+
 /// The sweep target: 10,000 decode plans (80 layers x 4 placements each), all threads.
 void BM_Sweep10000DecodePoints(benchmark::State& state) {
   xring::SweepRequest r;
@@ -153,9 +195,73 @@ void BM_Sweep10000DecodePoints(benchmark::State& state) {
   r.cluster = "h100-sxm-8";
   r.workload = "fairkv-decode";
   r.axes = {xring::parse_vary("workload.batch=1..10000:+1")};
-  for (auto _ : state) benchmark::DoNotOptimize(xring::run_sweep(r));
+  for (auto _ : state) {
+    double sum = 0;
+    xring::run_sweep(r, [&](const xring::SweepPoint& p) {
+      sum += xring::metric(p.plan, "decode_tokens_per_s");
+    });
+    benchmark::DoNotOptimize(sum);
+  }
 }
 BENCHMARK(BM_Sweep10000DecodePoints)->Unit(benchmark::kMillisecond)->Iterations(1)->UseRealTime();
+
+/// The decode sweep: fairkv-decode on llama-3-70b, batch 1..100 x kv_budget
+/// 256..6592:+64 (10,000 points), all threads; CSV metrics taken from every plan.
+void BM_DecodeSweepBatchByBudget10000(benchmark::State& state) {
+  xring::SweepRequest r;
+  r.model = "llama-3-70b";
+  r.cluster = "h100-sxm-8";
+  r.workload = "fairkv-decode";
+  r.axes = {xring::parse_vary("workload.batch=1..100:+1"),
+            xring::parse_vary("workload.kv_budget=256..6592:+64")};
+  for (auto _ : state) {
+    double sum = 0;
+    xring::run_sweep(r, [&](const xring::SweepPoint& p) {
+      sum += xring::metric(p.plan, "decode_tokens_per_s");
+    });
+    benchmark::DoNotOptimize(sum);
+  }
+}
+BENCHMARK(BM_DecodeSweepBatchByBudget10000)
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1)
+    ->UseRealTime();
+
+/// Peak resident bytes since the last reset (Linux: VmHWM, reset by writing 5 to clear_refs).
+double peak_resident_bytes() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) * 1024;
+  return 0;
+}
+
+/// Memory of a prefill sweep of video-qa frames 1..N (10,000 points: the most the previous,
+/// collecting implementation allowed; 100,000: the size): the peak resident set while
+/// sweeping, as counter peak_rss_bytes (the process's first, so nothing earlier inflates it).
+void BM_WhatifMemoryPrefillPoints(benchmark::State& state) {
+  xring::SweepRequest r;
+  r.model = "llama-3.2-11b-vision";
+  r.cluster = "h100-sxm-32";
+  r.workload = "video-qa";
+  r.axes = {xring::parse_vary("workload.frames=1.." + std::to_string(state.range(0)) + ":+1")};
+  double peak = 0;
+  for (auto _ : state) {
+    std::ofstream("/proc/self/clear_refs") << "5";
+    double sum = 0;
+    xring::run_sweep(r, [&](const xring::SweepPoint& p) {
+      sum += xring::metric(p.plan, "iteration_time_s");
+    });
+    benchmark::DoNotOptimize(sum);
+    peak = peak_resident_bytes();
+  }
+  state.counters["peak_rss_bytes"] = peak;
+}
+BENCHMARK(BM_WhatifMemoryPrefillPoints)
+    ->Arg(10000)
+    ->Arg(100000)
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1)
+    ->UseRealTime();
 
 /// Placement of 64 kv heads on 8 GPUs with lognormal loads, each algorithm.
 xring::LayerLoad sixty_four_heads() {

@@ -31,14 +31,17 @@ extern "C" void remove_pending_and_die(int sig) {
 /// Marks temporary files as the ones to remove on a signal until the guard goes out of scope.
 class PendingFiles {
  public:
-  PendingFiles() { pending_count = 0; }
-  ~PendingFiles() { pending_count = 0; }
+  PendingFiles() : outer_(pending_count) {}
+  ~PendingFiles() { pending_count = outer_; }  // the files of an enclosing writer stay marked
   void add(const std::string& tmp) {
     if (pending_count >= kMaxOutputFiles || tmp.size() >= sizeof pending_tmp[0])
       throw Error(tmp + ": too many or too long output paths for one command");
     std::snprintf(pending_tmp[pending_count], sizeof pending_tmp[0], "%s", tmp.c_str());
     pending_count = pending_count + 1;
   }
+
+ private:
+  std::sig_atomic_t outer_;
 };
 
 /// The signals whose default action ends the process: each first removes the temporary files.
@@ -131,6 +134,41 @@ void write_files_atomically(const std::vector<std::pair<std::string, std::string
   for (const auto& [path, text] : files)
     outputs.push_back({path, [&text = text](std::ostream& out) { out << text; }});
   write_files_atomically(outputs);
+}
+
+StreamedFile::StreamedFile(std::string path)
+    : path_(std::move(path)), tmp_(path_ + ".tmp." + std::to_string(::getpid())) {
+  if (pending_count >= kMaxOutputFiles || tmp_.size() >= sizeof pending_tmp[0])
+    throw Error(tmp_ + ": too many or too long output paths for one command");
+  file_ = std::fopen(tmp_.c_str(), "wb");
+  if (!file_) throw Error(path_ + ": cannot write the file (does its folder exist?)");
+  std::snprintf(pending_tmp[pending_count], sizeof pending_tmp[0], "%s", tmp_.c_str());
+  pending_slot_ = pending_count;
+  pending_count = pending_count + 1;
+}
+
+StreamedFile::~StreamedFile() {
+  if (file_) std::fclose(file_);
+  if (!tmp_.empty()) std::remove(tmp_.c_str());
+  if (pending_slot_ >= 0 && pending_count == pending_slot_ + 1) pending_count = pending_slot_;
+}
+
+void StreamedFile::write(const std::string& text) {
+  if (std::fwrite(text.data(), 1, text.size(), file_) != text.size())
+    throw Error(path_ + ": writing failed (disk full?)", ExitCode::runtime);
+}
+
+void StreamedFile::commit() {
+  const bool flushed = std::fflush(file_) == 0;
+  const bool closed = std::fclose(file_) == 0;
+  file_ = nullptr;
+  if (!flushed || !closed) throw Error(path_ + ": writing failed (disk full?)", ExitCode::runtime);
+  hold_for_test_after_temporaries();
+  FatalSignalsHeld commit;
+  std::error_code ec;
+  std::filesystem::rename(tmp_, path_, ec);
+  if (ec) throw Error(path_ + ": cannot replace the file: " + ec.message());
+  tmp_.clear();
 }
 
 void write_file_atomically(const std::string& path, const std::string& text) {

@@ -2,6 +2,7 @@
 // removed on failure and on fatal signals.
 #pragma once
 
+#include <cstdio>
 #include <functional>
 #include <ostream>
 #include <string>
@@ -31,6 +32,24 @@ void write_files_atomically(const std::vector<std::pair<std::string, std::string
 /// Writes `text` to `path` through a temporary file and a rename, so a failure never leaves
 /// a partial file. Throws xring::Error naming the path.
 void write_file_atomically(const std::string& path, const std::string& text);
+
+/// An output written piece by piece (a sweep's CSV, a row per point) into a temporary file
+/// that commit() renames into place; dropped before that (an error) or ended by a signal, it
+/// leaves nothing. Throws xring::Error naming the path.
+class StreamedFile {
+ public:
+  explicit StreamedFile(std::string path);
+  ~StreamedFile();
+  StreamedFile(const StreamedFile&) = delete;
+  StreamedFile& operator=(const StreamedFile&) = delete;
+  void write(const std::string& text);
+  void commit();
+
+ private:
+  std::string path_, tmp_;
+  std::FILE* file_ = nullptr;
+  int pending_slot_ = -1;
+};
 
 /// INT (Ctrl-C), TERM, HUP, QUIT and PIPE remove the temporary files being written, then end
 /// the process as the signal would: outputs are never left half-written.

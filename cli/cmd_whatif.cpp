@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <optional>
 
 #include "commands.hpp"
 #include "xring/planner/error.hpp"
@@ -43,35 +44,56 @@ std::string csv_escape(const std::string& s) {
   return out;
 }
 
-std::string csv(const std::vector<SweepAxis>& axes, const std::vector<SweepPoint>& points,
-                const std::vector<std::string>& metrics) {
+/// A number for CSV and JSON: 6 significant digits (the model's inputs, datasheet rates and
+/// efficiencies, carry fewer); empty (CSV) or null (JSON) where it does not apply.
+std::string csv_number(double v) { return std::isnan(v) ? "" : fmt::format("{:.6g}", v); }
+
+std::string csv_header(const std::vector<SweepAxis>& axes,
+                       const std::vector<std::string>& metrics) {
   std::string out;
   for (const auto& a : axes) out += csv_escape(a.field) + ",";
   out += "strategy,feasible";
   for (const auto& m : metrics) out += "," + m;
-  out += "\n";
-  for (const auto& p : points) {
-    for (const auto& v : p.values) out += csv_escape(cell(v)) + ",";
-    out += csv_escape(strategy_label(p.plan)) + (p.plan.feasible ? ",true" : ",false");
-    for (const auto& m : metrics) {
-      double v = metric(p.plan, m);
-      out.push_back(',');
-      // 6 significant digits: the model's inputs (datasheet rates, efficiencies) carry fewer.
-      if (!std::isnan(v)) out += fmt::format("{:.6g}", v);
-    }
-    out += "\n";
-  }
-  return out;
+  return out + "\n";
 }
+
+std::string csv_row(const SweepPoint& p, const std::vector<std::string>& metrics) {
+  std::string out;
+  for (const auto& v : p.values) out += csv_escape(cell(v)) + ",";
+  out += csv_escape(strategy_label(p.plan)) + (p.plan.feasible ? ",true" : ",false");
+  for (const auto& m : metrics) out += "," + csv_number(metric(p.plan, m));
+  return out + "\n";
+}
+
+/// One point of the JSON output: its axis values by field, strategy, feasibility, metrics.
+json json_point(const std::vector<SweepAxis>& axes, const SweepPoint& p,
+                const std::vector<std::string>& metrics) {
+  json values = json::object(), figures = json::object();
+  for (size_t a = 0; a < axes.size(); ++a) values[axes[a].field] = p.values[a];
+  for (const auto& m : metrics) {
+    const double v = metric(p.plan, m);
+    figures[m] = std::isnan(v) ? json(nullptr) : json(std::stod(csv_number(v)));
+  }
+  return {{"values", values},
+          {"strategy", strategy_label(p.plan)},
+          {"feasible", p.plan.feasible},
+          {"metrics", figures}};
+}
+
+/// What the plot keeps of a point: the axis values, the first metric, the strategy label.
+struct PlotPoint {
+  std::vector<json> values;
+  double y = 0;
+  std::string strategy;
+};
 
 /// A self-contained gnuplot script (data inline): x = the first axis, y = the first metric, a
 /// line per combination of the other axes, and a label where the chosen strategy changes.
-std::string gnuplot_script(const std::vector<SweepAxis>& axes,
-                           const std::vector<SweepPoint>& points, const std::string& metric_name,
-                           const std::string& svg) {
+std::string gnuplot_script(const std::vector<SweepAxis>& axes, const std::vector<PlotPoint>& points,
+                           const std::string& metric_name, const std::string& svg) {
   bool numeric_x = true;
   for (const auto& v : axes[0].values) numeric_x = numeric_x && v.is_number();
-  std::map<std::string, std::vector<const SweepPoint*>> series;
+  std::map<std::string, std::vector<const PlotPoint*>> series;
   for (const auto& p : points) {
     std::string key;
     for (size_t a = 1; a < axes.size(); ++a)
@@ -92,11 +114,10 @@ std::string gnuplot_script(const std::vector<SweepAxis>& axes,
     data += "$s" + std::to_string(index) + " << EOD\n";
     std::string previous;
     for (size_t i = 0; i < ps.size(); ++i) {
-      double y = metric(ps[i]->plan, metric_name);
+      const double y = ps[i]->y;
       std::string x = numeric_x ? cell(ps[i]->values[0]) : std::to_string(i);
       if (!std::isnan(y)) data += x + " " + fmt::format("{:.10g}", y) + "\n";
-      std::string strategy =
-          strategy_label(ps[i]->plan) + (ps[i]->plan.feasible ? "" : " (infeasible)");
+      const std::string& strategy = ps[i]->strategy;
       if (strategy != previous && !std::isnan(y))
         s += "set label " + std::to_string(++label) + " '" + strategy + "' at " + x + "," +
              fmt::format("{:.10g}", y) +
@@ -117,10 +138,48 @@ std::string gnuplot_script(const std::vector<SweepAxis>& axes,
   return s + data + plot + "\n";
 }
 
-void write_plot(const std::vector<SweepAxis>& axes, const std::vector<SweepPoint>& points,
-                const std::string& metric_name, const std::string& svg) {
-  draw_with_gnuplot(svg, gnuplot_script(axes, points, metric_name, svg));
-}
+/// The table on stdout, written as the points arrive: the first rows are held back to size
+/// the columns (axis columns from every value of the axis), then every row is printed at once;
+/// a later, longer cell widens its own row only.
+class StreamedTable {
+ public:
+  static constexpr size_t kSizingRows = 256;
+  StreamedTable(const std::vector<SweepAxis>& axes, std::vector<std::string> header)
+      : header_(std::move(header)), width_(header_.size()) {
+    for (size_t c = 0; c < header_.size(); ++c) width_[c] = header_[c].size();
+    for (size_t a = 0; a < axes.size(); ++a)
+      for (const auto& v : axes[a].values) width_[a] = std::max(width_[a], cell(v).size());
+  }
+  void add(std::vector<std::string> row) {
+    if (held_) {
+      for (size_t c = 0; c < row.size(); ++c) width_[c] = std::max(width_[c], row[c].size());
+      rows_.push_back(std::move(row));
+      if (rows_.size() == kSizingRows) flush();
+      return;
+    }
+    print(row);
+  }
+  void flush() {
+    if (!held_) return;
+    held_ = false;
+    print(header_);
+    for (const auto& r : rows_) print(r);
+    rows_.clear();
+    rows_.shrink_to_fit();
+  }
+
+ private:
+  void print(const std::vector<std::string>& row) const {
+    std::string line;
+    for (size_t c = 0; c < row.size(); ++c) line += fmt::format("{:<{}}  ", row[c], width_[c]);
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    std::puts(line.c_str());
+  }
+  std::vector<std::string> header_;
+  std::vector<size_t> width_;
+  std::vector<std::vector<std::string>> rows_;
+  bool held_ = true;
+};
 
 }  // namespace
 
@@ -131,6 +190,7 @@ void attach_whatif(CLI::App& sub, int& exit_code) {
     std::vector<std::string> metrics;
     std::string csv;
     std::string plot;
+    bool json = false;
     int jobs = 0;
   };
   auto o = std::make_shared<Options>();
@@ -150,6 +210,9 @@ void attach_whatif(CLI::App& sub, int& exit_code) {
       }());
   sub.add_option("--csv", o->csv, "Write one header row and one row per point")
       ->check(output_file());
+  sub.add_flag("--json", o->json,
+               "Print {schema_version, command, provenance, axes, metrics, points[]} instead of "
+               "the table (streamed: one point per line)");
   sub.add_option(
          "--plot", o->plot,
          "Plot the first metric against the first --vary field as .svg, .png or .pdf (gnuplot; "
@@ -178,41 +241,61 @@ void attach_whatif(CLI::App& sub, int& exit_code) {
     for (const auto& m : o->metrics) metric(Plan{}, m);  // unknown names fail before the sweep
     ProgressLine progress("xring whatif");
     r.progress = [&](size_t done, size_t total) { progress.update(done, total, "points"); };
-    std::vector<SweepPoint> points = run_sweep(r);
-    std::vector<std::string> metrics =
-        o->metrics.empty() ? default_metrics(points.front().plan.phase) : o->metrics;
-    std::string text = csv(r.axes, points, metrics);
-    // The plot first: gnuplot can fail (exit 3), and then no CSV is left either.
-    if (!o->plot.empty()) write_plot(r.axes, points, metrics.front(), o->plot);
-    if (!o->csv.empty()) write_file_atomically(o->csv, text);
-    // The table.
-    std::vector<std::string> header;
-    for (const auto& a : r.axes) header.push_back(a.field);
-    header.push_back("strategy");
-    header.push_back("feasible");
-    for (const auto& m : metrics) header.push_back(m);
-    std::vector<std::vector<std::string>> rows;
-    for (const auto& p : points) {
-      std::vector<std::string> row;
-      for (const auto& v : p.values) row.push_back(cell(v));
-      row.push_back(strategy_label(p.plan));
-      row.push_back(p.plan.feasible ? "yes" : "NO");
-      for (const auto& m : metrics) row.push_back(format_metric(m, metric(p.plan, m)));
-      rows.push_back(row);
-    }
-    std::vector<size_t> width(header.size());
-    for (size_t c = 0; c < header.size(); ++c) {
-      width[c] = header[c].size();
-      for (const auto& row : rows) width[c] = std::max(width[c], row[c].size());
-    }
-    auto print_row = [&](const std::vector<std::string>& row) {
-      std::string line;
-      for (size_t c = 0; c < row.size(); ++c) line += fmt::format("{:<{}}  ", row[c], width[c]);
-      while (!line.empty() && line.back() == ' ') line.pop_back();
-      std::puts(line.c_str());
-    };
-    print_row(header);
-    for (const auto& row : rows) print_row(row);
+    // Each point is written as it arrives and its plan dropped; the CSV goes through a
+    // temporary file renamed into place at the end, so a failed sweep leaves none.
+    std::optional<StreamedFile> csv_file;
+    if (!o->csv.empty()) csv_file.emplace(o->csv);
+    std::vector<std::string> metrics = o->metrics;
+    std::optional<StreamedTable> table;
+    std::vector<PlotPoint> plot_points;
+    bool first = true;
+    run_sweep(r, [&](const SweepPoint& p) {
+      if (first) {  // the phase of the first point chooses the default metrics
+        first = false;
+        if (metrics.empty()) metrics = default_metrics(p.plan.phase);
+        if (csv_file) csv_file->write(csv_header(r.axes, metrics));
+        if (o->json) {
+          json axes = json::array();
+          for (const auto& a : r.axes)
+            axes.push_back({{"field", a.field}, {"values", a.values}, {"geometric", a.geometric}});
+          // Written by hand so that schema_version and command come first (json sorts keys).
+          const std::string head = "{\"schema_version\":1,\"command\":\"whatif\",\"provenance\":" +
+                                   sweep_provenance(r).dump() + ",\"axes\":" + axes.dump() +
+                                   ",\"metrics\":" + json(metrics).dump();
+          std::fputs(head.c_str(), stdout);
+          std::fputs(",\"points\":[\n", stdout);
+        } else {
+          std::vector<std::string> header;
+          for (const auto& a : r.axes) header.push_back(a.field);
+          header.push_back("strategy");
+          header.push_back("feasible");
+          for (const auto& m : metrics) header.push_back(m);
+          table.emplace(r.axes, header);
+        }
+      } else if (o->json) {
+        std::fputs(",\n", stdout);
+      }
+      if (csv_file) csv_file->write(csv_row(p, metrics));
+      if (!o->plot.empty())
+        plot_points.push_back({p.values, metric(p.plan, metrics.front()),
+                               strategy_label(p.plan) + (p.plan.feasible ? "" : " (infeasible)")});
+      if (o->json) {
+        std::fputs(json_point(r.axes, p, metrics).dump().c_str(), stdout);
+      } else {
+        std::vector<std::string> row;
+        for (const auto& v : p.values) row.push_back(cell(v));
+        row.push_back(strategy_label(p.plan));
+        row.push_back(p.plan.feasible ? "yes" : "NO");
+        for (const auto& m : metrics) row.push_back(format_metric(m, metric(p.plan, m)));
+        table->add(std::move(row));
+      }
+    });
+    if (o->json) std::fputs("\n]}\n", stdout);
+    if (table) table->flush();
+    // gnuplot can fail (exit 3), and then no CSV is left either.
+    if (!o->plot.empty())
+      draw_with_gnuplot(o->plot, gnuplot_script(r.axes, plot_points, metrics.front(), o->plot));
+    if (csv_file) csv_file->commit();
     exit_code = 0;
   });
 }

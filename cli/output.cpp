@@ -222,13 +222,22 @@ void print_plan(const Plan& p, const Inputs& in, std::FILE* out) {
     fmt::print(out, "  {:<13} {:>5} {:>12} {:>12} {:>8} {:>7} {:>12} {:>9} {:>14}\n", "placement",
                "fits", "step", "tokens/s", "gap", "copies", "peak memory", "max batch",
                "tokens/s@max");
-    for (const auto& x : d.placements)
+    std::string not_computed;
+    for (const auto& x : d.placements) {
+      if (!x.not_computed.empty()) {
+        fmt::print(out, "  {:<13} {:>5} {:>12} {:>12} {:>8} {:>7} {:>12} {:>9} {:>14}\n",
+                   x.placement, "—", "—", "—", "—", "—", "—", "—", "—");
+        not_computed += fmt::format("  {}: not computed ({})\n", x.placement, x.not_computed);
+        continue;
+      }
       fmt::print(out, "  {:<13} {:>5} {:>12} {:>12} {:>7.1f}% {:>7} {:>12} {:>9} {:>14}{}\n",
                  x.placement, x.fits ? "yes" : "no", format_time(x.step_time_s),
                  units::format_count(x.tokens_per_s), 100 * x.gap, x.copies,
                  format_bytes(x.peak_memory_bytes), x.max_batch,
                  units::format_count(x.tokens_per_s_at_max_batch),
                  x.placement == d.chosen ? "  <- chosen" : "");
+    }
+    fmt::print(out, "{}", not_computed);
     fmt::print(out, "  gap: the slowest GPU's KV bytes per step over the lower bound total/G\n");
   }
   if (p.streaming) {

@@ -398,3 +398,95 @@ TEST(Budgets, AdaKvFloorDefaultsByModelAndRedistributeFalseIsAdaKvsCode) {
                        {"workload.text_tokens=4096", "workload.kv_policy.redistribute=false"}));
   EXPECT_NEAR(static_cast<double>(kept(with)) / kept(without), 1.08, 0.005);
 }
+
+namespace {
+
+/// fairkv-decode on a llama-3-70b with `kv_heads` kv heads on one node of `gpus` H100s.
+Inputs decode_inputs(int kv_heads, int gpus, const std::string& policy) {
+  return load_inputs(
+      "llama-3-70b", "h100-sxm-8", "fairkv-decode",
+      {"model.kv_heads=" + std::to_string(kv_heads),
+       "cluster.gpus_per_node=" + std::to_string(gpus), "workload.kv_policy=" + policy});
+}
+
+void expect_same_sections(const DecodeSection& a, const DecodeSection& b) {
+  ASSERT_EQ(a.placements.size(), b.placements.size());
+  for (size_t k = 0; k < a.placements.size(); ++k) {
+    const DecodePlacement &x = a.placements[k], &y = b.placements[k];
+    EXPECT_EQ(x.not_computed, y.not_computed);
+    EXPECT_EQ(x.step_time_s, y.step_time_s) << x.placement;
+    EXPECT_EQ(x.max_gpu_load_bytes, y.max_gpu_load_bytes) << x.placement;
+    EXPECT_EQ(x.peak_memory_bytes, y.peak_memory_bytes) << x.placement;
+    EXPECT_EQ(x.copies, y.copies) << x.placement;
+    EXPECT_EQ(x.max_batch, y.max_batch) << x.placement;
+  }
+  EXPECT_EQ(a.chosen, b.chosen);
+  ASSERT_EQ(a.heads.size(), b.heads.size());
+  for (size_t i = 0; i < a.heads.size(); ++i) {
+    EXPECT_EQ(a.heads[i].gpus, b.heads[i].gpus) << "layer " << a.heads[i].layer;
+    EXPECT_EQ(a.heads[i].requests, b.heads[i].requests) << "layer " << a.heads[i].layer;
+  }
+  ASSERT_EQ(a.per_gpu.size(), b.per_gpu.size());
+  for (size_t g = 0; g < a.per_gpu.size(); ++g) {
+    EXPECT_EQ(a.per_gpu[g].load_bytes, b.per_gpu[g].load_bytes);
+    EXPECT_EQ(a.per_gpu[g].memory_bytes, b.per_gpu[g].memory_bytes);
+  }
+}
+
+}  // namespace
+
+// Uniform budgets make all 80 layers identical and every GPU tie; a profile whose layers
+// repeat in a cycle of 3 (odd loads, so the bytes each GPU holds change order between
+// repeats). Placing each layer once must give exactly what placing every layer gives.
+TEST(Decode, IdenticalBudgetsPlacedOnceEqualEveryLayerPlaced) {
+  for (int kv_heads : {8, 16, 32}) {
+    Inputs uniform = decode_inputs(kv_heads, 8, "uniform");
+    expect_same_sections(plan_decode(uniform, nullptr, true, true),
+                         plan_decode(uniform, nullptr, true, false));
+    Inputs adaptive_in = decode_inputs(kv_heads, 8, "adaptive");
+    HeadProfile p = synthetic_head_profile(adaptive_in.model, 1.0, 70);
+    for (size_t l = 3; l < p.shares.size(); ++l) p.shares[l] = p.shares[l % 3];
+    const DecodeSection reused = plan_decode(adaptive_in, &p, true, true);
+    expect_same_sections(reused, plan_decode(adaptive_in, &p, true, false));
+    EXPECT_GT(placement(reused, "fair_copying").copies, 0) << kv_heads;
+  }
+}
+
+// 32 kv heads on 8 GPUs (4 each) with skewed budgets: no exact method finishes at once, so the
+// optimum is "not computed" with the reason and no figures, in the section and in its JSON;
+// the deployable placements are unaffected and one of them is chosen.
+TEST(Decode, OptimumNotComputedSaysWhyAndHasNoFigures) {
+  Inputs in = decode_inputs(32, 8, "adaptive");
+  HeadProfile p = synthetic_head_profile(in.model, 1.0, 70);
+  const DecodeSection d = plan_decode(in, &p);
+  ASSERT_EQ(d.placements.size(), 4u);
+  const DecodePlacement& optimal = placement(d, "optimal");
+  EXPECT_NE(optimal.not_computed.find("32 kv heads on 8 GPUs (4 per GPU)"), std::string::npos)
+      << optimal.not_computed;
+  EXPECT_EQ(optimal.not_computed.rfind("layer 0: ", 0), 0u) << optimal.not_computed;
+  EXPECT_NE(d.chosen, "optimal");
+  for (const char* k : {"contiguous", "balanced", "fair_copying"})
+    EXPECT_TRUE(placement(d, k).not_computed.empty()) << k;
+  Plan plan;
+  plan.decode = d;
+  const nlohmann::json j = to_json(plan)["decode"]["placements"][3];
+  EXPECT_EQ(j["placement"], "optimal");
+  EXPECT_EQ(j["not_computed"], optimal.not_computed);
+  EXPECT_TRUE(j["tokens_per_s"].is_null());
+  EXPECT_TRUE(j["gap"].is_null());
+  EXPECT_TRUE(j["fits"].is_null());
+}
+
+// Two heads per GPU: the optimum is the pairing of the i-th heaviest with the i-th lightest;
+// with 16 kv heads on 8 GPUs it is computed, never above balanced, and no lower than the
+// lower bound total / G.
+TEST(Decode, TwoHeadsPerGpuHaveTheirOptimum) {
+  Inputs in = decode_inputs(16, 8, "adaptive");
+  HeadProfile p = synthetic_head_profile(in.model, 1.0, 70);
+  const DecodeSection d = plan_decode(in, &p);
+  const DecodePlacement &optimal = placement(d, "optimal"), &balanced = placement(d, "balanced");
+  ASSERT_TRUE(optimal.not_computed.empty()) << optimal.not_computed;
+  EXPECT_LE(optimal.max_gpu_load_bytes, balanced.max_gpu_load_bytes);
+  EXPECT_GE(optimal.max_gpu_load_bytes, optimal.lower_bound_bytes * (1 - 1e-12));
+  EXPECT_EQ(optimal.copies, 0);
+}

@@ -59,8 +59,17 @@ TEST(Sweep, BadPointsAreNamed) {
   r.cluster = "h100-sxm-8";
   r.workload = "video-qa";
   r.axes = {parse_vary("cluster.nodes=1,0")};
-  std::string e = error_of([&] { run_sweep(r); });
-  EXPECT_NE(e.find("sweep point cluster.nodes=0"), std::string::npos) << e;
+  // A value its spec refuses fails before any point is planned, naming the value and field.
+  std::string e = error_of([&] { run_sweep(r, [](const SweepPoint&) { FAIL() << "planned"; }); });
+  EXPECT_NE(e.find("--vary cluster.nodes=0: "), std::string::npos) << e;
+  EXPECT_NE(e.find("at \"nodes\""), std::string::npos) << e;
+  // What only the whole inputs refuse (a visual workload on a text-only model) stops the sweep
+  // at its point, after the points before it were handed over.
+  r.axes = {parse_vary("model.cross_attention_layers=[3],[]")};
+  int planned = 0;
+  e = error_of([&] { run_sweep(r, [&](const SweepPoint&) { ++planned; }); });
+  EXPECT_EQ(planned, 1);
+  EXPECT_NE(e.find("sweep point model.cross_attention_layers=[]: "), std::string::npos) << e;
 }
 
 TEST(Sweep, Metrics) {
@@ -75,14 +84,14 @@ TEST(Sweep, Metrics) {
   EXPECT_GE(metric(decode, "decode_gap"), 0.0);
   EXPECT_EQ(strategy_label(decode), "decode tp" + std::to_string(decode.decode->gpus) +
                                         " adaptive KV (fair_copying heads)");
-  Plan trained = plan(load_inputs("tiny", "h100-sxm-8", "video-qa", {"workload.phase=training"}),
-                      [] {
-                        PlannerOptions o;
-                        o.strategy = Strategy::kv_ring;
-                        o.ranks = 8;
-                        o.recompute = true;
-                        return o;
-                      }());
+  Plan trained =
+      plan(load_inputs("tiny", "h100-sxm-8", "video-qa", {"workload.phase=training"}), [] {
+        PlannerOptions o;
+        o.strategy = Strategy::kv_ring;
+        o.ranks = 8;
+        o.recompute = true;
+        return o;
+      }());
   EXPECT_EQ(strategy_label(trained), "kv_ring/8+recompute");
   for (const auto& name : default_metrics("decode"))
     EXPECT_FALSE(std::isnan(metric(decode, name))) << name;

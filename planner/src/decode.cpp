@@ -9,6 +9,8 @@
 #include <memory>
 #include <mutex>
 #include <numeric>
+#include <optional>
+#include <span>
 
 #include "xring/planner/error.hpp"
 #include "xring/planner/json_reader.hpp"
@@ -17,7 +19,6 @@
 namespace xring {
 namespace {
 
-constexpr long long kOptimalNodeLimit = 200000;
 constexpr int kMemoryOverTimePoints = 21;
 constexpr long long kDefaultStreamingCache = 4096;
 
@@ -42,7 +43,15 @@ struct DecodeModel {
 
   /// Per layer and head, bytes per request read per step (time) and held (memory).
   std::vector<std::vector<double>> time_bytes, memory_bytes;
+  /// Per layer: the first layer with the same budgets (itself when none before), and whether
+  /// any other layer has them.
+  std::vector<int> same_budgets_as;
+  std::vector<bool> budgets_recur;
   void precompute() {
+    auto less_row = [](const std::vector<long long>* a, const std::vector<long long>* b) {
+      return *a < *b;
+    };
+    std::map<const std::vector<long long>*, int, decltype(less_row)> first_with_budgets(less_row);
     for (const auto& row : budgets.tokens) {
       time_bytes.emplace_back();
       memory_bytes.emplace_back();
@@ -50,71 +59,152 @@ struct DecodeModel {
         time_bytes.back().push_back(time_tokens(t) * per_token_head_bytes);
         memory_bytes.back().push_back(memory_tokens(t) * per_token_head_bytes);
       }
+      const int layer = static_cast<int>(same_budgets_as.size());
+      same_budgets_as.push_back(first_with_budgets.emplace(&row, layer).first->second);
     }
+    budgets_recur.assign(same_budgets_as.size(), false);
+    for (size_t l = 0; l < same_budgets_as.size(); ++l)
+      if (same_budgets_as[l] != static_cast<int>(l))
+        budgets_recur[l] = budgets_recur[same_budgets_as[l]] = true;
   }
 
-  LayerLoad layer_load(int layer, int requests, bool for_memory) const {
-    LayerLoad l;
-    l.bytes_per_request = for_memory ? memory_bytes[layer] : time_bytes[layer];
+  /// Treats every layer as having budgets of its own (every layer placed).
+  void forget_identical_budgets() {
+    std::iota(same_budgets_as.begin(), same_budgets_as.end(), 0);
+    budgets_recur.assign(same_budgets_as.size(), false);
+  }
+
+  /// Sets `l` to layer `layer`'s load at `requests` requests (reusing its storage).
+  void layer_load(int layer, int requests, LayerLoad& l) const {
+    l.bytes_per_request.assign(time_bytes[layer].begin(), time_bytes[layer].end());
     l.requests = requests;
     l.gpus = G;
     l.copy_bytes = copy_bytes;
-    return l;
+  }
+
+  /// One placement kind over every layer: each distinct placement once, and which one each
+  /// layer uses.
+  struct PlacedLayers {
+    explicit PlacedLayers(size_t layers = 0) { own.reserve(layers); }
+    PlacedLayers(const PlacedLayers&) = delete;  // of_layer points into own (and other kinds')
+    PlacedLayers(PlacedLayers&&) = default;
+    PlacedLayers& operator=(PlacedLayers&&) = default;
+    std::vector<LayerPlacement> own;  ///< reserved for every layer: never reallocated
+    std::vector<const LayerPlacement*> of_layer;
+    const LayerPlacement& operator[](size_t l) const { return *of_layer[l]; }
+    size_t size() const { return of_layer.size(); }
+    bool empty() const { return of_layer.empty(); }
+    void add(LayerPlacement p) {
+      own.push_back(std::move(p));
+      of_layer.push_back(&own.back());
+    }
+  };
+  struct Placed {
+    std::array<PlacedLayers, 4> kinds;  ///< contiguous, balanced, fair_copying, optimal
+    std::string optimal_not_computed;   ///< why kinds[3] is empty
+  };
+
+  /// The order of `held` as dense ranks (equal bytes, equal rank): all the placements see of
+  /// the bytes earlier layers left on each GPU, since they only compare them to break ties.
+  static void tie_ranks(const std::vector<double>& held, std::vector<int>& rank) {
+    std::vector<int> order(held.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](int a, int b) { return held[a] < held[b]; });
+    rank.assign(held.size(), 0);
+    for (size_t i = 1; i < order.size(); ++i)
+      rank[order[i]] = rank[order[i - 1]] + (held[order[i]] != held[order[i - 1]] ? 1 : 0);
   }
 
   /// Every placement of every layer, at `requests` requests per replica. Balanced is the
-  /// start of fair-copying and the bound optimal must beat; each keeps its own history of
-  /// bytes per GPU for tie-breaking. optimal is empty when a layer's search gave up.
-  std::array<std::vector<LayerPlacement>, 4> place_all(int requests, int max_copies) const {
-    std::array<std::vector<LayerPlacement>, 4> out;
-    std::array<std::vector<double>, 4> held;
-    for (auto& h : held) h.assign(G, 0.0);
-    bool optimal_done = true;
+  /// start of fair-copying and of the optimum; each keeps its own history of bytes per GPU for
+  /// tie-breaking. A layer whose budgets equal an earlier one's, met with the same order of
+  /// those histories, gets that layer's placements without placing again (the algorithms are
+  /// deterministic in their inputs). optimal is empty, with the reason, when a layer's optimum
+  /// is not known at once (place_optimal_if_provable).
+  Placed place_all(int requests, int max_copies) const {
+    Placed out;
+    for (auto& kind : out.kinds) kind = PlacedLayers(budgets.tokens.size());
+    std::vector<double> balanced_held(G, 0.0), fair_held(G, 0.0);
+    struct Seen {
+      size_t layer;
+      std::vector<int> balanced_rank, fair_rank;
+    };
+    std::vector<Seen> seen;  // placed layers whose budgets recur later
+    std::vector<int> balanced_rank, fair_rank;
+    LayerLoad load;
     for (size_t l = 0; l < budgets.tokens.size(); ++l) {
-      LayerLoad load = layer_load(static_cast<int>(l), requests, false);
-      out[0].push_back(place_contiguous(load));
-      load.gpu_prior = held[1];
-      out[1].push_back(place_balanced(load));
-      load.gpu_prior = held[2];
-      out[2].push_back(place_fair_copying(load, max_copies, out[1].back()));
-      if (optimal_done && budgets.tokens[l].size() == static_cast<size_t>(G)) {
-        // One kv head per GPU: every assignment has the same maximum (the heaviest head), so
-        // the balanced one is optimal; no search needed.
-        out[3].push_back(out[1].back());
-      } else if (optimal_done) {
-        auto best = place_optimal(load, kOptimalNodeLimit, out[1].back());
-        if (best)
-          out[3].push_back(*best);
-        else
-          optimal_done = false;
+      const int row = same_budgets_as[l];
+      std::optional<size_t> same;
+      if (budgets_recur[l]) {
+        tie_ranks(balanced_held, balanced_rank);
+        tie_ranks(fair_held, fair_rank);
+        for (const Seen& e : seen)
+          if (same_budgets_as[e.layer] == row && e.balanced_rank == balanced_rank &&
+              e.fair_rank == fair_rank) {
+            same = e.layer;
+            break;
+          }
       }
-      for (size_t k = 0; k < 4; ++k)
-        if (out[k].size() == l + 1)
-          for (int g = 0; g < G; ++g) held[k][g] += out[k].back().gpu_load[g];
+      if (same) {
+        for (auto& kind : out.kinds)
+          if (kind.size() == l) kind.of_layer.push_back(kind.of_layer[*same]);
+      } else {
+        if (budgets_recur[l]) seen.push_back({l, balanced_rank, fair_rank});
+        layer_load(static_cast<int>(l), requests, load);
+        if (row != static_cast<int>(l))
+          out.kinds[0].of_layer.push_back(out.kinds[0].of_layer[row]);
+        else
+          out.kinds[0].add(place_contiguous(load));
+        load.gpu_prior = balanced_held;
+        out.kinds[1].add(place_balanced(load));
+        const LayerPlacement& balanced = out.kinds[1].own.back();
+        load.gpu_prior = fair_held;
+        out.kinds[2].add(place_fair_copying(load, max_copies, balanced));
+        if (out.kinds[3].size() == l && load.bytes_per_request.size() == static_cast<size_t>(G)) {
+          out.kinds[3].of_layer.push_back(&balanced);  // one head per GPU: balanced is optimal
+        } else if (out.kinds[3].size() == l && out.optimal_not_computed.empty()) {
+          std::string why_not;
+          if (auto best = place_optimal_if_provable(load, balanced, why_not)) {
+            out.kinds[3].add(std::move(*best));
+          } else {
+            out.optimal_not_computed = "layer " + std::to_string(l) + ": " + why_not;
+            out.kinds[3] = PlacedLayers();
+          }
+        }
+      }
+      const LayerPlacement &balanced = out.kinds[1][l], &fair = out.kinds[2][l];
+      for (int g = 0; g < G; ++g) {
+        balanced_held[g] += balanced.gpu_load[g];
+        fair_held[g] += fair.gpu_load[g];
+      }
     }
-    if (!optimal_done) out[3].clear();
     return out;
   }
 
   /// Per-GPU bytes that do not grow with the batch: the weights and the extra head copies'
   /// weight slices (a copy costs the same whatever share of the requests it serves).
-  std::vector<double> fixed_memory(const std::vector<LayerPlacement>& layers) const {
+  std::vector<double> fixed_memory(const PlacedLayers& layers) const {
     std::vector<double> gpu(G, weights_per_gpu);
-    for (const auto& layer : layers)
-      for (const auto& copies : layer.heads)
+    for (size_t l = 0; l < layers.size(); ++l) {
+      const LayerPlacement& layer = layers[l];
+      for (int h = 0; h < layer.kv_heads(); ++h) {
+        const std::span<const HeadCopy> copies = layer.head(h);
         for (size_t c = 1; c < copies.size(); ++c) gpu[copies[c].gpu] += copy_bytes;
+      }
+    }
     return gpu;
   }
 
   /// Per-GPU memory of a placement at `requests` requests: the fixed bytes, the cross-attention
   /// K/V of the requests' visual tokens, and the KV its (head, request) pairs keep.
-  std::vector<double> memory(const std::vector<LayerPlacement>& layers, int requests) const {
+  std::vector<double> memory(const PlacedLayers& layers, int requests) const {
     std::vector<double> gpu = fixed_memory(layers);
     for (double& x : gpu) x += cross_kv_bytes_per_request * requests;
     for (size_t l = 0; l < layers.size(); ++l) {
-      const auto& heads = layers[l].heads;
-      for (size_t h = 0; h < heads.size(); ++h)
-        for (const HeadCopy& copy : heads[h]) gpu[copy.gpu] += copy.requests * memory_bytes[l][h];
+      const LayerPlacement& layer = layers[l];
+      for (int h = 0; h < layer.kv_heads(); ++h)
+        for (const HeadCopy& copy : layer.head(h))
+          gpu[copy.gpu] += copy.requests * memory_bytes[l][h];
     }
     return gpu;
   }
@@ -122,16 +212,19 @@ struct DecodeModel {
   /// The slowest GPU's bytes for one layer, with its KV reads scaled by `scale` (the
   /// placement's request split at another batch); copies' weight slices do not scale.
   double layer_step_bytes(size_t l, const LayerPlacement& layer, double scale) const {
-    std::vector<double> gpu(G, 0.0);
-    for (size_t h = 0; h < layer.heads.size(); ++h)
-      for (size_t c = 0; c < layer.heads[h].size(); ++c)
-        gpu[layer.heads[h][c].gpu] +=
-            scale * layer.heads[h][c].requests * time_bytes[l][h] + (c > 0 ? copy_bytes : 0);
+    thread_local std::vector<double> gpu;
+    gpu.assign(G, 0.0);
+    for (int h = 0; h < layer.kv_heads(); ++h) {
+      const std::span<const HeadCopy> copies = layer.head(h);
+      for (size_t c = 0; c < copies.size(); ++c)
+        gpu[copies[c].gpu] +=
+            scale * copies[c].requests * time_bytes[l][h] + (c > 0 ? copy_bytes : 0);
+    }
     return *std::max_element(gpu.begin(), gpu.end());
   }
 
   /// One decode step at `requests` requests; `scale` = requests / the placement's own batch.
-  double step_time(const std::vector<LayerPlacement>& layers, int requests, double scale) const {
+  double step_time(const PlacedLayers& layers, int requests, double scale) const {
     const double hbm = in.cluster.gpu.hbm_bytes_per_s;
     double t = (step_weights_per_gpu + cross_kv_bytes_per_request * requests) / hbm;
     for (size_t l = 0; l < layers.size(); ++l) t += layer_step_bytes(l, layers[l], scale) / hbm;
@@ -141,8 +234,7 @@ struct DecodeModel {
   /// Summarises one placement of every layer. The largest batch that fits comes from memory
   /// growing linearly with the requests each GPU serves (the fixed part held aside); its speed
   /// scales the per-request loads of this placement to that batch.
-  DecodePlacement summarise(PlacementKind kind, const std::vector<LayerPlacement>& layers,
-                            int requests) const {
+  DecodePlacement summarise(PlacementKind kind, const PlacedLayers& layers, int requests) const {
     DecodePlacement r;
     r.placement = to_string(kind);
     const double usable = in.cluster.usable_memory_bytes();
@@ -260,7 +352,8 @@ int decode_allreduced_layers(const ModelSpec& m, bool visual_input) {
   return self_attention_layers(m) + (own_layers ? n_cross : 0);
 }
 
-DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, bool head_detail) {
+DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, bool head_detail,
+                          bool reuse_identical_layers) {
   const ModelSpec& m = in.model;
   const WorkloadSpec& w = in.workload;
   const ClusterSpec& c = in.cluster;
@@ -276,6 +369,7 @@ DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, bool hea
   const double d = m.self_attention.head_dim, D = m.hidden_size, b = model.bytes;
   model.per_token_head_bytes = 2 * d * b;
   model.precompute();
+  if (!reuse_identical_layers) model.forget_identical_budgets();
   const double G = model.G;
   const long long s_kv = visual_tokens(w, m);
   const bool visual_input = s_kv > 0;
@@ -306,11 +400,19 @@ DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, bool hea
   s.generate_tokens = w.generate_tokens;
 
   const int B = s.batch_per_replica;
-  const auto placed = model.place_all(B, model.G);
+  const DecodeModel::Placed placed = model.place_all(B, model.G);
   const PlacementKind kinds[] = {PlacementKind::contiguous, PlacementKind::balanced,
                                  PlacementKind::fair_copying, PlacementKind::optimal};
-  for (size_t k = 0; k < 4; ++k)
-    if (!placed[k].empty()) s.placements.push_back(model.summarise(kinds[k], placed[k], B));
+  for (size_t k = 0; k < 4; ++k) {
+    if (!placed.kinds[k].empty()) {
+      s.placements.push_back(model.summarise(kinds[k], placed.kinds[k], B));
+    } else {
+      DecodePlacement none;
+      none.placement = to_string(kinds[k]);
+      none.not_computed = placed.optimal_not_computed;
+      s.placements.push_back(none);
+    }
+  }
 
   // The fastest deployable placement that fits (optimal is the yardstick for the gap).
   size_t chosen_kind = 0;
@@ -323,26 +425,26 @@ DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, bool hea
     }
   }
   s.chosen = to_string(kinds[chosen_kind]);
-  const std::vector<LayerPlacement>* chosen = &placed[chosen_kind];
-  for (size_t l = 0; head_detail && l < chosen->size(); ++l) {
-    const LayerPlacement& lp = (*chosen)[l];
-    for (size_t h = 0; h < lp.heads.size(); ++h) {
+  const DecodeModel::PlacedLayers& chosen = placed.kinds[chosen_kind];
+  for (size_t l = 0; head_detail && l < chosen.size(); ++l) {
+    const LayerPlacement& lp = chosen[l];
+    for (int h = 0; h < lp.kv_heads(); ++h) {
       DecodeHead head;
       head.layer = static_cast<int>(l);
-      head.head = static_cast<int>(h);
+      head.head = h;
       head.budget_tokens = model.budgets.tokens[l][h];
       head.budget_bytes = head.budget_tokens * model.per_token_head_bytes;
-      for (const auto& copy : lp.heads[h]) {
+      for (const HeadCopy& copy : lp.head(h)) {
         head.gpus.push_back(copy.gpu);
         head.requests.push_back(copy.requests);
       }
       s.heads.push_back(head);
     }
   }
-  std::vector<double> mem = model.memory(*chosen, B);
+  std::vector<double> mem = model.memory(chosen, B);
   for (int g = 0; g < model.G; ++g) {
     DecodeGpu gpu{g, 0, mem[g]};
-    for (const auto& lp : *chosen) gpu.load_bytes += lp.gpu_load[g];
+    for (size_t l = 0; l < chosen.size(); ++l) gpu.load_bytes += chosen[l].gpu_load[g];
     s.per_gpu.push_back(gpu);
   }
   return s;

@@ -3,7 +3,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <functional>
 #include <numeric>
+#include <string>
 
 namespace xring {
 namespace {
@@ -22,12 +25,42 @@ int slots_per_gpu(const LayerLoad& load) {
   return static_cast<int>(load.bytes_per_request.size()) / load.gpus;
 }
 
-/// One copy per head: heads[h] = {{gpu_of[h], requests}}.
+/// gpu_loads() into `gpu` (its storage reused).
+void fill_gpu_loads(const LayerLoad& load, const LayerPlacement& placement,
+                    std::vector<double>& gpu) {
+  gpu.assign(load.gpus, 0.0);
+  for (int h = 0; h < placement.kv_heads(); ++h) {
+    const std::span<const HeadCopy> copies = placement.head(h);
+    for (size_t c = 0; c < copies.size(); ++c)
+      gpu[copies[c].gpu] +=
+          copies[c].requests * load.bytes_per_request[h] + (c > 0 ? load.copy_bytes : 0);
+  }
+}
+
+/// One copy per head: head h on GPU gpu_of[h] with every request.
 LayerPlacement single_copies(const LayerLoad& load, const std::vector<int>& gpu_of) {
   LayerPlacement p;
-  for (int g : gpu_of) p.heads.push_back({{g, load.requests}});
-  p.gpu_load = gpu_loads(load, p.heads);
+  p.copy_list.reserve(gpu_of.size());
+  p.head_start.reserve(gpu_of.size() + 1);
+  for (size_t h = 0; h < gpu_of.size(); ++h) {
+    p.head_start.push_back(static_cast<int>(h));
+    p.copy_list.push_back({gpu_of[h], load.requests});
+  }
+  p.head_start.push_back(static_cast<int>(gpu_of.size()));
+  p.gpu_load = gpu_loads(load, p);
   return p;
+}
+
+/// Replaces head h's copies by `copies` (a different count shifts the later heads).
+void replace_copies(LayerPlacement& p, int h, const std::vector<HeadCopy>& copies) {
+  const int begin = p.head_start[h], end = p.head_start[h + 1];
+  const int delta = static_cast<int>(copies.size()) - (end - begin);
+  if (delta > 0)
+    p.copy_list.insert(p.copy_list.begin() + end, delta, HeadCopy{});
+  else if (delta < 0)
+    p.copy_list.erase(p.copy_list.begin() + end + delta, p.copy_list.begin() + end);
+  std::copy(copies.begin(), copies.end(), p.copy_list.begin() + begin);
+  for (size_t k = h + 1; k < p.head_start.size(); ++k) p.head_start[k] += delta;
 }
 
 /// Pairwise swaps between the most loaded GPU and any other while they lower the maximum;
@@ -35,7 +68,8 @@ LayerPlacement single_copies(const LayerLoad& load, const std::vector<int>& gpu_
 double improve_by_swaps(const LayerLoad& load, std::vector<int>& gpu_of) {
   const double B = load.requests;
   const auto& w = load.bytes_per_request;
-  std::vector<double> gpu(load.gpus, 0.0);
+  thread_local std::vector<double> gpu;  // scratch: runs twice per layer of every plan
+  gpu.assign(load.gpus, 0.0);
   for (size_t h = 0; h < gpu_of.size(); ++h) gpu[gpu_of[h]] += w[h] * B;
   for (int round = 0; round < 1000; ++round) {
     int top = static_cast<int>(std::max_element(gpu.begin(), gpu.end()) - gpu.begin());
@@ -65,10 +99,9 @@ double improve_by_swaps(const LayerLoad& load, std::vector<int>& gpu_of) {
   return *std::max_element(gpu.begin(), gpu.end());
 }
 
-std::vector<int> contiguous_assignment(const LayerLoad& load) {
-  std::vector<int> gpu_of(load.bytes_per_request.size());
+void contiguous_assignment(const LayerLoad& load, std::vector<int>& gpu_of) {
+  gpu_of.resize(load.bytes_per_request.size());
   for (size_t h = 0; h < gpu_of.size(); ++h) gpu_of[h] = static_cast<int>(h) / slots_per_gpu(load);
-  return gpu_of;
 }
 
 /// Splits `requests` among copies whose GPUs carry `base` bytes without this head, each
@@ -134,19 +167,11 @@ double LayerPlacement::max_load() const {
   return gpu_load.empty() ? 0.0 : *std::max_element(gpu_load.begin(), gpu_load.end());
 }
 
-int LayerPlacement::copies() const {
-  int extra = 0;
-  for (const auto& copies : heads) extra += static_cast<int>(copies.size()) - 1;
-  return extra;
-}
+int LayerPlacement::copies() const { return static_cast<int>(copy_list.size()) - kv_heads(); }
 
-std::vector<double> gpu_loads(const LayerLoad& load,
-                              const std::vector<std::vector<HeadCopy>>& heads) {
-  std::vector<double> gpu(load.gpus, 0.0);
-  for (size_t h = 0; h < heads.size(); ++h)
-    for (size_t c = 0; c < heads[h].size(); ++c)
-      gpu[heads[h][c].gpu] +=
-          heads[h][c].requests * load.bytes_per_request[h] + (c > 0 ? load.copy_bytes : 0);
+std::vector<double> gpu_loads(const LayerLoad& load, const LayerPlacement& placement) {
+  std::vector<double> gpu;
+  fill_gpu_loads(load, placement, gpu);
   return gpu;
 }
 
@@ -156,28 +181,48 @@ double load_lower_bound(const LayerLoad& load) {
 }
 
 LayerPlacement place_contiguous(const LayerLoad& load) {
-  return single_copies(load, contiguous_assignment(load));
+  std::vector<int> gpu_of;
+  contiguous_assignment(load, gpu_of);
+  return single_copies(load, gpu_of);
 }
 
 LayerPlacement place_balanced(const LayerLoad& load) {
   const auto& w = load.bytes_per_request;
   const int slots = slots_per_gpu(load);
-  std::vector<size_t> order(w.size());
+  // Scratch reused across calls (every layer of every plan of a sweep).
+  thread_local std::vector<size_t> order;
+  thread_local std::vector<int> lpt, used, free_gpus, contiguous;
+  thread_local std::vector<double> gpu;
+  order.resize(w.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return w[a] > w[b]; });
-  std::vector<int> lpt(w.size());
-  std::vector<double> gpu(load.gpus, 0.0);
-  std::vector<int> used(load.gpus, 0);
+  // Heaviest first, equal weights in head order (what a stable sort gives, without its buffer).
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return w[a] != w[b] ? w[a] > w[b] : a < b; });
+  lpt.assign(w.size(), 0);
+  gpu.assign(load.gpus, 0.0);
+  used.assign(load.gpus, 0);
+  // GPUs with a free slot, the lightest on top: least loaded, then holding less (`lighter`),
+  // then the lowest index.
+  auto heavier = [&](int a, int b) {
+    if (gpu[a] != gpu[b]) return gpu[a] > gpu[b];
+    if (prior(load, a) != prior(load, b)) return prior(load, a) > prior(load, b);
+    return a > b;
+  };
+  free_gpus.resize(load.gpus);
+  std::iota(free_gpus.begin(), free_gpus.end(), 0);
+  std::make_heap(free_gpus.begin(), free_gpus.end(), heavier);
   for (size_t h : order) {
-    int best = -1;
-    for (int g = 0; g < load.gpus; ++g)
-      if (used[g] < slots && (best < 0 || lighter(load, gpu, g, best))) best = g;
+    std::pop_heap(free_gpus.begin(), free_gpus.end(), heavier);
+    const int best = free_gpus.back();
     lpt[h] = best;
     gpu[best] += w[h];
-    ++used[best];
+    if (++used[best] < slots)
+      std::push_heap(free_gpus.begin(), free_gpus.end(), heavier);
+    else
+      free_gpus.pop_back();
   }
   double lpt_max = improve_by_swaps(load, lpt);
-  std::vector<int> contiguous = contiguous_assignment(load);
+  contiguous_assignment(load, contiguous);
   double contiguous_max = improve_by_swaps(load, contiguous);
   return single_copies(load, lpt_max <= contiguous_max ? lpt : contiguous);
 }
@@ -188,33 +233,39 @@ LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies) {
 
 LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies, LayerPlacement p) {
   const auto& w = load.bytes_per_request;
-  // Scratch reused across trials: this loop runs for every layer of every plan of a sweep.
-  std::vector<double> trial_load, base;
-  std::vector<HeadCopy> copies, kept;
-  std::vector<int> requests;
-  std::vector<size_t> order;
-  std::vector<std::pair<double, int>> candidates;
+  // Scratch reused across trials and calls: this loop runs for every layer of every plan of a
+  // sweep.
+  thread_local std::vector<double> base, changed_load;
+  thread_local std::vector<HeadCopy> copies, kept;
+  thread_local std::vector<int> requests;
+  thread_local std::vector<size_t> order;
+  thread_local std::vector<std::pair<double, int>> candidates;
+  thread_local std::vector<char> holds;
   for (int added = 0; added < max_copies;) {
-    const double before = p.max_load();
     const int top = static_cast<int>(std::max_element(p.gpu_load.begin(), p.gpu_load.end()) -
                                      p.gpu_load.begin());
+    const double before = p.gpu_load[top];
     // Heads served on the most loaded GPU, heaviest contribution first.
     candidates.clear();
-    for (size_t h = 0; h < p.heads.size(); ++h)
-      for (const auto& c : p.heads[h])
-        if (c.gpu == top && c.requests > 0)
-          candidates.push_back({c.requests * w[h], static_cast<int>(h)});
+    for (size_t i = 0; i < p.copy_list.size(); ++i) {
+      const HeadCopy& c = p.copy_list[i];
+      if (c.gpu != top || c.requests <= 0) continue;
+      const int h = static_cast<int>(
+          std::upper_bound(p.head_start.begin(), p.head_start.end(), static_cast<int>(i)) -
+          p.head_start.begin() - 1);
+      candidates.push_back({c.requests * w[h], h});
+    }
     std::sort(candidates.rbegin(), candidates.rend());
     bool improved = false;
     for (const auto& [unused, h] : candidates) {
+      const std::span<const HeadCopy> held = p.head(h);
+      holds.assign(load.gpus, 0);
+      for (const HeadCopy& c : held) holds[c.gpu] = 1;
       int target = -1;
-      for (int g = 0; g < load.gpus; ++g) {
-        bool holds = std::any_of(p.heads[h].begin(), p.heads[h].end(),
-                                 [&](const HeadCopy& c) { return c.gpu == g; });
-        if (!holds && (target < 0 || lighter(load, p.gpu_load, g, target))) target = g;
-      }
+      for (int g = 0; g < load.gpus; ++g)
+        if (!holds[g] && (target < 0 || lighter(load, p.gpu_load, g, target))) target = g;
       if (target < 0) continue;
-      copies = p.heads[h];
+      copies.assign(held.begin(), held.end());
       copies.push_back({target, 0});
       base.clear();
       for (size_t c = 0; c < copies.size(); ++c)
@@ -224,17 +275,25 @@ LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies, LayerPl
       kept.clear();
       for (size_t c = 0; c < copies.size(); ++c)
         if (requests[c] > 0) kept.push_back({copies[c].gpu, requests[c]});
-      if (kept.size() <= p.heads[h].size()) continue;  // the new copy took no requests
-      // The trial's loads: only head h's GPUs change.
-      trial_load = p.gpu_load;
-      for (size_t c = 0; c < p.heads[h].size(); ++c)
-        trial_load[p.heads[h][c].gpu] -=
-            p.heads[h][c].requests * w[h] + (c > 0 ? load.copy_bytes : 0);
-      for (size_t c = 0; c < kept.size(); ++c)
-        trial_load[kept[c].gpu] += kept[c].requests * w[h] + (c > 0 ? load.copy_bytes : 0);
-      if (*std::max_element(trial_load.begin(), trial_load.end()) < before * (1 - 1e-12)) {
-        p.heads[h] = kept;
-        p.gpu_load = gpu_loads(load, p.heads);  // exact, not incrementally updated
+      if (kept.size() <= held.size()) continue;  // the new copy took no requests
+      // The trial's maximum: only head h's GPUs (those in `copies`) change; each loses its old
+      // share, then gains its new one.
+      changed_load.resize(copies.size());
+      for (size_t k = 0; k < copies.size(); ++k) {
+        const int g = copies[k].gpu;
+        double x = p.gpu_load[g];
+        if (k < held.size()) x -= held[k].requests * w[h] + (k > 0 ? load.copy_bytes : 0);
+        for (size_t c = 0; c < kept.size(); ++c)
+          if (kept[c].gpu == g) x += kept[c].requests * w[h] + (c > 0 ? load.copy_bytes : 0);
+        changed_load[k] = x;
+        holds[g] = 1;
+      }
+      double trial_max = *std::max_element(changed_load.begin(), changed_load.end());
+      for (int g = 0; g < load.gpus; ++g)
+        if (!holds[g]) trial_max = std::max(trial_max, p.gpu_load[g]);
+      if (trial_max < before * (1 - 1e-12)) {
+        replace_copies(p, h, kept);
+        fill_gpu_loads(load, p, p.gpu_load);  // exact, not incrementally updated
         improved = true;
         ++added;
         break;
@@ -260,7 +319,7 @@ std::optional<LayerPlacement> place_optimal(const LayerLoad& load, long long nod
   const double lower = load_lower_bound(load);
   double best = start.max_load();
   std::vector<int> best_gpu_of(w.size());
-  for (size_t h = 0; h < w.size(); ++h) best_gpu_of[h] = start.heads[h][0].gpu;
+  for (size_t h = 0; h < w.size(); ++h) best_gpu_of[h] = start.head(static_cast<int>(h))[0].gpu;
   std::vector<int> gpu_of(w.size(), -1), used(load.gpus, 0);
   std::vector<double> gpu(load.gpus, 0.0);
   long long nodes = 0;
@@ -299,6 +358,51 @@ std::optional<LayerPlacement> place_optimal(const LayerLoad& load, long long nod
   search(search, 0, 0.0);
   if (exhausted) return std::nullopt;
   return single_copies(load, best_gpu_of);
+}
+
+double assignment_lower_bound(const LayerLoad& load) {
+  const int G = load.gpus, slots = slots_per_gpu(load);
+  const int H = static_cast<int>(load.bytes_per_request.size());
+  std::vector<double> w = load.bytes_per_request;
+  std::sort(w.begin(), w.end(), std::greater<>());
+  double bound = load_lower_bound(load) / load.requests;
+  for (int k = 1; k <= slots; ++k) {
+    // k of the (k−1)·G + 1 heaviest share a GPU: at least the k lightest of them ...
+    const int top = (k - 1) * G + 1;
+    double held = 0;
+    for (int i = top - k; i < top; ++i) held += w[i];
+    // ... and its other s − k slots hold at least the s − k lightest heads.
+    for (int i = H - (slots - k); i < H; ++i) held += w[i];
+    bound = std::max(bound, held);
+  }
+  return bound * load.requests;
+}
+
+std::optional<LayerPlacement> place_optimal_if_provable(const LayerLoad& load,
+                                                        const LayerPlacement& balanced,
+                                                        std::string& why_not) {
+  const int slots = slots_per_gpu(load);
+  if (slots == 1) return balanced;
+  const double bound = assignment_lower_bound(load);
+  if (balanced.max_load() <= bound * (1 + 1e-12)) return balanced;
+  if (slots == 2) {
+    const auto& w = load.bytes_per_request;
+    std::vector<int> order(w.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return w[a] > w[b]; });
+    std::vector<int> gpu_of(w.size());
+    const int H = static_cast<int>(w.size());
+    for (int i = 0; i < load.gpus; ++i) gpu_of[order[i]] = gpu_of[order[H - 1 - i]] = i;
+    LayerPlacement paired = single_copies(load, gpu_of);
+    return paired.max_load() < balanced.max_load() ? paired : balanced;
+  }
+  char gap[32];
+  std::snprintf(gap, sizeof gap, "%.2g%%", 100 * (balanced.max_load() / bound - 1));
+  why_not = std::to_string(load.bytes_per_request.size()) + " kv heads on " +
+            std::to_string(load.gpus) + " GPUs (" + std::to_string(slots) +
+            " per GPU): balanced is " + gap +
+            " above the best lower bound and an exact search does not finish at this size";
+  return std::nullopt;
 }
 
 }  // namespace xring

@@ -233,8 +233,18 @@ LayerPlan layer_from(ObjectReader r) {
 
 json decode_to_json(const DecodeSection& d) {
   json placements = json::array();
-  for (const auto& p : d.placements)
+  for (const auto& p : d.placements) {
+    if (!p.not_computed.empty()) {  // no figures: every one of them null
+      json none = {{"placement", p.placement}, {"not_computed", p.not_computed}};
+      for (const char* key : {"fits", "step_time_s", "tokens_per_s", "max_gpu_load_bytes",
+                              "lower_bound_bytes", "gap", "peak_memory_bytes", "copies",
+                              "max_batch", "tokens_per_s_at_max_batch"})
+        none[key] = nullptr;
+      placements.push_back(none);
+      continue;
+    }
     placements.push_back({{"placement", p.placement},
+                          {"not_computed", nullptr},
                           {"fits", p.fits},
                           {"step_time_s", p.step_time_s},
                           {"tokens_per_s", p.tokens_per_s},
@@ -245,6 +255,7 @@ json decode_to_json(const DecodeSection& d) {
                           {"copies", p.copies},
                           {"max_batch", p.max_batch},
                           {"tokens_per_s_at_max_batch", p.tokens_per_s_at_max_batch}});
+  }
   json heads = json::array();
   for (const auto& h : d.heads)
     heads.push_back({{"layer", h.layer},
@@ -292,6 +303,18 @@ DecodeSection decode_from(ObjectReader r) {
   d.placements = objects_from<DecodePlacement>(r, "placements", [](ObjectReader p) {
     DecodePlacement x;
     x.placement = p.choice("placement", {"contiguous", "balanced", "fair_copying", "optimal"});
+    // Absent in plans written before the optimum could be "not computed".
+    if (p.has("not_computed") && !p.raw("not_computed").is_null()) {
+      x.not_computed = p.string("not_computed");
+      if (x.not_computed.empty()) p.fail("not_computed", "must be null or say why");
+      for (const char* key : {"fits", "step_time_s", "tokens_per_s", "max_gpu_load_bytes",
+                              "lower_bound_bytes", "gap", "peak_memory_bytes", "copies",
+                              "max_batch", "tokens_per_s_at_max_batch"})
+        if (!p.raw(key).is_null()) p.fail(key, "must be null for a placement not computed");
+      p.finish();
+      return x;
+    }
+    p.allow("not_computed");
     const json& fits = p.raw("fits");
     if (!fits.is_boolean()) p.fail("fits", "must be a boolean");
     x.fits = fits.get<bool>();

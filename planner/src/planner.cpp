@@ -94,11 +94,13 @@ class Planner {
   Plan run() {
     Plan plan;
     plan.xring_version = xring_version();
-    plan.inputs = {{"model", in_.model_json.value},
-                   {"cluster", in_.cluster_json.value},
-                   {"workload", in_.workload_json.value},
-                   {"overrides", in_.overrides}};
-    if (in_.device_profile) plan.inputs["device_profile"] = in_.device_profile_json.value;
+    if (options_.inputs_and_provenance) {
+      plan.inputs = {{"model", in_.model_json.value},
+                     {"cluster", in_.cluster_json.value},
+                     {"workload", in_.workload_json.value},
+                     {"overrides", in_.overrides}};
+      if (in_.device_profile) plan.inputs["device_profile"] = in_.device_profile_json.value;
+    }
     plan.phase = to_string(in_.workload.phase);
     describe_rates(plan);
     base_ = base_memory();
@@ -172,8 +174,9 @@ class Planner {
                  " x " + std::to_string(s.s_kv) + ", d=" + std::to_string(s.head_dim);
         attention_flop_per_s_ = g.peak_flop_per_s(in_.model.dtype) * attention;
       }
-      plan.provenance = plan_provenance(
-          plan.inputs, "datasheet peaks x default efficiencies (no device profile)");
+      if (options_.inputs_and_provenance)
+        plan.provenance = plan_provenance(
+            plan.inputs, "datasheet peaks x default efficiencies (no device profile)");
       // Published per-shape measurements earn the narrower "published" band (docs/cost-model.md,
       // "Prediction intervals"); a flat efficiency is a datasheet guess.
       const bool published =
@@ -188,12 +191,14 @@ class Planner {
       return;
     }
     const double peak = g.peak_flop_per_s(in_.model.dtype);
-    plan.provenance =
-        plan_provenance(plan.inputs, "device profile " + in_.device_profile_json.origin);
-    plan.provenance["device_profile"] = {{"name", profile->device},
-                                         {"origin", in_.device_profile_json.origin},
-                                         {"date", profile->date},
-                                         {"hash", content_hash(in_.device_profile_json.value)}};
+    if (options_.inputs_and_provenance) {
+      plan.provenance =
+          plan_provenance(plan.inputs, "device profile " + in_.device_profile_json.origin);
+      plan.provenance["device_profile"] = {{"name", profile->device},
+                                           {"origin", in_.device_profile_json.origin},
+                                           {"date", profile->date},
+                                           {"hash", content_hash(in_.device_profile_json.value)}};
+    }
     plan.cost_source = {"device_profile", attention_flop_per_s_, matmul_flop_per_s_,
                         std::min(1.0, attention_flop_per_s_ / peak),
                         std::min(1.0, matmul_flop_per_s_ / peak)};

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <exception>
 #include <mutex>
 #include <thread>
@@ -11,6 +12,8 @@
 #include "xring/planner/device_profile.hpp"
 #include "xring/planner/error.hpp"
 #include "xring/planner/json_reader.hpp"
+#include "xring/planner/provenance.hpp"
+#include "xring/planner/specs.hpp"
 
 namespace xring {
 namespace {
@@ -85,104 +88,253 @@ SweepAxis parse_vary(const std::string& text) {
   return axis;
 }
 
-std::vector<SweepPoint> run_sweep(const SweepRequest& request) {
+namespace {
+
+/// The specs of a sweep as read (once) and its fixed overrides, parsed once.
+struct SweepSpecs {
+  SpecJson model, cluster, workload;
+  std::vector<Override> base;
+  std::optional<SpecJson> profile;
+};
+
+SweepSpecs load_sweep_specs(const SweepRequest& request) {
+  SweepSpecs s{load_spec_json(SpecKind::model, request.model),
+               load_spec_json(SpecKind::cluster, request.cluster),
+               load_spec_json(SpecKind::workload, request.workload),
+               {},
+               std::nullopt};
+  for (const auto& text : request.overrides) s.base.push_back(parse_override(text));
+  if (!request.device_profile.empty()) {
+    s.profile = load_spec_json(SpecKind::device, request.device_profile);
+    device_profile_from_json(s.profile->value, s.profile->origin);  // fail once, early
+  }
+  return s;
+}
+
+size_t point_count(const std::vector<SweepAxis>& axes) {
   size_t total = 1;
-  for (const auto& a : request.axes) {
+  for (const auto& a : axes) {
     total *= a.values.size();
     if (total > kMaxSweepPoints)
       throw Error("--vary: " + std::to_string(total) + "+ points, more than the " +
                   std::to_string(kMaxSweepPoints) + " one sweep may have; sweep in parts");
   }
-  std::vector<Override> base;
-  for (const auto& text : request.overrides) base.push_back(parse_override(text));
-  const SpecJson model = load_spec_json(SpecKind::model, request.model);
-  const SpecJson cluster = load_spec_json(SpecKind::cluster, request.cluster);
-  const SpecJson workload = load_spec_json(SpecKind::workload, request.workload);
-  std::optional<SpecJson> profile;
-  if (!request.device_profile.empty())
-    profile = load_spec_json(SpecKind::device, request.device_profile);
-  if (profile) device_profile_from_json(profile->value, profile->origin);  // fail once, early
+  return total;
+}
 
+Override axis_override(const SweepAxis& axis, const json& v) {
+  Override o = parse_override(axis.field + "=0");
+  o.text = axis.field + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
+  o.value = v;
+  return o;
+}
+
+/// Reads every value of every axis into the spec it sets (units, ranges, names) before any
+/// point is planned (the other axes at their first values), so a bad value fails at once and
+/// names itself. What only a combination
+/// of values can get wrong is found at its point.
+void validate_axes(const SweepRequest& request, const SweepSpecs& specs) {
+  for (size_t a = 0; a < request.axes.size(); ++a)
+    for (const json& v : request.axes[a].values) {
+      // The other axes at their first values, as the first point would have them.
+      std::vector<Override> overrides = specs.base;
+      for (size_t b = 0; b < request.axes.size(); ++b)
+        overrides.push_back(b == a ? axis_override(request.axes[a], v)
+                                   : axis_override(request.axes[b], request.axes[b].values[0]));
+      const Override& o = overrides[specs.base.size() + a];
+      try {
+        switch (o.target) {
+          case SpecKind::model: {
+            SpecJson m = specs.model;
+            apply_overrides(m, SpecKind::model, overrides);
+            model_from_json(m.value, m.origin);
+            break;
+          }
+          case SpecKind::cluster: {
+            SpecJson c = specs.cluster;
+            apply_overrides(c, SpecKind::cluster, overrides);
+            cluster_from_json(c.value, c.origin);
+            break;
+          }
+          default: {
+            SpecJson w = specs.workload;
+            apply_overrides(w, SpecKind::workload, overrides);
+            workload_from_json(w.value, w.origin);
+            break;
+          }
+        }
+      } catch (const Error& e) {
+        throw Error("--vary " + o.text + ": " + e.what());
+      }
+    }
+}
+
+/// Point i's value on every axis (the last axis varies fastest).
+std::vector<json> point_values(const std::vector<SweepAxis>& axes, size_t i) {
+  std::vector<json> values(axes.size());
+  for (size_t a = axes.size(); a-- > 0;) {
+    values[a] = axes[a].values[i % axes[a].values.size()];
+    i /= axes[a].values.size();
+  }
+  return values;
+}
+
+/// Plans point i; a spec error is returned as text (the sweep stops at it, in order).
+std::string plan_point(const SweepRequest& request, const SweepSpecs& specs,
+                       const PlannerOptions& options, size_t i, SweepPoint& point) {
+  point.values = point_values(request.axes, i);
+  std::vector<Override> overrides = specs.base;
+  std::vector<std::string> texts = request.overrides;
+  for (size_t a = 0; a < request.axes.size(); ++a) {
+    overrides.push_back(axis_override(request.axes[a], point.values[a]));
+    texts.push_back(overrides.back().text);
+  }
+  try {
+    SpecJson m = specs.model, c = specs.cluster, w = specs.workload;
+    apply_overrides(m, SpecKind::model, overrides);
+    apply_overrides(c, SpecKind::cluster, overrides);
+    apply_overrides(w, SpecKind::workload, overrides);
+    Inputs in = inputs_from_json(std::move(m), std::move(c), std::move(w), texts);
+    if (specs.profile) attach_device_profile(in, *specs.profile);
+    point.plan = plan(in, options);
+  } catch (const Error& e) {
+    std::string at;
+    for (size_t a = 0; a < request.axes.size(); ++a)
+      at += (at.empty() ? "" : ", ") + request.axes[a].field + "=" + point.values[a].dump();
+    return "sweep point " + at + ": " + e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+void run_sweep(const SweepRequest& request, const std::function<void(const SweepPoint&)>& consume) {
+  const size_t total = point_count(request.axes);
+  const SweepSpecs specs = load_sweep_specs(request);
+  validate_axes(request, specs);
   PlannerOptions options = request.options;
   options.head_detail = false;
-  std::vector<SweepPoint> points(total);
-  std::vector<std::string> errors(total);
-  std::atomic<size_t> next{0}, done{0};
-  std::mutex fatal_mutex;
-  std::exception_ptr fatal;  // not bad input (out of memory): ends the sweep, rethrown below
-  std::atomic<bool> stopped{false};
-  auto plan_point = [&](size_t i) {
-    std::vector<Override> overrides = base;
-    std::vector<std::string> texts = request.overrides;
-    size_t rest = i;
-    for (size_t a = request.axes.size(); a-- > 0;) {
-      const SweepAxis& axis = request.axes[a];
-      const json& v = axis.values[rest % axis.values.size()];
-      rest /= axis.values.size();
-      points[i].values.insert(points[i].values.begin(), v);
-    }
-    for (size_t a = 0; a < request.axes.size(); ++a) {
-      const json& v = points[i].values[a];
-      std::string text =
-          request.axes[a].field + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
-      Override o = parse_override(request.axes[a].field + "=0");
-      o.text = text;
-      o.value = v;
-      overrides.push_back(o);
-      texts.push_back(text);
-    }
-    try {
-      SpecJson m = model, c = cluster, w = workload;
-      apply_overrides(m, SpecKind::model, overrides);
-      apply_overrides(c, SpecKind::cluster, overrides);
-      apply_overrides(w, SpecKind::workload, overrides);
-      Inputs in = inputs_from_json(std::move(m), std::move(c), std::move(w), texts);
-      if (profile) attach_device_profile(in, *profile);
-      points[i].plan = plan(in, options);
-    } catch (const Error& e) {
-      errors[i] = e.what();
-    }
-  };
-  // An exception must not leave a worker thread (std::terminate) nor stop `done` short of
-  // `total` (the progress loop would wait forever): the first one is kept and the rest skipped.
-  auto worker = [&] {
-    for (size_t i = next++; i < total; i = next++) {
-      try {
-        plan_point(i);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(fatal_mutex);
-        if (!fatal) fatal = std::current_exception();
-        next = total;
-        stopped = true;
-      }
-      ++done;
-    }
-  };
+  options.inputs_and_provenance = false;
+
+  // Workers plan points in order into a window of slots; this thread hands them to `consume`
+  // in point order and frees each slot, so at most `window` plans exist at once.
   int threads =
       request.threads > 0 ? request.threads : std::max(1u, std::thread::hardware_concurrency());
   threads = static_cast<int>(std::min<size_t>(threads, total));
+  const size_t window = 64 * static_cast<size_t>(threads);
+  struct Slot {
+    SweepPoint point;
+    std::string error;
+    bool ready = false;
+  };
+  std::vector<Slot> slots(window);
+  std::mutex mutex;
+  std::condition_variable slot_ready, slot_free;
+  size_t next = 0, consumed = 0;
+  bool stop = false;
+  std::exception_ptr fatal;  // not bad input (out of memory): ends the sweep, rethrown below
+  auto worker = [&] {
+    while (true) {
+      size_t i;
+      {
+        std::unique_lock<std::mutex> lock(mutex);
+        slot_free.wait(lock, [&] { return stop || next >= total || next < consumed + window; });
+        if (stop || next >= total) return;
+        i = next++;
+      }
+      Slot& slot = slots[i % window];
+      try {
+        slot.error = plan_point(request, specs, options, i, slot.point);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (!fatal) fatal = std::current_exception();
+        stop = true;
+        slot_ready.notify_all();
+        slot_free.notify_all();
+        return;
+      }
+      std::lock_guard<std::mutex> lock(mutex);
+      slot.ready = true;
+      slot_ready.notify_all();
+    }
+  };
   std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
-  if (request.progress) {
-    std::thread own(worker);
-    while (done < total && !stopped) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      request.progress(done, total);
+  for (int t = 0; t < threads; ++t) pool.emplace_back(worker);
+  auto finish = [&] {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      stop = true;
     }
-    own.join();
-  } else {
-    worker();
+    slot_free.notify_all();
+    for (auto& t : pool) t.join();
+  };
+  try {
+    auto last_progress = std::chrono::steady_clock::now();
+    while (consumed < total) {
+      Slot* slot = &slots[consumed % window];
+      {
+        std::unique_lock<std::mutex> lock(mutex);
+        while (!slot->ready && !stop) {
+          slot_ready.wait_for(lock, std::chrono::milliseconds(100));
+          if (request.progress &&
+              std::chrono::steady_clock::now() - last_progress >= std::chrono::milliseconds(100)) {
+            lock.unlock();
+            request.progress(consumed, total);
+            last_progress = std::chrono::steady_clock::now();
+            lock.lock();
+          }
+        }
+        if (stop) break;
+      }
+      if (!slot->error.empty()) throw Error(slot->error);
+      consume(slot->point);
+      slot->point = SweepPoint{};
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        slot->ready = false;
+        ++consumed;
+      }
+      slot_free.notify_all();
+      if (request.progress &&
+          std::chrono::steady_clock::now() - last_progress >= std::chrono::milliseconds(100)) {
+        request.progress(consumed, total);
+        last_progress = std::chrono::steady_clock::now();
+      }
+    }
+  } catch (...) {
+    finish();
+    throw;
   }
-  for (auto& t : pool) t.join();
+  finish();
   if (fatal) std::rethrow_exception(fatal);
-  for (size_t i = 0; i < total; ++i)
-    if (!errors[i].empty()) {
-      std::string at;
-      for (size_t a = 0; a < request.axes.size(); ++a)
-        at += (at.empty() ? "" : ", ") + request.axes[a].field + "=" + points[i].values[a].dump();
-      throw Error("sweep point " + at + ": " + errors[i]);
-    }
+  if (request.progress) request.progress(total, total);
+}
+
+std::vector<SweepPoint> run_sweep(const SweepRequest& request) {
+  std::vector<SweepPoint> points;
+  run_sweep(request, [&](const SweepPoint& p) { points.push_back(p); });
   return points;
+}
+
+nlohmann::json sweep_provenance(const SweepRequest& request) {
+  SweepSpecs specs = load_sweep_specs(request);
+  apply_overrides(specs.model, SpecKind::model, specs.base);
+  apply_overrides(specs.cluster, SpecKind::cluster, specs.base);
+  apply_overrides(specs.workload, SpecKind::workload, specs.base);
+  nlohmann::json inputs = {{"model", specs.model.value},
+                           {"cluster", specs.cluster.value},
+                           {"workload", specs.workload.value},
+                           {"overrides", request.overrides}};
+  nlohmann::json p = plan_provenance(
+      inputs, specs.profile ? "device profile " + specs.profile->origin
+                            : "datasheet peaks x default efficiencies (no device profile)");
+  if (specs.profile)
+    p["device_profile"] = {{"origin", specs.profile->origin},
+                           {"hash", content_hash(specs.profile->value)}};
+  nlohmann::json varied = nlohmann::json::array();
+  for (const auto& a : request.axes) varied.push_back(a.field);
+  p["varied"] = varied;
+  return p;
 }
 
 const std::vector<std::string>& metric_names() {
@@ -273,8 +425,8 @@ std::string strategy_label(const Plan& plan) {
   std::string label;
   if (!plan.layers.empty()) {
     const LayerPlan& l = plan.layers.front();
-    label = to_string(l.strategy) + "/" + std::to_string(l.ranks) +
-            (l.recompute ? "+recompute" : "");
+    label =
+        to_string(l.strategy) + "/" + std::to_string(l.ranks) + (l.recompute ? "+recompute" : "");
   }
   if (plan.decode)
     label += (label.empty() ? "" : " + ") + std::string("decode tp") +

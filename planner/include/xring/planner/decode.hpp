@@ -15,7 +15,10 @@ namespace xring {
 
 struct DecodePlacement {
   std::string placement;  ///< contiguous | balanced | fair_copying | optimal
-  bool fits = false;      ///< at the workload's batch
+  /// Empty when computed; else why not (the optimum where no exact method finishes at once),
+  /// and the figures below do not apply (null in JSON, "—" in tables).
+  std::string not_computed;
+  bool fits = false;  ///< at the workload's batch
   double step_time_s = 0;
   double tokens_per_s = 0;        ///< at the workload's batch, all replicas
   double max_gpu_load_bytes = 0;  ///< Σ over layers of the slowest GPU's KV (+copy) bytes per step
@@ -92,8 +95,11 @@ double decode_step_params(const ModelSpec& m, bool visual_input);
 int decode_allreduced_layers(const ModelSpec& m, bool visual_input);
 
 /// The decode section for a decode workload; `profile` is required for adaptive budgets.
-/// Without `head_detail`, heads[] stays empty (sweeps need only the totals).
-DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, bool head_detail = true);
+/// Without `head_detail`, heads[] stays empty (sweeps need only the totals). Layers whose
+/// budgets equal an earlier layer's reuse its placements where that provably gives the same
+/// result; `reuse_identical_layers` = false places every layer (tests compare the two).
+DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, bool head_detail = true,
+                          bool reuse_identical_layers = true);
 
 /// The streaming section: full, inf_mllm and a_vl over the workload's stream on one GPU.
 StreamingSection plan_streaming(const Inputs& in);

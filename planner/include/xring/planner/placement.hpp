@@ -4,6 +4,7 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -29,19 +30,24 @@ struct HeadCopy {
   int requests = 0;  ///< requests of the batch this copy serves
 };
 
-/// heads[h] lists the copies of kv head h (one unless fair-copied); the GPU loads are the
-/// bytes each GPU reads per decode step for this layer (KV of the requests it serves plus
-/// the weights of its extra copies).
+/// Every kv head's copies in one flat list (one copy unless fair-copied), grouped by head in
+/// head order: head h's copies are copy_list[head_start[h], head_start[h + 1]), the first of
+/// them its original. The GPU loads are the bytes each GPU reads per decode step for this
+/// layer (KV of the requests it serves plus the weights of its extra copies).
 struct LayerPlacement {
-  std::vector<std::vector<HeadCopy>> heads;
+  std::vector<HeadCopy> copy_list;
+  std::vector<int> head_start;  ///< [kv heads + 1]
   std::vector<double> gpu_load;
+  int kv_heads() const { return head_start.empty() ? 0 : static_cast<int>(head_start.size()) - 1; }
+  std::span<const HeadCopy> head(int h) const {
+    return {copy_list.data() + head_start[h], copy_list.data() + head_start[h + 1]};
+  }
   double max_load() const;
   int copies() const;  ///< extra copies beyond one per head
 };
 
-/// Loads of `heads` under `load` (recomputed from scratch; used by the algorithms and tests).
-std::vector<double> gpu_loads(const LayerLoad& load,
-                              const std::vector<std::vector<HeadCopy>>& heads);
+/// Loads of `placement` under `load` (recomputed from scratch; used by the algorithms and tests).
+std::vector<double> gpu_loads(const LayerLoad& load, const LayerPlacement& placement);
 /// The lower bound no placement beats: total KV bytes / G.
 double load_lower_bound(const LayerLoad& load);
 
@@ -58,10 +64,26 @@ LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies);
 /// The same, starting from a balanced placement already computed for `load`.
 LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies, LayerPlacement balanced);
 /// Exact minimum of the maximum load over slot-respecting assignments without copies, by
-/// branch and bound; nullopt when the search exceeds `node_limit` nodes.
+/// branch and bound; nullopt when the search exceeds `node_limit` nodes. Exponential: the
+/// planner does not call it (see place_optimal_if_provable); kept as the reference for tests
+/// and benchmarks.
 std::optional<LayerPlacement> place_optimal(const LayerLoad& load, long long node_limit = 1000000);
 /// The same, with a known placement (e.g. balanced) as the bound to beat.
 std::optional<LayerPlacement> place_optimal(const LayerLoad& load, long long node_limit,
                                             const LayerPlacement& start);
+
+/// The best lower bound on the maximum load of any assignment without copies: total / G, and
+/// for k = 1..s (s = slots per GPU) some GPU holds k of the (k−1)·G + 1 heaviest heads (at
+/// least the k lightest of them) plus s − k more heads (at least the s − k lightest overall).
+double assignment_lower_bound(const LayerLoad& load);
+
+/// The exact optimum without copies where it is known at once, else nullopt with `why_not`
+/// set: one head per GPU (every assignment has the heaviest head's maximum: `balanced`
+/// itself); `balanced` reaching assignment_lower_bound (proven optimal: `balanced` itself);
+/// two heads per GPU (pairing the i-th heaviest with the i-th lightest minimises the largest
+/// pair, an exchange argument; pair i on GPU i). Constant work beyond a sort: no search.
+std::optional<LayerPlacement> place_optimal_if_provable(const LayerLoad& load,
+                                                        const LayerPlacement& balanced,
+                                                        std::string& why_not);
 
 }  // namespace xring

@@ -16,6 +16,9 @@ struct PlannerOptions {
   std::optional<int> ranks;          ///< `--ranks`: P, must divide the cluster's GPU count
   std::optional<bool> recompute;     ///< training: force LV-XAttn recomputation on or off
   bool head_detail = true;  ///< list every head's placement in decode.heads (sweeps skip it)
+  /// Echo the inputs into the plan and hash them for its provenance. A sweep turns it off: it
+  /// records its inputs once for all its points (sweep_provenance).
+  bool inputs_and_provenance = true;
 };
 
 /// The version string written into plans.

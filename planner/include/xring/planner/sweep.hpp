@@ -37,13 +37,23 @@ struct SweepRequest {
   std::function<void(size_t, size_t)> progress;
 };
 
-/// The most points one sweep may have (docs/file-formats.md "Resource limits"): a point keeps its whole plan
-/// (~20 KB), so 10,000 points stay near 200 MB.
-constexpr size_t kMaxSweepPoints = 10000;
+/// The most points one sweep may have (docs/limits.md): points stream (a plan is dropped once
+/// its row is written), so memory does not grow with them; the bound keeps a typo
+/// (`1..1e9:+1`) from running for days.
+constexpr size_t kMaxSweepPoints = 1000000;
 
-/// Plans every point. A spec error at any point is an xring::Error naming the point; any other
-/// exception in a worker thread (out of memory) stops the sweep and is rethrown here.
+/// Plans every point and hands each to `consume` on the calling thread, in point order (the
+/// last axis varies fastest), then drops it: at most 64 plans per thread exist at once. Every
+/// axis value is read into its spec before the first point is planned. A spec error stops the
+/// sweep at its point (xring::Error naming it); any other exception in a worker thread (out of
+/// memory) stops the sweep and is rethrown here; an exception from `consume` stops it too.
+void run_sweep(const SweepRequest& request, const std::function<void(const SweepPoint&)>& consume);
+/// The same, keeping every point (small sweeps and tests).
 std::vector<SweepPoint> run_sweep(const SweepRequest& request);
+
+/// What a sweep was made from, once for all its points: plan_provenance of the specs with the
+/// fixed overrides applied, and "varied": the fields the axes set (their values are per point).
+nlohmann::json sweep_provenance(const SweepRequest& request);
 
 /// The metrics a sweep can report: `predicted` fields of the plan, and a few derived ones;
 /// a predicted time, rate or memory figure also as NAME.low and NAME.high (its interval).
