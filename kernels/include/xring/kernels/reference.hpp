@@ -60,8 +60,14 @@ struct Rows {
 
 /// Attention of a Q block over a K/V block: o = softmax(scale·QKᵀ)V restricted to allowed keys,
 /// l = log Σ exp(scale·qk) over them. Rows with no allowed key get o = 0, l = -inf.
+/// Runs the blocked kernel of the CPU's widest vector instruction set (cpu_isa.hpp).
 void attention_forward(const float* q, const float* k, const float* v, const Shape& shape,
                        Rows q_rows, Rows kv_rows, const Mask& mask, float* o, float* l);
+
+/// The same contract as one serial fp32 loop per query row (two passes over its scores):
+/// the kernel before the blocked one, kept as the peer tests and benchmarks compare against.
+void attention_forward_naive(const float* q, const float* k, const float* v, const Shape& shape,
+                             Rows q_rows, Rows kv_rows, const Mask& mask, float* o, float* l);
 
 /// Merges a partial result into an accumulator in place, exactly:
 /// L = m + log(exp(L1 - m) + exp(L2 - m)), O = O1·exp(L1 - L) + O2·exp(L2 - L), m = max(L1, L2);
