@@ -1,9 +1,10 @@
-// The blocked cpu attention kernel (every instruction-set variant this machine runs) against
-// the serial kernel it replaced, on shapes that are not whole tiles: q, k and d off the block
+// The blocked cpu attention kernels, forward and backward (every instruction-set variant this
+// machine runs) against the serial kernels they replaced, on shapes that are not whole tiles: q, k and d off the block
 // sizes (d = 64, 80, 128 and small odd ones), one query, one key, GQA groups, every mask kind
 // and fully masked rows. Tolerance: the cpu backend's own check (compare_cpu: 1e-5 of
 // max(max|O|, 1) plus one fp32 ulp), since only the order of the fp32 sums differs; L is
-// compared the same way, and a row with no allowed key must give exactly o = 0, l = -inf.
+// compared the same way, as are dQ, dK, dV, and a row with no allowed key must give exactly
+// o = 0, l = -inf.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -34,7 +35,7 @@ struct Outputs {
 };
 
 struct Inputs {
-  std::vector<float> q, k, v;
+  std::vector<float> q, k, v, d_o;
   Mask mask;
   Rows qr, kr;
 };
@@ -51,6 +52,7 @@ Inputs random_inputs(const Case& c, std::mt19937& rng) {
   in.q = fill(static_cast<size_t>(s.batch) * s.heads * c.q_rows * s.head_dim);
   in.k = fill(static_cast<size_t>(s.batch) * s.kv_heads * c.kv_rows * s.head_dim);
   in.v = fill(in.k.size());
+  in.d_o = fill(in.q.size());
   // Offsets as a ring step sees them: queries [7, 7 + q), keys [3, 3 + k) of longer sequences.
   in.qr = {7, c.q_rows};
   in.kr = {3, c.kv_rows};
@@ -100,20 +102,56 @@ std::string describe(CpuIsa isa, const Case& c) {
          " k=" + std::to_string(c.kv_rows) + " mask=" + std::to_string(static_cast<int>(c.mask));
 }
 
-/// Checks every variant on `cases`; returns how many comparisons ran.
+struct Gradients {
+  std::vector<float> dq, dk, dv;
+};
+
+/// Backward given the serial forward's O and L; dQ, dK, dV start from `start` (the kernels
+/// accumulate into them) and only the naive kernel (isa empty) or one variant runs.
+Gradients backward(const Inputs& in, const Shape& s, const Outputs& fwd, const Gradients& start,
+                   const CpuIsa* isa) {
+  std::vector<float> term(fwd.l.size());
+  kernels::backward_row_terms(fwd.o.data(), in.d_o.data(), static_cast<long long>(term.size()),
+                              s.head_dim, term.data());
+  Gradients g = start;
+  if (isa == nullptr)
+    kernels::attention_backward_naive(in.q.data(), in.k.data(), in.v.data(), fwd.l.data(),
+                                      term.data(), in.d_o.data(), s, in.qr, in.kr, in.mask,
+                                      g.dq.data(), g.dk.data(), g.dv.data());
+  else
+    kernels::attention_backward_on(*isa, in.q.data(), in.k.data(), in.v.data(), fwd.l.data(),
+                                   term.data(), in.d_o.data(), s, in.qr, in.kr, in.mask,
+                                   g.dq.data(), g.dk.data(), g.dv.data());
+  return g;
+}
+
+void expect_close(const std::vector<float>& got, const std::vector<float>& want,
+                  const std::string& what) {
+  executor::Comparison c;
+  executor::compare_cpu(got, want, kernels::Storage::fp32, c);
+  EXPECT_LE(c.worst_ratio, 1.0) << what << " max abs " << c.max_abs;
+}
+
+/// Checks every variant, forward and backward, on `cases`; returns how many comparisons ran.
 int expect_variants_match_naive(const std::vector<Case>& cases) {
   std::mt19937 rng(18);
   int checked = 0;
   for (const Case& c : cases) {
     const Inputs in = random_inputs(c, rng);
     const Outputs want = naive(in, c.shape);
+    // Nonzero starting gradients: the kernels add into dQ, dK, dV.
+    const Gradients start{std::vector<float>(in.q.size(), 0.25f),
+                          std::vector<float>(in.k.size(), -0.5f),
+                          std::vector<float>(in.v.size(), 0.125f)};
+    const Gradients want_grad = backward(in, c.shape, want, start, nullptr);
     for (CpuIsa isa : isas_here()) {
       const Outputs got = blocked(isa, in, c.shape);
-      executor::Comparison co, cl;
-      executor::compare_cpu(got.o, want.o, kernels::Storage::fp32, co);
-      executor::compare_cpu(got.l, want.l, kernels::Storage::fp32, cl);
-      EXPECT_LE(co.worst_ratio, 1.0) << describe(isa, c) << " O max abs " << co.max_abs;
-      EXPECT_LE(cl.worst_ratio, 1.0) << describe(isa, c) << " L max abs " << cl.max_abs;
+      expect_close(got.o, want.o, describe(isa, c) + " O");
+      expect_close(got.l, want.l, describe(isa, c) + " L");
+      const Gradients grad = backward(in, c.shape, want, start, &isa);
+      expect_close(grad.dq, want_grad.dq, describe(isa, c) + " dQ");
+      expect_close(grad.dk, want_grad.dk, describe(isa, c) + " dK");
+      expect_close(grad.dv, want_grad.dv, describe(isa, c) + " dV");
       ++checked;
     }
   }
@@ -150,7 +188,7 @@ TEST(CpuKernels, AVariantThisCpuLacksIsRefusedNotRun) {
   }
 }
 
-TEST(CpuKernels, EveryVariantMatchesTheSerialKernelOnHeadDims64To128) {
+TEST(CpuKernels, EveryVariantMatchesTheSerialKernelsOnHeadDims64To128) {
   std::vector<Case> cases;
   for (int d : {64, 80, 128})
     for (long long q : {1LL, 5LL, 13LL})

@@ -49,6 +49,12 @@ void attention_forward(const float* q, const float* k, const float* v, const Sha
                        Rows q_rows, Rows kv_rows, const Mask& mask, float* o, float* l) {
   blocked_baseline::attention_forward(q, k, v, shape, q_rows, kv_rows, mask, o, l);
 }
+void attention_backward(const float* q, const float* k, const float* v, const float* l,
+                        const float* d, const float* d_o, const Shape& shape, Rows q_rows,
+                        Rows kv_rows, const Mask& mask, float* dq, float* dk, float* dv) {
+  blocked_baseline::attention_backward(q, k, v, l, d, d_o, shape, q_rows, kv_rows, mask, dq, dk,
+                                       dv);
+}
 }  // namespace xring::kernels::blocked_avx512
 
 #endif

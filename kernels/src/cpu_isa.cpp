@@ -69,12 +69,20 @@ CpuIsa active_cpu_isa() {
   return active;
 }
 
-void attention_forward_on(CpuIsa isa, const float* q, const float* k, const float* v,
-                          const Shape& shape, Rows q_rows, Rows kv_rows, const Mask& mask,
-                          float* o, float* l) {
+namespace {
+
+void require_cpu_supports(CpuIsa isa) {
   if (!cpu_supports(isa))
     throw Error(std::string("attention kernel for ") + to_string(isa) +
                 ": this CPU does not run it (widest here: " + to_string(widest_cpu_isa()) + ")");
+}
+
+}  // namespace
+
+void attention_forward_on(CpuIsa isa, const float* q, const float* k, const float* v,
+                          const Shape& shape, Rows q_rows, Rows kv_rows, const Mask& mask,
+                          float* o, float* l) {
+  require_cpu_supports(isa);
   switch (isa) {
     case CpuIsa::baseline:
       return blocked_baseline::attention_forward(q, k, v, shape, q_rows, kv_rows, mask, o, l);
@@ -82,6 +90,24 @@ void attention_forward_on(CpuIsa isa, const float* q, const float* k, const floa
       return blocked_avx2::attention_forward(q, k, v, shape, q_rows, kv_rows, mask, o, l);
     case CpuIsa::avx512:
       return blocked_avx512::attention_forward(q, k, v, shape, q_rows, kv_rows, mask, o, l);
+  }
+}
+
+void attention_backward_on(CpuIsa isa, const float* q, const float* k, const float* v,
+                           const float* l, const float* d, const float* d_o, const Shape& shape,
+                           Rows q_rows, Rows kv_rows, const Mask& mask, float* dq, float* dk,
+                           float* dv) {
+  require_cpu_supports(isa);
+  switch (isa) {
+    case CpuIsa::baseline:
+      return blocked_baseline::attention_backward(q, k, v, l, d, d_o, shape, q_rows, kv_rows, mask,
+                                                  dq, dk, dv);
+    case CpuIsa::avx2:
+      return blocked_avx2::attention_backward(q, k, v, l, d, d_o, shape, q_rows, kv_rows, mask, dq,
+                                              dk, dv);
+    case CpuIsa::avx512:
+      return blocked_avx512::attention_backward(q, k, v, l, d, d_o, shape, q_rows, kv_rows, mask,
+                                                dq, dk, dv);
   }
 }
 

@@ -157,6 +157,12 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
                         const float* dterm, const float* d_o, const Shape& s, Rows qr, Rows kr,
                         const Mask& mask, float* dq, float* dk, float* dv) {
   XRING_RANGE("attention_backward (cpu)");
+  attention_backward_on(active_cpu_isa(), q, k, v, l, dterm, d_o, s, qr, kr, mask, dq, dk, dv);
+}
+
+void attention_backward_naive(const float* q, const float* k, const float* v, const float* l,
+                              const float* dterm, const float* d_o, const Shape& s, Rows qr,
+                              Rows kr, const Mask& mask, float* dq, float* dk, float* dv) {
   const int d = s.head_dim;
   const float scale = s.scale();
   for (int b = 0; b < s.batch; ++b)

@@ -33,4 +33,11 @@ void attention_forward_on(CpuIsa isa, const float* q, const float* k, const floa
                           const Shape& shape, Rows q_rows, Rows kv_rows, const Mask& mask,
                           float* o, float* l);
 
+/// attention_backward (reference.hpp) on the given instruction set's blocked kernel. Throws
+/// xring::Error when this CPU does not run `isa`.
+void attention_backward_on(CpuIsa isa, const float* q, const float* k, const float* v,
+                           const float* l, const float* d, const float* d_o, const Shape& shape,
+                           Rows q_rows, Rows kv_rows, const Mask& mask, float* dq, float* dk,
+                           float* dv);
+
 }  // namespace xring::kernels

@@ -81,9 +81,15 @@ void backward_row_terms(const float* o, const float* d_o, long long rows, int he
 /// Backward of attention over one K/V block, given the final L and D of the Q block:
 /// P = exp(scale·QKᵀ − L), dV += Pᵀ dO, dS = P ∘ (dO Vᵀ − D), dQ += scale·dS K,
 /// dK += scale·dSᵀ Q. Accumulates (+=) into dq, dk, dv, so blocks can be summed in any order.
+/// Runs the blocked kernel of the CPU's widest vector instruction set (cpu_isa.hpp).
 void attention_backward(const float* q, const float* k, const float* v, const float* l,
                         const float* d, const float* d_o, const Shape& shape, Rows q_rows,
                         Rows kv_rows, const Mask& mask, float* dq, float* dk, float* dv);
+
+/// The same contract as serial fp32 loops (the kernel before the blocked one, kept as the peer).
+void attention_backward_naive(const float* q, const float* k, const float* v, const float* l,
+                              const float* d, const float* d_o, const Shape& shape, Rows q_rows,
+                              Rows kv_rows, const Mask& mask, float* dq, float* dk, float* dv);
 
 /// Positions of the k highest scores among n (ties to the lower position), in ascending
 /// position order: the tokens a head keeps when its cache is compacted to k.
