@@ -1,4 +1,4 @@
-// The cpu backend's attention forward (issue 18): the serial kernel it replaced (naive) beside
+// The cpu backend's attention, forward and backward (issue 18): the serial kernels (naive) beside
 // the blocked kernel of every instruction set this machine runs, on the tiny model and the
 // Llama-3.2-11B-Vision cross-attention geometry, and the core's FMA peak for the ratio.
 // GFLOP/s counts 4·q·k·d per (batch, head): Q·Kᵀ and P·V, one multiply and one add each, per
@@ -6,6 +6,7 @@
 #include <benchmark/benchmark.h>
 
 #include <random>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -40,7 +41,7 @@ const Geometry kGeometries[] = {
 };
 
 struct Tensors {
-  std::vector<float> q, k, v, o, l;
+  std::vector<float> q, k, v, o, l, d_o, term, dq, dk, dv;
 };
 
 Tensors make_tensors(const Geometry& g) {
@@ -58,6 +59,11 @@ Tensors make_tensors(const Geometry& g) {
   t.v = fill(t.k.size());
   t.o.resize(t.q.size());
   t.l.resize(static_cast<size_t>(s.batch) * s.heads * g.q);
+  t.d_o = fill(t.q.size());
+  t.term.resize(t.l.size());
+  t.dq.resize(t.q.size());
+  t.dk.resize(t.k.size());
+  t.dv.resize(t.v.size());
   return t;
 }
 
@@ -87,6 +93,38 @@ void attention(benchmark::State& state, const Geometry& g, int kernel) {
   }
   state.counters["GFLOP/s"] =
       benchmark::Counter(flops(g) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+/// Backward (kernel as for `attention`) given the forward's L and D: 10·q·k·d flops per head
+/// (S = Q·Kᵀ, dP = dO·Vᵀ, dV, dQ and dK, each one q x k x d product).
+void attention_backward(benchmark::State& state, const Geometry& g, int kernel) {
+  if (kernel >= 0 && !xring::kernels::cpu_supports(static_cast<CpuIsa>(kernel))) {
+    state.SkipWithError("this CPU does not run the variant");
+    return;
+  }
+  Tensors t = make_tensors(g);
+  const xring::kernels::Mask none;
+  const Rows qr{0, g.q}, kr{0, g.k};
+  xring::kernels::attention_forward_naive(t.q.data(), t.k.data(), t.v.data(), g.shape, qr, kr,
+                                          none, t.o.data(), t.l.data());
+  xring::kernels::backward_row_terms(t.o.data(), t.d_o.data(),
+                                     static_cast<long long>(t.term.size()), g.shape.head_dim,
+                                     t.term.data());
+  for (auto _ : state) {
+    if (kernel < 0)
+      xring::kernels::attention_backward_naive(t.q.data(), t.k.data(), t.v.data(), t.l.data(),
+                                               t.term.data(), t.d_o.data(), g.shape, qr, kr, none,
+                                               t.dq.data(), t.dk.data(), t.dv.data());
+    else
+      xring::kernels::attention_backward_on(static_cast<CpuIsa>(kernel), t.q.data(), t.k.data(),
+                                            t.v.data(), t.l.data(), t.term.data(), t.d_o.data(),
+                                            g.shape, qr, kr, none, t.dq.data(), t.dk.data(),
+                                            t.dv.data());
+    benchmark::DoNotOptimize(t.dq.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.5 * flops(g) * 1e-9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
 }
 
 #if defined(__x86_64__)
@@ -151,15 +189,19 @@ void fma_peak(benchmark::State& state, CpuIsa isa) {
 #endif
 
 int register_all() {
-  for (const Geometry& g : kGeometries) {
-    const std::string base = std::string("attention/") + g.name + "/";
-    benchmark::RegisterBenchmark((base + "naive").c_str(), attention, g, -1)
-        ->Unit(benchmark::kMillisecond);
-    for (CpuIsa isa : {CpuIsa::baseline, CpuIsa::avx2, CpuIsa::avx512})
-      benchmark::RegisterBenchmark((base + xring::kernels::to_string(isa)).c_str(), attention, g,
-                                   static_cast<int>(isa))
+  using Body = void (*)(benchmark::State&, const Geometry&, int);
+  const std::pair<const char*, Body> passes[] = {{"attention/", attention},
+                                                 {"attention_backward/", attention_backward}};
+  for (const auto& [pass, body] : passes)
+    for (const Geometry& g : kGeometries) {
+      const std::string base = std::string(pass) + g.name + "/";
+      benchmark::RegisterBenchmark((base + "naive").c_str(), body, g, -1)
           ->Unit(benchmark::kMillisecond);
-  }
+      for (CpuIsa isa : {CpuIsa::baseline, CpuIsa::avx2, CpuIsa::avx512})
+        benchmark::RegisterBenchmark((base + xring::kernels::to_string(isa)).c_str(), body, g,
+                                     static_cast<int>(isa))
+            ->Unit(benchmark::kMillisecond);
+    }
 #if defined(__x86_64__)
   for (CpuIsa isa : {CpuIsa::baseline, CpuIsa::avx2, CpuIsa::avx512})
     benchmark::RegisterBenchmark(
