@@ -11,7 +11,9 @@
 #include <vector>
 
 #if defined(__x86_64__)
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 bug 105593 (kernels/src)
+#endif
 #include <immintrin.h>
 #endif
 

@@ -5,7 +5,9 @@
 #if defined(__x86_64__)
 // GCC 12's AVX-512 intrinsics pass _mm512_undefined_ps() as the unused merge source, which its
 // -Wmaybe-uninitialized reports (GCC bug 105593, fixed in GCC 13): not a fault of this file.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #define XRING_ISA_TARGET __attribute__((target("avx512f,avx2,fma")))
