@@ -1,5 +1,5 @@
-// The blocked attention kernel for AVX-512F: 16 floats per vector, 4 query rows x 4 vectors
-// (64 keys) of scores in 16 of the 32 zmm registers.
+// The blocked attention kernel for AVX-512F: 16 floats per vector, 6 query rows x 4 vectors
+// (64 keys) of scores in 24 of the 32 zmm registers (4 rows: 10-30% slower, bench/RESULTS.md).
 #include "attention_blocked.hpp"
 
 #if defined(__x86_64__)
@@ -17,7 +17,7 @@ namespace {
 struct Isa {
   using V = __m512;
   static constexpr int kWidth = 16;
-  static constexpr int kRows = 4;
+  static constexpr int kRows = 6;
   static constexpr int kPanelVectors = 4;
   XRING_ISA_TARGET static V load(const float* p) { return _mm512_loadu_ps(p); }
   XRING_ISA_TARGET static void store(float* p, V x) { _mm512_storeu_ps(p, x); }
