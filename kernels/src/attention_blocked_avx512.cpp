@@ -1,5 +1,6 @@
 // The blocked attention kernel for AVX-512F: 16 floats per vector, 6 query rows x 4 vectors
-// (64 keys) of scores in 24 of the 32 zmm registers (4 rows: 10-30% slower, bench/RESULTS.md).
+// (64 keys) of scores in 24 of the 32 zmm registers (4 rows: 1-10% slower forward,
+// 17-30% backward; bench/RESULTS.md).
 #include "attention_blocked.hpp"
 
 #if defined(__x86_64__)
