@@ -6,8 +6,8 @@
 #include <benchmark/benchmark.h>
 
 #include <random>
-#include <utility>
 #include <string>
+#include <utility>
 #include <vector>
 
 #if defined(__x86_64__)
@@ -107,8 +107,8 @@ void attention_backward(benchmark::State& state, const Geometry& g, int kernel) 
   Tensors t = make_tensors(g);
   const xring::kernels::Mask none;
   const Rows qr{0, g.q}, kr{0, g.k};
-  xring::kernels::attention_forward_naive(t.q.data(), t.k.data(), t.v.data(), g.shape, qr, kr,
-                                          none, t.o.data(), t.l.data());
+  xring::kernels::attention_forward_naive(t.q.data(), t.k.data(), t.v.data(), g.shape, qr, kr, none,
+                                          t.o.data(), t.l.data());
   xring::kernels::backward_row_terms(t.o.data(), t.d_o.data(),
                                      static_cast<long long>(t.term.size()), g.shape.head_dim,
                                      t.term.data());
@@ -125,8 +125,8 @@ void attention_backward(benchmark::State& state, const Geometry& g, int kernel) 
     benchmark::DoNotOptimize(t.dq.data());
     benchmark::ClobberMemory();
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(2.5 * flops(g) * 1e-9,
-                                                 benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.5 * flops(g) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 #if defined(__x86_64__)
@@ -184,9 +184,8 @@ void fma_peak(benchmark::State& state, CpuIsa isa) {
                                     : mul_add_chains_sse2(kIterations);
     benchmark::DoNotOptimize(r);
   }
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(2.0 * kIterations * kChains * width * 1e-9,
-                         benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * kIterations * kChains * width * 1e-9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
 }
 #endif
 

@@ -138,9 +138,11 @@ void attach_run(CLI::App& sub, int& exit_code) {
     if (!o->trace.empty()) files.push_back({o->trace, trace});
     write_files_atomically(files);
     using units::format_time;
-    const std::string isa_note =  // which blocked kernels the cpu backend ran
-        r.backend == "cpu" ? kernels::to_string(kernels::active_cpu_isa()) + std::string(" kernels, ")
-                           : "";
+    // Which blocked kernels the cpu backend ran.
+    const std::string isa_note =
+        r.backend == "cpu"
+            ? std::string(kernels::to_string(kernels::active_cpu_isa())) + " kernels, "
+            : "";
     fmt::print("xring run {} on the {} backend ({}seed {}, scale {:g})\n", o->plan, r.backend,
                isa_note, r.seed, r.scale);
     print_layer_table(r);

@@ -1,8 +1,8 @@
 // The blocked cpu attention kernels, forward and backward (every instruction-set variant this
-// machine runs) against the serial kernels they replaced, on shapes that are not whole tiles: q, k and d off the block
-// sizes (d = 64, 80, 128 and small odd ones), one query, one key, GQA groups, every mask kind
-// and fully masked rows. Tolerance: the cpu backend's own check (compare_cpu: 1e-5 of
-// max(max|O|, 1) plus one fp32 ulp), since only the order of the fp32 sums differs; L is
+// machine runs) against the serial kernels they replaced, on shapes that are not whole tiles: q, k
+// and d off the block sizes (d = 64, 80, 128 and small odd ones), one query, one key, GQA groups,
+// every mask kind and fully masked rows. Tolerance: the cpu backend's own check (compare_cpu: 1e-5
+// of max(max|O|, 1) plus one fp32 ulp), since only the order of the fp32 sums differs; L is
 // compared the same way, as are dQ, dK, dV, and a row with no allowed key must give exactly
 // o = 0, l = -inf.
 #include <gtest/gtest.h>
@@ -65,7 +65,8 @@ Inputs random_inputs(const Case& c, std::mt19937& rng) {
   return in;
 }
 
-Outputs run(const Inputs& in, const Shape& s, const std::function<void(const Inputs&, Outputs&)>& f) {
+Outputs run(const Inputs& in, const Shape& s,
+            const std::function<void(const Inputs&, Outputs&)>& f) {
   Outputs out;
   out.o.assign(static_cast<size_t>(s.batch) * s.heads * in.qr.rows * s.head_dim, NAN);
   out.l.assign(static_cast<size_t>(s.batch) * s.heads * in.qr.rows, NAN);
@@ -82,8 +83,8 @@ Outputs naive(const Inputs& in, const Shape& s) {
 
 Outputs blocked(CpuIsa isa, const Inputs& in, const Shape& s) {
   return run(in, s, [&](const Inputs& x, Outputs& out) {
-    kernels::attention_forward_on(isa, x.q.data(), x.k.data(), x.v.data(), s, x.qr, x.kr,
-                                  x.mask, out.o.data(), out.l.data());
+    kernels::attention_forward_on(isa, x.q.data(), x.k.data(), x.v.data(), s, x.qr, x.kr, x.mask,
+                                  out.o.data(), out.l.data());
   });
 }
 
@@ -202,8 +203,8 @@ TEST(CpuKernels, EveryVariantMatchesOnOddHeadDimsGroupsBatchesAndMasks) {
   const Shape shapes[] = {{2, 3, 1, 1}, {1, 6, 3, 5}, {2, 8, 2, 17}, {1, 2, 2, 33}, {1, 4, 4, 96}};
   const long long lengths[][2] = {{1, 1}, {7, 129}, {11, 2}, {2, 257}, {23, 64}};
   for (int i = 0; i < 5; ++i)
-    for (auto kind : {Mask::Kind::none, Mask::Kind::same_group, Mask::Kind::up_to_group,
-                      Mask::Kind::causal})
+    for (auto kind :
+         {Mask::Kind::none, Mask::Kind::same_group, Mask::Kind::up_to_group, Mask::Kind::causal})
       cases.push_back({shapes[i], lengths[i][0], lengths[i][1], kind});
   EXPECT_EQ(expect_variants_match_naive(cases), 20 * static_cast<int>(isas_here().size()));
 }

@@ -18,19 +18,19 @@ void attention_forward(const float* q, const float* k, const float* v, const Sha
 void attention_backward(const float* q, const float* k, const float* v, const float* l,
                         const float* d, const float* d_o, const Shape& shape, Rows q_rows,
                         Rows kv_rows, const Mask& mask, float* dq, float* dk, float* dv);
-}
+}  // namespace blocked_baseline
 namespace blocked_avx2 {
 void attention_forward(const float* q, const float* k, const float* v, const Shape& shape,
                        Rows q_rows, Rows kv_rows, const Mask& mask, float* o, float* l);
 void attention_backward(const float* q, const float* k, const float* v, const float* l,
                         const float* d, const float* d_o, const Shape& shape, Rows q_rows,
                         Rows kv_rows, const Mask& mask, float* dq, float* dk, float* dv);
-}
+}  // namespace blocked_avx2
 namespace blocked_avx512 {
 void attention_forward(const float* q, const float* k, const float* v, const Shape& shape,
                        Rows q_rows, Rows kv_rows, const Mask& mask, float* o, float* l);
 void attention_backward(const float* q, const float* k, const float* v, const float* l,
                         const float* d, const float* d_o, const Shape& shape, Rows q_rows,
                         Rows kv_rows, const Mask& mask, float* dq, float* dk, float* dv);
-}
+}  // namespace blocked_avx512
 }  // namespace xring::kernels

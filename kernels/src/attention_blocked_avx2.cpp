@@ -28,8 +28,8 @@ struct Isa {
   }
   /// p · 2^n for integral n in [-126, 127]: n + 127 written into the exponent field.
   XRING_ISA_TARGET static V scale_pow2(V p, V n) {
-    const __m256i bits = _mm256_slli_epi32(
-        _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    const __m256i bits =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
   }
   /// y where x >= lowest, 0 elsewhere.

@@ -1,9 +1,9 @@
 // The blocked attention kernel for baseline x86-64 (SSE2, which every x86-64 has): 4 floats
 // per vector, no fused multiply-add, 4 query rows x 2 vectors (8 keys) of scores in 8 of the
 // 16 xmm registers. Elsewhere (not x86-64) the same code runs on one float per "vector".
-#include "attention_blocked.hpp"
-
 #include <cmath>
+
+#include "attention_blocked.hpp"
 
 #if defined(__SSE2__)
 #include <emmintrin.h>

@@ -18,8 +18,8 @@ CpuIsa chosen_cpu_isa() {
     if (name != to_string(isa)) continue;
     if (!cpu_supports(isa))
       throw Error("XRING_CPU_ISA=" + name + ": this CPU does not run " + name +
-                  "; unset it or name one it runs (widest here: " +
-                  to_string(widest_cpu_isa()) + ")");
+                  "; unset it or name one it runs (widest here: " + to_string(widest_cpu_isa()) +
+                  ")");
     return isa;
   }
   throw Error("XRING_CPU_ISA=" + name +
@@ -80,8 +80,8 @@ void require_cpu_supports(CpuIsa isa) {
 }  // namespace
 
 void attention_forward_on(CpuIsa isa, const float* q, const float* k, const float* v,
-                          const Shape& shape, Rows q_rows, Rows kv_rows, const Mask& mask,
-                          float* o, float* l) {
+                          const Shape& shape, Rows q_rows, Rows kv_rows, const Mask& mask, float* o,
+                          float* l) {
   require_cpu_supports(isa);
   switch (isa) {
     case CpuIsa::baseline:

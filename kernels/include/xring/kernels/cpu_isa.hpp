@@ -30,8 +30,8 @@ CpuIsa active_cpu_isa();
 /// attention_forward (reference.hpp) on the given instruction set's blocked kernel. Throws
 /// xring::Error when this CPU does not run `isa`.
 void attention_forward_on(CpuIsa isa, const float* q, const float* k, const float* v,
-                          const Shape& shape, Rows q_rows, Rows kv_rows, const Mask& mask,
-                          float* o, float* l);
+                          const Shape& shape, Rows q_rows, Rows kv_rows, const Mask& mask, float* o,
+                          float* l);
 
 /// attention_backward (reference.hpp) on the given instruction set's blocked kernel. Throws
 /// xring::Error when this CPU does not run `isa`.
