@@ -249,3 +249,41 @@ TEST(CpuKernels, ExpOfTheBlockedKernelHoldsOverScoresFrom0ToMinus80) {
     EXPECT_NEAR(got.o[0], -r / (2 * (1 - r)), 4.8e-7) << kernels::to_string(isa);
   }
 }
+
+TEST(CpuKernels, DecodeRunsEachKvHeadsQueryHeadsAsOneBlockAsTheSerialKernelPerHead) {
+  // decode_attention hands the blocked kernel all query heads of a kv head at once (GQA group 3
+  // here, caches of 0, 1, 129 and 300 tokens at d = 80); each head must equal the serial kernel
+  // on its own, and the empty cache gives o = 0, l = -inf.
+  const int heads = 12, kv_heads = 4, d = 80;
+  const std::vector<long long> len = {0, 1, 129, 300};
+  std::mt19937 rng(30);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<float> q(heads * d);
+  for (float& x : q) x = u(rng);
+  std::vector<std::vector<float>> k(kv_heads), v(kv_heads);
+  std::vector<const float*> kp, vp;
+  for (int h = 0; h < kv_heads; ++h) {
+    k[h].resize(std::max<long long>(len[h], 1) * d);
+    v[h].resize(k[h].size());
+    for (float& x : k[h]) x = u(rng);
+    for (float& x : v[h]) x = u(rng);
+    kp.push_back(k[h].data());
+    vp.push_back(v[h].data());
+  }
+  std::vector<float> o(heads * d, NAN), l(heads, NAN);
+  kernels::decode_attention(q.data(), kp, vp, len, {1, heads, kv_heads, d}, o.data(), l.data());
+  for (int h = 0; h < heads; ++h) {
+    const int hk = h / 3;
+    std::vector<float> want_o(d), want_l(1);
+    kernels::attention_forward_naive(q.data() + h * d, kp[hk], vp[hk], {1, 1, 1, d}, {0, 1},
+                                     {0, len[hk]}, {}, want_o.data(), want_l.data());
+    const std::vector<float> got_o(o.begin() + h * d, o.begin() + (h + 1) * d);
+    expect_close(got_o, want_o, "decode head " + std::to_string(h) + " O");
+    if (len[hk] == 0) {
+      EXPECT_EQ(l[h], -INFINITY);
+      EXPECT_EQ(got_o, std::vector<float>(d, 0.0f));
+    } else {
+      expect_close({l[h]}, want_l, "decode head " + std::to_string(h) + " L");
+    }
+  }
+}
