@@ -6,6 +6,7 @@
 
 #include "commands.hpp"
 #include "xring/executor/run.hpp"
+#include "xring/kernels/cpu_isa.hpp"
 #include "xring/planner/error.hpp"
 #include "xring/planner/units.hpp"
 
@@ -137,8 +138,13 @@ void attach_run(CLI::App& sub, int& exit_code) {
     if (!o->trace.empty()) files.push_back({o->trace, trace});
     write_files_atomically(files);
     using units::format_time;
-    fmt::print("xring run {} on the {} backend (seed {}, scale {:g})\n", o->plan, r.backend, r.seed,
-               r.scale);
+    // Which blocked kernels the cpu backend ran.
+    const std::string isa_note =
+        r.backend == "cpu"
+            ? std::string(kernels::to_string(kernels::active_cpu_isa())) + " kernels, "
+            : "";
+    fmt::print("xring run {} on the {} backend ({}seed {}, scale {:g})\n", o->plan, r.backend,
+               isa_note, r.seed, r.scale);
     print_layer_table(r);
     for (const auto& l : r.layers)
       if (l.monolithic_time_s > 0)

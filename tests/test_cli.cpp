@@ -324,6 +324,50 @@ TEST(Cli, RunExecutesVerifiesAndReports) {
   }
 }
 
+TEST(Cli, RunVerifiesOnEveryCpuKernelVariantXringCpuIsaForces) {
+  // The blocked cpu kernels per instruction set (issue 18): each one this CPU runs verifies a
+  // training run (forward and backward), the header and the report's provenance name it; one it
+  // lacks exits 2 saying so; an unknown name exits 2 naming the variable and the choices, writing
+  // no report.
+  fs::path plan = scratch("run-isa.json"), report = scratch("run-isa.report.json");
+  ASSERT_EQ(xring("plan --model tiny --set workload.frames=5 --set workload.text_tokens=37 --set "
+                  "workload.phase=training --strategy query_ring --ranks 4 -o " +
+                  plan.string())
+                .exit_code,
+            0);
+  int ran = 0;
+  for (const char* isa : {"baseline", "avx2", "avx512"}) {
+    ::setenv("XRING_CPU_ISA", isa, 1);
+    fs::remove(report);
+    Result r = xring("run " + plan.string() + " --seed 5 --json " + report.string());
+    ::unsetenv("XRING_CPU_ISA");
+    if (r.exit_code == 2) {
+      EXPECT_NE(r.output.find(std::string("XRING_CPU_ISA=") + isa + ": this CPU does not run"),
+                std::string::npos)
+          << r.output;
+      continue;
+    }
+    ASSERT_EQ(r.exit_code, 0) << isa << "\n" << r.output;
+    EXPECT_NE(r.output.find(std::string("cpu backend (") + isa + " kernels, seed 5"),
+              std::string::npos)
+        << r.output;
+    EXPECT_NE(r.output.find("verified   yes"), std::string::npos) << r.output;
+    EXPECT_EQ(read_json(report)["provenance"]["cpu_kernels"], isa);
+    ++ran;
+  }
+  EXPECT_GE(ran, 1);  // baseline runs on every x86-64
+  fs::remove(report);
+  ::setenv("XRING_CPU_ISA", "avx9000", 1);
+  Result bad = xring("run " + plan.string() + " --json " + report.string());
+  ::unsetenv("XRING_CPU_ISA");
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("XRING_CPU_ISA=avx9000: unknown instruction set; use baseline, avx2 "
+                            "or avx512"),
+            std::string::npos)
+      << bad.output;
+  EXPECT_FALSE(fs::exists(report));
+}
+
 TEST(Cli, RunRefusesWhatItCannotRunWithoutWritingAReport) {
   fs::path big = scratch("big.json"), report = scratch("never.json");
   ASSERT_EQ(xring("plan -o " + big.string()).exit_code, 0);

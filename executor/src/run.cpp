@@ -11,6 +11,7 @@
 #include "layer_runner.hpp"
 #include "synthetic_inputs.hpp"
 #include "xring/executor/projection.hpp"
+#include "xring/kernels/cpu_isa.hpp"
 #include "xring/planner/error.hpp"
 #include "xring/planner/provenance.hpp"
 
@@ -43,6 +44,11 @@ RunReport start_report(const Plan& plan, const std::string& origin, const RunOpt
                        {"plan_device_profile",
                         plan.provenance.value("device_profile", nlohmann::json())},
                        {"backend", options.backend},
+                       // The cpu backend's kernels depend on the CPU (null elsewhere).
+                       {"cpu_kernels", options.backend == "cpu"
+                                           ? nlohmann::json(kernels::to_string(
+                                                 kernels::active_cpu_isa()))
+                                           : nlohmann::json(nullptr)},
                        {"seed", options.seed}};
   return report;
 }

@@ -1,6 +1,7 @@
 // CPU reference kernels; see reference.hpp for the contracts.
 #include "xring/kernels/reference.hpp"
 
+#include "xring/kernels/cpu_isa.hpp"
 #include "xring/nvtx.hpp"
 
 #include <algorithm>
@@ -79,6 +80,11 @@ float Shape::scale() const { return 1.0f / std::sqrt(static_cast<float>(head_dim
 void attention_forward(const float* q, const float* k, const float* v, const Shape& s, Rows qr,
                        Rows kr, const Mask& mask, float* o, float* l) {
   XRING_RANGE("attention_forward (cpu)");
+  attention_forward_on(active_cpu_isa(), q, k, v, s, qr, kr, mask, o, l);
+}
+
+void attention_forward_naive(const float* q, const float* k, const float* v, const Shape& s,
+                             Rows qr, Rows kr, const Mask& mask, float* o, float* l) {
   const int d = s.head_dim;
   const float scale = s.scale();
   std::vector<float> scores(static_cast<size_t>(kr.rows));
@@ -151,6 +157,12 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
                         const float* dterm, const float* d_o, const Shape& s, Rows qr, Rows kr,
                         const Mask& mask, float* dq, float* dk, float* dv) {
   XRING_RANGE("attention_backward (cpu)");
+  attention_backward_on(active_cpu_isa(), q, k, v, l, dterm, d_o, s, qr, kr, mask, dq, dk, dv);
+}
+
+void attention_backward_naive(const float* q, const float* k, const float* v, const float* l,
+                              const float* dterm, const float* d_o, const Shape& s, Rows qr,
+                              Rows kr, const Mask& mask, float* dq, float* dk, float* dv) {
   const int d = s.head_dim;
   const float scale = s.scale();
   for (int b = 0; b < s.batch; ++b)
@@ -210,11 +222,11 @@ void decode_attention(const float* q, const std::vector<const float*>& k,
                       const Shape& s, float* o, float* l) {
   XRING_RANGE("decode_attention (cpu)");
   const int group = s.heads / s.kv_heads;
-  for (int h = 0; h < s.heads; ++h) {
-    const int hk = h / group;
-    Shape one{1, 1, 1, s.head_dim};
-    attention_forward(q + static_cast<long long>(h) * s.head_dim, k[hk], v[hk], one, Rows{0, 1},
-                      Rows{0, len[hk]}, Mask{}, o + static_cast<long long>(h) * s.head_dim, l + h);
+  const Shape one_kv_head{1, group, 1, s.head_dim};  // the query heads reading kv head hk
+  for (int hk = 0; hk < s.kv_heads; ++hk) {
+    const long long first = static_cast<long long>(hk) * group;
+    attention_forward(q + first * s.head_dim, k[hk], v[hk], one_kv_head, Rows{0, 1},
+                      Rows{0, len[hk]}, Mask{}, o + first * s.head_dim, l + first);
   }
 }
 

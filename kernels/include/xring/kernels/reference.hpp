@@ -60,8 +60,14 @@ struct Rows {
 
 /// Attention of a Q block over a K/V block: o = softmax(scale·QKᵀ)V restricted to allowed keys,
 /// l = log Σ exp(scale·qk) over them. Rows with no allowed key get o = 0, l = -inf.
+/// Runs the blocked kernel of the CPU's widest vector instruction set (cpu_isa.hpp).
 void attention_forward(const float* q, const float* k, const float* v, const Shape& shape,
                        Rows q_rows, Rows kv_rows, const Mask& mask, float* o, float* l);
+
+/// The same contract as one serial fp32 loop per query row (two passes over its scores):
+/// the kernel before the blocked one, kept as the peer tests and benchmarks compare against.
+void attention_forward_naive(const float* q, const float* k, const float* v, const Shape& shape,
+                             Rows q_rows, Rows kv_rows, const Mask& mask, float* o, float* l);
 
 /// Merges a partial result into an accumulator in place, exactly:
 /// L = m + log(exp(L1 - m) + exp(L2 - m)), O = O1·exp(L1 - L) + O2·exp(L2 - L), m = max(L1, L2);
@@ -75,9 +81,15 @@ void backward_row_terms(const float* o, const float* d_o, long long rows, int he
 /// Backward of attention over one K/V block, given the final L and D of the Q block:
 /// P = exp(scale·QKᵀ − L), dV += Pᵀ dO, dS = P ∘ (dO Vᵀ − D), dQ += scale·dS K,
 /// dK += scale·dSᵀ Q. Accumulates (+=) into dq, dk, dv, so blocks can be summed in any order.
+/// Runs the blocked kernel of the CPU's widest vector instruction set (cpu_isa.hpp).
 void attention_backward(const float* q, const float* k, const float* v, const float* l,
                         const float* d, const float* d_o, const Shape& shape, Rows q_rows,
                         Rows kv_rows, const Mask& mask, float* dq, float* dk, float* dv);
+
+/// The same contract as serial fp32 loops (the kernel before the blocked one, kept as the peer).
+void attention_backward_naive(const float* q, const float* k, const float* v, const float* l,
+                              const float* d, const float* d_o, const Shape& shape, Rows q_rows,
+                              Rows kv_rows, const Mask& mask, float* dq, float* dk, float* dv);
 
 /// Positions of the k highest scores among n (ties to the lower position), in ascending
 /// position order: the tokens a head keeps when its cache is compacted to k.
