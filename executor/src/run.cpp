@@ -54,10 +54,10 @@ void check_fault(const Plan& plan, const RunOptions& options) {
   if (!options.fault) return;
   int most = 0;
   for (const auto& l : plan.layers) most = std::max(most, l.ranks);
-  if (plan.decode || options.fault->rank >= most)
+  if (plan.decode || plan.streaming || options.fault->rank >= most)
     throw Error("--inject-fault: rank " + std::to_string(options.fault->rank) +
                 " takes part in no attention ring of this plan (" +
-                (plan.decode ? std::string("decode plans are not covered")
+                (plan.decode || plan.streaming ? std::string("decode and streaming plans are not covered")
                              : "layers use ranks 0.." + std::to_string(most - 1)) +
                 ")");
 }
@@ -229,9 +229,10 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
   RunReport report = start_report(plan, origin, options, runner->primary());
   check_fault(plan, options);
   if (plan.decode) return run_decode_plan(plan, in, origin, options, report);
+  if (plan.streaming) return run_streaming_plan(plan, in, origin, options, report);
   if (plan.layers.empty())
     throw Error(origin + ": the plan has no cross-attention layers to run (phase " + plan.phase +
-                "; streaming plans are not executed yet)");
+                ")");
   double worst_ratio = 0, flops = 0, tokens = 0, frames = 0;
   for (size_t i = 0; i < plan.layers.size(); ++i) {
     LayerJob job = resolve_layer(plan, in, i, origin, options);
