@@ -153,8 +153,7 @@ void attach_run(CLI::App& sub, int& exit_code) {
       if (!o->plot.empty())
         draw_with_gnuplot(o->plot, streaming_plot_script(
                                        *r.streaming,
-                                       "xring run " + o->plan + ": " + r.streaming->policy +
-                                           " cache, measured vs predicted",
+                                       r.streaming->policy + " cache: measured vs predicted",
                                        o->plot));
       fmt::print("verified   {} (max abs error {:.3g}, max rel error {:.3g}, tolerance {:.3g}: {})\n",
                  r.verified ? "yes" : "NO", r.max_abs_error, r.max_rel_error, r.tolerance,

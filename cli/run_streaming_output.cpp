@@ -59,10 +59,10 @@ std::string streaming_plot_script(const executor::StreamingRunReport& s, const s
   // The usable memory is drawn when it is near the curves; far above them it would flatten them.
   const bool usable_shown = s.usable_cache_bytes <= 2 * top;
   const std::string subtitle =
-      usable_shown ? "" : "; usable memory (scaled) " + units::format_bytes(s.usable_cache_bytes) +
-                              " is off the chart";
+      usable_shown ? "" : " (usable " + units::format_bytes(s.usable_cache_bytes) + ", off the chart)";
   g += "set title " + gnuplot_text(title + subtitle) + " noenhanced\n";
   g += "set xlabel 'stream time (s)'\nset ylabel 'KV cache (MiB)'\nset grid\nset key top left\n";
+  g += "set xrange [0:*]\n";
   g += "$frames << EOD\n";
   for (const auto& f : s.frames)
     g += fmt::format("{:.9g} {:.9g} {:.9g}\n", f.t_s, f.cache_bytes / (1 << 20),

@@ -59,6 +59,15 @@ TEST(CliStreaming, OneHourInfMllmStreamIsFlatVerifiedAndOnThePlansCurve) {
   EXPECT_EQ(s["decode_steps_per_query"], 13);
   EXPECT_GT(s["tokens_per_s"].get<double>(), 0);
   EXPECT_GT(s["frame_time_s"].get<double>(), 0);
+  // The gate reads the streaming numbers: never out of memory counts as the whole stream.
+  CliResult g = run_xring("gate --plan " + report.string() +
+                          " --require \"streaming.oom_at_s>=3600\" --require "
+                          "\"streaming.peak_cache_bytes<=209920\" --require "
+                          "\"streaming.tokens_per_s>0\"");
+  EXPECT_EQ(g.exit_code, 0) << g.output;
+  g = run_xring("gate --plan " + report.string() +
+                " --require \"streaming.peak_cache_bytes<209920\"");
+  EXPECT_EQ(g.exit_code, 1) << g.output;
 }
 
 TEST(CliStreaming, FullCacheGrowsLinearlyAndAVlByItsStoredFraction) {
@@ -105,8 +114,15 @@ TEST(CliStreaming, AFullCacheThatOutgrowsTheGpuReportsWhereAndDrawsIt) {
   ASSERT_TRUE(s["oom_at_s"].is_number()) << r.output;
   EXPECT_DOUBLE_EQ(s["oom_at_s"].get<double>(), 300.0);
   EXPECT_EQ(s["frames_executed"], 3);
+  // No query was due before 300 s: the final one is served where the stream stopped.
+  EXPECT_EQ(s["queries"], 1);
+  EXPECT_EQ(read_json_at(report)["verified"], true);
   EXPECT_GT(s["peak_cache_bytes"].get<double>(), s["usable_cache_bytes"].get<double>());
   EXPECT_NE(r.output.find("out of memory: at 300 s"), std::string::npos) << r.output;
+  CliResult g = run_xring("gate --plan " + report.string() +
+                          " --require \"streaming.oom_at_s>=3600\"");
+  EXPECT_EQ(g.exit_code, 1) << g.output;
+  EXPECT_NE(g.output.find("streaming.oom_at_s"), std::string::npos) << g.output;
   // The picture's script is written beside it whether or not gnuplot is installed.
   std::ifstream script(svg.parent_path() / "stream-oom.gp");
   std::string text((std::istreambuf_iterator<char>(script)), std::istreambuf_iterator<char>());

@@ -131,6 +131,9 @@ TEST(StreamingCache, InfMllmEvictsOldTokensOnlyWhenBiasFavoursNewOnes) {
   p.recency_bias = 50.0;
   const auto kept = test::reference_kept(s, p);
   EXPECT_GT(kept.back().front(), 60);  // of 120 positions, none of the first half kept
+  StreamingPolicyParams unbiased = p;
+  unbiased.recency_bias = 0;
+  EXPECT_LT(test::reference_kept(s, unbiased).back().front(), 60);
   StreamingLayerCache cache(kGeometry, kStorage, p);
   EXPECT_EQ(feed(cache, s).kept.back(), kept.back());
 }

@@ -11,6 +11,7 @@
 #include "xring/executor/streaming_cache.hpp"
 #include "xring/planner/decode.hpp"
 #include "xring/planner/error.hpp"
+#include "xring/planner/units.hpp"
 
 namespace xring::executor {
 namespace {
@@ -238,7 +239,15 @@ RunReport run_streaming_plan(const Plan& plan, const Inputs& in, const std::stri
     out.peak_cache_bytes = std::max(out.peak_cache_bytes, bytes);
     out.predicted_peak_cache_bytes = std::max(out.predicted_peak_cache_bytes, predicted);
     if (bytes > su.usable_cache_bytes) {
+      // The stream ends here: queries due later are dropped, except that a stream no query has
+      // reached yet serves its final one on the caches as they stand, so that the run checks
+      // its decode all the same.
       out.oom_at_s = t;
+      if (out.queries == 0) {
+        run.queries_time_s += run.query(static_cast<long long>(su.query_times_s.size() - 1),
+                                        origin_time, report.events);
+        out.queries = 1;
+      }
       break;
     }
     // Queries due by this frame's time (the first frame serves any earlier one).
@@ -265,10 +274,12 @@ RunReport run_streaming_plan(const Plan& plan, const Inputs& in, const std::stri
   if (options.scale)
     report.notes.push_back("scaled by --scale: tokens per frame and the number of frames "
                            "multiplied; each frame stands for " +
-                           std::to_string(su.seconds_per_frame) + " s of the stream");
+                           units::format_time(su.seconds_per_frame) + " of the stream");
   if (out.oom_at_s)
     report.notes.push_back("the cache passed the usable memory at t = " +
-                           std::to_string(*out.oom_at_s) + " s; the stream stopped there");
+                           units::format_time(*out.oom_at_s) +
+                           "; the stream stopped there (queries due later dropped; a stream no "
+                           "query had reached served its final one there)");
   report.streaming = std::move(out);
   return report;
 }
