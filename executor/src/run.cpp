@@ -214,6 +214,9 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
     throw Error("--timeout must be a number of seconds in (0, " +
                 std::to_string(static_cast<long long>(kMaxTimeoutS)) + "], got " +
                 std::to_string(options.timeout_s));
+  if (plan.streaming && options.backend != "cpu")
+    throw Error(origin + ": streaming plans run on --backend cpu; the " + options.backend +
+                " backend does not execute them yet");
   const auto origin_time = RunClock::now();
   std::unique_ptr<LayerRunner> runner = make_layer_runner(plan, origin, options, origin_time);
   if (options.warmup < 0) throw Error("--warmup must be at least 0");

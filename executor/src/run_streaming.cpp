@@ -189,7 +189,7 @@ void finish_streaming(StreamingRunReport& out, const StreamingRun& run, RunRepor
 
 RunReport run_streaming_plan(const Plan& plan, const Inputs& in, const std::string& origin,
                              const RunOptions& options, RunReport report) {
-  if (options.backend != "cpu")
+  if (options.backend != "cpu")  // run_plan refuses them first; plans run from code too
     throw Error(origin + ": streaming plans run on --backend cpu; the " + options.backend +
                 " backend does not execute them yet");
   const StreamingSetup su = resolve_streaming(plan, in, origin, options);
