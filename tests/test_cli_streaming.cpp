@@ -149,6 +149,11 @@ TEST(CliStreaming, BadInputExitsTwoNamingWhatToDo) {
   r = run_xring("run " + bad.string() + " --scale 0.1");
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("streaming.policies"), std::string::npos) << r.output;
+  // nccl is refused before any launch: a stream runs on one GPU.
+  r = run_xring("run " + plan + " --backend nccl --rank 0 --world 1 --rendezvous " +
+                scratch_path("stream.rdv").string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("not nccl"), std::string::npos) << r.output;
   // --plot on a plan that is not streaming.
   const auto prefill = scratch_path("prefill.json");
   ASSERT_EQ(run_xring("plan --model tiny -o " + prefill.string()).exit_code, 0);
@@ -160,6 +165,28 @@ TEST(CliStreaming, BadInputExitsTwoNamingWhatToDo) {
                 "--set workload.query_interval_s=0");
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("query_interval_s"), std::string::npos) << r.output;
+}
+
+// The cuda backend: each query step's attention on the GPU (the decode kernel over the kept
+// tokens), checked against the CPU attention over the same tokens. Named Cli.CudaBackend* so
+// scripts/gpu-check.sh runs it on the GPU machine, where it must not skip.
+TEST(Cli, CudaBackendRunsStreamingPlansOrSaysWhyNot) {
+  const std::string plan = tiny_stream_plan("stream-cuda.json", "--set workload.kv_policy=a_vl");
+  const auto report = scratch_path("stream-cuda-report.json");
+  std::filesystem::remove(report);
+  CliResult r = run_xring("run " + plan + " --backend cuda --scale 0.1 --json " + report.string());
+  if (r.exit_code == 3) {  // no GPU (or no CUDA in the build): says why, writes nothing
+    EXPECT_NE(r.output.find("--backend cuda: "), std::string::npos) << r.output;
+    EXPECT_FALSE(std::filesystem::exists(report));
+    GTEST_SKIP() << r.output;
+  }
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const json j = read_json_at(report);
+  EXPECT_EQ(j["verified"], true);
+  EXPECT_EQ(j["backend"], "cuda");
+  // The caches are the host's either way: llround(0.45 x 720) = 324 tokens of 1024 bytes.
+  EXPECT_DOUBLE_EQ(j["streaming"]["frames"][359]["cache_bytes"].get<double>(), 324 * 1024.0);
+  EXPECT_GT(j["streaming"]["tokens_per_s"].get<double>(), 0);
 }
 
 }  // namespace

@@ -214,9 +214,8 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
     throw Error("--timeout must be a number of seconds in (0, " +
                 std::to_string(static_cast<long long>(kMaxTimeoutS)) + "], got " +
                 std::to_string(options.timeout_s));
-  if (plan.streaming && options.backend != "cpu")
-    throw Error(origin + ": streaming plans run on --backend cpu; the " + options.backend +
-                " backend does not execute them yet");
+  if (plan.streaming && options.backend == "nccl")
+    throw Error(origin + ": streaming plans run on one GPU: --backend cpu or cuda, not nccl");
   const auto origin_time = RunClock::now();
   std::unique_ptr<LayerRunner> runner = make_layer_runner(plan, origin, options, origin_time);
   if (options.warmup < 0) throw Error("--warmup must be at least 0");

@@ -8,6 +8,7 @@
 
 #include "layer_runner.hpp"
 #include "synthetic_inputs.hpp"
+#include "xring/executor/decode.hpp"
 #include "xring/executor/streaming_cache.hpp"
 #include "xring/planner/decode.hpp"
 #include "xring/planner/error.hpp"
@@ -132,6 +133,7 @@ void gather(const std::vector<StreamingFrame>& frames, const std::vector<long lo
 struct StreamingRun {
   const StreamingSetup& su;
   uint64_t seed;
+  bool on_gpu = false;  ///< cuda: each query step's attention on the GPU (decode kernel)
   std::vector<StreamingLayerCache> caches;
   std::vector<std::vector<StreamingFrame>> archive;
   Comparison errors;
@@ -160,12 +162,40 @@ struct StreamingRun {
         kernels::attention_forward(q.data(), k.data(), v.data(), su.geometry, {0, 1},
                                    {0, static_cast<long long>(attended.size())}, kernels::Mask{},
                                    want_o.data(), want_l.data());
-        kernels::round_all(su.storage, o);
         kernels::round_all(su.storage, want_o);
+        if (on_gpu && !attended.empty()) {
+          seconds += gpu_step(q, attended.size(), k, v, o, l) - (end - start);
+          compare(o, want_o, su.storage, errors, gpu_relative_tolerance(su.storage));
+          compare(l, want_l, kernels::Storage::fp32, errors, 1e-3);
+          continue;
+        }
+        kernels::round_all(su.storage, o);
         compare_cpu(o, want_o, su.storage, errors);
         compare_cpu(l, want_l, kernels::Storage::fp32, errors);
       }
     return seconds;
+  }
+
+  /// cuda: attention of q over the `n` attended tokens' K/V (the kept set the cache chose) with
+  /// the decode kernel on this GPU (one cache per kv head, all n kept); o, l from it; returns
+  /// its device time.
+  double gpu_step(const std::vector<float>& q, size_t n, const std::vector<float>& k,
+                  const std::vector<float>& v, std::vector<float>& o, std::vector<float>& l) {
+    DecodeProblem p;
+    p.shape = su.geometry;
+    p.requests = 1;
+    p.context = static_cast<long long>(n);
+    p.budget.assign(su.geometry.kv_heads, p.context);
+    p.storage = su.storage;
+    p.q = q;
+    p.k = k;
+    p.v = v;
+    p.scores.assign(static_cast<size_t>(su.geometry.kv_heads) * n, 0.0f);
+    const HeadCopies copies(su.geometry.kv_heads, std::vector<std::pair<int, int>>{{0, 1}});
+    DecodeResult got = run_decode_cuda(p, copies, 1);
+    o = std::move(got.o);
+    l = std::move(got.l);
+    return got.device_time_s;
   }
 };
 
@@ -189,11 +219,12 @@ void finish_streaming(StreamingRunReport& out, const StreamingRun& run, RunRepor
 
 RunReport run_streaming_plan(const Plan& plan, const Inputs& in, const std::string& origin,
                              const RunOptions& options, RunReport report) {
-  if (options.backend != "cpu")  // run_plan refuses them first; plans run from code too
-    throw Error(origin + ": streaming plans run on --backend cpu; the " + options.backend +
-                " backend does not execute them yet");
+  if (options.backend != "cpu" && options.backend != "cuda")  // run_plan refuses it first
+    throw Error(origin + ": streaming plans run on --backend cpu or cuda; the " +
+                options.backend + " backend does not execute them");
   const StreamingSetup su = resolve_streaming(plan, in, origin, options);
-  StreamingRun run{su, options.seed, {}, std::vector<std::vector<StreamingFrame>>(su.layers), {}};
+  StreamingRun run{su, options.seed, options.backend == "cuda", {},
+                   std::vector<std::vector<StreamingFrame>>(su.layers), {}};
   run.caches.assign(su.layers, StreamingLayerCache(su.geometry, su.storage, su.params));
   StreamingRunReport out;
   out.policy = plan.streaming->chosen;
@@ -267,6 +298,10 @@ RunReport run_streaming_plan(const Plan& plan, const Inputs& in, const std::stri
       std::to_string(su.layers) + " layers' caches (policy " + out.policy +
       "); cache bytes are the executor's own K/V allocations at the storage width; every query "
       "step checked against attention over exactly the tokens the cache attended");
+  if (run.on_gpu)
+    report.notes.push_back(
+        "cuda: every query step's attention ran on this GPU with the decode kernel over the "
+        "kept tokens (time from CUDA events); the caches and their updates stay on the host");
   report.notes.push_back(
       "predicted: the plan's streaming formula at the executed sizes; cache sizes and the usable "
       "memory (GPU usable − weights − text cache) multiplied by memory_scale; the text tokens' "
