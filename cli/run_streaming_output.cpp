@@ -43,10 +43,11 @@ void print_streaming_run(const executor::StreamingRunReport& s, const std::strin
   fmt::print("  out of memory: {} (plan: {})\n", time_or_never(s.oom_at_s),
              time_or_never(s.predicted_oom_at_s));
   fmt::print(
-      "  per frame {}, per query {} ({} queries x {} decode steps): {} tokens/s measured; plan "
+      "  per frame {}, per query {} ({} {} x {} decode steps): {} tokens/s measured; plan "
       "{} tokens/s on {} at full size\n",
       s.frame_time_s > 0 ? format_time(s.frame_time_s) : "—",
-      s.query_time_s > 0 ? format_time(s.query_time_s) : "—", s.queries, s.decode_steps,
+      s.query_time_s > 0 ? format_time(s.query_time_s) : "—", s.queries,
+      s.queries == 1 ? "query" : "queries", s.decode_steps,
       rate_or_dash(s.tokens_per_s), rate_or_dash(s.predicted_tokens_per_s), cluster);
 }
 

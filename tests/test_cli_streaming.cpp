@@ -154,6 +154,9 @@ TEST(CliStreaming, BadInputExitsTwoNamingWhatToDo) {
                 scratch_path("stream.rdv").string());
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("not nccl"), std::string::npos) << r.output;
+  r = run_xring("run " + plan + " --scale 0.1 --repeat 3");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--repeat applies to layer plans"), std::string::npos) << r.output;
   // --plot on a plan that is not streaming.
   const auto prefill = scratch_path("prefill.json");
   ASSERT_EQ(run_xring("plan --model tiny -o " + prefill.string()).exit_code, 0);

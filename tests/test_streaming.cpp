@@ -91,7 +91,7 @@ TEST(StreamingCache, FullKeepsEveryTokenAndDecodesAsPlainAttention) {
 TEST(StreamingCache, InfMllmKeepsTheReferenceSetAndStaysFlat) {
   const ReferenceStream s = make_stream(30, 3);
   for (double bias : {0.0, 1.0, 4.0})
-    for (int radius : {0, 1, 3}) {
+    for (int radius : {0, 1, 3, 100}) {
       StreamingPolicyParams p;
       p.kind = StreamingPolicyKind::inf_mllm;
       p.cache_tokens = 12;

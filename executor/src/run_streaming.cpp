@@ -222,6 +222,10 @@ RunReport run_streaming_plan(const Plan& plan, const Inputs& in, const std::stri
   if (options.backend != "cpu" && options.backend != "cuda")  // run_plan refuses it first
     throw Error(origin + ": streaming plans run on --backend cpu or cuda; the " +
                 options.backend + " backend does not execute them");
+  if (options.repeat != 1 || options.media_mask != "none")
+    throw Error(std::string(options.repeat != 1 ? "--repeat" : "--media-mask") +
+                " applies to layer plans; a streaming run measures every frame and query once "
+                "and attends without masks");
   const StreamingSetup su = resolve_streaming(plan, in, origin, options);
   StreamingRun run{su, options.seed, options.backend == "cuda", {},
                    std::vector<std::vector<StreamingFrame>>(su.layers), {}};

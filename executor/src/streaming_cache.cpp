@@ -181,11 +181,12 @@ std::vector<long long> StreamingLayerCache::inf_mllm_keep(const StreamingFrame& 
   if (n <= params_.cache_tokens) return keep;
   const long long recent = std::min(params_.recent_tokens, params_.cache_tokens);
   const long long older = n - recent;
-  std::vector<double> local(n, 0.0);
+  // Scores summed over ±radius neighbours, from prefix sums (any radius in O(n)).
+  std::vector<double> prefix(n + 1, 0.0), local(n);
+  for (long long c = 0; c < n; ++c) prefix[c + 1] = prefix[c] + acc[c];
   for (long long c = 0; c < n; ++c)
-    for (long long j = std::max<long long>(0, c - params_.saddle_radius);
-         j <= std::min(n - 1, c + params_.saddle_radius); ++j)
-      local[c] += acc[j];
+    local[c] = prefix[std::min(n, c + params_.saddle_radius + 1)] -
+               prefix[std::max<long long>(0, c - params_.saddle_radius)];
   std::vector<long long> candidates(keep.begin(), keep.begin() + older);
   std::vector<long long> chosen = top_indices(candidates, local, params_.cache_tokens - recent);
   for (long long c = older; c < n; ++c) chosen.push_back(c);
