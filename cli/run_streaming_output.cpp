@@ -64,7 +64,7 @@ std::string streaming_plot_script(const executor::StreamingRunReport& s, const s
   g += "set title " + gnuplot_text(title + subtitle) + " noenhanced\n";
   g += "set xlabel 'stream time (s)'\nset ylabel 'KV cache (MiB)'\nset grid\nset key top left\n";
   g += "set xrange [0:*]\n";
-  g += "$frames << EOD\n";
+  g += "$frames << EOD\n0 0 0\n";  // before the first frame the caches hold nothing
   for (const auto& f : s.frames)
     g += fmt::format("{:.9g} {:.9g} {:.9g}\n", f.t_s, f.cache_bytes / (1 << 20),
                      f.predicted_cache_bytes / (1 << 20));
