@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "commands.hpp"
+#include "run_streaming_output.hpp"
 #include "xring/executor/run.hpp"
 #include "xring/kernels/cpu_isa.hpp"
 #include "xring/planner/error.hpp"
@@ -52,6 +53,7 @@ void attach_run(CLI::App& sub, int& exit_code) {
     std::optional<double> scale;
     std::string json;
     std::string trace;
+    std::string plot;
     std::string fault;
     std::optional<int> rank, world;
     std::string rendezvous;
@@ -107,6 +109,10 @@ void attach_run(CLI::App& sub, int& exit_code) {
   sub.add_option("--trace", o->trace,
                  "Write the measured per-rank timeline (Chrome/Perfetto trace)")
       ->check(output_file());
+  sub.add_option("--plot", o->plot,
+                 "Streaming plans: measured vs predicted cache memory over stream time as .svg, "
+                 ".png or .pdf (gnuplot; else the .gp script)")
+      ->check(plot_file());
   sub.footer(
       "Examples:\n"
       "  xring plan --model tiny --cluster h100-sxm-8 -o tiny.json && xring run tiny.json\n"
@@ -126,6 +132,9 @@ void attach_run(CLI::App& sub, int& exit_code) {
                                                 executor::process_environment());
     else if (o->rank || o->world || !o->rendezvous.empty())
       throw Error("--rank, --world and --rendezvous apply to --backend nccl only");
+    if (!o->plot.empty() && !p.streaming)
+      throw Error("--plot draws a streaming run's memory over time; " + o->plan +
+                  " is not a streaming plan (phase " + p.phase + ")");
     executor::RunReport r = executor::run_plan(p, in, o->plan, o->run);
     if (!r.primary) {  // nccl: rank 0 prints and writes the report for every rank
       exit_code = r.verified ? 0 : static_cast<int>(ExitCode::regression);
@@ -145,6 +154,20 @@ void attach_run(CLI::App& sub, int& exit_code) {
             : "";
     fmt::print("xring run {} on the {} backend ({}seed {}, scale {:g})\n", o->plan, r.backend,
                isa_note, r.seed, r.scale);
+    if (r.streaming) {
+      print_streaming_run(*r.streaming, in.cluster.name);
+      if (!o->plot.empty())
+        draw_with_gnuplot(o->plot, streaming_plot_script(
+                                       *r.streaming,
+                                       r.streaming->policy + " cache: measured vs predicted",
+                                       o->plot));
+      fmt::print("verified   {} (max abs error {:.3g}, max rel error {:.3g}, tolerance {:.3g}: {})\n",
+                 r.verified ? "yes" : "NO", r.max_abs_error, r.max_rel_error, r.tolerance,
+                 r.tolerance_rule);
+      for (const auto& n : r.notes) fmt::print("  - {}\n", n);
+      exit_code = r.verified ? 0 : static_cast<int>(ExitCode::regression);
+      return;
+    }
     print_layer_table(r);
     for (const auto& l : r.layers)
       if (l.monolithic_time_s > 0)

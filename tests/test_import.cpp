@@ -121,4 +121,12 @@ TEST(Import, RefusesGeometriesTheModelReaderWouldRefuse) {
                 .find("at \"vision_config.max_num_tiles\": max_num_tiles x ((image_size / "
                       "patch_size)^2 + 1) = 1254404 tokens per image, more than 1048576"),
             std::string::npos);
+  // A cross-attention layer listed twice (found by the fuzz replay's seeded mutations).
+  mllama = read_json_file(dir + "llama-3.2-11b-vision.json");
+  mllama["text_config"]["cross_attention_layers"][1] =
+      mllama["text_config"]["cross_attention_layers"][0];
+  EXPECT_NE(error_of([&] { import_hf_config(mllama, "v.json", "x"); })
+                .find("at \"text_config.cross_attention_layers[1]\": layer 3 is listed twice"),
+            std::string::npos)
+      << error_of([&] { import_hf_config(mllama, "v.json", "x"); });
 }

@@ -81,4 +81,9 @@ void record(const Comparison& c, LayerReport& layer, RunReport& report, double& 
 RunReport run_decode_plan(const Plan& plan, const Inputs& in, const std::string& origin,
                           const RunOptions& options, RunReport report);
 
+/// Streaming plans (cpu backend): the workload's policy over a seeded synthetic stream, frame by
+/// frame, with its text queries verified against attention over exactly the kept tokens.
+RunReport run_streaming_plan(const Plan& plan, const Inputs& in, const std::string& origin,
+                             const RunOptions& options, RunReport report);
+
 }  // namespace xring::executor

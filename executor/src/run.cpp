@@ -60,10 +60,10 @@ void check_fault(const Plan& plan, const RunOptions& options) {
   if (!options.fault) return;
   int most = 0;
   for (const auto& l : plan.layers) most = std::max(most, l.ranks);
-  if (plan.decode || options.fault->rank >= most)
+  if (plan.decode || plan.streaming || options.fault->rank >= most)
     throw Error("--inject-fault: rank " + std::to_string(options.fault->rank) +
                 " takes part in no attention ring of this plan (" +
-                (plan.decode ? std::string("decode plans are not covered")
+                (plan.decode || plan.streaming ? std::string("decode and streaming plans are not covered")
                              : "layers use ranks 0.." + std::to_string(most - 1)) +
                 ")");
 }
@@ -220,6 +220,8 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
     throw Error("--timeout must be a number of seconds in (0, " +
                 std::to_string(static_cast<long long>(kMaxTimeoutS)) + "], got " +
                 std::to_string(options.timeout_s));
+  if (plan.streaming && options.backend == "nccl")
+    throw Error(origin + ": streaming plans run on one GPU: --backend cpu or cuda, not nccl");
   const auto origin_time = RunClock::now();
   std::unique_ptr<LayerRunner> runner = make_layer_runner(plan, origin, options, origin_time);
   if (options.warmup < 0) throw Error("--warmup must be at least 0");
@@ -235,9 +237,10 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
   RunReport report = start_report(plan, origin, options, runner->primary());
   check_fault(plan, options);
   if (plan.decode) return run_decode_plan(plan, in, origin, options, report);
+  if (plan.streaming) return run_streaming_plan(plan, in, origin, options, report);
   if (plan.layers.empty())
     throw Error(origin + ": the plan has no cross-attention layers to run (phase " + plan.phase +
-                "; streaming plans are not executed yet)");
+                ")");
   double worst_ratio = 0, flops = 0, tokens = 0, frames = 0;
   for (size_t i = 0; i < plan.layers.size(); ++i) {
     LayerJob job = resolve_layer(plan, in, i, origin, options);

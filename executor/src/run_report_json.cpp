@@ -19,6 +19,43 @@ std::vector<double> total_samples(const RunReport& r) {
   return n > 1 ? totals : std::vector<double>{};
 }
 
+/// A measured or predicted number that may be missing: null, never 0.
+nlohmann::json positive_or_null(double v) { return v > 0 ? nlohmann::json(v) : nlohmann::json(); }
+
+nlohmann::json optional_or_null(const std::optional<double>& v) {
+  return v ? nlohmann::json(*v) : nlohmann::json();
+}
+
+nlohmann::json streaming_json(const StreamingRunReport& s) {
+  nlohmann::json frames = nlohmann::json::array();
+  for (const auto& f : s.frames)
+    frames.push_back({{"t_s", f.t_s},
+                      {"cache_bytes", f.cache_bytes},
+                      {"predicted_cache_bytes", f.predicted_cache_bytes}});
+  const bool inf_mllm = s.policy == "inf_mllm";
+  return {{"policy", s.policy},
+          {"layers", s.layers},
+          {"tokens_per_frame", s.tokens_per_frame},
+          {"frames_planned", s.frames_planned},
+          {"frames_executed", s.frames_executed},
+          {"seconds_per_frame", s.seconds_per_frame},
+          {"memory_scale", s.memory_scale},
+          {"cache_tokens", inf_mllm ? nlohmann::json(s.cache_tokens) : nlohmann::json()},
+          {"recent_tokens", inf_mllm ? nlohmann::json(s.recent_tokens) : nlohmann::json()},
+          {"usable_cache_bytes", s.usable_cache_bytes},
+          {"peak_cache_bytes", s.peak_cache_bytes},
+          {"predicted_peak_cache_bytes", s.predicted_peak_cache_bytes},
+          {"oom_at_s", optional_or_null(s.oom_at_s)},
+          {"predicted_oom_at_s", optional_or_null(s.predicted_oom_at_s)},
+          {"frame_time_s", positive_or_null(s.frame_time_s)},
+          {"query_time_s", positive_or_null(s.query_time_s)},
+          {"queries", s.queries},
+          {"decode_steps_per_query", s.decode_steps},
+          {"tokens_per_s", positive_or_null(s.tokens_per_s)},
+          {"predicted_tokens_per_s", positive_or_null(s.predicted_tokens_per_s)},
+          {"frames", frames}};
+}
+
 }  // namespace
 
 nlohmann::json to_json(const RunReport& r) {
@@ -64,7 +101,7 @@ nlohmann::json to_json(const RunReport& r) {
                       {"max_rel_error", l.max_rel_error},
                       {"tolerance", l.tolerance},
                       {"verified", l.verified}});
-  return {{"schema_version", kReportSchemaVersion},
+  nlohmann::json out = {{"schema_version", kReportSchemaVersion},
           {"xring_version", xring_version()},
           {"provenance", r.provenance},
           {"backend", r.backend},
@@ -90,6 +127,8 @@ nlohmann::json to_json(const RunReport& r) {
             {"flop_per_s", r.predicted_flop_per_s},
             {"frames_per_s", r.predicted_frames_per_s}}},
           {"notes", r.notes}};
+  if (r.streaming) out["streaming"] = streaming_json(*r.streaming);
+  return out;
 }
 
 nlohmann::json measured_trace(const RunReport& r) {

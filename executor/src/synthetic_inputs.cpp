@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "xring/executor/streaming_cache.hpp"
+
 namespace xring::executor {
 
 AttentionProblem synthetic_problem(const LayerShape& s, kernels::Storage storage, uint64_t seed,
@@ -31,6 +33,40 @@ AttentionProblem synthetic_problem(const LayerShape& s, kernels::Storage storage
       p.mask.kv_group.push_back(static_cast<int>(j * frames / s.s_kv));
   }
   return p;
+}
+
+namespace {
+
+/// One seed per (run seed, stream, layer, index), well mixed (splitmix64's finaliser).
+uint64_t stream_seed(uint64_t seed, uint64_t stream, uint64_t layer, uint64_t index) {
+  uint64_t x = seed * 0x9e3779b97f4a7c15ull ^ (stream << 56) ^ (layer << 40) ^ index;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+}  // namespace
+
+StreamingFrame synthetic_stream_frame(uint64_t seed, int layer, long long frame, long long tokens,
+                                      const kernels::Shape& geometry, kernels::Storage storage) {
+  StreamingFrame f;
+  f.first_position = frame * tokens;
+  f.tokens = tokens;
+  SyntheticValues values(stream_seed(seed, 1, layer, frame), storage);
+  const size_t kv = static_cast<size_t>(geometry.kv_heads) * tokens * geometry.head_dim;
+  values.fill(f.k, kv);
+  values.fill(f.v, kv);
+  values.fill(f.probe_q, static_cast<size_t>(geometry.heads) * geometry.head_dim);
+  return f;
+}
+
+std::vector<float> synthetic_stream_query(uint64_t seed, int layer, long long query, int step,
+                                          const kernels::Shape& geometry,
+                                          kernels::Storage storage) {
+  SyntheticValues values(stream_seed(seed, 2, layer, (query << 20) + step), storage);
+  std::vector<float> q;
+  values.fill(q, static_cast<size_t>(geometry.heads) * geometry.head_dim);
+  return q;
 }
 
 kernels::Storage storage_of(DType d) {

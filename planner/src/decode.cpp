@@ -450,6 +450,28 @@ DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, bool hea
   return s;
 }
 
+double streaming_kept_visual_tokens(const std::string& policy, const KvPolicy& p, double arrived,
+                                    double cache_tokens) {
+  if (policy == "inf_mllm") return std::min(arrived, cache_tokens);
+  if (policy == "a_vl") return p.stored_rate * arrived;
+  return arrived;
+}
+
+double streaming_visual_token_bytes(const ModelSpec& m) {
+  const double b = bytes_per_element(m.dtype);
+  if (!m.cross_attention_layers.empty())
+    return m.cross_attention_layers.size() * 2.0 * m.cross_attention.kv_heads *
+           m.cross_attention.head_dim * b;
+  return self_attention_layers(m) * 2.0 * m.self_attention.kv_heads * m.self_attention.head_dim *
+         b;
+}
+
+double streaming_cache_tokens(const WorkloadSpec& w) {
+  const KvPolicy& p = w.kv_policy;
+  return p.cache_tokens ? p.cache_tokens
+                        : static_cast<double>(w.kv_budget.value_or(kDefaultStreamingCache));
+}
+
 StreamingSection plan_streaming(const Inputs& in) {
   const ModelSpec& m = in.model;
   const WorkloadSpec& w = in.workload;
@@ -462,8 +484,7 @@ StreamingSection plan_streaming(const Inputs& in) {
   const AttentionGeometry& sa = m.self_attention;
   const AttentionGeometry& ca = m.cross_attention;
   const double text_token_bytes = n_self * 2.0 * sa.kv_heads * sa.head_dim * b;
-  const double visual_token_bytes =
-      n_cross > 0 ? n_cross * 2.0 * ca.kv_heads * ca.head_dim * b : text_token_bytes;
+  const double visual_token_bytes = streaming_visual_token_bytes(m);
   const double visual_flops_per_token =
       n_cross > 0 ? n_cross * static_cast<double>(ca.heads) * ca.head_dim
                   : std::max(n_self, 1) * static_cast<double>(sa.heads) * sa.head_dim;
@@ -480,29 +501,32 @@ StreamingSection plan_streaming(const Inputs& in) {
   const double usable = in.cluster.usable_memory_bytes();
   const double text_tokens = w.text_tokens + w.generate_tokens;
   const KvPolicy& p = w.kv_policy;
-  const double cache =
-      p.cache_tokens ? p.cache_tokens : w.kv_budget.value_or(kDefaultStreamingCache);
+  const double cache = streaming_cache_tokens(w);
 
   struct Model {
     const char* name;
-    std::function<double(double)> cached_visual;  ///< visual tokens kept at time t
-    double read_fraction;                         ///< of the kept visual tokens read per step
+    double read_fraction;  ///< of the kept visual tokens read per step
     double text_kept;
+    double cached_visual(double t, const KvPolicy& policy, double cache_tokens,
+                         double tokens_per_s) const {  ///< visual tokens kept at time t
+      return streaming_kept_visual_tokens(name, policy, tokens_per_s * t, cache_tokens);
+    }
   };
   const double text_window =
       std::max(std::round(p.text_keep * text_tokens), std::min(20.0, text_tokens));
   const Model models[] = {
-      {"full", [&](double t) { return s.visual_tokens_per_s * t; }, 1.0, text_tokens},
-      {"inf_mllm", [&](double t) { return std::min(s.visual_tokens_per_s * t, cache); }, 1.0,
-       std::min(text_tokens, cache)},
-      {"a_vl", [&](double t) { return p.stored_rate * s.visual_tokens_per_s * t; },
-       p.compute_rate + (1 - p.compute_rate) / p.update_interval, text_window},
+      {"full", 1.0, text_tokens},
+      {"inf_mllm", 1.0, std::min(text_tokens, cache)},
+      {"a_vl", p.compute_rate + (1 - p.compute_rate) / p.update_interval, text_window},
   };
   for (const Model& model : models) {
     StreamingPolicy out;
     out.policy = model.name;
+    auto kept_visual = [&](double t) {
+      return model.cached_visual(t, p, cache, s.visual_tokens_per_s);
+    };
     auto memory_at = [&](double t) {
-      return weights + model.cached_visual(t) * visual_token_bytes +
+      return weights + kept_visual(t) * visual_token_bytes +
              model.text_kept * text_token_bytes;
     };
     double end = s.stream_seconds;
@@ -525,8 +549,8 @@ StreamingSection plan_streaming(const Inputs& in) {
       out.memory_over_time.push_back({t, memory_at(t)});
     }
     out.peak_memory_bytes = memory_at(end);
-    out.cached_tokens = model.cached_visual(end) + model.text_kept;
-    const double visual_read = model.cached_visual(end) * model.read_fraction;
+    out.cached_tokens = kept_visual(end) + model.text_kept;
+    const double visual_read = kept_visual(end) * model.read_fraction;
     double read =
         step_params * b + visual_read * visual_token_bytes + model.text_kept * text_token_bytes;
     out.tokens_per_s = gpu.hbm_bytes_per_s / read;

@@ -205,6 +205,27 @@ void add_layer_metrics(Document& d, const json& j, const std::string& key,
   }
 }
 
+/// A streaming run's metrics (issue 19), when the report has a streaming section:
+/// streaming.peak_cache_bytes, streaming.oom_at_s (the stream second the cache passed the
+/// usable memory, or the whole stream's length when it never did: higher is better either way),
+/// streaming.tokens_per_s and streaming.frame_time_s (null where not measured).
+void add_streaming_metrics(Document& d, const json& j) {
+  if (!j.contains("streaming")) return;
+  const json& s = j["streaming"];
+  if (!s.is_object()) fail(d.origin, "streaming", "must be an object");
+  d.metrics.push_back(number("streaming.peak_cache_bytes", Direction::lower_is_better,
+                             number_at(s, "peak_cache_bytes", d.origin, "streaming")));
+  const double stream_s = number_at(s, "frames_planned", d.origin, "streaming") *
+                          number_at(s, "seconds_per_frame", d.origin, "streaming");
+  d.metrics.push_back(
+      number("streaming.oom_at_s", Direction::higher_is_better,
+             nullable_at(s, "oom_at_s", d.origin, "streaming").value_or(stream_s)));
+  d.metrics.push_back(number("streaming.tokens_per_s", Direction::higher_is_better,
+                             nullable_at(s, "tokens_per_s", d.origin, "streaming")));
+  d.metrics.push_back(number("streaming.frame_time_s", Direction::lower_is_better,
+                             nullable_at(s, "frame_time_s", d.origin, "streaming")));
+}
+
 /// A requirement's metric name split into the metric and its bound suffix (".low", ".high",
 /// or "" for the value itself).
 struct BoundedName {
@@ -278,6 +299,7 @@ Document read_document(const json& j, const std::string& origin) {
     d.metrics.push_back(number("max_rel_error", Direction::lower_is_better,
                                number_at(j, "max_rel_error", origin, "")));
     add_layer_metrics(d, j, "measured_time_s", "measured_samples_s");
+    add_streaming_metrics(d, j);
     return d;
   }
   if (j.contains("predicted") && j.contains("phase")) {

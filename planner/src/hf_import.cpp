@@ -142,6 +142,11 @@ ImportedModel import_hf_config(const json& config, const std::string& origin,
     ObjectReader vc = top.object("vision_config");
     Text t = read_text(tc, assumed);
     const json cross = tc.integer_list("cross_attention_layers", 0, t.layers - 1);
+    for (size_t i = 0; i < cross.size(); ++i)  // the model reader refuses repeats too
+      for (size_t j = 0; j < i; ++j)
+        if (cross[i] == cross[j])
+          tc.fail("cross_attention_layers[" + std::to_string(i) + "]",
+                  "layer " + cross[i].dump() + " is listed twice");
     const long long image = vc.integer("image_size", 1, kMaxImagePixels);
     const long long patch = vc.integer("patch_size", 1, image);
     const long long tiles = vc.integer("max_num_tiles", 1, kMaxTiles);

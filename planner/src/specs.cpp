@@ -96,6 +96,8 @@ KvPolicy read_kv_policy(ObjectReader& r) {
       p.recent_tokens = o.optional_integer("recent_tokens", 0, 1ll << 40).value_or(0);
       if (p.cache_tokens && p.recent_tokens > p.cache_tokens)
         o.fail("recent_tokens", "must not exceed cache_tokens");
+      p.recency_bias = o.optional_number("recency_bias", 0, 1e3).value_or(p.recency_bias);
+      p.saddle_radius = o.optional_int32("saddle_radius", 0, 1 << 16).value_or(p.saddle_radius);
     } else if (p.name == "a_vl") {
       p.stored_rate = o.optional_number("stored_rate", 0, 1).value_or(p.stored_rate);
       p.compute_rate = o.optional_number("compute_rate", 0, 1).value_or(p.compute_rate);
@@ -441,6 +443,7 @@ WorkloadSpec workload_from_json(const json& j, const std::string& origin) {
   w.head_profile = r.optional_string("head_profile").value_or("");
   w.stream_seconds = r.optional_number("stream_seconds", 1e-3, 1e9);
   w.fps = r.optional_number("fps", 1e-6, 1e6);
+  w.query_interval_s = r.optional_number("query_interval_s", 1e-3, 1e9);
   read_training_setup(r, w);
   const KvPolicyKind k = w.kv_policy.kind;
   if ((k == KvPolicyKind::uniform || k == KvPolicyKind::adaptive) && !w.kv_budget)

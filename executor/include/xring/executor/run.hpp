@@ -83,6 +83,38 @@ struct TraceEvent {
   double start_s = 0, end_s = 0;
 };
 
+/// The cache after one frame of a streaming run.
+struct StreamingFrameReport {
+  double t_s = 0;                    ///< stream seconds (the plan's time axis)
+  double cache_bytes = 0;            ///< measured: the executor's K/V allocations, all layers
+  double predicted_cache_bytes = 0;  ///< the plan's formula at the executed sizes
+};
+
+/// A streaming plan as executed: its policy's caches frame by frame and its text queries.
+struct StreamingRunReport {
+  std::string policy;
+  int layers = 0;                  ///< layers holding the visual tokens
+  long long tokens_per_frame = 0;  ///< as executed (after --scale)
+  long long frames_planned = 0;    ///< frames of the (scaled) stream
+  long long frames_executed = 0;   ///< fewer when the cache outgrew the usable memory
+  double seconds_per_frame = 0;    ///< stream seconds one executed frame stands for
+  /// Executed visual tokens / planned ones (--scale², about): cache sizes and the usable memory
+  /// are multiplied by it, so the curve keeps the plan's shape on the plan's time axis.
+  double memory_scale = 1;
+  long long cache_tokens = 0, recent_tokens = 0;  ///< inf_mllm as executed; 0 otherwise
+  double usable_cache_bytes = 0;  ///< (GPU usable − weights − text cache) × memory_scale
+  std::vector<StreamingFrameReport> frames;
+  double peak_cache_bytes = 0, predicted_peak_cache_bytes = 0;
+  std::optional<double> oom_at_s;            ///< measured: the first frame past the usable memory
+  std::optional<double> predicted_oom_at_s;  ///< the plan's
+  double frame_time_s = 0;  ///< mean time of one frame's cache updates, all layers
+  double query_time_s = 0;  ///< mean time of one text query (all its decode steps)
+  int queries = 0;
+  long long decode_steps = 0;          ///< per query: generate_tokens × scale, at least 1
+  double tokens_per_s = 0;             ///< measured: decode steps / their time
+  double predicted_tokens_per_s = 0;   ///< the plan's (full-size stream, planned GPU)
+};
+
 struct RunReport {
   std::string backend;
   /// Whether this process reports (always, except the nccl backend's ranks other than 0).
@@ -102,6 +134,7 @@ struct RunReport {
   std::vector<std::string> notes;
   nlohmann::json provenance;       ///< version, git revision, plan hash, date, seed
   std::vector<TraceEvent> events;  ///< the measured timeline (for --trace)
+  std::optional<StreamingRunReport> streaming;  ///< streaming plans
 };
 
 /// Runs every cross-attention layer of `plan`. Throws xring::Error: bad input (a plan the

@@ -104,6 +104,19 @@ DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, bool hea
 /// The streaming section: full, inf_mllm and a_vl over the workload's stream on one GPU.
 StreamingSection plan_streaming(const Inputs& in);
 
+/// Visual tokens a streaming policy (full | inf_mllm | a_vl) keeps once `arrived` visual tokens
+/// have come in: full all of them, inf_mllm at most `cache_tokens`, a_vl `stored_rate` of them.
+/// One formula for the plan's memory curve and the executor's predicted column.
+double streaming_kept_visual_tokens(const std::string& policy, const KvPolicy& p, double arrived,
+                                    double cache_tokens);
+
+/// K+V bytes of one visual token over every layer that holds it: the cross-attention layers
+/// when the model has them, else every self-attention layer.
+double streaming_visual_token_bytes(const ModelSpec& m);
+
+/// inf_mllm's cache size N in tokens: kv_policy.cache_tokens, else kv_budget, else 4096.
+double streaming_cache_tokens(const WorkloadSpec& w);
+
 /// Loads the head profile a workload names (or the model's built-in one), read once per
 /// process; null when the policy needs none. Throws xring::Error when it is missing or does
 /// not match the model.

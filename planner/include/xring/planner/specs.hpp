@@ -121,6 +121,11 @@ struct KvPolicy {
   int window = 32;              ///< adaptive: observation window w, always kept
   long long cache_tokens = 0;   ///< inf_mllm: cache size N per layer (0 = kv_budget, else 4096)
   long long recent_tokens = 0;  ///< inf_mllm: recent tokens r kept (0 = cache_tokens / 4)
+  /// inf_mllm (reconstructed, ours): attention bias toward newer tokens when scores are
+  /// accumulated, added to the logit of the token at position p as bias·(p + 1) / arrived.
+  double recency_bias = 1.0;
+  /// inf_mllm (reconstructed, ours): scores summed over ±radius neighbouring cached tokens.
+  int saddle_radius = 1;
   double stored_rate = 0.45;    ///< a_vl: fraction of vision tokens kept after prefill
   double compute_rate = 0.5;    ///< a_vl: fraction of the kept vision tokens computed every step
   int update_interval = 5;      ///< a_vl: the rest is computed every this many steps
@@ -150,6 +155,9 @@ struct WorkloadSpec {
   std::string head_profile;            ///< head-importance profile (name or path; "" = the model's)
   std::optional<double> stream_seconds;  ///< streaming: length of the stream
   std::optional<double> fps;             ///< streaming: frames per second
+  /// streaming: a text query every this many seconds of stream; unset: one, at the end (where
+  /// the plan's tokens/s is predicted).
+  std::optional<double> query_interval_s;
   Optimizer optimizer = Optimizer::adam;     ///< training only
   bool frozen_vision_encoder = true;         ///< training: `frozen` lists vision_encoder (default)
   bool frozen_language_model = false;        ///< training: `frozen` lists language_model
