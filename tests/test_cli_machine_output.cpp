@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <string>
 
 #include "cli_test_util.hpp"
@@ -185,4 +187,81 @@ TEST(CliDisplays, DecodeRunShowsNoFramesFlopOrOverlapThatDoNotApply) {
   EXPECT_TRUE(j["predicted"]["frames_per_s"].is_null());
   EXPECT_TRUE(j["predicted"]["flop_per_s"].is_null());
   EXPECT_GT(j["measured"]["throughput_tokens_per_s"].get<double>(), 0);
+}
+
+TEST(CliGate, JunitFailuresCarryTheirDetailsAndSuitesTheirCounts) {
+  const fs::path xml = scratch_path("d1-gate.xml");
+  CliResult r = run_xring("gate --baseline " + test_data("gate/report_noisy_base.json") +
+                          " --current " + test_data("gate/report_slow.json") + " --junit " +
+                          xml.string());
+  ASSERT_EQ(r.exit_code, 1) << r.output;
+  std::ifstream in(xml);
+  const std::string x((std::istreambuf_iterator<char>(in)), {});
+  // Both levels carry tests, failures, errors, skipped and time.
+  const std::regex counts(
+      "<(testsuites|testsuite) name=\"[^\"]*\" tests=\"7\" failures=\"4\" errors=\"0\" "
+      "skipped=\"1\" time=\"([0-9.]+)\">");
+  size_t levels = 0;
+  for (auto it = std::sregex_iterator(x.begin(), x.end(), counts); it != std::sregex_iterator();
+       ++it) {
+    ++levels;
+    EXPECT_GE(std::stod((*it)[2].str()), 0.0);
+  }
+  EXPECT_EQ(levels, 2u) << x;
+  // prediction_error of a cpu run is not gated: skipped, with the reason.
+  EXPECT_TRUE(contains(x, "<testcase classname=\"xring.gate\" name=\"prediction_error\">\n"
+                          "      <skipped message=\"not gated: a cpu run measured against the "
+                          "prediction for its cluster\"/>\n    </testcase>"))
+      << x;
+  // time_s: 0.22 s -> 0.41 s; bound 3·hypot(1.4826·0.02, 1.4826·0.01) s = 99.46 ms.
+  const size_t open = x.find("<testcase classname=\"xring.gate\" name=\"time_s\">");
+  ASSERT_NE(open, std::string::npos) << x;
+  const size_t body = x.find("\">", x.find("<failure ", open)) + 2;
+  const std::string details = x.substr(body, x.find("</failure>", body) - body);
+  EXPECT_EQ(details,
+            "metric: time_s\nbaseline: 220 ms\ncurrent: 410 ms\nchange: ▲ +86.4%\nbound: "
+            "±99.46 ms\nrule: noise: 3σ of 3+3 samples (σ = 1.4826·MAD) = ±99.46 ms, above "
+            "the floor relative 5% of the baseline (built-in defaults)\n");
+  size_t failures = 0;
+  for (size_t at = x.find("<failure "); at != std::string::npos; at = x.find("<failure ", at + 1))
+    ++failures;
+  EXPECT_EQ(failures, 4u);
+}
+
+TEST(CliGate, RequirementFailureNamesTheBound) {
+  const fs::path xml = scratch_path("d1-require.xml");
+  CliResult r = run_xring("gate --plan " + test_data("gate/plan_base.json") +
+                          " --require \"peak_memory_bytes_per_rank<=10GiB\" --junit " +
+                          xml.string());
+  ASSERT_EQ(r.exit_code, 1) << r.output;
+  std::ifstream in(xml);
+  const std::string x((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_TRUE(contains(x, "requirement: peak_memory_bytes_per_rank&lt;=10GiB\n")) << x;
+  EXPECT_TRUE(contains(x, "bound: 10 GiB\n")) << x;
+  EXPECT_TRUE(contains(x, "rule: --require peak_memory_bytes_per_rank&lt;=10GiB\n")) << x;
+}
+
+TEST(CliGate, LoadedMachineRunsPassOnTheirSpreadAndTightOnesDoNot) {
+  // Fixed reports of five samples each: the median 40% slower, inside 3σ of the spread.
+  const std::string base = test_data("gate/report_loaded_base.json");
+  CliResult r = run_xring("gate --baseline " + base + " --current " +
+                          test_data("gate/report_loaded_cur.json"));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "| time_s | 110 ms | 154 ms | ▲ +40.0% | ±139 ms (noise: 3σ of "
+                                 "the samples) | pass |"))
+      << r.output;
+  // The same medians measured without spread: the 5% floor holds and +40% regresses.
+  json tight_base = read_json_at(base), tight_cur = read_json_at(test_data("gate/report_loaded_cur.json"));
+  for (json* j : {&tight_base, &tight_cur}) {
+    const double t = (*j)["measured"]["time_s"].get<double>();
+    (*j)["measured"]["samples_s"] = {t, t, t, t, t};
+    (*j)["layers"][0]["measured_samples_s"] = {t, t, t, t, t};
+  }
+  const fs::path b = scratch_path("d1-tight-base.json"), c = scratch_path("d1-tight-cur.json");
+  xring::test::write_text(b, tight_base.dump());
+  xring::test::write_text(c, tight_cur.dump());
+  CliResult tight = run_xring("gate --baseline " + b.string() + " --current " + c.string());
+  EXPECT_EQ(tight.exit_code, 1) << tight.output;
+  EXPECT_TRUE(contains(tight.output, "| time_s | 110 ms | 154 ms | ▲ +40.0% | ±5.5 ms | REGRESSION |"))
+      << tight.output;
 }
