@@ -160,6 +160,12 @@ TEST(CliDisplays, TextOnlyDecodePlanShowsNoVisualClause) {
   EXPECT_FALSE(contains(r.output, "0 frames")) << r.output;
   EXPECT_TRUE(contains(r.output, "cross-attention   — (no cross-attention layers)")) << r.output;
   EXPECT_FALSE(contains(r.output, " 0 ps")) << r.output;
+  // A video stream: its rate, not "0 visual tokens (0 frames)".
+  CliResult stream = run_xring("plan --cluster h100-1 --workload video-stream");
+  ASSERT_EQ(stream.exit_code, 0) << stream.output;
+  EXPECT_TRUE(contains(stream.output, "256 text tokens + a video stream at 1 frames/s"))
+      << stream.output;
+  EXPECT_FALSE(contains(stream.output, "0 visual tokens")) << stream.output;
   // With frames the clause stays: video-qa at tiny's 16 tokens per frame.
   CliResult v = run_xring("plan --model tiny");
   EXPECT_TRUE(contains(v.output, "512 text tokens + 4096 visual tokens (256 frames)")) << v.output;
