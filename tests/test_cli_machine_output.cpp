@@ -68,8 +68,23 @@ TEST(CliJson, ExplainIsOneObjectWithTheHandDerivedCrossover) {
   CliResult t = run_xring("explain --model tiny --set workload.phase=training --json");
   ASSERT_EQ(t.exit_code, 0) << t.output;
   EXPECT_GT(printed_object(t)["strategies"][0]["backward_bytes_per_step"].get<double>(), 0);
-  // The text keeps its grammar for one rank.
-  EXPECT_TRUE(contains(run_xring("explain --model tiny").output, "chosen: single on 1 rank\n"));
+  // The text keeps its grammar for one rank, and "—" for backward bytes of an inference.
+  const std::string text = run_xring("explain --model tiny").output;
+  EXPECT_TRUE(contains(text, "chosen: single on 1 rank\n")) << text;
+  EXPECT_TRUE(std::regex_search(text, std::regex("kv_ring +256 KiB +— +3\\.58 us"))) << text;
+
+  // One GPU: no ring, so no link, transfer time or hiding threshold (null, "—").
+  CliResult one = run_xring("explain --model tiny --cluster h100-1 --json");
+  ASSERT_EQ(one.exit_code, 0) << one.output;
+  json o = printed_object(one);
+  EXPECT_EQ(o["ring"]["ranks"], 1);
+  EXPECT_TRUE(o["ring"]["link_bytes_per_s"].is_null());
+  EXPECT_TRUE(o["strategies"][1]["forward_comm_per_step_s"].is_null());
+  EXPECT_TRUE(o["hiding"]["query_ring"].is_null());
+  const std::string one_text = run_xring("explain --model tiny --cluster h100-1").output;
+  EXPECT_TRUE(contains(one_text, "one GPU: no ring and no transfers")) << one_text;
+  EXPECT_TRUE(contains(one_text, "hiding:    — (one GPU: no transfers to hide)")) << one_text;
+  EXPECT_FALSE(contains(one_text, "ring of P=1")) << one_text;
 }
 
 TEST(CliJson, RecommendPrintsTheRankedShapesOrTheClosestMiss) {
