@@ -40,8 +40,8 @@ void attach_explain(CLI::App& sub, int& exit_code) {
     fmt::print("layer {} of {}: B={} H={} H_kv={} d={} b={} S_Q={} S_KV={}\n", e.layer.index,
                in.model.name, s.batch, s.heads, s.kv_heads, s.head_dim, s.bytes, s.s_q, s.s_kv);
     fmt::print("chosen: {} on {} rank{}{}\n  {}\n\n", to_string(e.layer.strategy), e.layer.ranks,
-               e.layer.ranks == 1 ? "" : "s",
-               e.layer.recompute ? " with recomputation" : "", e.layer.reason);
+               e.layer.ranks == 1 ? "" : "s", e.layer.recompute ? " with recomputation" : "",
+               e.layer.reason);
     if (ring)
       fmt::print("ring of P={} ranks, slowest hop {} + {} latency, attention {} per rank\n",
                  e.ring_ranks, format_bandwidth(e.ring_link.bytes_per_s),

@@ -279,8 +279,8 @@ void attach_validate(CLI::App& sub, int& exit_code) {
       for (const auto& p : r.points) {
         const auto spread = half_range(p.measured_samples_s);
         csv += fmt::format("{},{},{},{},{:.9g},{:.9g},{:.6f},{},{:.9g},{:.9g},{},{},{}\n",
-                           p.strategy, p.ranks, p.s_q, p.s_kv, p.predicted_s, p.measured_s,
-                           p.error, p.verified, p.predicted_low_s, p.predicted_high_s, p.inside(),
+                           p.strategy, p.ranks, p.s_q, p.s_kv, p.predicted_s, p.measured_s, p.error,
+                           p.verified, p.predicted_low_s, p.predicted_high_s, p.inside(),
                            p.measured_samples_s.size(),
                            spread ? fmt::format("{:.9g}", *spread) : std::string());
       }

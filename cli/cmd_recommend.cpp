@@ -185,8 +185,7 @@ void attach_recommend(CLI::App& sub, int& exit_code) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     if (!o->csv.empty()) write_file_atomically(o->csv, candidates_csv(rec));
     auto print_json = [&] {
-      fmt::print("{}\n",
-                 recommend_json(rec, {o->request, o->objective, o->top, seconds}).dump(2));
+      fmt::print("{}\n", recommend_json(rec, {o->request, o->objective, o->top, seconds}).dump(2));
     };
     if (!o->json) {
       fmt::print(

@@ -160,9 +160,9 @@ void attach_run(CLI::App& sub, int& exit_code) {
             l.index, format_time(l.measured_time_s), format_time(l.monolithic_time_s),
             100 * l.ring_overhead, format_time(l.measured_copy_s), format_time(l.derived_comm_s),
             in.cluster.name, l.checked_against);
-    fmt::print("measured   {} for all layers, {} tokens/s{}, {}\n",
-               format_time(r.measured_time_s), units::format_count(r.measured_tokens_per_s),
-               frames_clause(r.measured_frames_per_s), flop_rate(r.measured_flop_per_s));
+    fmt::print("measured   {} for all layers, {} tokens/s{}, {}\n", format_time(r.measured_time_s),
+               units::format_count(r.measured_tokens_per_s), frames_clause(r.measured_frames_per_s),
+               flop_rate(r.measured_flop_per_s));
     fmt::print("predicted  {} on {} ({} tokens/s{}, {}; error {:+.0f}%)\n",
                format_time(r.predicted_time_s), in.cluster.name,
                units::format_count(r.predicted_tokens_per_s),

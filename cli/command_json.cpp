@@ -33,20 +33,20 @@ json hiding_json(double threshold_tokens, double local_block_tokens) {
 json candidate_json(const Candidate& c) {
   const bool predicts = c.evaluated && c.plan.feasible;
   auto number = [&](double v) { return predicts ? json(v) : json(nullptr); };
-  return {{"gpu", c.gpu},
-          {"nodes", c.nodes},
-          {"gpus_per_node", c.gpus_per_node},
-          {"gpus", c.total_gpus()},
-          {"kv_policy", c.kv_policy.empty() ? json(nullptr) : json(c.kv_policy)},
-          {"strategy", c.evaluated ? json(strategy_label(c.plan)) : json(nullptr)},
-          {"feasible", c.evaluated ? json(c.plan.feasible) : json(nullptr)},
-          {"throughput_tokens_per_s_per_gpu", number(c.throughput_per_gpu)},
-          {"latency_s", number(c.latency_s)},
-          {"latency_interval_s",
-           predicts ? interval_json(time_interval(c.latency_s, c.plan.predicted.band))
-                    : json(nullptr)},
-          {"peak_memory_bytes_per_rank", number(c.plan.predicted.peak_memory_bytes_per_rank)},
-          {"pareto", c.pareto}};
+  return {
+      {"gpu", c.gpu},
+      {"nodes", c.nodes},
+      {"gpus_per_node", c.gpus_per_node},
+      {"gpus", c.total_gpus()},
+      {"kv_policy", c.kv_policy.empty() ? json(nullptr) : json(c.kv_policy)},
+      {"strategy", c.evaluated ? json(strategy_label(c.plan)) : json(nullptr)},
+      {"feasible", c.evaluated ? json(c.plan.feasible) : json(nullptr)},
+      {"throughput_tokens_per_s_per_gpu", number(c.throughput_per_gpu)},
+      {"latency_s", number(c.latency_s)},
+      {"latency_interval_s",
+       predicts ? interval_json(time_interval(c.latency_s, c.plan.predicted.band)) : json(nullptr)},
+      {"peak_memory_bytes_per_rank", number(c.plan.predicted.peak_memory_bytes_per_rank)},
+      {"pareto", c.pareto}};
 }
 
 json closest_json(const Recommendation& rec) {
@@ -87,8 +87,12 @@ json explain_json(const Explanation& e, const Inputs& in) {
                 {"ranks", e.layer.ranks},
                 {"recompute", e.layer.recompute},
                 {"reason", e.layer.reason}};
-  j["shape"] = {{"batch", s.batch},     {"heads", s.heads}, {"kv_heads", s.kv_heads},
-                {"head_dim", s.head_dim}, {"bytes_per_element", s.bytes}, {"s_q", s.s_q},
+  j["shape"] = {{"batch", s.batch},
+                {"heads", s.heads},
+                {"kv_heads", s.kv_heads},
+                {"head_dim", s.head_dim},
+                {"bytes_per_element", s.bytes},
+                {"s_q", s.s_q},
                 {"s_kv", s.s_kv}};
   j["ring"] = {{"ranks", e.ring_ranks},
                {"is_the_chosen_ring", e.layer.ranks > 1},

@@ -212,9 +212,9 @@ TEST(CliDisplays, DecodeRunShowsNoFramesFlopOrOverlapThatDoNotApply) {
 
 TEST(CliGate, JunitFailuresCarryTheirDetailsAndSuitesTheirCounts) {
   const fs::path xml = scratch_path("d1-gate.xml");
-  CliResult r = run_xring("gate --baseline " + test_data("gate/report_noisy_base.json") +
-                          " --current " + test_data("gate/report_slow.json") + " --junit " +
-                          xml.string());
+  CliResult r =
+      run_xring("gate --baseline " + test_data("gate/report_noisy_base.json") + " --current " +
+                test_data("gate/report_slow.json") + " --junit " + xml.string());
   ASSERT_EQ(r.exit_code, 1) << r.output;
   std::ifstream in(xml);
   const std::string x((std::istreambuf_iterator<char>(in)), {});
@@ -230,9 +230,10 @@ TEST(CliGate, JunitFailuresCarryTheirDetailsAndSuitesTheirCounts) {
   }
   EXPECT_EQ(levels, 2u) << x;
   // prediction_error of a cpu run is not gated: skipped, with the reason.
-  EXPECT_TRUE(contains(x, "<testcase classname=\"xring.gate\" name=\"prediction_error\">\n"
-                          "      <skipped message=\"not gated: a cpu run measured against the "
-                          "prediction for its cluster\"/>\n    </testcase>"))
+  EXPECT_TRUE(contains(x,
+                       "<testcase classname=\"xring.gate\" name=\"prediction_error\">\n"
+                       "      <skipped message=\"not gated: a cpu run measured against the "
+                       "prediction for its cluster\"/>\n    </testcase>"))
       << x;
   // time_s: 0.22 s -> 0.41 s; bound 3·hypot(1.4826·0.02, 1.4826·0.01) s = 99.46 ms.
   const size_t open = x.find("<testcase classname=\"xring.gate\" name=\"time_s\">");
@@ -251,9 +252,9 @@ TEST(CliGate, JunitFailuresCarryTheirDetailsAndSuitesTheirCounts) {
 
 TEST(CliGate, RequirementFailureNamesTheBound) {
   const fs::path xml = scratch_path("d1-require.xml");
-  CliResult r = run_xring("gate --plan " + test_data("gate/plan_base.json") +
-                          " --require \"peak_memory_bytes_per_rank<=10GiB\" --junit " +
-                          xml.string());
+  CliResult r =
+      run_xring("gate --plan " + test_data("gate/plan_base.json") +
+                " --require \"peak_memory_bytes_per_rank<=10GiB\" --junit " + xml.string());
   ASSERT_EQ(r.exit_code, 1) << r.output;
   std::ifstream in(xml);
   const std::string x((std::istreambuf_iterator<char>(in)), {});
@@ -268,11 +269,13 @@ TEST(CliGate, LoadedMachineRunsPassOnTheirSpreadAndTightOnesDoNot) {
   CliResult r = run_xring("gate --baseline " + base + " --current " +
                           test_data("gate/report_loaded_cur.json"));
   EXPECT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_TRUE(contains(r.output, "| time_s | 110 ms | 154 ms | ▲ +40.0% | ±139 ms (noise: 3σ of "
-                                 "the samples) | pass |"))
+  EXPECT_TRUE(contains(r.output,
+                       "| time_s | 110 ms | 154 ms | ▲ +40.0% | ±139 ms (noise: 3σ of "
+                       "the samples) | pass |"))
       << r.output;
   // The same medians measured without spread: the 5% floor holds and +40% regresses.
-  json tight_base = read_json_at(base), tight_cur = read_json_at(test_data("gate/report_loaded_cur.json"));
+  json tight_base = read_json_at(base),
+       tight_cur = read_json_at(test_data("gate/report_loaded_cur.json"));
   for (json* j : {&tight_base, &tight_cur}) {
     const double t = (*j)["measured"]["time_s"].get<double>();
     (*j)["measured"]["samples_s"] = {t, t, t, t, t};
@@ -283,6 +286,7 @@ TEST(CliGate, LoadedMachineRunsPassOnTheirSpreadAndTightOnesDoNot) {
   xring::test::write_text(c, tight_cur.dump());
   CliResult tight = run_xring("gate --baseline " + b.string() + " --current " + c.string());
   EXPECT_EQ(tight.exit_code, 1) << tight.output;
-  EXPECT_TRUE(contains(tight.output, "| time_s | 110 ms | 154 ms | ▲ +40.0% | ±5.5 ms | REGRESSION |"))
+  EXPECT_TRUE(
+      contains(tight.output, "| time_s | 110 ms | 154 ms | ▲ +40.0% | ±5.5 ms | REGRESSION |"))
       << tight.output;
 }

@@ -56,9 +56,8 @@ TEST(GateNoise, AllowedChangeIsTheLargerOfTheRuleAndTheNoise) {
   EXPECT_EQ(tight.rows[0].rule, "relative 5% of the baseline (built-in defaults)");
   // Loaded machine: medians 0.11 -> 0.154 (+40%) inside 3σ of the spread
   // (σ_b = 1.4826·0.02, σ_c = 1.4826·0.024): passes, the bound is the noise.
-  Outcome loaded =
-      compare(report_with_samples("a", {0.10, 0.09, 0.14, 0.11, 0.16}),
-              report_with_samples("b", {0.154, 0.13, 0.20, 0.12, 0.17}), rules);
+  Outcome loaded = compare(report_with_samples("a", {0.10, 0.09, 0.14, 0.11, 0.16}),
+                           report_with_samples("b", {0.154, 0.13, 0.20, 0.12, 0.17}), rules);
   ASSERT_EQ(loaded.rows.size(), 1u);
   const double noise = 3 * std::hypot(1.4826 * 0.02, 1.4826 * 0.024);
   EXPECT_NEAR(loaded.rows[0].noise, noise, 1e-12);

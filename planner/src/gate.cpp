@@ -56,7 +56,6 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-
 std::vector<double> samples_at(const json& j, const std::string& key, const std::string& origin,
                                const std::string& path) {
   std::vector<double> out;
@@ -343,8 +342,8 @@ std::string noise_rule_text(size_t baseline_samples, size_t current_samples, dou
   char constants[64];
   std::snprintf(constants, sizeof constants, "%gσ of %zu+%zu samples (σ = %g·MAD)", kNoiseSigmas,
                 baseline_samples, current_samples, kMadToSigma);
-  return "noise: " + std::string(constants) + " = ±" +
-         format_value(noise, unit) + ", above the floor " + floor;
+  return "noise: " + std::string(constants) + " = ±" + format_value(noise, unit) +
+         ", above the floor " + floor;
 }
 
 }  // namespace

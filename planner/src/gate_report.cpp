@@ -44,7 +44,9 @@ std::string verdict_text(Verdict v) {
   return "?";
 }
 
-bool failed(const Row& r) { return r.verdict == Verdict::regression || r.verdict == Verdict::not_met; }
+bool failed(const Row& r) {
+  return r.verdict == Verdict::regression || r.verdict == Verdict::not_met;
+}
 
 std::string format_optional(const std::optional<double>& v, const std::string& unit) {
   return v ? format_value(*v, unit) : "—";

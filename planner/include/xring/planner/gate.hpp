@@ -80,11 +80,11 @@ struct Row {
   std::optional<double> baseline;  ///< absent for requirements
   std::optional<double> current;  ///< empty: the current document predicts nothing here
   double change = 0;              ///< current − baseline (medians), when both exist
-  double allowed = 0;  ///< the bound the change was held to: max(threshold, noise)
+  double allowed = 0;             ///< the bound the change was held to: max(threshold, noise)
   /// The noise bound from the samples' spread (noise_bound; 0 without samples): the allowed
   /// change when it exceeds the rule's threshold.
   double noise = 0;
-  std::string rule;  ///< where `allowed` came from, for people ("relative 5% (defaults)")
+  std::string rule;         ///< where `allowed` came from, for people ("relative 5% (defaults)")
   std::string requirement;  ///< for --require rows
   std::optional<double> bound;  ///< --require rows with a bound: the bound in the metric's unit
   Verdict verdict = Verdict::pass;
