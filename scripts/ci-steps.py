@@ -130,6 +130,11 @@ def main(argv):
         print(__doc__, file=sys.stderr)
         return 2
     xring, files = argv[1], argv[2:]
+    if os.sep not in xring:  # a bare name: the one on PATH
+        xring = shutil.which(xring) or xring
+    if not os.path.isfile(xring):
+        print(f"{argv[1]}: no such xring binary", file=sys.stderr)
+        return 2
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     problems = []
     for path in files:
