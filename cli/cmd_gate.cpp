@@ -1,4 +1,5 @@
 // `xring gate`: fail a CI job when performance or capacity regresses.
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -95,6 +96,7 @@ void attach_gate(CLI::App& sub, int& exit_code) {
       "  xring gate --baseline base.report.json --current cur.report.json --rules gate.json\n"
       "Exit codes: 0 pass, 1 regression or requirement not met, 2 bad input.");
   sub.callback([o, &exit_code] {
+    const auto started = std::chrono::steady_clock::now();
     const bool comparing = !o->baseline.empty() || !o->current.empty();
     if (comparing && (o->baseline.empty() || o->current.empty()))
       throw Error("give both --baseline and --current (or --plan/--report with --require)");
@@ -126,7 +128,9 @@ void attach_gate(CLI::App& sub, int& exit_code) {
       if (title.empty()) title = o->document;
     }
     std::string md = gate::markdown(outcome, title);
-    std::string xml = gate::junit_xml(outcome, title);
+    std::string xml = gate::junit_xml(
+        outcome, title,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     std::vector<std::pair<std::string, std::string>> files;
     if (!o->markdown.empty()) files.push_back({o->markdown, md});
     if (!o->junit.empty()) files.push_back({o->junit, xml});

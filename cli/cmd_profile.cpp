@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "command_json.hpp"
 #include "commands.hpp"
 #include "xring/executor/profile.hpp"
 #include "xring/planner/error.hpp"
@@ -70,16 +71,66 @@ size_t count_inside(const executor::ValidateReport& r) {
 /// `path` (nothing when empty). Runs that failed to verify measured nothing to trust: not
 /// written.
 void write_residuals(const std::string& path, const nlohmann::json& profile,
-                     const executor::ValidateReport& r, bool verified) {
+                     const executor::ValidateReport& r, bool verified, std::FILE* out) {
   if (path.empty()) return;
   if (!verified || r.points.empty()) {
-    fmt::print("residuals not written: {}\n",
+    fmt::print(out, "residuals not written: {}\n",
                r.points.empty() ? "no points were measured" : "a run failed to verify");
     return;
   }
   write_file_atomically(path,
                         executor::profile_with_residuals(profile, r.residuals).dump(2) + "\n");
-  fmt::print("wrote the residual spread into {}\n", path);
+  fmt::print(out, "wrote the residual spread into {}\n", path);
+}
+
+/// The validate table: a row per point with the measured median, the samples' spread (half
+/// their range) and count, then the summary lines.
+void print_validate_table(const executor::ValidateReport& r, const std::string& profile) {
+  fmt::print("xring validate on {} ({} backend, profile {})\n", r.device, r.backend, profile);
+  fmt::print("  {:<11} {:>5} {:>13} {:>26} {:>11} {:>11} {:>3} {:>8} {:>6} {:>8}\n", "strategy",
+             "ranks", "S_Q x S_KV", "predicted (interval)", "measured", "spread", "n", "error",
+             "inside", "verified");
+  for (const auto& p : r.points) {
+    const auto spread = half_range(p.measured_samples_s);
+    fmt::print("  {:<11} {:>5} {:>13} {:>26} {:>11} {:>11} {:>3} {:>+7.1f}% {:>6} {:>8}\n",
+               p.strategy, p.ranks, fmt::format("{}x{}", p.s_q, p.s_kv),
+               with_interval(units::format_time(p.predicted_s), p.predicted_s,
+                             Interval{p.predicted_s, p.predicted_low_s, p.predicted_high_s}),
+               units::format_time(p.measured_s),
+               spread ? "±" + units::format_time(*spread) : std::string("—"),
+               std::max<size_t>(1, p.measured_samples_s.size()), 100 * p.error,
+               p.inside() ? "yes" : "no", p.verified ? "yes" : "NO");
+  }
+  fmt::print("median |error| {:.1f}%, worst {:.1f}% over {} points\n", 100 * r.median_abs_error,
+             100 * r.worst_abs_error, r.points.size());
+  fmt::print("coverage {:.1f}% ({} of {} points inside the {} interval, {})\n", 100 * r.coverage,
+             count_inside(r), r.points.size(), to_string(r.band.source),
+             ratio_range(r.band.time_low_ratio, r.band.time_high_ratio));
+  if (!r.points.empty())
+    fmt::print("residual spread: measured/predicted {} (5%–95%, {} points)\n",
+               ratio_range(r.residuals.low_ratio, r.residuals.high_ratio), r.residuals.samples);
+  for (const auto& n : r.notes) fmt::print("  - {}\n", n);
+}
+
+/// Which bounds the report exceeds: one line each, empty when none was exceeded.
+ValidateVerdict validate_verdict(const executor::ValidateReport& r, double max_median,
+                                 double max_worst, double min_coverage) {
+  ValidateVerdict v;
+  if (max_median > 0) v.max_median_error = max_median;
+  if (max_worst > 0) v.max_worst_error = max_worst;
+  if (min_coverage > 0) v.min_coverage = min_coverage;
+  for (const auto& p : r.points) v.verified = v.verified && p.verified;
+  if (!v.verified) v.failures.push_back("a run failed to verify (see the verified column)");
+  if (max_median > 0 && r.median_abs_error > max_median)
+    v.failures.push_back(fmt::format("median |error| {:.1f}% exceeds --max-median-error {:.1f}%",
+                                     100 * r.median_abs_error, 100 * max_median));
+  if (max_worst > 0 && r.worst_abs_error > max_worst)
+    v.failures.push_back(fmt::format("worst |error| {:.1f}% exceeds --max-worst-error {:.1f}%",
+                                     100 * r.worst_abs_error, 100 * max_worst));
+  if (min_coverage > 0 && r.coverage < min_coverage)
+    v.failures.push_back(fmt::format("coverage {:.1f}% below --min-coverage {:.1f}%",
+                                     100 * r.coverage, 100 * min_coverage));
+  return v;
 }
 
 }  // namespace
@@ -167,7 +218,12 @@ void attach_validate(CLI::App& sub, int& exit_code) {
   sub.add_option("--repeat", o->validate.repeat, "Runs per point (median)")
       ->capture_default_str()
       ->check(CLI::Range(1, 100));
-  sub.add_option("--json", o->json, "Write the table as JSON")->check(output_file());
+  sub.add_option("--json", o->json,
+                 "Write {schema_version, command, points[], ..., passed, failures} to FILE; "
+                 "--json alone (or --json -) prints it instead of the table")
+      ->expected(0, 1)
+      ->default_str("-")
+      ->check(output_file());
   sub.add_option("--csv", o->csv, "Write the table as CSV")->check(output_file());
   sub.add_option("--plot", o->plot,
                  "Predicted vs measured as .svg, .png or .pdf (gnuplot; else the .gp script)")
@@ -211,55 +267,36 @@ void attach_validate(CLI::App& sub, int& exit_code) {
       progress.update(done, total, what);
     };
     executor::ValidateReport r = executor::validate_predictions(o->validate);
-    if (!o->json.empty()) write_file_atomically(o->json, executor::to_json(r).dump(2) + "\n");
+    const ValidateVerdict verdict =
+        validate_verdict(r, o->max_median, o->max_worst, o->min_coverage);
+    const bool json_to_stdout = o->json == "-";
+    const std::string json = validate_json(r, o->profile, verdict).dump(2) + "\n";
+    if (!o->json.empty() && !json_to_stdout) write_file_atomically(o->json, json);
     if (!o->csv.empty()) {
       std::string csv =
           "strategy,ranks,s_q,s_kv,predicted_s,measured_s,error,verified,predicted_low_s,"
-          "predicted_high_s,inside\n";
-      for (const auto& p : r.points)
-        csv += fmt::format("{},{},{},{},{:.9g},{:.9g},{:.6f},{},{:.9g},{:.9g},{}\n", p.strategy,
-                           p.ranks, p.s_q, p.s_kv, p.predicted_s, p.measured_s, p.error, p.verified,
-                           p.predicted_low_s, p.predicted_high_s, p.inside());
+          "predicted_high_s,inside,samples,spread_s\n";
+      for (const auto& p : r.points) {
+        const auto spread = half_range(p.measured_samples_s);
+        csv += fmt::format("{},{},{},{},{:.9g},{:.9g},{:.6f},{},{:.9g},{:.9g},{},{},{}\n",
+                           p.strategy, p.ranks, p.s_q, p.s_kv, p.predicted_s, p.measured_s, p.error,
+                           p.verified, p.predicted_low_s, p.predicted_high_s, p.inside(),
+                           p.measured_samples_s.size(),
+                           spread ? fmt::format("{:.9g}", *spread) : std::string());
+      }
       write_file_atomically(o->csv, csv);
     }
     if (!o->plot.empty()) draw_with_gnuplot(o->plot, validate_plot_script(r, o->plot));
-    fmt::print("xring validate on {} ({} backend, profile {})\n", r.device, r.backend, o->profile);
-    fmt::print("  {:<11} {:>5} {:>13} {:>26} {:>11} {:>8} {:>6} {:>8}\n", "strategy", "ranks",
-               "S_Q x S_KV", "predicted (interval)", "measured", "error", "inside", "verified");
-    bool verified = true;
-    for (const auto& p : r.points) {
-      fmt::print("  {:<11} {:>5} {:>13} {:>26} {:>11} {:>+7.1f}% {:>6} {:>8}\n", p.strategy,
-                 p.ranks, fmt::format("{}x{}", p.s_q, p.s_kv),
-                 with_interval(units::format_time(p.predicted_s), p.predicted_s,
-                               Interval{p.predicted_s, p.predicted_low_s, p.predicted_high_s}),
-                 units::format_time(p.measured_s), 100 * p.error, p.inside() ? "yes" : "no",
-                 p.verified ? "yes" : "NO");
-      verified = verified && p.verified;
-    }
-    fmt::print("median |error| {:.1f}%, worst {:.1f}% over {} points\n", 100 * r.median_abs_error,
-               100 * r.worst_abs_error, r.points.size());
-    fmt::print("coverage {:.1f}% ({} of {} points inside the {} interval, {})\n", 100 * r.coverage,
-               count_inside(r), r.points.size(), to_string(r.band.source),
-               ratio_range(r.band.time_low_ratio, r.band.time_high_ratio));
-    if (!r.points.empty())
-      fmt::print("residual spread: measured/predicted {} (5%–95%, {} points)\n",
-                 ratio_range(r.residuals.low_ratio, r.residuals.high_ratio), r.residuals.samples);
-    for (const auto& n : r.notes) fmt::print("  - {}\n", n);
+    if (json_to_stdout)
+      std::fputs(json.c_str(), stdout);
+    else
+      print_validate_table(r, o->profile);
     write_residuals(o->update_profile ? o->profile : o->residuals_to, o->validate.profile.value, r,
-                    verified);
-    bool within = (o->max_median <= 0 || r.median_abs_error <= o->max_median) &&
-                  (o->max_worst <= 0 || r.worst_abs_error <= o->max_worst);
-    if (o->max_median > 0 && r.median_abs_error > o->max_median)
-      fmt::print("FAIL: median |error| {:.1f}% exceeds --max-median-error {:.1f}%\n",
-                 100 * r.median_abs_error, 100 * o->max_median);
-    if (o->max_worst > 0 && r.worst_abs_error > o->max_worst)
-      fmt::print("FAIL: worst |error| {:.1f}% exceeds --max-worst-error {:.1f}%\n",
-                 100 * r.worst_abs_error, 100 * o->max_worst);
-    const bool covered = o->min_coverage <= 0 || r.coverage >= o->min_coverage;
-    if (!covered)
-      fmt::print("FAIL: coverage {:.1f}% below --min-coverage {:.1f}%\n", 100 * r.coverage,
-                 100 * o->min_coverage);
-    exit_code = verified && within && covered ? 0 : static_cast<int>(ExitCode::regression);
+                    verdict.verified, json_to_stdout ? stderr : stdout);
+    if (!json_to_stdout)
+      for (const auto& f : verdict.failures)
+        if (f.rfind("a run failed", 0) != 0) fmt::print("FAIL: {}\n", f);
+    exit_code = verdict.failures.empty() ? 0 : static_cast<int>(ExitCode::regression);
   });
 }
 

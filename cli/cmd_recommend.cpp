@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "command_json.hpp"
 #include "commands.hpp"
 #include "xring/planner/error.hpp"
 #include "xring/planner/gate.hpp"
@@ -120,6 +121,7 @@ void attach_recommend(CLI::App& sub, int& exit_code) {
     int top = 10;
     std::string csv, plot, emit;
     std::vector<std::string> search;
+    bool json = false;
   };
   auto o = std::make_shared<Options>();
   o->request.model = kDefaultModel;
@@ -163,6 +165,9 @@ void attach_recommend(CLI::App& sub, int& exit_code) {
       ->check(plot_file());
   sub.add_option("--emit-plans", o->emit,
                  "Write a ready plan file for each of the top recommendations here");
+  sub.add_flag("--json", o->json,
+               "Print {schema_version, command, shapes, recommendations[], closest} instead of "
+               "the text (the exit code is the same)");
   sub.footer(
       "Example:\n  xring recommend --model mplug-owl3-7b --workload video-qa --gpu h100-sxm --gpu "
       "a100-80gb "
@@ -178,17 +183,24 @@ void attach_recommend(CLI::App& sub, int& exit_code) {
     Recommendation rec = recommend(o->request);
     double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    fmt::print("xring recommend: {} for workload {} ({} shapes: {} planned, {} pruned, {:.3f} s)\n",
-               o->request.model, o->request.workload, rec.all.size(), rec.evaluated, rec.pruned,
-               seconds);
-    print_kv_policy_note(rec, o->request.search_kv_policy);
     if (!o->csv.empty()) write_file_atomically(o->csv, candidates_csv(rec));
+    auto print_json = [&] {
+      fmt::print("{}\n", recommend_json(rec, {o->request, o->objective, o->top, seconds}).dump(2));
+    };
+    if (!o->json) {
+      fmt::print(
+          "xring recommend: {} for workload {} ({} shapes: {} planned, {} pruned, {:.3f} s)\n",
+          o->request.model, o->request.workload, rec.all.size(), rec.evaluated, rec.pruned,
+          seconds);
+      print_kv_policy_note(rec, o->request.search_kv_policy);
+      if (rec.ranked.empty()) print_closest(rec);
+    }
     if (rec.ranked.empty()) {
-      print_closest(rec);
+      if (o->json) print_json();
       exit_code = static_cast<int>(ExitCode::regression);
       return;
     }
-    print_ranked(rec, o->top);
+    if (!o->json) print_ranked(rec, o->top);
     if (!o->emit.empty()) {
       std::filesystem::create_directories(o->emit);
       for (int i = 0; i < std::min<int>(o->top, static_cast<int>(rec.ranked.size())); ++i) {
@@ -207,8 +219,9 @@ void attach_recommend(CLI::App& sub, int& exit_code) {
                                        c.nodes, c.gpus_per_node);
         write_file_atomically(path, plan_json_text(p) + "\n");
       }
-      fmt::print("wrote the top {} plans to {}\n",
-                 std::min<int>(o->top, static_cast<int>(rec.ranked.size())), o->emit);
+      if (!o->json)
+        fmt::print("wrote the top {} plans to {}\n",
+                   std::min<int>(o->top, static_cast<int>(rec.ranked.size())), o->emit);
     }
     if (!o->plot.empty()) {
       std::string s =
@@ -232,6 +245,7 @@ void attach_recommend(CLI::App& sub, int& exit_code) {
            "title 'Pareto frontier', $front using 1:2:3 with labels offset 1,1 font ',8' notitle\n";
       draw_with_gnuplot(o->plot, s);
     }
+    if (o->json) print_json();
     exit_code = 0;
   });
 }

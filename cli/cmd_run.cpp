@@ -26,6 +26,18 @@ std::string spread_of(const std::vector<double>& samples) {
   return "±" + units::format_time((*hi - *lo) / 2);
 }
 
+/// A layer's overlap of compute and transfers, "—" where it has nothing to overlap (one rank,
+/// or a decode step, which moves no K/V between ranks).
+std::string overlap_of(const executor::LayerReport& l) {
+  if (l.ranks <= 1 || l.strategy.rfind("decode", 0) == 0) return "—";
+  return fmt::format("{:.0f}%", 100 * l.overlap_efficiency);
+}
+
+/// ", 12.5 frames/s" where the workload has frames; nothing for text-only runs.
+std::string frames_clause(double frames_per_s) {
+  return frames_per_s > 0 ? ", " + units::format_count(frames_per_s) + " frames/s" : "";
+}
+
 void print_layer_table(const executor::RunReport& r) {
   using units::format_time;
   fmt::print(
@@ -35,12 +47,12 @@ void print_layer_table(const executor::RunReport& r) {
       "overlap", "achieved", "predicted", "max err", "verified");
   for (const auto& l : r.layers)
     fmt::print(
-        "  {:>5}  {:<11} {:>5} {:>16} {:>11} {:>11} {:>3} {:>11} {:>11} {:>7.0f}% {:>12} {:>11} "
+        "  {:>5}  {:<11} {:>5} {:>16} {:>11} {:>11} {:>3} {:>11} {:>11} {:>8} {:>12} {:>11} "
         "{:>10.3g} {:>8}\n",
         l.index, l.strategy, l.ranks, fmt::format("{}x{}", l.s_q, l.s_kv),
         format_time(l.measured_time_s), spread_of(l.measured_samples_s),
         std::max<size_t>(1, l.measured_samples_s.size()), format_time(l.measured_compute_s),
-        format_time(l.measured_comm_s), 100 * l.overlap_efficiency, flop_rate(l.flop_per_s),
+        format_time(l.measured_comm_s), overlap_of(l), flop_rate(l.flop_per_s),
         format_time(l.predicted_time_s), l.max_abs_error, l.verified ? "yes" : "NO");
 }
 
@@ -177,13 +189,13 @@ void attach_run(CLI::App& sub, int& exit_code) {
             l.index, format_time(l.measured_time_s), format_time(l.monolithic_time_s),
             100 * l.ring_overhead, format_time(l.measured_copy_s), format_time(l.derived_comm_s),
             in.cluster.name, l.checked_against);
-    fmt::print("measured   {} for all layers, {} tokens/s, {} frames/s, {}\n",
-               format_time(r.measured_time_s), units::format_count(r.measured_tokens_per_s),
-               units::format_count(r.measured_frames_per_s), flop_rate(r.measured_flop_per_s));
-    fmt::print("predicted  {} on {} ({} tokens/s, {} frames/s, {}; error {:+.0f}%)\n",
+    fmt::print("measured   {} for all layers, {} tokens/s{}, {}\n", format_time(r.measured_time_s),
+               units::format_count(r.measured_tokens_per_s), frames_clause(r.measured_frames_per_s),
+               flop_rate(r.measured_flop_per_s));
+    fmt::print("predicted  {} on {} ({} tokens/s{}, {}; error {:+.0f}%)\n",
                format_time(r.predicted_time_s), in.cluster.name,
                units::format_count(r.predicted_tokens_per_s),
-               units::format_count(r.predicted_frames_per_s), flop_rate(r.predicted_flop_per_s),
+               frames_clause(r.predicted_frames_per_s), flop_rate(r.predicted_flop_per_s),
                r.measured_time_s > 0
                    ? 100 * (r.predicted_time_s - r.measured_time_s) / r.measured_time_s
                    : 0.0);

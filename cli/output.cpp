@@ -114,6 +114,18 @@ std::string strategy_cell(const LayerPlan& l) {
   return strategy;
 }
 
+/// "32768 text tokens + 2048 visual tokens (8 frames)"; the visual clause only where the
+/// workload has visual input (a text-only workload shows "32768 text tokens").
+std::string input_tokens(const WorkloadSpec& w, const ModelSpec& m) {
+  std::string text = fmt::format("{} text tokens", w.text_tokens);
+  const long long visual = visual_tokens(w, m);
+  if (visual <= 0) return text;
+  const double n = frames(w, m);
+  // Visual tokens given directly (no frames): the frame count would be invented.
+  if (n <= 0) return text + fmt::format(" + {} visual tokens", visual);
+  return text + fmt::format(" + {} visual tokens ({:g} frame{})", visual, n, n == 1 ? "" : "s");
+}
+
 /// Where a plan's intervals come from and how wide they are, for the table's heading.
 std::string interval_note(const PredictionBand& b) {
   return b.basis + "; times " + ratio_range(b.time_low_ratio, b.time_high_ratio) + ", memory " +
@@ -136,9 +148,7 @@ void print_plan(const Plan& p, const Inputs& in, std::FILE* out) {
     fmt::print(out, "  {}, batch {}, {} text tokens + a video stream at {:g} frames/s\n",
                to_string(w.phase), w.batch, w.text_tokens, p.streaming->fps);
   else
-    fmt::print(out, "  {}, batch {}, {} text tokens + {} visual tokens ({:g} frame{})\n",
-               to_string(w.phase), w.batch, w.text_tokens, visual_tokens(w, in.model),
-               frames(w, in.model), frames(w, in.model) == 1 ? "" : "s");
+    fmt::print(out, "  {}, batch {}, {}\n", to_string(w.phase), w.batch, input_tokens(w, in.model));
   fmt::print(out, "feasible: {}\n", p.feasible ? "yes" : "NO");
   for (const auto& r : p.reasons) fmt::print(out, "  - {}\n", r);
 

@@ -118,14 +118,14 @@ nlohmann::json to_json(const RunReport& r) {
           {"measured",
            {{"time_s", r.measured_time_s},
             {"throughput_tokens_per_s", r.measured_tokens_per_s},
-            {"flop_per_s", r.measured_flop_per_s},
-            {"frames_per_s", r.measured_frames_per_s},
+            {"flop_per_s", measured(r.measured_flop_per_s)},
+            {"frames_per_s", measured(r.measured_frames_per_s)},
             {"samples_s", total_samples(r)}}},
           {"predicted",
            {{"time_s", r.predicted_time_s},
             {"throughput_tokens_per_s", r.predicted_tokens_per_s},
-            {"flop_per_s", r.predicted_flop_per_s},
-            {"frames_per_s", r.predicted_frames_per_s}}},
+            {"flop_per_s", measured(r.predicted_flop_per_s)},
+            {"frames_per_s", measured(r.predicted_frames_per_s)}}},
           {"notes", r.notes}};
   if (r.streaming) out["streaming"] = streaming_json(*r.streaming);
   return out;

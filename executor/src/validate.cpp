@@ -49,6 +49,18 @@ SpecJson validation_workload(long long s_q, long long s_kv, bool training) {
   return {w, "xring validate (workload)"};
 }
 
+/// Each repetition's time over the run's layers (the layers' samples summed by repetition);
+/// empty when the layers do not all carry the same number of samples.
+std::vector<double> repetition_totals(const RunReport& r) {
+  if (r.layers.empty()) return {};
+  std::vector<double> totals(r.layers.front().measured_samples_s.size(), 0.0);
+  for (const auto& l : r.layers) {
+    if (l.measured_samples_s.size() != totals.size()) return {};
+    for (size_t i = 0; i < totals.size(); ++i) totals[i] += l.measured_samples_s[i];
+  }
+  return totals;
+}
+
 }  // namespace
 
 ValidateReport validate_predictions(const ValidateOptions& o) {
@@ -125,6 +137,7 @@ ValidateReport validate_predictions(const ValidateOptions& o) {
     v.s_kv = j.s_kv;
     v.predicted_s = r.predicted_time_s;
     v.measured_s = r.measured_time_s;
+    v.measured_samples_s = repetition_totals(r);
     v.error = (v.predicted_s - v.measured_s) / v.measured_s;
     v.verified = r.verified;
     report.band = p.predicted.band;
@@ -181,6 +194,7 @@ nlohmann::json to_json(const ValidateReport& r) {
          {"s_kv", v.s_kv},
          {"predicted_s", v.predicted_s},
          {"measured_s", v.measured_s},
+         {"measured_samples_s", v.measured_samples_s},
          {"error", v.error},
          {"verified", v.verified},
          {"predicted_interval_s",

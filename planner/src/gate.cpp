@@ -56,12 +56,6 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-double spread(const std::vector<double>& v) {
-  if (v.size() < 2) return 0;
-  auto [lo, hi] = std::minmax_element(v.begin(), v.end());
-  return (*hi - *lo) / 2;
-}
-
 std::vector<double> samples_at(const json& j, const std::string& key, const std::string& origin,
                                const std::string& path) {
   std::vector<double> out;
@@ -100,58 +94,6 @@ std::string unit_of(const std::string& name) {
       name.find("_per_s") == std::string::npos)
     return "s";
   return "";
-}
-
-std::string xml_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
-std::string verdict_text(Verdict v) {
-  switch (v) {
-    case Verdict::pass:
-      return "pass";
-    case Verdict::improved:
-      return "improved";
-    case Verdict::regression:
-      return "REGRESSION";
-    case Verdict::not_met:
-      return "NOT MET";
-  }
-  return "?";
-}
-
-std::string format_optional(const std::optional<double>& v, const std::string& unit) {
-  return v ? format_value(*v, unit) : "—";
-}
-
-std::string describe_failure(const Row& r) {
-  const std::string current =
-      r.current ? format_value(*r.current, r.unit) : "nothing predicted (infeasible plan)";
-  if (!r.requirement.empty()) return "requirement " + r.requirement + " not met: " + current;
-  if (r.boolean) return r.metric + " no longer holds";
-  if (!r.current || !r.baseline)
-    return r.metric + " went from " + format_optional(r.baseline, r.unit) + " to " + current;
-  return r.metric + " went from " + format_value(*r.baseline, r.unit) + " to " + current +
-         " (allowed change " + format_value(r.allowed, r.unit) + ")";
 }
 
 /// The interval of `key` from `section`.intervals (plans), when the document has one: an
@@ -403,7 +345,54 @@ void check_rule_names(const Rules& rules, const Document& d) {
   }
 }
 
+/// "relative 5% of the baseline (built-in defaults)": a rule's threshold and where it is set.
+std::string rule_text(const Rule& rule, const std::string& source, const std::string& unit) {
+  std::string relative, absolute;
+  if (rule.relative) relative = "relative " + units::format_count(100 * *rule.relative) + "%";
+  if (rule.absolute) absolute = "absolute " + format_value(*rule.absolute, unit);
+  std::string text = !relative.empty() && !absolute.empty()
+                         ? "the larger of " + relative + " and " + absolute
+                     : !relative.empty() ? relative + " of the baseline"
+                     : !absolute.empty() ? absolute
+                                         : std::string("no change");
+  return text + " (" + source + ")";
+}
+
+/// "noise: 3σ of 5+5 samples (σ = 1.4826·MAD) = ±2 ms, above the floor relative 5% ...".
+std::string noise_rule_text(size_t baseline_samples, size_t current_samples, double noise,
+                            const std::string& unit, const std::string& floor) {
+  char constants[64];
+  std::snprintf(constants, sizeof constants, "%gσ of %zu+%zu samples (σ = %g·MAD)", kNoiseSigmas,
+                baseline_samples, current_samples, kMadToSigma);
+  return "noise: " + std::string(constants) + " = ±" + format_value(noise, unit) +
+         ", above the floor " + floor;
+}
+
 }  // namespace
+
+double robust_sigma(const std::vector<double>& samples) {
+  if (samples.size() < 2) return 0;
+  const double m = median(samples);
+  std::vector<double> deviations;
+  for (double x : samples) deviations.push_back(std::fabs(x - m));
+  return kMadToSigma * median(deviations);
+}
+
+double noise_bound(const std::vector<double>& baseline, const std::vector<double>& current) {
+  return kNoiseSigmas * std::hypot(robust_sigma(baseline), robust_sigma(current));
+}
+
+std::string Rules::source_of(const std::string& name) const {
+  const std::string file = origin.empty() ? std::string("--rules") : origin;
+  auto named = [&](const std::string& key) {
+    const bool from_file = std::find(given.begin(), given.end(), key) != given.end();
+    return from_file ? file + " metrics." + key : "built-in default for " + key;
+  };
+  if (metrics.count(name)) return named(name);
+  for (const auto& entry : metrics)
+    if (family_matches(entry.first, name)) return named(entry.first);
+  return defaults_given ? file + " defaults" : std::string("built-in defaults");
+}
 
 const Rule& Rules::for_metric(const std::string& name) const {
   auto exact = metrics.find(name);
@@ -437,10 +426,12 @@ Rules read_rules(const json& j, const std::string& origin) {
     o.finish();
     return rule;
   };
-  if (r.has("defaults"))
+  if (r.has("defaults")) {
     rules.defaults = read_rule(r.object("defaults"));
-  else
+    rules.defaults_given = true;
+  } else {
     r.allow("defaults");
+  }
   if (r.has("metrics")) {
     ObjectReader m = r.object("metrics");
     for (const auto& [key, value] : j["metrics"].items()) {
@@ -535,8 +526,13 @@ Outcome compare(const Document& baseline, const Document& current, const Rules& 
     double threshold = 0;
     if (rule.relative) threshold = std::max(threshold, *rule.relative * std::fabs(*b.value));
     if (rule.absolute) threshold = std::max(threshold, *rule.absolute);
-    row.noise = spread(b.samples) + spread(c->samples);
-    row.allowed = threshold + row.noise;
+    // Noise: the samples' spread sets the bound, the rule's threshold is its floor.
+    row.noise = noise_bound(b.samples, c->samples);
+    row.allowed = std::max(threshold, row.noise);
+    row.rule = row.noise > threshold
+                   ? noise_rule_text(b.samples.size(), c->samples.size(), row.noise, row.unit,
+                                     rule_text(rule, rules.source_of(b.name), row.unit))
+                   : rule_text(rule, rules.source_of(b.name), row.unit);
     const Direction direction = rule.direction.value_or(b.direction);
     double worse = direction == Direction::higher_is_better ? -row.change : row.change;
     row.verdict = worse > row.allowed    ? Verdict::regression
@@ -622,71 +618,6 @@ Outcome require(const Document& doc, const std::vector<std::string>& requirement
     out.rows.push_back(row);
   }
   return out;
-}
-
-std::string markdown(const Outcome& o, const std::string& title) {
-  int failures = 0, improved = 0;
-  for (const auto& r : o.rows) {
-    if (r.verdict == Verdict::regression || r.verdict == Verdict::not_met) ++failures;
-    if (r.verdict == Verdict::improved) ++improved;
-  }
-  std::string s = "## xring gate: " + title + "\n\n";
-  s += failures ? "**" + std::to_string(failures) + " of " + std::to_string(o.rows.size()) +
-                      " checks failed**"
-                : "All " + std::to_string(o.rows.size()) + " checks passed";
-  if (improved) s += " (" + std::to_string(improved) + " improved)";
-  s += ".\n\n";
-  for (const auto& n : o.notes) s += "Note: " + n + "\n\n";
-  s += "| metric | baseline | current | change | allowed | result "
-       "|\n|---|---|---|---|---|---|\n";
-  for (const auto& r : o.rows) {
-    std::string baseline = !r.requirement.empty() ? "-"
-                           : r.boolean ? (r.baseline == 1.0 ? "true" : "false")
-                                       : format_optional(r.baseline, r.unit);
-    std::string current =
-        r.boolean ? (r.current == 1.0 ? "true" : "false") : format_optional(r.current, r.unit);
-    std::string change = "-", allowed = "-";
-    if (!r.note.empty()) {
-      allowed = r.note;
-    } else if (!r.requirement.empty()) {
-      allowed = "`" + r.requirement + "`";
-    } else if (!r.boolean && r.baseline && r.current) {
-      char buf[64];
-      if (*r.baseline != 0)
-        std::snprintf(buf, sizeof buf, "%+.1f%%", 100 * r.change / std::fabs(*r.baseline));
-      else
-        std::snprintf(buf, sizeof buf, "%+.3g", r.change);
-      change = (r.change > 0 ? "▲ " : r.change < 0 ? "▼ " : "= ") + std::string(buf);
-      allowed = "±" + format_value(r.allowed, r.unit) +
-                (r.noise > 0 ? " (incl. noise " + format_value(r.noise, r.unit) + ")" : "");
-    }
-    s += "| " + r.metric + " | " + baseline + " | " + current + " | " + change + " | " + allowed +
-         " | " + verdict_text(r.verdict) + " |\n";
-  }
-  return s;
-}
-
-std::string junit_xml(const Outcome& o, const std::string& suite) {
-  int failures = 0;
-  for (const auto& r : o.rows)
-    if (r.verdict == Verdict::regression || r.verdict == Verdict::not_met) ++failures;
-  std::string n = std::to_string(o.rows.size()), f = std::to_string(failures);
-  std::string s =
-      "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"xring gate\" tests=\"" + n +
-      "\" failures=\"" + f + "\">\n  <testsuite name=\"" + xml_escape(suite) + "\" tests=\"" + n +
-      "\" failures=\"" + f + "\">\n";
-  for (const auto& r : o.rows) {
-    std::string name = r.requirement.empty() ? r.metric : r.requirement;
-    s += "    <testcase classname=\"xring.gate\" name=\"" + xml_escape(name) + "\"";
-    if (r.verdict == Verdict::regression || r.verdict == Verdict::not_met) {
-      s += ">\n      <failure type=\"" +
-           std::string(r.verdict == Verdict::regression ? "regression" : "requirement") +
-           "\" message=\"" + xml_escape(describe_failure(r)) + "\"/>\n    </testcase>\n";
-    } else {
-      s += "/>\n";
-    }
-  }
-  return s + "  </testsuite>\n</testsuites>\n";
 }
 
 }  // namespace xring::gate

@@ -635,7 +635,8 @@ class Planner {
           (2.0 * m.params + trainable_params()) * bytes() * (G - 1) / G / slowest.bytes_per_s;
       r.comm_s = std::max(0.0, sync - r.compute_s * 2.0 / 3.0);
       r.note += "; parameter/gradient sync " + units::format_time(sync) + ", " +
-                units::format_time(r.comm_s) + " of it not hidden by backward";
+                (r.comm_s > 0 ? units::format_time(r.comm_s) + " of it not hidden by backward"
+                              : std::string("all of it hidden by backward"));
     }
     r.time_s = r.compute_s + r.comm_s;
     return r;

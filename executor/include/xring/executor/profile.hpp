@@ -71,6 +71,9 @@ struct ValidatePoint {
   long long s_q = 0, s_kv = 0;
   double predicted_s = 0;
   double measured_s = 0;
+  /// Every repetition's time (the layer's, or the layers' sum per repetition); measured_s is
+  /// their median.
+  std::vector<double> measured_samples_s;
   double error = 0;  ///< (predicted − measured) / measured
   bool verified = false;
   double predicted_low_s = 0;  ///< the prediction interval (the profile's band)

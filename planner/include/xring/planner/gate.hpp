@@ -65,7 +65,11 @@ struct Rules {
   std::map<std::string, Rule> metrics;
   std::vector<std::string> given;  ///< the metric keys the rules file names (checked by compare)
   std::string origin;              ///< the rules file
+  bool defaults_given = false;     ///< the rules file sets "defaults"
   const Rule& for_metric(const std::string& name) const;
+  /// Where for_metric's rule comes from: "RULES metrics.KEY", "built-in default for KEY",
+  /// "RULES defaults" or "built-in defaults".
+  std::string source_of(const std::string& name) const;
 };
 Rules read_rules(const nlohmann::json& j, const std::string& origin);
 
@@ -76,8 +80,11 @@ struct Row {
   std::optional<double> baseline;  ///< absent for requirements
   std::optional<double> current;  ///< empty: the current document predicts nothing here
   double change = 0;              ///< current − baseline (medians), when both exist
-  double allowed = 0;       ///< the bound the change was held to (threshold + noise)
-  double noise = 0;         ///< the part of `allowed` that comes from the samples' spread
+  double allowed = 0;             ///< the bound the change was held to: max(threshold, noise)
+  /// The noise bound from the samples' spread (noise_bound; 0 without samples): the allowed
+  /// change when it exceeds the rule's threshold.
+  double noise = 0;
+  std::string rule;         ///< where `allowed` came from, for people ("relative 5% (defaults)")
   std::string requirement;  ///< for --require rows
   std::optional<double> bound;  ///< --require rows with a bound: the bound in the metric's unit
   Verdict verdict = Verdict::pass;
@@ -85,6 +92,21 @@ struct Row {
   std::string unit;  ///< "bytes", "s", "" — for formatting
   std::string note;  ///< why a row passes without a comparison (Metric::not_gated)
 };
+
+/// The multiple of the samples' standard deviation a change of two medians may reach before it
+/// counts (kNoiseSigmas · sqrt(σ_baseline² + σ_current²)): three standard deviations, which two
+/// runs differing only by normally distributed noise exceed in about 0.3% of comparisons.
+constexpr double kNoiseSigmas = 3.0;
+/// MAD × 1.4826 (= 1 / Φ⁻¹(3/4)) estimates the standard deviation of normal samples while one
+/// outlying run barely moves it (Rousseeuw & Croux, JASA 88(424), 1993).
+constexpr double kMadToSigma = 1.4826;
+
+/// The standard deviation of `samples` estimated from their median absolute deviation
+/// (kMadToSigma · MAD); 0 with fewer than two samples.
+double robust_sigma(const std::vector<double>& samples);
+/// The change between two documents' medians that noise alone explains:
+/// kNoiseSigmas · sqrt(σ_b² + σ_c²), each σ from robust_sigma (0 for a side without samples).
+double noise_bound(const std::vector<double>& baseline, const std::vector<double>& current);
 
 struct Outcome {
   std::vector<Row> rows;
@@ -110,7 +132,11 @@ Outcome require(const Document& doc, const std::vector<std::string>& requirement
 /// numbers with 4 significant digits; "—" for NaN.
 std::string format_value(double v, const std::string& unit);
 
+/// The summary table for a job page or a pull request comment.
 std::string markdown(const Outcome& o, const std::string& title);
-std::string junit_xml(const Outcome& o, const std::string& suite);
+/// JUnit XML: one testsuite of one testcase per row; a failure carries its message and, in
+/// its body, the metric, baseline, current, change, bound and rule, one per line; a row that
+/// is not gated is skipped. `seconds`: how long the gate took (the time attributes).
+std::string junit_xml(const Outcome& o, const std::string& suite, double seconds);
 
 }  // namespace xring::gate
