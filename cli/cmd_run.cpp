@@ -125,6 +125,10 @@ void attach_run(CLI::App& sub, int& exit_code) {
                                                 executor::process_environment());
     else if (o->rank || o->world || !o->rendezvous.empty())
       throw Error("--rank, --world and --rendezvous apply to --backend nccl only");
+    ProgressLine progress("xring run");
+    o->run.progress = [&](size_t done, size_t total, const std::string& what) {
+      progress.update(done, total, what);
+    };
     executor::RunReport r = executor::run_plan(p, in, o->plan, o->run);
     if (!r.primary) {  // nccl: rank 0 prints and writes the report for every rank
       exit_code = r.verified ? 0 : static_cast<int>(ExitCode::regression);
