@@ -8,6 +8,7 @@
 #include <map>
 
 #include "commands.hpp"
+#include "plots.hpp"
 #include "xring/planner/error.hpp"
 #include "xring/planner/sweep.hpp"
 #include "xring/planner/units.hpp"
@@ -62,64 +63,6 @@ std::string csv(const std::vector<SweepAxis>& axes, const std::vector<SweepPoint
     out += "\n";
   }
   return out;
-}
-
-/// A self-contained gnuplot script (data inline): x = the first axis, y = the first metric, a
-/// line per combination of the other axes, and a label where the chosen strategy changes.
-std::string gnuplot_script(const std::vector<SweepAxis>& axes,
-                           const std::vector<SweepPoint>& points, const std::string& metric_name,
-                           const std::string& svg) {
-  bool numeric_x = true;
-  for (const auto& v : axes[0].values) numeric_x = numeric_x && v.is_number();
-  std::map<std::string, std::vector<const SweepPoint*>> series;
-  for (const auto& p : points) {
-    std::string key;
-    for (size_t a = 1; a < axes.size(); ++a)
-      key += (key.empty() ? "" : ", ") + axes[a].field + "=" + cell(p.values[a]);
-    series[key.empty() ? metric_name : key].push_back(&p);
-  }
-  std::string s = "# xring whatif plot; run: gnuplot THIS_FILE\n";
-  s += gnuplot_output(svg, 900, 560);
-  s += "set title 'xring whatif: " + metric_name + " vs " + axes[0].field + "' noenhanced\n";
-  s += "set xlabel '" + axes[0].field + "' noenhanced\nset ylabel '" + metric_name +
-       "' noenhanced\n";
-  s += "set grid\nset key top left noenhanced\n";
-  if (numeric_x && axes[0].geometric) s += "set logscale x\n";
-  int label = 0;
-  std::string data, plot = "plot ";
-  int index = 0;
-  for (const auto& [name, ps] : series) {
-    data += "$s" + std::to_string(index) + " << EOD\n";
-    std::string previous;
-    for (size_t i = 0; i < ps.size(); ++i) {
-      double y = metric(ps[i]->plan, metric_name);
-      std::string x = numeric_x ? cell(ps[i]->values[0]) : std::to_string(i);
-      if (!std::isnan(y)) data += x + " " + fmt::format("{:.10g}", y) + "\n";
-      std::string strategy =
-          strategy_label(ps[i]->plan) + (ps[i]->plan.feasible ? "" : " (infeasible)");
-      if (strategy != previous && !std::isnan(y))
-        s += "set label " + std::to_string(++label) + " '" + strategy + "' at " + x + "," +
-             fmt::format("{:.10g}", y) +
-             " rotate by 30 offset 0.5,0.5 font ',8' noenhanced point pt 7 ps 1\n";
-      previous = strategy;
-    }
-    data += "EOD\n";
-    plot += std::string(index ? ", " : "") + "$s" + std::to_string(index) +
-            " using 1:2 with linespoints title '" + name + "'";
-    ++index;
-  }
-  if (!numeric_x) {
-    s += "set xtics (";
-    for (size_t i = 0; i < axes[0].values.size(); ++i)
-      s += std::string(i ? ", " : "") + "'" + cell(axes[0].values[i]) + "' " + std::to_string(i);
-    s += ")\n";
-  }
-  return s + data + plot + "\n";
-}
-
-void write_plot(const std::vector<SweepAxis>& axes, const std::vector<SweepPoint>& points,
-                const std::string& metric_name, const std::string& svg) {
-  draw_with_gnuplot(svg, gnuplot_script(axes, points, metric_name, svg));
 }
 
 }  // namespace
@@ -183,7 +126,8 @@ void attach_whatif(CLI::App& sub, int& exit_code) {
         o->metrics.empty() ? default_metrics(points.front().plan.phase) : o->metrics;
     std::string text = csv(r.axes, points, metrics);
     // The plot first: gnuplot can fail (exit 3), and then no CSV is left either.
-    if (!o->plot.empty()) write_plot(r.axes, points, metrics.front(), o->plot);
+    if (!o->plot.empty())
+      draw_with_gnuplot(o->plot, whatif_plot_script(r.axes, points, metrics.front(), o->plot));
     if (!o->csv.empty()) write_file_atomically(o->csv, text);
     // The table.
     std::vector<std::string> header;
