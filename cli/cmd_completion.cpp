@@ -20,7 +20,7 @@ struct CommandCompletion {
   std::vector<std::pair<std::string, std::string>> subcommands;  ///< name, summary
   std::vector<std::string> options;                              ///< "--model", "-m", ...
   std::vector<std::string> valued;                               ///< the options taking values
-  std::map<std::string, std::vector<std::string>> values;  ///< option -> choices (else files)
+  std::map<std::string, std::vector<std::string>> values;        ///< option -> choices (else files)
   std::vector<std::string> first_positional;  ///< choices of the first positional (else files)
 };
 using CompletionTable = std::map<std::string, CommandCompletion>;
@@ -46,10 +46,11 @@ std::vector<std::string> member_choices(const CLI::Option& opt) {
 
 /// Built-in spec names for the options that take one (--model tiny, --gpu h100-sxm).
 std::vector<std::string> builtin_choices(const std::string& long_name) {
-  const std::map<std::string, SpecKind> kinds = {
-      {"model", SpecKind::model},   {"cluster", SpecKind::cluster},
-      {"workload", SpecKind::workload}, {"gpu", SpecKind::gpu},
-      {"device-profile", SpecKind::device}};
+  const std::map<std::string, SpecKind> kinds = {{"model", SpecKind::model},
+                                                 {"cluster", SpecKind::cluster},
+                                                 {"workload", SpecKind::workload},
+                                                 {"gpu", SpecKind::gpu},
+                                                 {"device-profile", SpecKind::device}};
   auto it = kinds.find(long_name);
   return it == kinds.end() ? std::vector<std::string>{} : builtin_names(it->second);
 }

@@ -128,7 +128,8 @@ void attach_help(CLI::App& sub, int& exit_code) {
         return;
       }
     std::vector<std::string> candidates = topic_names();
-    for (const CLI::App* command : app.get_subcommands({})) candidates.push_back(command->get_name());
+    for (const CLI::App* command : app.get_subcommands({}))
+      candidates.push_back(command->get_name());
     auto hint = did_you_mean(*topic, candidates);
     std::string list;
     for (const auto& n : topic_names()) list += (list.empty() ? "" : ", ") + n;

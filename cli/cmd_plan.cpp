@@ -42,8 +42,7 @@ void attach_plan(CLI::App& sub, int& exit_code) {
     detail(fmt::format(
         "planned in {:.1f} ms; cost source {} (attention at {:.3g} of peak, GEMMs at {:.3g})",
         1e3 * std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
-        p.cost_source.kind, p.cost_source.attention_efficiency,
-        p.cost_source.matmul_efficiency));
+        p.cost_source.kind, p.cost_source.attention_efficiency, p.cost_source.matmul_efficiency));
     std::string text = to_json(p).dump(2) + "\n";
     std::vector<std::pair<std::string, std::string>> files;
     if (!o->output.empty()) files.push_back({o->output, text});

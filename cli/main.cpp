@@ -87,12 +87,13 @@ int main(int argc, char** argv) {
       return static_cast<int>(xring::ExitCode::bad_input);
     }
     app.parse(argc, argv);
-    for (const auto* sub : app.get_subcommands()) xring::cli::report_elapsed("xring " + sub->get_name());
+    for (const auto* sub : app.get_subcommands())
+      xring::cli::report_elapsed("xring " + sub->get_name());
   } catch (const CLI::ExtrasError& e) {
     // An unknown option: say which, and what was probably meant.
     for (const auto* sub : app.get_subcommands()) {
-      auto hint =
-          xring::cli::unknown_option_hint(*sub, std::vector<std::string>(argv + command_at + 1, argv + argc));
+      auto hint = xring::cli::unknown_option_hint(
+          *sub, std::vector<std::string>(argv + command_at + 1, argv + argc));
       if (hint) {
         std::fprintf(stderr, "xring: error: %s\n", hint->c_str());
         return static_cast<int>(xring::ExitCode::bad_input);

@@ -57,10 +57,10 @@ Inputs load_inputs(const SpecOptions& o) {
     for (const SpecJson* spec : {&in.model_json, &in.cluster_json, &in.workload_json})
       detail(fmt::format("read {} (content hash {})", spec->origin, content_hash(spec->value)));
     for (const auto& set : o.overrides) detail("applied --set " + set);
-    detail(in.device_profile ? "rates: measured, from the device profile " +
-                                   in.device_profile_json.origin
-                             : "rates: the GPU's datasheet peaks x its efficiency table or "
-                               "defaults (docs/cost-model.md, Rates)");
+    detail(in.device_profile
+               ? "rates: measured, from the device profile " + in.device_profile_json.origin
+               : "rates: the GPU's datasheet peaks x its efficiency table or "
+                 "defaults (docs/cost-model.md, Rates)");
     detail(fmt::format(
         "inputs read and checked in {:.1f} ms",
         1e3 * std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()));

@@ -32,9 +32,11 @@ std::pair<std::string, double> display_unit(AxisQuantity q, double largest,
     const char* unit;
   };
   static const Step times[] = {{1, "s"}, {1e-3, "ms"}, {1e-6, "µs"}, {1e-9, "ns"}};
-  static const Step bytes[] = {{1099511627776.0, "TiB"}, {1073741824.0, "GiB"},
-                              {1048576.0, "MiB"},        {1024.0, "KiB"},
-                              {1, "B"}};
+  static const Step bytes[] = {{1099511627776.0, "TiB"},
+                               {1073741824.0, "GiB"},
+                               {1048576.0, "MiB"},
+                               {1024.0, "KiB"},
+                               {1, "B"}};
   static const Step si[] = {{1e12, "T"}, {1e9, "G"}, {1e6, "M"}, {1e3, "k"}, {1, ""}};
   auto pick = [&](const auto& steps) -> std::pair<std::string, double> {
     for (const Step& s : steps)
@@ -140,8 +142,8 @@ PlotAxis choose_axis(const std::vector<double>& values, AxisQuantity quantity,
     }
   if (!std::isfinite(lo)) lo = 0, hi = 1;
   PlotAxis a;
-  std::tie(a.unit, a.divisor) = display_unit(quantity, std::max(std::fabs(lo), std::fabs(hi)),
-                                             per_what);
+  std::tie(a.unit, a.divisor) =
+      display_unit(quantity, std::max(std::fabs(lo), std::fabs(hi)), per_what);
   lo /= a.divisor;
   hi /= a.divisor;
   a.log = lo > 0 && (hi >= 10 * lo || (geometric && hi > lo));
@@ -173,8 +175,7 @@ std::string box_commands(const PlotBox& box) {
       box.left, box.right, box.bottom, box.top);
 }
 
-std::string place_labels(const std::vector<PointLabel>& labels, const PlotBox& box,
-                         int first_tag) {
+std::string place_labels(const std::vector<PointLabel>& labels, const PlotBox& box, int first_tag) {
   // Sizes in pixels at font size 9: a character is at most ~7 px wide, a line 12 px high.
   constexpr double kCharPx = 7.0, kLinePx = 12.0, kGapPx = 7.0;
   struct Rect {
@@ -195,9 +196,9 @@ std::string place_labels(const std::vector<PointLabel>& labels, const PlotBox& b
     const double w = kCharPx * static_cast<double>(l.text.size()), h = kLinePx;
     // Above, below, the four corners, beside, then further above and below.
     const std::pair<double, double> offsets[] = {
-        {-w / 2, kGapPx},          {-w / 2, -kGapPx - h},       {kGapPx, kGapPx},
-        {-kGapPx - w, kGapPx},     {kGapPx, -kGapPx - h},       {-kGapPx - w, -kGapPx - h},
-        {kGapPx, -h / 2},          {-kGapPx - w, -h / 2},       {-w / 2, kGapPx + 1.5 * h},
+        {-w / 2, kGapPx},           {-w / 2, -kGapPx - h}, {kGapPx, kGapPx},
+        {-kGapPx - w, kGapPx},      {kGapPx, -kGapPx - h}, {-kGapPx - w, -kGapPx - h},
+        {kGapPx, -h / 2},           {-kGapPx - w, -h / 2}, {-w / 2, kGapPx + 1.5 * h},
         {-w / 2, -kGapPx - 2.5 * h}};
     for (auto [dx, dy] : offsets) {
       Rect r{px + dx, py + dy, px + dx + w, py + dy + h};

@@ -51,8 +51,8 @@ std::string recommend_plot_script(const Recommendation& rec, const std::string& 
       data += fmt::format("{:.10g} {:.10g}\n", c->latency_s / x.divisor,
                           c->throughput_per_gpu / y.divisor);
     data += "EOD\n";
-    plot += fmt::format("{}$g{} using 1:2 with points pt 7 ps 1.2 lc {} title {}", k ? ", " : "",
-                        k, k + 1, gnuplot_text(gpu_order[k]));
+    plot += fmt::format("{}$g{} using 1:2 with points pt 7 ps 1.2 lc {} title {}", k ? ", " : "", k,
+                        k + 1, gnuplot_text(gpu_order[k]));
   }
   data += "$front << EOD\n";
   for (const Candidate* c : front)

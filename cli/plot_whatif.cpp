@@ -61,8 +61,8 @@ std::string whatif_plot_script(const std::vector<SweepAxis>& axes,
     ys.push_back(metric(points[i].plan, metric_name));
   }
   const AxisQuantity quantity = quantity_of_metric(metric_name);
-  const bool memory = quantity == AxisQuantity::bytes &&
-                      metric_name.find("memory") != std::string::npos;
+  const bool memory =
+      quantity == AxisQuantity::bytes && metric_name.find("memory") != std::string::npos;
   const std::vector<double> usable = memory ? usable_memory(points) : std::vector<double>{};
   std::vector<double> y_range = ys;
   y_range.insert(y_range.end(), usable.begin(), usable.end());
@@ -90,8 +90,8 @@ std::string whatif_plot_script(const std::vector<SweepAxis>& axes,
   std::string s = "# xring whatif plot; run: gnuplot THIS_FILE\n";
   s += gnuplot_output(picture, box.width_px, box.height_px);
   s += box_commands(box);
-  s += "set title " + gnuplot_text("xring whatif: " + metric_words(metric_name) + " vs " +
-                                   axes[0].field) +
+  s += "set title " +
+       gnuplot_text("xring whatif: " + metric_words(metric_name) + " vs " + axes[0].field) +
        " noenhanced\n";
   s += axis_commands(x, "x", axes[0].field) + axis_commands(y, "y", metric_words(metric_name));
   s += "set grid xtics ytics\nset key outside bottom center horizontal noenhanced";
@@ -115,24 +115,24 @@ std::string whatif_plot_script(const std::vector<SweepAxis>& axes,
       previous = strategy;
     }
     data += "EOD\n";
-    plot += fmt::format("{}$s{} using 1:2 with linespoints lc {} pt 7 ps 0.8 lw 1.5 title {}",
-                        k ? ", " : "plot ", k, k + 1,
-                        gnuplot_text(series[k].name.empty() ? metric_words(metric_name)
-                                                            : series[k].name));
+    plot += fmt::format(
+        "{}$s{} using 1:2 with linespoints lc {} pt 7 ps 0.8 lw 1.5 title {}", k ? ", " : "plot ",
+        k, k + 1,
+        gnuplot_text(series[k].name.empty() ? metric_words(metric_name) : series[k].name));
   }
   if (memory) {
     // One level for every point: a line across the plot; else a dashed line per series.
-    const bool one_level = std::all_of(usable.begin(), usable.end(),
-                                       [&](double u) { return u == usable.front(); });
+    const bool one_level =
+        std::all_of(usable.begin(), usable.end(), [&](double u) { return u == usable.front(); });
     if (one_level) {
       s += fmt::format(
           "set arrow 1 from graph 0, first {0:.10g} to graph 1, first {0:.10g} nohead dt 2 lw 1.5 "
           "lc rgb '#b00000' front\n",
           usable.front() / y.divisor);
-      labels.insert(labels.begin(), {0.99, y.fraction(usable.front()),
-                                     "usable memory per GPU (" +
-                                         fmt::format("{:.4g}", usable.front() / y.divisor) + " " +
-                                         y.unit + ")"});
+      labels.insert(labels.begin(),
+                    {0.99, y.fraction(usable.front()),
+                     "usable memory per GPU (" + fmt::format("{:.4g}", usable.front() / y.divisor) +
+                         " " + y.unit + ")"});
     } else {
       for (size_t k = 0; k < series.size(); ++k) {
         data += fmt::format("$u{} << EOD\n", k);

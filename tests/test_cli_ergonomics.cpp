@@ -55,8 +55,8 @@ std::vector<std::string> tick_labels(const std::string& script, const std::strin
     return labels;
   const std::string list = m[1];
   const std::regex quoted("'([^']*)'");
-  for (auto it = std::sregex_iterator(list.begin(), list.end(), quoted); it != std::sregex_iterator();
-       ++it)
+  for (auto it = std::sregex_iterator(list.begin(), list.end(), quoted);
+       it != std::sregex_iterator(); ++it)
     labels.push_back((*it)[1]);
   return labels;
 }
@@ -88,8 +88,8 @@ void expect_labels_fit(const std::vector<Label>& labels) {
     for (size_t j = 0; j < i; ++j) {
       const auto& b = labels[j];
       const double wb = 7.0 * b.text.size() / 900;
-      const bool apart = a.x + w <= b.x + 1e-4 || b.x + wb <= a.x + 1e-4 ||
-                         a.y + h <= b.y + 1e-4 || b.y + h <= a.y + 1e-4;
+      const bool apart = a.x + w <= b.x + 1e-4 || b.x + wb <= a.x + 1e-4 || a.y + h <= b.y + 1e-4 ||
+                         b.y + h <= a.y + 1e-4;
       EXPECT_TRUE(apart) << "\"" << a.text << "\" overlaps \"" << b.text << "\"";
     }
   }
@@ -140,7 +140,8 @@ TEST(CliQuiet, TheTableIsTheRequestedOutputWhenNoFileIsWritten) {
 
 TEST(CliQuiet, PlotNoticeIsQuietAndQuietExcludesVerbose) {
   const fs::path svg = scratch_path("quiet-frames.svg");
-  const std::string sweep = "whatif --model tiny --vary workload.frames=2,4,8 --plot " + svg.string();
+  const std::string sweep =
+      "whatif --model tiny --vary workload.frames=2,4,8 --plot " + svg.string();
   CliResult loud = run_xring(sweep);
   ASSERT_EQ(loud.exit_code, 0) << loud.output;
   EXPECT_TRUE(contains(loud.output, "xring: wrote " + svg.string())) << loud.output;
@@ -156,10 +157,10 @@ TEST(CliVerbose, SaysInputsDefaultsRatesAndTimingsOnStderr) {
   CliResult r = stderr_of("plan --verbose --model tiny --set workload.frames=8");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   for (const char* line :
-       {"xring: plan --cluster = h100-sxm-8 (the built-in default", "xring: read builtin:tiny (content hash ",
-        "xring: read builtin:h100-sxm-8 (content hash ", "xring: applied --set workload.frames=8",
-        "xring: rates: the GPU's datasheet peaks", "xring: planned in ",
-        "; cost source published (attention at ", "xring: xring plan took "})
+       {"xring: plan --cluster = h100-sxm-8 (the built-in default",
+        "xring: read builtin:tiny (content hash ", "xring: read builtin:h100-sxm-8 (content hash ",
+        "xring: applied --set workload.frames=8", "xring: rates: the GPU's datasheet peaks",
+        "xring: planned in ", "; cost source published (attention at ", "xring: xring plan took "})
     EXPECT_TRUE(contains(r.output, line)) << line << "\n" << r.output;
   EXPECT_FALSE(contains(r.output, "plan --model =")) << "--model was given, not a default";
   CliResult normal = stderr_of("plan --model tiny");
@@ -221,7 +222,8 @@ TEST(CliPlot, WhatifHasLogAxesWithUnitsAndStrategyLabelsThatFit) {
   CliResult r = stderr_of(
       "whatif --quiet --model mplug-owl3-7b --cluster a100-80gb-16 --vary "
       "workload.frames=16..4096:x2 --vary cluster.inter_node.bandwidth=12.5GB/s,25GB/s,100GB/s "
-      "--plot " + png.string());
+      "--plot " +
+      png.string());
   ASSERT_EQ(r.exit_code, 0);
   EXPECT_EQ(r.output, "") << "gnuplot said something";
   const std::string script = read_text(gp);
@@ -229,9 +231,8 @@ TEST(CliPlot, WhatifHasLogAxesWithUnitsAndStrategyLabelsThatFit) {
   EXPECT_TRUE(contains(script, "set logscale x 10")) << script;
   EXPECT_TRUE(contains(script, "set logscale y 10")) << script;
   EXPECT_TRUE(contains(script, "set ylabel 'iteration time (ms)'")) << script;
-  EXPECT_EQ(tick_labels(script, "x"),
-            (std::vector<std::string>{"16", "32", "64", "128", "256", "512", "1024", "2048",
-                                      "4096"}));
+  EXPECT_EQ(tick_labels(script, "x"), (std::vector<std::string>{"16", "32", "64", "128", "256",
+                                                                "512", "1024", "2048", "4096"}));
   expect_distinct(tick_labels(script, "y"), "y ticks");
   // The series in the order swept, not sorted as text (12.5 before 100).
   EXPECT_LT(script.find("title '12.5GB/s'"), script.find("title '100GB/s'"));
@@ -247,8 +248,10 @@ TEST(CliPlot, WhatifHasLogAxesWithUnitsAndStrategyLabelsThatFit) {
 
 TEST(CliPlot, WhatifMemoryShowsTheUsableMemoryLine) {
   const fs::path svg = scratch_path("whatif-memory.svg"), gp = scratch_path("whatif-memory.gp");
-  CliResult r = stderr_of("whatif --quiet --vary workload.frames=16..8192:x2 "
-                          "--metric peak_memory_bytes_per_rank --plot " + svg.string());
+  CliResult r = stderr_of(
+      "whatif --quiet --vary workload.frames=16..8192:x2 "
+      "--metric peak_memory_bytes_per_rank --plot " +
+      svg.string());
   ASSERT_EQ(r.exit_code, 0);
   EXPECT_EQ(r.output, "");
   const std::string script = read_text(gp);
@@ -265,7 +268,8 @@ TEST(CliPlot, RecommendColoursGpusAndLabelsOnlyTheFrontier) {
                  csv = scratch_path("recommend.csv");
   CliResult r = stderr_of(
       "recommend --quiet --gpu h100-sxm --gpu a100-80gb --gpu b200 --set workload.frames=3600 "
-      "--objective min_latency --max-gpus 64 --csv " + csv.string() + " --plot " + png.string());
+      "--objective min_latency --max-gpus 64 --csv " +
+      csv.string() + " --plot " + png.string());
   ASSERT_EQ(r.exit_code, 0);
   EXPECT_EQ(r.output, "") << "gnuplot said something";
   const std::string script = read_text(gp);
@@ -273,7 +277,8 @@ TEST(CliPlot, RecommendColoursGpusAndLabelsOnlyTheFrontier) {
   for (const char* gpu : {"h100-sxm", "a100-80gb", "b200"})
     EXPECT_TRUE(std::regex_search(
         script, std::regex(std::string("with points pt 7 ps 1.2 lc [123] title '") + gpu + "'")))
-        << gpu << "\n" << script;
+        << gpu << "\n"
+        << script;
   // Latency spans 0.54 s .. 30 s: log; throughput per GPU in k tokens/s.
   EXPECT_TRUE(contains(script, "set logscale x 10")) << script;
   EXPECT_TRUE(contains(script, "set ylabel 'throughput per GPU (k tokens/s)'")) << script;

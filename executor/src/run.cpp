@@ -237,8 +237,8 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
     LayerJob job = resolve_layer(plan, in, i, origin, options);
     if (options.progress)
       options.progress(i, plan.layers.size(),
-                       "layer " + std::to_string(job.plan->index) + " (" +
-                           to_string(job.strategy) + ", " + std::to_string(job.ranks) + " ranks)");
+                       "layer " + std::to_string(job.plan->index) + " (" + to_string(job.strategy) +
+                           ", " + std::to_string(job.ranks) + " ranks)");
     runner->check(job);
     make_inputs(job, in, options);
     LayerReport layer;
