@@ -5,8 +5,10 @@
 #include <cstdio>
 
 #include "commands.hpp"
+#include "verbosity.hpp"
 #include "xring/executor/run.hpp"
 #include "xring/planner/error.hpp"
+#include "xring/planner/provenance.hpp"
 #include "xring/planner/units.hpp"
 
 namespace xring::cli {
@@ -118,6 +120,8 @@ void attach_run(CLI::App& sub, int& exit_code) {
   sub.callback([o, &exit_code] {
     Plan p = read_plan_file(o->plan);
     Inputs in = plan_inputs(p, o->plan);
+    detail(fmt::format("read {} (content hash {}): {} on {}, {} cross-attention layers", o->plan,
+                       content_hash(to_json(p)), in.model.name, in.cluster.name, p.layers.size()));
     if (o->scale) o->run.scale = o->scale;
     if (!o->fault.empty()) o->run.fault = executor::parse_fault(o->fault);
     if (o->run.backend == "nccl")

@@ -1,6 +1,7 @@
 // `xring whatif`: sweep spec fields, one plan per point; table, CSV, plot.
 #include <fmt/core.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -9,6 +10,7 @@
 
 #include "commands.hpp"
 #include "plots.hpp"
+#include "verbosity.hpp"
 #include "xring/planner/error.hpp"
 #include "xring/planner/sweep.hpp"
 #include "xring/planner/units.hpp"
@@ -121,7 +123,11 @@ void attach_whatif(CLI::App& sub, int& exit_code) {
     for (const auto& m : o->metrics) metric(Plan{}, m);  // unknown names fail before the sweep
     ProgressLine progress("xring whatif");
     r.progress = [&](size_t done, size_t total) { progress.update(done, total, "points"); };
+    const auto started = std::chrono::steady_clock::now();
     std::vector<SweepPoint> points = run_sweep(r);
+    detail(fmt::format(
+        "{} points planned in {:.1f} ms", points.size(),
+        1e3 * std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()));
     std::vector<std::string> metrics =
         o->metrics.empty() ? default_metrics(points.front().plan.phase) : o->metrics;
     std::string text = csv(r.axes, points, metrics);

@@ -54,6 +54,15 @@ void list_defaults(const CLI::App& sub) {
   }
 }
 
+/// The chosen subcommand and its chosen subcommands (`heads synth`, `import hf`).
+void apply_to_chosen_commands(CLI::App& app) {
+  for (CLI::App* sub : app.get_subcommands()) {
+    if (current == Verbosity::quiet) silence_stdout_when_writing_files(*sub);
+    if (current == Verbosity::verbose) list_defaults(*sub);
+    apply_to_chosen_commands(*sub);
+  }
+}
+
 }  // namespace
 
 Verbosity verbosity() { return current; }
@@ -79,12 +88,7 @@ void add_verbosity_options(CLI::App& app) {
       "command's progress is drawn on a terminal anyway)");
   // Given after the subcommand (`xring plan --quiet`), the subcommand hands them up here.
   app.fallthrough();
-  app.parse_complete_callback([&app] {
-    for (CLI::App* sub : app.get_subcommands()) {
-      if (current == Verbosity::quiet) silence_stdout_when_writing_files(*sub);
-      if (current == Verbosity::verbose) list_defaults(*sub);
-    }
-  });
+  app.parse_complete_callback([&app] { apply_to_chosen_commands(app); });
 }
 
 void notice(const std::string& line) {
