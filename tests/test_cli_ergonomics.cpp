@@ -183,6 +183,20 @@ TEST(CliHelp, ListsTopicsAndPrintsOne) {
   EXPECT_TRUE(contains(command.output, "--objective")) << command.output;
 }
 
+TEST(CliHelp, EveryTopicPointsAtADocThatExists) {
+  const fs::path repo =
+      fs::path(xring::test::test_data("")).parent_path().parent_path().parent_path();
+  for (const char* topic :
+       {"strategies", "kv-policies", "units", "files", "exit-codes", "limits", "output"}) {
+    CliResult r = run_xring(std::string("help ") + topic);
+    EXPECT_EQ(r.exit_code, 0) << topic;
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(r.output, m, std::regex("See: .*?(docs/[a-z-]+\\.md)")))
+        << r.output;
+    EXPECT_TRUE(fs::exists(repo / m[1].str())) << topic << ": " << m[1] << " under " << repo;
+  }
+}
+
 TEST(CliHelp, UnknownTopicSuggestsTheNearestAndExitsTwo) {
   CliResult r = run_xring("help strategie");
   EXPECT_EQ(r.exit_code, 2);
