@@ -319,3 +319,15 @@ TEST(CliPlot, RecommendColoursGpusAndLabelsOnlyTheFrontier) {
     EXPECT_GT(fs::file_size(png), 10000u);
   }
 }
+
+TEST(CliGlobalOptions, AreAcceptedAnywhereAndKnownToTheHints) {
+  CliResult typo = run_xring("plan --verbos");
+  EXPECT_EQ(typo.exit_code, 2);
+  EXPECT_TRUE(
+      contains(typo.output, "unknown option --verbos for xring plan; did you mean --verbose?"))
+      << typo.output;
+  CliResult command = run_xring("--verbose plna");
+  EXPECT_EQ(command.exit_code, 2);
+  EXPECT_TRUE(contains(command.output, "unknown command \"plna\"; did you mean \"plan\"?"))
+      << command.output;
+}
