@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "commands.hpp"
+#include "verbosity.hpp"
 #include "xring/planner/error.hpp"
 #include "xring/planner/hf_import.hpp"
 #include "xring/planner/json_reader.hpp"
@@ -46,7 +47,7 @@ void attach_import(CLI::App& sub, int& exit_code) {
     ImportedModel m = import_hf_config(config, o->config, name);
     model_from_json(m.spec, o->config + " (imported)");  // the result must be a valid spec
     std::string text = m.spec.dump(2) + "\n";
-    for (const auto& a : m.assumed) std::fprintf(stderr, "xring import: assumed %s\n", a.c_str());
+    for (const auto& a : m.assumed) notice("xring import: assumed " + a);
     if (o->output.empty())
       std::fputs(text.c_str(), stdout);
     else

@@ -1,7 +1,11 @@
 // `xring plan`: plan a model on a cluster for a workload; table, JSON, trace.
+#include <fmt/core.h>
+
+#include <chrono>
 #include <cstdio>
 
 #include "commands.hpp"
+#include "verbosity.hpp"
 #include "xring/planner/trace.hpp"
 
 namespace xring::cli {
@@ -33,7 +37,12 @@ void attach_plan(CLI::App& sub, int& exit_code) {
              "An infeasible plan is a result: exit 0 with feasible: false and the reasons.");
   sub.callback([o, &exit_code] {
     Inputs in = load_inputs(o->spec);
+    const auto started = std::chrono::steady_clock::now();
     Plan p = plan(in, planner_options(o->spec));
+    detail(fmt::format(
+        "planned in {:.1f} ms; cost source {} (attention at {:.3g} of peak, GEMMs at {:.3g})",
+        1e3 * std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
+        p.cost_source.kind, p.cost_source.attention_efficiency, p.cost_source.matmul_efficiency));
     std::string text = plan_json_text(p) + "\n";
     std::vector<OutputFile> files;
     if (!o->output.empty())

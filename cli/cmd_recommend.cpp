@@ -10,6 +10,7 @@
 
 #include "command_json.hpp"
 #include "commands.hpp"
+#include "plots.hpp"
 #include "xring/planner/error.hpp"
 #include "xring/planner/gate.hpp"
 #include "xring/planner/intervals.hpp"
@@ -223,28 +224,7 @@ void attach_recommend(CLI::App& sub, int& exit_code) {
         fmt::print("wrote the top {} plans to {}\n",
                    std::min<int>(o->top, static_cast<int>(rec.ranked.size())), o->emit);
     }
-    if (!o->plot.empty()) {
-      std::string s =
-          gnuplot_output(o->plot, 900, 560) +
-          "set xlabel 'latency (s)'\nset ylabel 'tokens/s per GPU'\nset logscale x\nset grid\n"
-          "set title 'xring recommend: Pareto frontier' noenhanced\n$all << EOD\n";
-      for (const auto& c : rec.ranked)
-        s += fmt::format("{:.10g} {:.10g}\n", c.latency_s, c.throughput_per_gpu);
-      s += "EOD\n$front << EOD\n";
-      std::vector<const Candidate*> front;
-      for (const auto& c : rec.ranked)
-        if (c.pareto) front.push_back(&c);
-      std::sort(front.begin(), front.end(),
-                [](auto* a, auto* b) { return a->latency_s < b->latency_s; });
-      for (auto* c : front)
-        s += fmt::format(
-            "{:.10g} {:.10g} {}\n", c->latency_s, c->throughput_per_gpu,
-            c->gpu + "-" + std::to_string(c->nodes) + "x" + std::to_string(c->gpus_per_node));
-      s += "EOD\nplot $all using 1:2 with points title 'meets the requirements', $front using 1:2 "
-           "with linespoints lw 2 "
-           "title 'Pareto frontier', $front using 1:2:3 with labels offset 1,1 font ',8' notitle\n";
-      draw_with_gnuplot(o->plot, s);
-    }
+    if (!o->plot.empty()) draw_with_gnuplot(o->plot, recommend_plot_script(rec, o->plot));
     if (o->json) print_json();
     exit_code = 0;
   });

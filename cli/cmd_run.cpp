@@ -6,9 +6,11 @@
 
 #include "commands.hpp"
 #include "run_streaming_output.hpp"
+#include "verbosity.hpp"
 #include "xring/executor/run.hpp"
 #include "xring/kernels/cpu_isa.hpp"
 #include "xring/planner/error.hpp"
+#include "xring/planner/provenance.hpp"
 #include "xring/planner/units.hpp"
 
 namespace xring::cli {
@@ -137,6 +139,8 @@ void attach_run(CLI::App& sub, int& exit_code) {
   sub.callback([o, &exit_code] {
     Plan p = read_plan_file(o->plan);
     Inputs in = plan_inputs(p, o->plan);
+    detail(fmt::format("read {} (content hash {}): {} on {}, {} cross-attention layers", o->plan,
+                       content_hash(to_json(p)), in.model.name, in.cluster.name, p.layers.size()));
     if (o->scale) o->run.scale = o->scale;
     if (!o->fault.empty()) o->run.fault = executor::parse_fault(o->fault);
     if (o->run.backend == "nccl")
@@ -147,6 +151,10 @@ void attach_run(CLI::App& sub, int& exit_code) {
     if (!o->plot.empty() && !p.streaming)
       throw Error("--plot draws a streaming run's memory over time; " + o->plan +
                   " is not a streaming plan (phase " + p.phase + ")");
+    ProgressLine progress("xring run");
+    o->run.progress = [&](size_t done, size_t total, const std::string& what) {
+      progress.update(done, total, what);
+    };
     executor::RunReport r = executor::run_plan(p, in, o->plan, o->run);
     if (!r.primary) {  // nccl: rank 0 prints and writes the report for every rank
       exit_code = r.verified ? 0 : static_cast<int>(ExitCode::regression);

@@ -1,6 +1,7 @@
 // `xring whatif`: sweep spec fields, one plan per point; table, CSV, plot.
 #include <fmt/core.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -9,6 +10,8 @@
 #include <optional>
 
 #include "commands.hpp"
+#include "plots.hpp"
+#include "verbosity.hpp"
 #include "xring/planner/error.hpp"
 #include "xring/planner/sweep.hpp"
 #include "xring/planner/units.hpp"
@@ -78,64 +81,6 @@ json json_point(const std::vector<SweepAxis>& axes, const SweepPoint& p,
           {"strategy", strategy_label(p.plan)},
           {"feasible", p.plan.feasible},
           {"metrics", figures}};
-}
-
-/// What the plot keeps of a point: the axis values, the first metric, the strategy label.
-struct PlotPoint {
-  std::vector<json> values;
-  double y = 0;
-  std::string strategy;
-};
-
-/// A self-contained gnuplot script (data inline): x = the first axis, y = the first metric, a
-/// line per combination of the other axes, and a label where the chosen strategy changes.
-std::string gnuplot_script(const std::vector<SweepAxis>& axes, const std::vector<PlotPoint>& points,
-                           const std::string& metric_name, const std::string& svg) {
-  bool numeric_x = true;
-  for (const auto& v : axes[0].values) numeric_x = numeric_x && v.is_number();
-  std::map<std::string, std::vector<const PlotPoint*>> series;
-  for (const auto& p : points) {
-    std::string key;
-    for (size_t a = 1; a < axes.size(); ++a)
-      key += (key.empty() ? "" : ", ") + axes[a].field + "=" + cell(p.values[a]);
-    series[key.empty() ? metric_name : key].push_back(&p);
-  }
-  std::string s = "# xring whatif plot; run: gnuplot THIS_FILE\n";
-  s += gnuplot_output(svg, 900, 560);
-  s += "set title 'xring whatif: " + metric_name + " vs " + axes[0].field + "' noenhanced\n";
-  s += "set xlabel '" + axes[0].field + "' noenhanced\nset ylabel '" + metric_name +
-       "' noenhanced\n";
-  s += "set grid\nset key top left noenhanced\n";
-  if (numeric_x && axes[0].geometric) s += "set logscale x\n";
-  int label = 0;
-  std::string data, plot = "plot ";
-  int index = 0;
-  for (const auto& [name, ps] : series) {
-    data += "$s" + std::to_string(index) + " << EOD\n";
-    std::string previous;
-    for (size_t i = 0; i < ps.size(); ++i) {
-      const double y = ps[i]->y;
-      std::string x = numeric_x ? cell(ps[i]->values[0]) : std::to_string(i);
-      if (!std::isnan(y)) data += x + " " + fmt::format("{:.10g}", y) + "\n";
-      const std::string& strategy = ps[i]->strategy;
-      if (strategy != previous && !std::isnan(y))
-        s += "set label " + std::to_string(++label) + " '" + strategy + "' at " + x + "," +
-             fmt::format("{:.10g}", y) +
-             " rotate by 30 offset 0.5,0.5 font ',8' noenhanced point pt 7 ps 1\n";
-      previous = strategy;
-    }
-    data += "EOD\n";
-    plot += std::string(index ? ", " : "") + "$s" + std::to_string(index) +
-            " using 1:2 with linespoints title '" + name + "'";
-    ++index;
-  }
-  if (!numeric_x) {
-    s += "set xtics (";
-    for (size_t i = 0; i < axes[0].values.size(); ++i)
-      s += std::string(i ? ", " : "") + "'" + cell(axes[0].values[i]) + "' " + std::to_string(i);
-    s += ")\n";
-  }
-  return s + data + plot + "\n";
 }
 
 /// The table on stdout, written as the points arrive: the first rows are held back to size
@@ -247,7 +192,9 @@ void attach_whatif(CLI::App& sub, int& exit_code) {
     if (!o->csv.empty()) csv_file.emplace(o->csv);
     std::vector<std::string> metrics = o->metrics;
     std::optional<StreamedTable> table;
-    std::vector<PlotPoint> plot_points;
+    std::vector<SweepPoint> plot_points;  // kept only for --plot
+    const auto started = std::chrono::steady_clock::now();
+    size_t planned = 0;
     bool first = true;
     run_sweep(r, [&](const SweepPoint& p) {
       if (first) {  // the phase of the first point chooses the default metrics
@@ -276,9 +223,8 @@ void attach_whatif(CLI::App& sub, int& exit_code) {
         std::fputs(",\n", stdout);
       }
       if (csv_file) csv_file->write(csv_row(p, metrics));
-      if (!o->plot.empty())
-        plot_points.push_back({p.values, metric(p.plan, metrics.front()),
-                               strategy_label(p.plan) + (p.plan.feasible ? "" : " (infeasible)")});
+      ++planned;
+      if (!o->plot.empty()) plot_points.push_back(p);
       if (o->json) {
         std::fputs(json_point(r.axes, p, metrics).dump().c_str(), stdout);
       } else {
@@ -290,11 +236,14 @@ void attach_whatif(CLI::App& sub, int& exit_code) {
         table->add(std::move(row));
       }
     });
+    detail(fmt::format(
+        "{} points planned in {:.1f} ms", planned,
+        1e3 * std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()));
     if (o->json) std::fputs("\n]}\n", stdout);
     if (table) table->flush();
     // gnuplot can fail (exit 3), and then no CSV is left either.
     if (!o->plot.empty())
-      draw_with_gnuplot(o->plot, gnuplot_script(r.axes, plot_points, metrics.front(), o->plot));
+      draw_with_gnuplot(o->plot, whatif_plot_script(r.axes, plot_points, metrics.front(), o->plot));
     if (csv_file) csv_file->commit();
     exit_code = 0;
   });

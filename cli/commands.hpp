@@ -37,6 +37,13 @@ void attach_diff(CLI::App& sub, int& exit_code);
 void attach_recommend(CLI::App& sub, int& exit_code);
 void attach_profile(CLI::App& sub, int& exit_code);
 void attach_validate(CLI::App& sub, int& exit_code);
+void attach_help(CLI::App& sub, int& exit_code);
+void attach_completion(CLI::App& sub, int& exit_code);
+
+/// The topics `xring help` knows ("strategies", "exit-codes", ...).
+std::vector<std::string> help_topic_names();
+/// The completion script for `shell` (bash or zsh) of the command tree under `app`.
+std::string completion_script(const CLI::App& app, const std::string& shell);
 
 /// --model/--cluster/--workload/--set and the pins (--strategy, --ranks, --recompute).
 struct SpecOptions {
@@ -57,6 +64,9 @@ PlannerOptions planner_options(const SpecOptions& o);
 /// A validator for a real-valued flag: a finite number in [min, max]. CLI11's Range and
 /// PositiveNumber let "nan" through (every comparison with NaN is false).
 CLI::Validator finite_in(double min, double max);
+
+/// The name of output_file()'s validator: --quiet looks for it to tell result files.
+inline constexpr const char* kOutputFileValidator = "output-file";
 
 /// A validator for an output file flag (-o, --json, --trace, --csv, --plot, ...): the path is
 /// not empty, not a directory, and its folder exists and is writable. CLI11 runs it while
@@ -80,7 +90,7 @@ std::string gnuplot_text(const std::string& text);
 void draw_with_gnuplot(const std::string& picture, const std::string& script);
 
 /// Progress on stderr for long commands, from their first second on: a rewritten line on a
-/// terminal, a line per 10% in logs.
+/// terminal, a line per 10% in logs when --progress asks for it; never with --quiet.
 class ProgressLine {
  public:
   explicit ProgressLine(std::string command);
@@ -88,8 +98,10 @@ class ProgressLine {
 
  private:
   std::string command_;
+  bool shown_;
   bool tty_;
   std::chrono::steady_clock::time_point started_;
+  std::chrono::steady_clock::duration quiet_for_ = std::chrono::seconds(1);
   size_t reported_tenths_ = 0;
 };
 

@@ -57,6 +57,9 @@ std::optional<std::string> unknown_option_hint(const CLI::App& sub,
   std::vector<std::string> known;
   for (const CLI::Option* o : sub.get_options())
     for (const auto& l : o->get_lnames()) known.push_back(l);
+  if (const CLI::App* parent = sub.get_parent())  // the global ones (--quiet, --verbose)
+    for (const CLI::Option* o : parent->get_options())
+      for (const auto& l : o->get_lnames()) known.push_back(l);
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i].rfind("--", 0) != 0 || args[i].size() < 3) continue;
     auto [name, value] = option_and_value(args, i);

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "verbosity.hpp"
 #include "xring/planner/error.hpp"
 #include "xring/planner/provenance.hpp"
 
@@ -44,6 +45,9 @@ const xring::cli::Subcommand kSubcommands[] = {
     {"list", "List the built-in models, clusters, GPUs and workloads", xring::cli::attach_list},
     {"show", "Print a built-in spec's JSON (a starting point for your own)",
      xring::cli::attach_show},
+    {"help", "Short texts on strategies, KV policies, units, files, exit codes, limits",
+     xring::cli::attach_help},
+    {"completion", "Print a bash or zsh completion script", xring::cli::attach_completion},
 };
 
 }  // namespace
@@ -62,27 +66,34 @@ int main(int argc, char** argv) {
       "  xring plan --model mplug-owl3-7b --cluster a100-80gb-16 --workload video-qa "
       "--set workload.frames=2048\n"
       "  xring explain --model openflamingo-9b --cluster a30-8\n"
+      "  xring help                  # topics: strategies, kv-policies, units, exit-codes ...\n"
       "Exit codes: 0 ok, 1 requirement not met, 2 bad input, 3 runtime failure.");
   xring::cli::remove_partial_outputs_on_signals();
+  xring::cli::add_verbosity_options(app);  // before the subcommands: they inherit fallthrough
   int exit_code = 0;
   for (const auto& s : kSubcommands) s.attach(*app.add_subcommand(s.name, s.summary), exit_code);
   if (argc == 1) {
     std::fputs(app.help().c_str(), stdout);
     return 0;
   }
+  // The first word that is not an option names the command (`xring -v plna`).
+  int command_at = 1;
+  while (command_at + 1 < argc && argv[command_at][0] == '-') ++command_at;
   std::vector<std::string> commands;
   for (const auto& s : kSubcommands) commands.push_back(s.name);
   try {
-    if (auto hint = xring::cli::unknown_command_hint(commands, argv[1])) {
+    if (auto hint = xring::cli::unknown_command_hint(commands, argv[command_at])) {
       std::fprintf(stderr, "xring: error: %s\n", hint->c_str());
       return static_cast<int>(xring::ExitCode::bad_input);
     }
     app.parse(argc, argv);
+    for (const auto* sub : app.get_subcommands())
+      xring::cli::report_elapsed("xring " + sub->get_name());
   } catch (const CLI::ExtrasError& e) {
     // An unknown option: say which, and what was probably meant.
     for (const auto* sub : app.get_subcommands()) {
-      auto hint =
-          xring::cli::unknown_option_hint(*sub, std::vector<std::string>(argv + 2, argv + argc));
+      auto hint = xring::cli::unknown_option_hint(
+          *sub, std::vector<std::string>(argv + command_at + 1, argv + argc));
       if (hint) {
         std::fprintf(stderr, "xring: error: %s\n", hint->c_str());
         return static_cast<int>(xring::ExitCode::bad_input);

@@ -14,8 +14,10 @@
 #include <fstream>
 
 #include "commands.hpp"
+#include "verbosity.hpp"
 #include "xring/planner/device_profile.hpp"
 #include "xring/planner/error.hpp"
+#include "xring/planner/provenance.hpp"
 #include "xring/planner/units.hpp"
 
 namespace xring::cli {
@@ -47,9 +49,22 @@ void add_spec_options(CLI::App& app, SpecOptions& o) {
 }
 
 Inputs load_inputs(const SpecOptions& o) {
+  const auto started = std::chrono::steady_clock::now();
   Inputs in = xring::load_inputs(o.model, o.cluster, o.workload, o.overrides);
   if (!o.device_profile.empty())
     attach_device_profile(in, load_spec_json(SpecKind::device, o.device_profile));
+  if (verbosity() == Verbosity::verbose) {
+    for (const SpecJson* spec : {&in.model_json, &in.cluster_json, &in.workload_json})
+      detail(fmt::format("read {} (content hash {})", spec->origin, content_hash(spec->value)));
+    for (const auto& set : o.overrides) detail("applied --set " + set);
+    detail(in.device_profile
+               ? "rates: measured, from the device profile " + in.device_profile_json.origin
+               : "rates: the GPU's datasheet peaks x its efficiency table or "
+                 "defaults (docs/cost-model.md, Rates)");
+    detail(fmt::format(
+        "inputs read and checked in {:.1f} ms",
+        1e3 * std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()));
+  }
   return in;
 }
 
@@ -89,7 +104,7 @@ CLI::Validator output_file() {
           return path + ": cannot write into the folder " + folder.string();
         return "";
       },
-      "FILE");
+      "FILE", kOutputFileValidator);
 }
 
 namespace {
@@ -325,7 +340,7 @@ CLI::Validator plot_file() {
           return path + ": the picture's format follows its extension: give a .svg, .png or .pdf path";
         return output_file()(path);
       },
-      "FILE.svg|.png|.pdf");
+      "FILE.svg|.png|.pdf", kOutputFileValidator);
 }
 
 std::string gnuplot_output(const std::string& path, int width_px, int height_px) {
@@ -362,18 +377,24 @@ void draw_with_gnuplot(const std::string& picture, const std::string& script) {
   if (status != 0)
     throw Error("gnuplot failed on " + script_path + "; the script is kept for inspection",
                 ExitCode::runtime);
-  std::fprintf(stderr, "xring: wrote %s (script %s)\n", picture.c_str(), script_path.c_str());
+  notice("xring: wrote " + picture + " (script " + script_path + ")");
 }
 
 ProgressLine::ProgressLine(std::string command)
     : command_(std::move(command)),
+      shown_(progress_shown()),
       tty_(isatty(STDERR_FILENO)),
-      started_(std::chrono::steady_clock::now()) {}
+      started_(std::chrono::steady_clock::now()) {
+  // Test hook (tests/test_cli_ergonomics.cpp): XRING_TEST_PROGRESS_AFTER_MS=0 draws progress
+  // from the start, so a test need not run for a second.
+  if (const char* ms = std::getenv("XRING_TEST_PROGRESS_AFTER_MS"))
+    quiet_for_ = std::chrono::milliseconds(std::atoi(ms));
+}
 
 void ProgressLine::update(size_t done, size_t total, const std::string& what) {
-  if (total == 0) return;
+  if (total == 0 || !shown_) return;
   // Commands that finish within a second say nothing: progress is for waits a user notices.
-  if (std::chrono::steady_clock::now() - started_ < std::chrono::seconds(1)) return;
+  if (std::chrono::steady_clock::now() - started_ < quiet_for_) return;
   if (tty_) {
     constexpr int kWidth = 24;
     const int filled = static_cast<int>(kWidth * done / total);

@@ -244,6 +244,10 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
   double worst_ratio = 0, flops = 0, tokens = 0, frames = 0;
   for (size_t i = 0; i < plan.layers.size(); ++i) {
     LayerJob job = resolve_layer(plan, in, i, origin, options);
+    if (options.progress)
+      options.progress(i, plan.layers.size(),
+                       "layer " + std::to_string(job.plan->index) + " (" + to_string(job.strategy) +
+                           ", " + std::to_string(job.ranks) + " ranks)");
     runner->check(job);
     make_inputs(job, in, options);
     LayerReport layer;
@@ -261,6 +265,7 @@ RunReport run_plan(const Plan& plan, const Inputs& in, const std::string& origin
     frames = static_cast<double>(job.shape.batch) * xring::frames(in.workload, in.model);
   }
   runner->finish();
+  if (options.progress) options.progress(plan.layers.size(), plan.layers.size(), "done");
   report.verified = worst_ratio <= 1.0;
   finish_report(report, *runner, in, options, flops, tokens, frames);
   return report;

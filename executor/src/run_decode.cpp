@@ -47,6 +47,8 @@ RunReport run_decode_plan(const Plan& plan, const Inputs& in, const std::string&
   double worst_ratio = 0, flops = 0;
   for (size_t layer = 0; layer < by_layer.size(); ++layer) {
     const auto& heads = by_layer[layer];
+    if (options.progress)
+      options.progress(layer, by_layer.size(), "decode layer " + std::to_string(layer));
     const std::string at = origin + ": decode.heads (layer " + std::to_string(layer) + ")";
     if (static_cast<int>(heads.size()) != g.kv_heads)
       throw Error(at + " lists " + std::to_string(heads.size()) + " kv heads; the model has " +
@@ -130,6 +132,7 @@ RunReport run_decode_plan(const Plan& plan, const Inputs& in, const std::string&
   report.notes.push_back("predicted: the plan's decode step on " + in.cluster.name +
                          " split evenly over layers");
   if (options.scale) report.notes.push_back("scaled by --scale: prompt and budgets multiplied");
+  if (options.progress) options.progress(by_layer.size(), by_layer.size(), "done");
   return report;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -33,6 +34,9 @@ struct RunOptions {
       120;  ///< the longest any rank waits for a peer before aborting, (0, kMaxTimeoutS]
   std::optional<Fault> fault;            ///< testing the abort path: a fault injected into one rank
   std::optional<LaunchIdentity> launch;  ///< nccl: this process's rank, world and rendezvous
+  /// Called before each layer runs (done < total) and once when all have run (done == total),
+  /// with what runs next ("layer 3 (query_ring, 8 ranks)"); may be empty.
+  std::function<void(size_t done, size_t total, const std::string& what)> progress;
 };
 
 struct LayerReport {
