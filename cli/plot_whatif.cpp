@@ -44,7 +44,7 @@ std::vector<Series> series_of(const std::vector<SweepAxis>& axes,
 std::vector<double> usable_memory(const std::vector<SweepPoint>& points) {
   std::vector<double> usable;
   for (const auto& p : points)
-    usable.push_back(plan_inputs(p.plan, "whatif point").cluster.usable_memory_bytes());
+    usable.push_back(p.usable_memory_bytes);
   return usable;
 }
 

@@ -197,6 +197,7 @@ std::string plan_point(const SweepRequest& request, const SweepSpecs& specs,
     Inputs in = inputs_from_json(std::move(m), std::move(c), std::move(w), texts);
     if (specs.profile) attach_device_profile(in, *specs.profile);
     point.plan = plan(in, options);
+    point.usable_memory_bytes = in.cluster.usable_memory_bytes();
   } catch (const Error& e) {
     std::string at;
     for (size_t a = 0; a < request.axes.size(); ++a)

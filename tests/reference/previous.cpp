@@ -1,7 +1,8 @@
 // The implementations issue 18 replaced, kept as oracles: the plan JSON built as a document
 // and printed (the new writer must print the same bytes) and the predicted trace built as a
 // document (the benchmark runs both side by side). Copied from planner/src/plan_json.cpp and
-// planner/src/trace.cpp at 0c74630; not part of any shipped binary.
+// planner/src/trace.cpp at 0c74630 (the decode section as it is now: it gained `not_computed` in the
+// same merge and is still built as a document); not part of any shipped binary.
 #include "previous.hpp"
 
 #include <algorithm>
@@ -67,8 +68,18 @@ json predicted_time(double seconds, bool feasible) {
 
 json decode_to_json(const DecodeSection& d) {
   json placements = json::array();
-  for (const auto& p : d.placements)
+  for (const auto& p : d.placements) {
+    if (!p.not_computed.empty()) {  // no figures: every one of them null
+      json none = {{"placement", p.placement}, {"not_computed", p.not_computed}};
+      for (const char* key : {"fits", "step_time_s", "tokens_per_s", "max_gpu_load_bytes",
+                              "lower_bound_bytes", "gap", "peak_memory_bytes", "copies",
+                              "max_batch", "tokens_per_s_at_max_batch"})
+        none[key] = nullptr;
+      placements.push_back(none);
+      continue;
+    }
     placements.push_back({{"placement", p.placement},
+                          {"not_computed", nullptr},
                           {"fits", p.fits},
                           {"step_time_s", p.step_time_s},
                           {"tokens_per_s", p.tokens_per_s},
@@ -79,6 +90,7 @@ json decode_to_json(const DecodeSection& d) {
                           {"copies", p.copies},
                           {"max_batch", p.max_batch},
                           {"tokens_per_s_at_max_batch", p.tokens_per_s_at_max_batch}});
+  }
   json heads = json::array();
   for (const auto& h : d.heads)
     heads.push_back({{"layer", h.layer},

@@ -23,7 +23,8 @@ SweepAxis parse_vary(const std::string& text);
 
 struct SweepPoint {
   std::vector<nlohmann::json> values;  ///< one per axis
-  Plan plan;
+  Plan plan;                           ///< without its inputs and provenance (sweep_provenance)
+  double usable_memory_bytes = 0;      ///< per GPU at this point (the plot's memory line)
 };
 
 struct SweepRequest {
