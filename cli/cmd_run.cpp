@@ -42,16 +42,19 @@ std::string frames_clause(double frames_per_s) {
 
 void print_layer_table(const executor::RunReport& r) {
   using units::format_time;
+  // The strategy column is as wide as its longest name ("decode/contiguous", "hybrid ...").
+  size_t width = std::string("strategy").size();
+  for (const auto& l : r.layers) width = std::max(width, l.strategy.size());
   fmt::print(
-      "  {:>5}  {:<11} {:>5} {:>16} {:>11} {:>11} {:>3} {:>11} {:>11} {:>8} {:>12} {:>11} "
+      "  {:>5}  {:<{}} {:>5} {:>16} {:>11} {:>11} {:>3} {:>11} {:>11} {:>8} {:>12} {:>11} "
       "{:>10} {:>8}\n",
-      "layer", "strategy", "ranks", "S_Q x S_KV", "measured", "spread", "n", "compute", "waiting",
-      "overlap", "achieved", "predicted", "max err", "verified");
+      "layer", "strategy", width, "ranks", "S_Q x S_KV", "measured", "spread", "n", "compute",
+      "waiting", "overlap", "achieved", "predicted", "max err", "verified");
   for (const auto& l : r.layers)
     fmt::print(
-        "  {:>5}  {:<11} {:>5} {:>16} {:>11} {:>11} {:>3} {:>11} {:>11} {:>8} {:>12} {:>11} "
+        "  {:>5}  {:<{}} {:>5} {:>16} {:>11} {:>11} {:>3} {:>11} {:>11} {:>8} {:>12} {:>11} "
         "{:>10.3g} {:>8}\n",
-        l.index, l.strategy, l.ranks, fmt::format("{}x{}", l.s_q, l.s_kv),
+        l.index, l.strategy, width, l.ranks, fmt::format("{}x{}", l.s_q, l.s_kv),
         format_time(l.measured_time_s), spread_of(l.measured_samples_s),
         std::max<size_t>(1, l.measured_samples_s.size()), format_time(l.measured_compute_s),
         format_time(l.measured_comm_s), overlap_of(l), flop_rate(l.flop_per_s),

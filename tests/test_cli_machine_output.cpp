@@ -204,6 +204,14 @@ TEST(CliDisplays, DecodeRunShowsNoFramesFlopOrOverlapThatDoNotApply) {
   EXPECT_FALSE(contains(r.output, "frames/s")) << r.output;
   EXPECT_FALSE(contains(r.output, "0 FLOP/s")) << r.output;
   EXPECT_FALSE(contains(r.output, " 0%")) << r.output;  // no overlap to measure in decode
+  // "decode/contiguous" widens the strategy column: "ranks" ends where the rows' rank counts do.
+  const size_t header = r.output.find("  layer  strategy");
+  const size_t row = r.output.find("decode/contiguous");
+  ASSERT_NE(header, std::string::npos) << r.output;
+  ASSERT_NE(row, std::string::npos) << r.output;
+  const size_t row_start = r.output.rfind('\n', row) + 1;
+  const size_t ranks_end = r.output.find("ranks", header) + 5 - header;
+  EXPECT_EQ(r.output.substr(row_start + ranks_end - 1, 1), "2") << r.output;
   json j = read_json_at(report);
   EXPECT_TRUE(j["measured"]["frames_per_s"].is_null());
   EXPECT_TRUE(j["predicted"]["frames_per_s"].is_null());
