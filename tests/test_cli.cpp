@@ -13,6 +13,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "gpu_skip.hpp"
+
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -426,11 +428,7 @@ TEST(Cli, CudaBackendRunsDecodePlansOrSaysWhyNot) {
   ASSERT_EQ(p.exit_code, 0) << p.output;
   fs::remove(report);
   Result r = xring("run " + plan.string() + " --backend cuda --json " + report.string());
-  if (r.exit_code == 3) {  // no GPU (or no CUDA in the build): says why, writes nothing
-    EXPECT_NE(r.output.find("--backend cuda: "), std::string::npos) << r.output;
-    EXPECT_FALSE(fs::exists(report));
-    GTEST_SKIP() << r.output;
-  }
+  XRING_SKIP_UNLESS_CUDA_RAN(r, report);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   json j = read_json(report);
   EXPECT_EQ(j["verified"], true);
@@ -826,11 +824,7 @@ TEST(Cli, CudaBackendRunsOrSaysWhyNot) {
       xring("plan --model tiny --strategy query_ring --ranks 4 -o " + plan.string()).exit_code, 0);
   fs::remove(report);
   Result r = xring("run " + plan.string() + " --backend cuda --json " + report.string());
-  if (r.exit_code == 3) {  // no GPU (or no CUDA in the build): says why, writes nothing
-    EXPECT_NE(r.output.find("--backend cuda: "), std::string::npos) << r.output;
-    EXPECT_FALSE(fs::exists(report));
-    GTEST_SKIP() << r.output;
-  }
+  XRING_SKIP_UNLESS_CUDA_RAN(r, report);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::ifstream in(report);
   json j = json::parse(in);

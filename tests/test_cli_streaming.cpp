@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "cli_test_util.hpp"
+#include "gpu_skip.hpp"
 
 namespace xring::test {
 namespace {
@@ -178,11 +179,7 @@ TEST(Cli, CudaBackendRunsStreamingPlansOrSaysWhyNot) {
   const auto report = scratch_path("stream-cuda-report.json");
   std::filesystem::remove(report);
   CliResult r = run_xring("run " + plan + " --backend cuda --scale 0.1 --json " + report.string());
-  if (r.exit_code == 3) {  // no GPU (or no CUDA in the build): says why, writes nothing
-    EXPECT_NE(r.output.find("--backend cuda: "), std::string::npos) << r.output;
-    EXPECT_FALSE(std::filesystem::exists(report));
-    GTEST_SKIP() << r.output;
-  }
+  XRING_SKIP_UNLESS_CUDA_RAN(r, report);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const json j = read_json_at(report);
   EXPECT_EQ(j["verified"], true);
