@@ -192,7 +192,7 @@ void attach_whatif(CLI::App& sub, int& exit_code) {
     if (!o->csv.empty()) csv_file.emplace(o->csv);
     std::vector<std::string> metrics = o->metrics;
     std::optional<StreamedTable> table;
-    std::vector<SweepPoint> plot_points;  // kept only for --plot
+    std::vector<WhatifPlotPoint> plot_points;  // kept only for --plot
     const auto started = std::chrono::steady_clock::now();
     size_t planned = 0;
     bool first = true;
@@ -224,7 +224,10 @@ void attach_whatif(CLI::App& sub, int& exit_code) {
       }
       if (csv_file) csv_file->write(csv_row(p, metrics));
       ++planned;
-      if (!o->plot.empty()) plot_points.push_back(p);
+      if (!o->plot.empty())
+        plot_points.push_back({p.values, metric(p.plan, metrics.front()),
+                               strategy_label(p.plan) + (p.plan.feasible ? "" : " (infeasible)"),
+                               p.usable_memory_bytes});
       if (o->json) {
         std::fputs(json_point(r.axes, p, metrics).dump().c_str(), stdout);
       } else {

@@ -21,11 +21,11 @@ std::string cell(const json& v) { return v.is_string() ? v.get<std::string>() : 
 /// The points of one line, in the order of the sweep.
 struct Series {
   std::string name;
-  std::vector<const SweepPoint*> points;
+  std::vector<const WhatifPlotPoint*> points;
 };
 
 std::vector<Series> series_of(const std::vector<SweepAxis>& axes,
-                              const std::vector<SweepPoint>& points) {
+                              const std::vector<WhatifPlotPoint>& points) {
   std::vector<Series> series;
   std::map<std::string, size_t> index;
   for (const auto& p : points) {
@@ -41,7 +41,7 @@ std::vector<Series> series_of(const std::vector<SweepAxis>& axes,
 }
 
 /// Usable memory per GPU at each point (the planned cluster's memory less its reserve).
-std::vector<double> usable_memory(const std::vector<SweepPoint>& points) {
+std::vector<double> usable_memory(const std::vector<WhatifPlotPoint>& points) {
   std::vector<double> usable;
   for (const auto& p : points)
     usable.push_back(p.usable_memory_bytes);
@@ -51,14 +51,14 @@ std::vector<double> usable_memory(const std::vector<SweepPoint>& points) {
 }  // namespace
 
 std::string whatif_plot_script(const std::vector<SweepAxis>& axes,
-                               const std::vector<SweepPoint>& points,
+                               const std::vector<WhatifPlotPoint>& points,
                                const std::string& metric_name, const std::string& picture) {
   bool numeric_x = true;
   for (const auto& v : axes[0].values) numeric_x = numeric_x && v.is_number();
   std::vector<double> xs, ys;
   for (size_t i = 0; i < points.size(); ++i) {
     xs.push_back(numeric_x ? points[i].values[0].get<double>() : 0.0);
-    ys.push_back(metric(points[i].plan, metric_name));
+    ys.push_back(points[i].metric);
   }
   const AxisQuantity quantity = quantity_of_metric(metric_name);
   const bool memory =
@@ -83,7 +83,7 @@ std::string whatif_plot_script(const std::vector<SweepAxis>& axes,
     x.high = static_cast<double>(axes[0].values.size()) - 0.5;
     for (const auto& v : axes[0].values) x.ticks.push_back({category[cell(v)], cell(v)});
   }
-  auto x_of = [&](const SweepPoint& p) {
+  auto x_of = [&](const WhatifPlotPoint& p) {
     return numeric_x ? p.values[0].get<double>() : category[cell(p.values[0])];
   };
   const PlotBox box;
@@ -104,12 +104,11 @@ std::string whatif_plot_script(const std::vector<SweepAxis>& axes,
   for (size_t k = 0; k < series.size(); ++k) {
     data += fmt::format("$s{} << EOD\n", k);
     std::string previous;
-    for (const SweepPoint* p : series[k].points) {
-      const double v = metric(p->plan, metric_name);
+    for (const WhatifPlotPoint* p : series[k].points) {
+      const double v = p->metric;
       if (std::isnan(v)) continue;
       data += fmt::format("{:.10g} {:.10g}\n", x_of(*p), v / y.divisor);
-      const std::string strategy =
-          strategy_label(p->plan) + (p->plan.feasible ? "" : " (infeasible)");
+      const std::string& strategy = p->strategy;
       if (strategy != previous && labelled.insert({x_of(*p), strategy}).second)
         labels.push_back({x.fraction(x_of(*p)), y.fraction(v), strategy});
       previous = strategy;
@@ -136,7 +135,7 @@ std::string whatif_plot_script(const std::vector<SweepAxis>& axes,
     } else {
       for (size_t k = 0; k < series.size(); ++k) {
         data += fmt::format("$u{} << EOD\n", k);
-        for (const SweepPoint* p : series[k].points)
+        for (const WhatifPlotPoint* p : series[k].points)
           data += fmt::format("{:.10g} {:.10g}\n", x_of(*p),
                               usable[static_cast<size_t>(p - points.data())] / y.divisor);
         data += "EOD\n";
