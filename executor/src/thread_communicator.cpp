@@ -15,6 +15,7 @@
 
 #include "xring/executor/communicator.hpp"
 #include "xring/planner/error.hpp"
+#include "xring/planner/workers.hpp"
 
 namespace xring::executor {
 namespace {
@@ -158,22 +159,25 @@ void run_on_threads(int ranks, const std::function<void(Communicator&)>& body, d
   World world(ranks, timeout_s);
   std::exception_ptr first;
   std::mutex error_mutex;
-  std::vector<std::thread> threads;
-  for (int r = 0; r < ranks; ++r)
-    threads.emplace_back([&, r] {
+  auto abort_world = [&] {
+    std::lock_guard<std::mutex> lock(world.mutex);
+    world.aborted = true;
+    world.changed.notify_all();
+  };
+  auto rank_thread = [&](int r) {
+    try {
       ThreadCommunicator comm(world, r);
-      try {
-        body(comm);
-      } catch (...) {
-        {
-          std::lock_guard<std::mutex> lock(error_mutex);
-          if (!first) first = std::current_exception();
-        }
-        std::lock_guard<std::mutex> lock(world.mutex);
-        world.aborted = true;
-        world.changed.notify_all();
+      body(comm);
+    } catch (...) {
+      {
+        std::lock_guard<std::mutex> lock(error_mutex);
+        if (!first) first = std::current_exception();
       }
-    });
+      abort_world();
+    }
+  };
+  std::vector<std::thread> threads;
+  start_workers(threads, ranks, rank_thread, abort_world);  // a rank that cannot start aborts all
   for (auto& t : threads) t.join();
   if (first) std::rethrow_exception(first);
 }

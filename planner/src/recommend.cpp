@@ -5,7 +5,9 @@
 #include <atomic>
 #include <cmath>
 #include <limits>
+#include <exception>
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include "xring/planner/decode.hpp"
@@ -13,6 +15,7 @@
 #include "xring/planner/gate.hpp"
 #include "xring/planner/json_reader.hpp"
 #include "xring/planner/systems.hpp"
+#include "xring/planner/workers.hpp"
 
 namespace xring {
 
@@ -165,13 +168,10 @@ double relative_distance(const Candidate::Miss& m) {
   return std::fabs(*m.reached - m.bound) / scale;
 }
 
-}  // namespace
-
-Recommendation recommend(const RecommendRequest& r) {
-  if (r.max_gpus < 1 || r.max_gpus > kMaxRecommendGpus)
-    throw Error("--max-gpus must be between 1 and " + std::to_string(kMaxRecommendGpus) +
-                ", got " + std::to_string(r.max_gpus));
-  std::vector<Override> overrides;
+/// The GPUs to search (--gpu, and --set cluster.gpu=NAME which means the same), with every
+/// override parsed into `overrides`; refuses overrides of what the search itself chooses.
+std::vector<std::string> requested_gpus(const RecommendRequest& r,
+                                        std::vector<Override>& overrides) {
   std::vector<std::string> gpus = r.gpus;
   for (const auto& text : r.overrides) {
     overrides.push_back(parse_override(text));
@@ -182,7 +182,7 @@ Recommendation recommend(const RecommendRequest& r) {
                   ": recommend chooses the cluster shape; use --gpus-per-node and --max-gpus");
     if (o.path.size() == 1 && o.path[0] == "gpu") {
       if (!o.value.is_string()) throw Error("--set " + text + ": give a GPU name or .json file");
-      gpus.push_back(o.value.get<std::string>());  // the same as --gpu NAME
+      gpus.push_back(o.value.get<std::string>());
     }
   }
   if (gpus.empty()) {
@@ -190,33 +190,50 @@ Recommendation recommend(const RecommendRequest& r) {
     for (const auto& n : builtin_names(SpecKind::gpu)) list += (list.empty() ? "" : ", ") + n;
     throw Error("give at least one --gpu (built-in GPUs: " + list + ")");
   }
-  SpecJson model = load_spec_json(SpecKind::model, r.model);
-  SpecJson workload = load_spec_json(SpecKind::workload, r.workload);
-  apply_overrides(model, SpecKind::model, overrides);
-  apply_overrides(workload, SpecKind::workload, overrides);
-  // Decode workloads also choose their KV policy among those they can use.
-  std::vector<std::string> policies = {""};
-  const WorkloadSpec w = workload_from_json(workload.value, workload.origin);
-  if (w.phase == Phase::decode && r.search_kv_policy) {
-    policies = {"full"};
-    if (w.kv_budget) {
-      policies.push_back("uniform");
-      try {
-        SpecJson adaptive = workload;
-        adaptive.value["kv_policy"] = "adaptive";
-        SpecJson probe{cluster_shape(gpus.front(), 1, 1, r.overrides), "probe"};
-        load_head_profile(inputs_from_json(model, probe, adaptive, {}));
-        policies.push_back("adaptive");
-      } catch (const Error&) {
-        // no head profile for this model: adaptive budgets are not an option
-      }
-    }
+  return gpus;
+}
+
+/// What one search plans with: the specs after overrides and each GPU's resolved cluster
+/// template (sized per shape).
+struct Search {
+  const RecommendRequest& request;
+  SpecJson model, workload;
+  WorkloadSpec w;
+  ModelSpec m;
+  std::map<std::string, json> templates;
+  PlannerOptions options;
+};
+
+/// The KV policies a decode search tries: full, and where the workload gives a kv_budget,
+/// uniform and (when the model has a head profile) adaptive. One empty entry otherwise: the
+/// workload's own policy.
+std::vector<std::string> policies_to_search(const Search& s, const std::string& probe_gpu) {
+  if (s.w.phase != Phase::decode || !s.request.search_kv_policy) return {""};
+  std::vector<std::string> policies = {"full"};
+  if (!s.w.kv_budget) return policies;
+  policies.push_back("uniform");
+  try {
+    SpecJson adaptive = s.workload;
+    adaptive.value["kv_policy"] = "adaptive";
+    SpecJson probe{cluster_shape(probe_gpu, 1, 1, s.request.overrides), "probe"};
+    load_head_profile(inputs_from_json(s.model, probe, adaptive, {}));
+    policies.push_back("adaptive");
+  } catch (const Error&) {
+    // no head profile for this model: adaptive budgets are not an option
   }
-  Recommendation out;
-  std::map<std::string, json> templates;  // per GPU: resolved once, sized per shape
+  return policies;
+}
+
+/// Every shape of every GPU within --max-gpus (whole systems unless --gpus-per-node), for each
+/// policy, fewest GPUs first: with min_gpus, once the smallest feasible size is known, bigger
+/// shapes cannot win and are pruned. Resolves each GPU's template into `s.templates`.
+std::vector<Candidate> enumerate_shapes(Search& s, const std::vector<std::string>& gpus,
+                                        const std::vector<std::string>& policies) {
+  const RecommendRequest& r = s.request;
+  std::vector<Candidate> all;
   for (const auto& gpu : gpus) {
     const SystemSpec system = system_of(gpu, r.overrides);  // unknown GPUs fail before the search
-    templates[gpu] = shape_template(gpu, r.overrides);
+    s.templates[gpu] = shape_template(gpu, r.overrides);
     std::vector<int> per_node = r.gpus_per_node;
     if (per_node.empty()) per_node = {system.gpus_per_node};  // whole systems, as they are sold
     if (std::all_of(per_node.begin(), per_node.end(), [&](int g) { return g > r.max_gpus; }))
@@ -231,84 +248,114 @@ Recommendation recommend(const RecommendRequest& r) {
           c.nodes = nodes;
           c.gpus_per_node = gpn;
           c.kv_policy = policy;
-          out.all.push_back(c);
+          all.push_back(c);
         }
   }
-  // Fewest GPUs first: with min_gpus, once the smallest feasible size is known, bigger
-  // shapes cannot win and are pruned.
-  std::stable_sort(out.all.begin(), out.all.end(), [](const Candidate& a, const Candidate& b) {
+  std::stable_sort(all.begin(), all.end(), [](const Candidate& a, const Candidate& b) {
     return a.total_gpus() < b.total_gpus();
   });
-  // A weight-memory bound prunes shapes whose GPUs cannot even hold a shard of the weights.
-  ModelSpec m = model_from_json(model.value, model.origin);
+  return all;
+}
+
+/// Records in `c` each requirement its plan does not meet, and how far it is from meeting.
+void check_requirements(Candidate& c, const std::vector<std::string>& requirements) {
+  if (requirements.empty()) return;
+  gate::Document doc = gate::read_document(
+      to_json(c.plan), "recommend:" + c.plan.inputs["cluster"]["name"].get<std::string>());
+  for (const auto& row : gate::require(doc, requirements).rows) {
+    if (row.verdict == gate::Verdict::pass) continue;
+    c.failures.push_back("requirement " + row.requirement + " not met");
+    if (row.bound) {
+      c.misses.push_back({row.requirement, row.metric, row.unit, *row.bound, row.current});
+      c.relative_miss = std::max(c.relative_miss, relative_distance(c.misses.back()));
+    } else {
+      c.relative_miss = std::numeric_limits<double>::infinity();
+    }
+  }
+}
+
+/// Plans one shape and checks it; false (left unevaluated) when its GPUs cannot even hold a
+/// shard of the weights. Throws xring::Error for bad input.
+bool evaluate(Candidate& c, const Search& s) {
+  const RecommendRequest& r = s.request;
+  SpecJson cluster{sized(s.templates.at(c.gpu), c.gpu, c.nodes, c.gpus_per_node),
+                   "recommend:" + c.gpu};
+  if (r.prune) {
+    double memory =
+        units::parse(cluster.value["gpu"]["memory"].get<std::string>(), units::Quantity::bytes)
+            .value_or(0);
+    if ((s.m.params + s.m.vision_params) * bytes_per_element(s.m.dtype) >
+        memory * c.total_gpus())
+      return false;
+  }
+  SpecJson shaped = s.workload;
+  if (!c.kv_policy.empty() && c.kv_policy != s.w.kv_policy.name)
+    shaped.value["kv_policy"] = c.kv_policy;
+  c.plan = plan(inputs_from_json(s.model, cluster, shaped, r.overrides), s.options);
+  c.evaluated = true;
+  const Predicted& p = c.plan.predicted;
+  const bool decodes = c.plan.decode || c.plan.streaming;
+  // An infeasible plan predicts no rate; it never meets, so its zeros rank nothing.
+  c.throughput_per_gpu =
+      (decodes ? p.decode_tokens_per_s : p.throughput_tokens_per_s).value_or(0) / c.total_gpus();
+  c.latency_s = (decodes ? p.decode_step_s : p.iteration_time_s).value_or(0);
+  if (!c.plan.feasible) c.failures = c.plan.reasons;
+  check_requirements(c, r.requirements);
+  if (!c.plan.feasible) c.relative_miss = std::numeric_limits<double>::infinity();
+  c.meets = c.failures.empty();
+  return true;
+}
+
+/// Evaluates every candidate on `threads` threads. Bad input in any shape is rethrown as the
+/// first such error after all threads stop; anything else (out of memory) ends the search and
+/// is rethrown as it is: no exception leaves a worker thread.
+void evaluate_all(std::vector<Candidate>& all, const Search& s, int threads) {
+  const RecommendRequest& r = s.request;
   std::atomic<int> smallest_meeting{INT32_MAX};
   std::atomic<size_t> next{0};
-  PlannerOptions options;
-  options.head_detail = false;
-  std::vector<std::string> errors(out.all.size());
+  std::atomic<bool> stop{false};
+  std::mutex mutex;
+  std::exception_ptr fatal;
+  std::vector<std::string> errors(all.size());
+  // Out of memory (or any exception but bad input) while evaluating, or while recording bad
+  // input, ends the search: nothing may leave a worker thread.
   auto worker = [&] {
-    for (size_t i = next++; i < out.all.size(); i = next++) {
-      Candidate& c = out.all[i];
-      if (r.prune && r.objective == Objective::min_gpus && c.total_gpus() > smallest_meeting)
-        continue;
-      SpecJson cluster{sized(templates.at(c.gpu), c.gpu, c.nodes, c.gpus_per_node),
-                       "recommend:" + c.gpu};
-      if (r.prune) {
-        double memory =
-            units::parse(cluster.value["gpu"]["memory"].get<std::string>(), units::Quantity::bytes)
-                .value_or(0);
-        if ((m.params + m.vision_params) * bytes_per_element(m.dtype) > memory * c.total_gpus())
+    try {
+      for (size_t i = next++; i < all.size() && !stop; i = next++) {
+        Candidate& c = all[i];
+        if (r.prune && r.objective == Objective::min_gpus && c.total_gpus() > smallest_meeting)
           continue;
-      }
-      try {
-        SpecJson shaped = workload;
-        if (!c.kv_policy.empty() && c.kv_policy != w.kv_policy.name)
-          shaped.value["kv_policy"] = c.kv_policy;
-        c.plan = plan(inputs_from_json(model, cluster, shaped, r.overrides), options);
-        c.evaluated = true;
-        const Predicted& p = c.plan.predicted;
-        const bool decodes = c.plan.decode || c.plan.streaming;
-        // An infeasible plan predicts no rate; it never meets, so its zeros rank nothing.
-        c.throughput_per_gpu =
-            (decodes ? p.decode_tokens_per_s : p.throughput_tokens_per_s).value_or(0) /
-            c.total_gpus();
-        c.latency_s = (decodes ? p.decode_step_s : p.iteration_time_s).value_or(0);
-        if (!c.plan.feasible) c.failures = c.plan.reasons;
-        if (!r.requirements.empty()) {
-          gate::Document doc = gate::read_document(
-              to_json(c.plan), "recommend:" + c.plan.inputs["cluster"]["name"].get<std::string>());
-          for (const auto& row : gate::require(doc, r.requirements).rows) {
-            if (row.verdict == gate::Verdict::pass) continue;
-            c.failures.push_back("requirement " + row.requirement + " not met");
-            if (row.bound) {
-              c.misses.push_back({row.requirement, row.metric, row.unit, *row.bound, row.current});
-              c.relative_miss = std::max(c.relative_miss, relative_distance(c.misses.back()));
-            } else {
-              c.relative_miss = std::numeric_limits<double>::infinity();
-            }
+        try {
+          if (!evaluate(c, s)) continue;
+        } catch (const Error& e) {
+          c.evaluated = false;
+          errors[i] = e.what();
+          continue;
+        }
+        if (c.meets) {
+          int g = c.total_gpus(), seen = smallest_meeting;
+          while (g < seen && !smallest_meeting.compare_exchange_weak(seen, g)) {
           }
         }
-        if (!c.plan.feasible) c.relative_miss = std::numeric_limits<double>::infinity();
-      } catch (const Error& e) {  // no exception may leave a worker thread
-        errors[i] = e.what();
-        c.evaluated = false;
-        continue;
       }
-      c.meets = c.failures.empty();
-      if (c.meets) {
-        int g = c.total_gpus(), seen = smallest_meeting;
-        while (g < seen && !smallest_meeting.compare_exchange_weak(seen, g)) {
-        }
-      }
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (!fatal) fatal = std::current_exception();
+      stop = true;
     }
   };
-  const int threads = r.threads > 0 ? r.threads : std::max(1u, std::thread::hardware_concurrency());
   std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
+  start_workers(pool, threads - 1, [&](int) { worker(); }, [&] { stop = true; });
   worker();
   for (auto& t : pool) t.join();
+  if (fatal) std::rethrow_exception(fatal);
   for (const auto& e : errors)
     if (!e.empty()) throw Error(e);
+}
+
+/// Counts, ranks under the objective and marks the Pareto frontier of the meeting shapes (no
+/// other has more throughput per GPU and less latency).
+void rank(Recommendation& out, Objective objective) {
   for (const auto& c : out.all) {
     if (c.evaluated)
       ++out.evaluated;
@@ -318,15 +365,35 @@ Recommendation recommend(const RecommendRequest& r) {
   }
   std::stable_sort(
       out.ranked.begin(), out.ranked.end(),
-      [&](const Candidate& a, const Candidate& b) { return ranks_before(a, b, r.objective); });
-  // Pareto frontier of the evaluated, meeting shapes: no other has more throughput per GPU and
-  // less latency.
+      [&](const Candidate& a, const Candidate& b) { return ranks_before(a, b, objective); });
   for (auto& c : out.ranked) {
     c.pareto = std::none_of(out.ranked.begin(), out.ranked.end(), [&](const Candidate& o) {
       return (o.throughput_per_gpu >= c.throughput_per_gpu && o.latency_s <= c.latency_s) &&
              (o.throughput_per_gpu > c.throughput_per_gpu || o.latency_s < c.latency_s);
     });
   }
+}
+
+}  // namespace
+
+Recommendation recommend(const RecommendRequest& r) {
+  if (r.max_gpus < 1 || r.max_gpus > kMaxRecommendGpus)
+    throw Error("--max-gpus must be between 1 and " + std::to_string(kMaxRecommendGpus) +
+                ", got " + std::to_string(r.max_gpus));
+  std::vector<Override> overrides;
+  const std::vector<std::string> gpus = requested_gpus(r, overrides);
+  Search s{r, load_spec_json(SpecKind::model, r.model),
+           load_spec_json(SpecKind::workload, r.workload), {}, {}, {}, {}};
+  apply_overrides(s.model, SpecKind::model, overrides);
+  apply_overrides(s.workload, SpecKind::workload, overrides);
+  s.w = workload_from_json(s.workload.value, s.workload.origin);
+  s.options.head_detail = false;
+  Recommendation out;
+  out.all = enumerate_shapes(s, gpus, policies_to_search(s, gpus.front()));
+  s.m = model_from_json(s.model.value, s.model.origin);  // for the weight-memory bound
+  const int threads = r.threads > 0 ? r.threads : std::max(1u, std::thread::hardware_concurrency());
+  evaluate_all(out.all, s, threads);
+  rank(out, r.objective);
   return out;
 }
 

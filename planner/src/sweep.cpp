@@ -14,6 +14,7 @@
 #include "xring/planner/json_reader.hpp"
 #include "xring/planner/provenance.hpp"
 #include "xring/planner/specs.hpp"
+#include "xring/planner/workers.hpp"
 
 namespace xring {
 namespace {
@@ -259,14 +260,17 @@ void run_sweep(const SweepRequest& request, const std::function<void(const Sweep
       slot_ready.notify_all();
     }
   };
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t) pool.emplace_back(worker);
-  auto finish = [&] {
+  auto stop_workers = [&] {
     {
       std::lock_guard<std::mutex> lock(mutex);
       stop = true;
     }
     slot_free.notify_all();
+  };
+  std::vector<std::thread> pool;
+  start_workers(pool, threads, [&](int) { worker(); }, stop_workers);
+  auto finish = [&] {
+    stop_workers();
     for (auto& t : pool) t.join();
   };
   try {
