@@ -61,26 +61,27 @@ void print_layer_table(const executor::RunReport& r) {
         format_time(l.predicted_time_s), l.max_abs_error, l.verified ? "yes" : "NO");
 }
 
-}  // namespace
+/// What `xring run` was given.
+struct RunCommandOptions {
+  std::string plan;
+  executor::RunOptions run;
+  std::optional<double> scale;
+  std::string json;
+  std::string trace;
+  std::string plot;
+  std::string fault;
+  std::optional<int> rank, world;
+  std::string rendezvous;
+};
 
-void attach_run(CLI::App& sub, int& exit_code) {
-  struct Options {
-    std::string plan;
-    executor::RunOptions run;
-    std::optional<double> scale;
-    std::string json;
-    std::string trace;
-    std::string plot;
-    std::string fault;
-    std::optional<int> rank, world;
-    std::string rendezvous;
-  };
-  auto o = std::make_shared<Options>();
+/// The flags of `xring run`, with its examples.
+void add_run_options(CLI::App& sub, RunCommandOptions* o) {
   sub.add_option("plan", o->plan, "A plan file written by xring plan -o")->required();
   sub.add_option(
          "--backend", o->run.backend,
          "cpu: ranks as threads; cuda: every rank of a ring emulated on one GPU (query_ring, "
-         "kv_ring, single); nccl: one process per GPU (query_ring, kv_ring; needs libnccl.so.2 and a launcher, see "
+         "kv_ring, single); nccl: one process per GPU (query_ring, kv_ring; needs libnccl.so.2 and "
+         "a launcher, see "
          "docs/commands.md)")
       ->capture_default_str()
       ->check(CLI::IsMember({"cpu", "cuda", "nccl"}));
@@ -139,83 +140,97 @@ void attach_run(CLI::App& sub, int& exit_code) {
       "Profile on the GPU: nsys profile -t cuda,nvtx -o run xring run tiny.json --backend cuda\n"
       "Exit codes: 0 verified, 1 verification failed, 2 bad input, 3 runtime failure (no GPU for "
       "--backend cuda, a peer that failed or timed out).");
-  sub.callback([o, &exit_code] {
-    Plan p = read_plan_file(o->plan);
-    Inputs in = plan_inputs(p, o->plan);
-    detail(fmt::format("read {} (content hash {}): {} on {}, {} cross-attention layers", o->plan,
-                       content_hash(to_json(p)), in.model.name, in.cluster.name, p.layers.size()));
-    if (o->scale) o->run.scale = o->scale;
-    if (!o->fault.empty()) o->run.fault = executor::parse_fault(o->fault);
-    if (o->run.backend == "nccl")
-      o->run.launch = executor::launch_identity(o->rank, o->world, o->rendezvous,
-                                                executor::process_environment());
-    else if (o->rank || o->world || !o->rendezvous.empty())
-      throw Error("--rank, --world and --rendezvous apply to --backend nccl only");
-    if (!o->plot.empty() && !p.streaming)
-      throw Error("--plot draws a streaming run's memory over time; " + o->plan +
-                  " is not a streaming plan (phase " + p.phase + ")");
-    ProgressLine progress("xring run");
-    o->run.progress = [&](size_t done, size_t total, const std::string& what) {
-      progress.update(done, total, what);
-    };
-    executor::RunReport r = executor::run_plan(p, in, o->plan, o->run);
-    if (!r.primary) {  // nccl: rank 0 prints and writes the report for every rank
-      exit_code = r.verified ? 0 : static_cast<int>(ExitCode::regression);
-      return;
-    }
-    std::string report = executor::to_json(r).dump(2) + "\n";
-    std::string trace = o->trace.empty() ? "" : executor::measured_trace(r).dump() + "\n";
-    std::vector<std::pair<std::string, std::string>> files;
-    if (!o->json.empty()) files.push_back({o->json, report});
-    if (!o->trace.empty()) files.push_back({o->trace, trace});
-    write_files_atomically(files);
-    using units::format_time;
-    // Which blocked kernels the cpu backend ran.
-    const std::string isa_note =
-        r.backend == "cpu"
-            ? std::string(kernels::to_string(kernels::active_cpu_isa())) + " kernels, "
-            : "";
-    fmt::print("xring run {} on the {} backend ({}seed {}, scale {:g})\n", o->plan, r.backend,
-               isa_note, r.seed, r.scale);
-    if (r.streaming) {
-      print_streaming_run(*r.streaming, in.cluster.name);
-      if (!o->plot.empty())
-        draw_with_gnuplot(o->plot, streaming_plot_script(
-                                       *r.streaming,
-                                       r.streaming->policy + " cache: measured vs predicted",
-                                       o->plot));
-      fmt::print("verified   {} (max abs error {:.3g}, max rel error {:.3g}, tolerance {:.3g}: {})\n",
-                 r.verified ? "yes" : "NO", r.max_abs_error, r.max_rel_error, r.tolerance,
-                 r.tolerance_rule);
-      for (const auto& n : r.notes) fmt::print("  - {}\n", n);
-      exit_code = r.verified ? 0 : static_cast<int>(ExitCode::regression);
-      return;
-    }
-    print_layer_table(r);
-    for (const auto& l : r.layers)
-      if (l.monolithic_time_s > 0)
-        fmt::print(
-            "  layer {}: ring {} vs one rank doing the same work {} (overhead {:+.1f}%); copies {} "
-            "per rank, {} on {}'s links (derived); checked against the {}\n",
-            l.index, format_time(l.measured_time_s), format_time(l.monolithic_time_s),
-            100 * l.ring_overhead, format_time(l.measured_copy_s), format_time(l.derived_comm_s),
-            in.cluster.name, l.checked_against);
-    fmt::print("measured   {} for all layers, {} tokens/s{}, {}\n", format_time(r.measured_time_s),
-               units::format_count(r.measured_tokens_per_s), frames_clause(r.measured_frames_per_s),
-               flop_rate(r.measured_flop_per_s));
-    fmt::print("predicted  {} on {} ({} tokens/s{}, {}; error {:+.0f}%)\n",
-               format_time(r.predicted_time_s), in.cluster.name,
-               units::format_count(r.predicted_tokens_per_s),
-               frames_clause(r.predicted_frames_per_s), flop_rate(r.predicted_flop_per_s),
-               r.measured_time_s > 0
-                   ? 100 * (r.predicted_time_s - r.measured_time_s) / r.measured_time_s
-                   : 0.0);
-    fmt::print("verified   {} (max abs error {:.3g}, max rel error {:.3g}, tolerance {:.3g}: {})\n",
-               r.verified ? "yes" : "NO", r.max_abs_error, r.max_rel_error, r.tolerance,
-               r.tolerance_rule);
-    for (const auto& n : r.notes) fmt::print("  - {}\n", n);
-    exit_code = r.verified ? 0 : static_cast<int>(ExitCode::regression);
-  });
+}
+
+/// The verification line and the run's notes.
+void print_verification(const executor::RunReport& r) {
+  fmt::print("verified   {} (max abs error {:.3g}, max rel error {:.3g}, tolerance {:.3g}: {})\n",
+             r.verified ? "yes" : "NO", r.max_abs_error, r.max_rel_error, r.tolerance,
+             r.tolerance_rule);
+  for (const auto& n : r.notes) fmt::print("  - {}\n", n);
+}
+
+/// A run of attention layers: the per-layer table, each ring against one rank, and measured
+/// beside predicted for all layers.
+void print_layers_run(const executor::RunReport& r, const Inputs& in) {
+  using units::format_time;
+  print_layer_table(r);
+  for (const auto& l : r.layers)
+    if (l.monolithic_time_s > 0)
+      fmt::print(
+          "  layer {}: ring {} vs one rank doing the same work {} (overhead {:+.1f}%); copies {} "
+          "per rank, {} on {}'s links (derived); checked against the {}\n",
+          l.index, format_time(l.measured_time_s), format_time(l.monolithic_time_s),
+          100 * l.ring_overhead, format_time(l.measured_copy_s), format_time(l.derived_comm_s),
+          in.cluster.name, l.checked_against);
+  fmt::print("measured   {} for all layers, {} tokens/s{}, {}\n", format_time(r.measured_time_s),
+             units::format_count(r.measured_tokens_per_s), frames_clause(r.measured_frames_per_s),
+             flop_rate(r.measured_flop_per_s));
+  const std::string error =
+      r.measured_time_s > 0
+          ? fmt::format("{:+.0f}%",
+                        100 * (r.predicted_time_s - r.measured_time_s) / r.measured_time_s)
+          : "—";
+  fmt::print("predicted  {} on {} ({} tokens/s{}, {}; error {})\n", format_time(r.predicted_time_s),
+             in.cluster.name, units::format_count(r.predicted_tokens_per_s),
+             frames_clause(r.predicted_frames_per_s), flop_rate(r.predicted_flop_per_s), error);
+  print_verification(r);
+}
+
+/// Reads the plan, runs it, writes the outputs (all or none) and prints the report.
+int run_command(RunCommandOptions& o) {
+  Plan p = read_plan_file(o.plan);
+  Inputs in = plan_inputs(p, o.plan);
+  detail(fmt::format("read {} (content hash {}): {} on {}, {} cross-attention layers", o.plan,
+                     content_hash(to_json(p)), in.model.name, in.cluster.name, p.layers.size()));
+  if (o.scale) o.run.scale = o.scale;
+  if (!o.fault.empty()) o.run.fault = executor::parse_fault(o.fault);
+  if (o.run.backend == "nccl")
+    o.run.launch =
+        executor::launch_identity(o.rank, o.world, o.rendezvous, executor::process_environment());
+  else if (o.rank || o.world || !o.rendezvous.empty())
+    throw Error("--rank, --world and --rendezvous apply to --backend nccl only");
+  if (!o.plot.empty() && !p.streaming)
+    throw Error("--plot draws a streaming run's memory over time; " + o.plan +
+                " is not a streaming plan (phase " + p.phase + ")");
+  ProgressLine progress("xring run");
+  o.run.progress = [&](size_t done, size_t total, const std::string& what) {
+    progress.update(done, total, what);
+  };
+  executor::RunReport r = executor::run_plan(p, in, o.plan, o.run);
+  const int verdict = r.verified ? 0 : static_cast<int>(ExitCode::regression);
+  if (!r.primary) return verdict;  // nccl: rank 0 prints and writes the report for every rank
+  std::string report = executor::to_json(r).dump(2) + "\n";
+  std::string trace = o.trace.empty() ? "" : executor::measured_trace(r).dump() + "\n";
+  std::vector<std::pair<std::string, std::string>> files;
+  if (!o.json.empty()) files.push_back({o.json, report});
+  if (!o.trace.empty()) files.push_back({o.trace, trace});
+  write_files_atomically(files);
+  // Which blocked kernels the cpu backend ran.
+  const std::string isa_note =
+      r.backend == "cpu" ? std::string(kernels::to_string(kernels::active_cpu_isa())) + " kernels, "
+                         : "";
+  fmt::print("xring run {} on the {} backend ({}seed {}, scale {:g})\n", o.plan, r.backend,
+             isa_note, r.seed, r.scale);
+  if (r.streaming) {
+    print_streaming_run(*r.streaming, in.cluster.name);
+    if (!o.plot.empty())
+      draw_with_gnuplot(
+          o.plot, streaming_plot_script(
+                      *r.streaming, r.streaming->policy + " cache: measured vs predicted", o.plot));
+    print_verification(r);
+  } else {
+    print_layers_run(r, in);
+  }
+  return verdict;
+}
+
+}  // namespace
+
+void attach_run(CLI::App& sub, int& exit_code) {
+  auto o = std::make_shared<RunCommandOptions>();
+  add_run_options(sub, o.get());
+  sub.callback([o, &exit_code] { exit_code = run_command(*o); });
 }
 
 }  // namespace xring::cli

@@ -4,8 +4,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <limits>
 #include <exception>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -284,8 +284,7 @@ bool evaluate(Candidate& c, const Search& s) {
     double memory =
         units::parse(cluster.value["gpu"]["memory"].get<std::string>(), units::Quantity::bytes)
             .value_or(0);
-    if ((s.m.params + s.m.vision_params) * bytes_per_element(s.m.dtype) >
-        memory * c.total_gpus())
+    if ((s.m.params + s.m.vision_params) * bytes_per_element(s.m.dtype) > memory * c.total_gpus())
       return false;
   }
   SpecJson shaped = s.workload;
@@ -345,7 +344,8 @@ void evaluate_all(std::vector<Candidate>& all, const Search& s, int threads) {
     }
   };
   std::vector<std::thread> pool;
-  start_workers(pool, threads - 1, [&](int) { worker(); }, [&] { stop = true; });
+  start_workers(
+      pool, threads - 1, [&](int) { worker(); }, [&] { stop = true; });
   worker();
   for (auto& t : pool) t.join();
   if (fatal) std::rethrow_exception(fatal);
@@ -378,12 +378,17 @@ void rank(Recommendation& out, Objective objective) {
 
 Recommendation recommend(const RecommendRequest& r) {
   if (r.max_gpus < 1 || r.max_gpus > kMaxRecommendGpus)
-    throw Error("--max-gpus must be between 1 and " + std::to_string(kMaxRecommendGpus) +
-                ", got " + std::to_string(r.max_gpus));
+    throw Error("--max-gpus must be between 1 and " + std::to_string(kMaxRecommendGpus) + ", got " +
+                std::to_string(r.max_gpus));
   std::vector<Override> overrides;
   const std::vector<std::string> gpus = requested_gpus(r, overrides);
-  Search s{r, load_spec_json(SpecKind::model, r.model),
-           load_spec_json(SpecKind::workload, r.workload), {}, {}, {}, {}};
+  Search s{r,
+           load_spec_json(SpecKind::model, r.model),
+           load_spec_json(SpecKind::workload, r.workload),
+           {},
+           {},
+           {},
+           {}};
   apply_overrides(s.model, SpecKind::model, overrides);
   apply_overrides(s.workload, SpecKind::workload, overrides);
   s.w = workload_from_json(s.workload.value, s.workload.origin);

@@ -268,7 +268,8 @@ void run_sweep(const SweepRequest& request, const std::function<void(const Sweep
     slot_free.notify_all();
   };
   std::vector<std::thread> pool;
-  start_workers(pool, threads, [&](int) { worker(); }, stop_workers);
+  start_workers(
+      pool, threads, [&](int) { worker(); }, stop_workers);
   auto finish = [&] {
     stop_workers();
     for (auto& t : pool) t.join();
