@@ -150,13 +150,173 @@ __device__ inline void v_fragments(uint32_t (&bf)[2][2], const T* v_s, int kk, i
   }
 }
 
+/// This warp's A fragments of Q (its 16 rows of the CTA's tile in shared memory).
+template <class T, int D>
+__device__ __forceinline__ void q_fragments(uint32_t (&qf)[D / 16][4], const T* q_s, int warp,
+                                            int lane) {
+  constexpr int S = stride<D>();
+  const int g = lane / 4, t = lane % 4;
+  const T* qw = q_s + warp * 16 * S;
+#pragma unroll
+  for (int kt = 0; kt < D / 16; ++kt) {
+    qf[kt][0] = load_u32<T, D>(qw + g * S + kt * 16 + 2 * t);
+    qf[kt][1] = load_u32<T, D>(qw + (g + 8) * S + kt * 16 + 2 * t);
+    qf[kt][2] = load_u32<T, D>(qw + g * S + kt * 16 + 8 + 2 * t);
+    qf[kt][3] = load_u32<T, D>(qw + (g + 8) * S + kt * 16 + 8 + 2 * t);
+  }
+}
+
+/// The warp's running softmax state for its two rows per thread (g and g + 8) and its share of O.
+template <int D>
+struct RowState {
+  float o_acc[D / 8][4];
+  float row_max[2], row_sum[2];
+};
+
+/// S = Q·Kᵀ for one kN-key tile.
+template <class T, int D, bool kLdmatrix>
+__device__ __forceinline__ void tile_scores(float (&s)[kN / 8][4], const uint32_t (&qf)[D / 16][4],
+                                            const T* k_tile, int lane) {
+#pragma unroll
+  for (int nt = 0; nt < kN / 8; ++nt) {
+    s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0;
+    uint32_t bf[D / 16][2];
+    k_fragments<T, D, kLdmatrix>(bf, k_tile, nt, lane);
+#pragma unroll
+    for (int kt = 0; kt < D / 16; ++kt) mma_16816<T>(s[nt], qf[kt], bf[kt]);
+  }
+}
+
+/// Scales the tile's scores into the log2 domain (masked and out-of-range keys and rows become
+/// -inf), folds the tile's maximum into the running one, rescales the running sum and O by
+/// alpha, and turns the scores into exp2(s − max), adding them to the running sum.
+/// `p` by value, here and in write_rows: a reference to the kernel's parameter would make the
+/// compiler copy the parameter block into local memory.
+template <int D>
+__device__ __forceinline__ void online_softmax(float (&s)[kN / 8][4], RowState<D>& st,
+                                               const ForwardParams p, long long n0,
+                                               long long kv_end, const long long (&rows)[2],
+                                               int lane) {
+  const int t = lane % 4;
+  float tile_max[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+  for (int nt = 0; nt < kN / 8; ++nt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const long long col = n0 + nt * 8 + 2 * t + (e & 1);
+      const long long row = rows[e >> 1];
+      bool ok = col < kv_end && row < p.n_q;
+      if (ok && p.mask.kind != DeviceMask::Kind::none)
+        ok = allowed(p.mask, p.q_first + row, p.kv_first + col);
+      s[nt][e] = ok ? s[nt][e] * p.scale_log2 : -INFINITY;
+      tile_max[e >> 1] = fmaxf(tile_max[e >> 1], s[nt][e]);
+    }
+  float base[2], alpha[2];
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    tile_max[i] = fmaxf(tile_max[i], __shfl_xor_sync(0xffffffffu, tile_max[i], 1));
+    tile_max[i] = fmaxf(tile_max[i], __shfl_xor_sync(0xffffffffu, tile_max[i], 2));
+    const float new_max = fmaxf(st.row_max[i], tile_max[i]);
+    base[i] = new_max == -INFINITY ? 0.0f : new_max;  // all masked so far: exp2 gives 0
+    alpha[i] = exp2f(st.row_max[i] - base[i]);
+    st.row_max[i] = new_max;
+    st.row_sum[i] *= alpha[i];
+  }
+#pragma unroll
+  for (int nt = 0; nt < kN / 8; ++nt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      s[nt][e] = exp2f(s[nt][e] - base[e >> 1]);
+      st.row_sum[e >> 1] += s[nt][e];
+    }
+#pragma unroll
+  for (int dt = 0; dt < D / 8; ++dt) {
+    st.o_acc[dt][0] *= alpha[0];
+    st.o_acc[dt][1] *= alpha[0];
+    st.o_acc[dt][2] *= alpha[1];
+    st.o_acc[dt][3] *= alpha[1];
+  }
+}
+
+/// O += P·V: P's accumulator pairs are the A fragments; V's columns are gathered.
+template <class T, int D, bool kLdmatrix>
+__device__ __forceinline__ void accumulate_pv(float (&o_acc)[D / 8][4], const float (&s)[kN / 8][4],
+                                              const T* v_tile, int lane) {
+#pragma unroll
+  for (int kk = 0; kk < kN / 16; ++kk) {
+    const uint32_t a[4] = {Storage<T>::pack(s[2 * kk][0], s[2 * kk][1]),
+                           Storage<T>::pack(s[2 * kk][2], s[2 * kk][3]),
+                           Storage<T>::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                           Storage<T>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+    for (int dt = 0; dt < D / 8; dt += 2) {
+      uint32_t bf[2][2];
+      v_fragments<T, D, kLdmatrix>(bf, v_tile, kk, dt, lane);
+      mma_16816<T>(o_acc[dt], a, bf[0]);
+      mma_16816<T>(o_acc[dt + 1], a, bf[1]);
+    }
+  }
+}
+
+/// Normalises the warp's rows and writes O and the log-sum-exp L: into this split's part (split
+/// KV), as fp32, or at the storage width.
+template <class T, int D>
+__device__ __forceinline__ void write_rows(RowState<D>& st, const ForwardParams p,
+                                           const long long (&rows)[2], int bh, int split,
+                                           int lane) {
+  const int t = lane % 4;
+  float inv[2], lse[2];
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    st.row_sum[i] += __shfl_xor_sync(0xffffffffu, st.row_sum[i], 1);
+    st.row_sum[i] += __shfl_xor_sync(0xffffffffu, st.row_sum[i], 2);
+    inv[i] = st.row_sum[i] > 0 ? 1.0f / st.row_sum[i] : 0.0f;
+    lse[i] = st.row_sum[i] > 0 ? (st.row_max[i] + log2f(st.row_sum[i])) * kLn2 : -INFINITY;
+  }
+  const long long total_rows = static_cast<long long>(gridDim.y) * p.n_q;
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    const long long row = rows[i];
+    if (row >= p.n_q) continue;
+    const long long flat = static_cast<long long>(bh) * p.n_q + row;
+    if (p.splits > 1) {
+      float* out = p.o_part + (split * total_rows + flat) * D;
+#pragma unroll
+      for (int dt = 0; dt < D / 8; ++dt) {
+        out[dt * 8 + 2 * t] = st.o_acc[dt][2 * i] * inv[i];
+        out[dt * 8 + 2 * t + 1] = st.o_acc[dt][2 * i + 1] * inv[i];
+      }
+      if (t == 0) p.l_part[split * total_rows + flat] = lse[i];
+    } else if (p.o_fp32) {
+      float* out = static_cast<float*>(p.o) + flat * D;
+#pragma unroll
+      for (int dt = 0; dt < D / 8; ++dt) {
+        out[dt * 8 + 2 * t] = st.o_acc[dt][2 * i] * inv[i];
+        out[dt * 8 + 2 * t + 1] = st.o_acc[dt][2 * i + 1] * inv[i];
+      }
+      if (t == 0) p.l[flat] = lse[i];
+    } else {
+      T* out = static_cast<T*>(p.o) + flat * D;
+#pragma unroll
+      for (int dt = 0; dt < D / 8; ++dt) {
+        const uint32_t pair =
+            Storage<T>::pack(st.o_acc[dt][2 * i] * inv[i], st.o_acc[dt][2 * i + 1] * inv[i]);
+        *reinterpret_cast<uint32_t*>(out + dt * 8 + 2 * t) = pair;
+      }
+      if (t == 0) p.l[flat] = lse[i];
+    }
+  }
+}
+
+/// One CTA: kM query rows of one (batch, head) against one split of the keys, in kN-key tiles
+/// (double-buffered with cp.async and read with ldmatrix in the pipelined variant).
 template <class T, int D, bool kPipelined>
 __global__ void __launch_bounds__(kThreads) forward_kernel(ForwardParams p) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   constexpr int S = stride<D>();
   constexpr int kStages = kPipelined ? 2 : 1;
   T* q_s = reinterpret_cast<T*>(smem_raw);
-  T* k_s = q_s + kM * S;          // [kStages][kN][S]
+  T* k_s = q_s + kM * S;            // [kStages][kN][S]
   T* v_s = k_s + kStages * kN * S;  // [kStages][kN][S]
 
   const int bh = blockIdx.y, split = blockIdx.z;
@@ -167,24 +327,19 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(ForwardParams p) {
   const long long kv_base = static_cast<long long>(b * p.kv_heads + kvh) * p.n_kv * D;
   const T* k = static_cast<const T*>(p.k) + kv_base;
   const T* v = static_cast<const T*>(p.v) + kv_base;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4;
 
   load_rows<T, D>(q_s, q, m0, p.n_q, kM);
   __syncthreads();
   uint32_t qf[D / 16][4];
-  const T* qw = q_s + warp * 16 * S;
-#pragma unroll
-  for (int kt = 0; kt < D / 16; ++kt) {
-    qf[kt][0] = load_u32<T, D>(qw + g * S + kt * 16 + 2 * t);
-    qf[kt][1] = load_u32<T, D>(qw + (g + 8) * S + kt * 16 + 2 * t);
-    qf[kt][2] = load_u32<T, D>(qw + g * S + kt * 16 + 8 + 2 * t);
-    qf[kt][3] = load_u32<T, D>(qw + (g + 8) * S + kt * 16 + 8 + 2 * t);
-  }
+  q_fragments<T, D>(qf, q_s, warp, lane);
 
-  float o_acc[D / 8][4];
+  RowState<D> st;
 #pragma unroll
-  for (int dt = 0; dt < D / 8; ++dt) o_acc[dt][0] = o_acc[dt][1] = o_acc[dt][2] = o_acc[dt][3] = 0;
-  float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0, 0};
+  for (int dt = 0; dt < D / 8; ++dt)
+    st.o_acc[dt][0] = st.o_acc[dt][1] = st.o_acc[dt][2] = st.o_acc[dt][3] = 0;
+  st.row_max[0] = st.row_max[1] = -INFINITY;
+  st.row_sum[0] = st.row_sum[1] = 0;
   const long long rows[2] = {m0 + warp * 16 + g, m0 + warp * 16 + g + 8};
 
   const long long kv_begin = split * p.split_len;
@@ -217,115 +372,12 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(ForwardParams p) {
       load_rows<T, D>(v_s, v, n0, kv_end, kN);
     }
     __syncthreads();
-    const T* k_tile = k_s + stage * kN * S;
-    const T* v_tile = v_s + stage * kN * S;
-
     float s[kN / 8][4];
-#pragma unroll
-    for (int nt = 0; nt < kN / 8; ++nt) {
-      s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0;
-      uint32_t bf[D / 16][2];
-      k_fragments<T, D, kPipelined>(bf, k_tile, nt, lane);
-#pragma unroll
-      for (int kt = 0; kt < D / 16; ++kt) mma_16816<T>(s[nt], qf[kt], bf[kt]);
-    }
-    // Scale into the log2 domain; masked, out-of-range keys and rows become -inf.
-    float tile_max[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-    for (int nt = 0; nt < kN / 8; ++nt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const long long col = n0 + nt * 8 + 2 * t + (e & 1);
-        const long long row = rows[e >> 1];
-        bool ok = col < kv_end && row < p.n_q;
-        if (ok && p.mask.kind != DeviceMask::Kind::none)
-          ok = allowed(p.mask, p.q_first + row, p.kv_first + col);
-        s[nt][e] = ok ? s[nt][e] * p.scale_log2 : -INFINITY;
-        tile_max[e >> 1] = fmaxf(tile_max[e >> 1], s[nt][e]);
-      }
-    float base[2], alpha[2];
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      tile_max[i] = fmaxf(tile_max[i], __shfl_xor_sync(0xffffffffu, tile_max[i], 1));
-      tile_max[i] = fmaxf(tile_max[i], __shfl_xor_sync(0xffffffffu, tile_max[i], 2));
-      const float new_max = fmaxf(row_max[i], tile_max[i]);
-      base[i] = new_max == -INFINITY ? 0.0f : new_max;  // all masked so far: exp2 gives 0
-      alpha[i] = exp2f(row_max[i] - base[i]);
-      row_max[i] = new_max;
-      row_sum[i] *= alpha[i];
-    }
-#pragma unroll
-    for (int nt = 0; nt < kN / 8; ++nt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        s[nt][e] = exp2f(s[nt][e] - base[e >> 1]);
-        row_sum[e >> 1] += s[nt][e];
-      }
-#pragma unroll
-    for (int dt = 0; dt < D / 8; ++dt) {
-      o_acc[dt][0] *= alpha[0];
-      o_acc[dt][1] *= alpha[0];
-      o_acc[dt][2] *= alpha[1];
-      o_acc[dt][3] *= alpha[1];
-    }
-    // O += P·V: P's accumulator pairs are the A fragments; V's columns are gathered.
-#pragma unroll
-    for (int kk = 0; kk < kN / 16; ++kk) {
-      const uint32_t a[4] = {Storage<T>::pack(s[2 * kk][0], s[2 * kk][1]),
-                             Storage<T>::pack(s[2 * kk][2], s[2 * kk][3]),
-                             Storage<T>::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                             Storage<T>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-#pragma unroll
-      for (int dt = 0; dt < D / 8; dt += 2) {
-        uint32_t bf[2][2];
-        v_fragments<T, D, kPipelined>(bf, v_tile, kk, dt, lane);
-        mma_16816<T>(o_acc[dt], a, bf[0]);
-        mma_16816<T>(o_acc[dt + 1], a, bf[1]);
-      }
-    }
+    tile_scores<T, D, kPipelined>(s, qf, k_s + stage * kN * S, lane);
+    online_softmax<D>(s, st, p, n0, kv_end, rows, lane);
+    accumulate_pv<T, D, kPipelined>(st.o_acc, s, v_s + stage * kN * S, lane);
   }
-
-  float inv[2], lse[2];
-#pragma unroll
-  for (int i = 0; i < 2; ++i) {
-    row_sum[i] += __shfl_xor_sync(0xffffffffu, row_sum[i], 1);
-    row_sum[i] += __shfl_xor_sync(0xffffffffu, row_sum[i], 2);
-    inv[i] = row_sum[i] > 0 ? 1.0f / row_sum[i] : 0.0f;
-    lse[i] = row_sum[i] > 0 ? (row_max[i] + log2f(row_sum[i])) * kLn2 : -INFINITY;
-  }
-  const long long total_rows = static_cast<long long>(gridDim.y) * p.n_q;
-#pragma unroll
-  for (int i = 0; i < 2; ++i) {
-    const long long row = rows[i];
-    if (row >= p.n_q) continue;
-    const long long flat = static_cast<long long>(bh) * p.n_q + row;
-    if (p.splits > 1) {
-      float* out = p.o_part + (split * total_rows + flat) * D;
-#pragma unroll
-      for (int dt = 0; dt < D / 8; ++dt) {
-        out[dt * 8 + 2 * t] = o_acc[dt][2 * i] * inv[i];
-        out[dt * 8 + 2 * t + 1] = o_acc[dt][2 * i + 1] * inv[i];
-      }
-      if (t == 0) p.l_part[split * total_rows + flat] = lse[i];
-    } else if (p.o_fp32) {
-      float* out = static_cast<float*>(p.o) + flat * D;
-#pragma unroll
-      for (int dt = 0; dt < D / 8; ++dt) {
-        out[dt * 8 + 2 * t] = o_acc[dt][2 * i] * inv[i];
-        out[dt * 8 + 2 * t + 1] = o_acc[dt][2 * i + 1] * inv[i];
-      }
-      if (t == 0) p.l[flat] = lse[i];
-    } else {
-      T* out = static_cast<T*>(p.o) + flat * D;
-#pragma unroll
-      for (int dt = 0; dt < D / 8; ++dt) {
-        const uint32_t pair =
-            Storage<T>::pack(o_acc[dt][2 * i] * inv[i], o_acc[dt][2 * i + 1] * inv[i]);
-        *reinterpret_cast<uint32_t*>(out + dt * 8 + 2 * t) = pair;
-      }
-      if (t == 0) p.l[flat] = lse[i];
-    }
-  }
+  write_rows<T, D>(st, p, rows, bh, split, lane);
 }
 
 /// The splits of each row merged exactly: L = log Σ exp(L_s), O = Σ exp(L_s − L)·O_s.
@@ -576,7 +628,8 @@ void attention_forward(const ForwardArgs& a) {
           : launch_forward<__nv_bfloat16, 128, false>(a, splits);
   } else {
     if (pipelined)
-      d64 ? launch_forward<__half, 64, true>(a, splits) : launch_forward<__half, 128, true>(a, splits);
+      d64 ? launch_forward<__half, 64, true>(a, splits)
+          : launch_forward<__half, 128, true>(a, splits);
     else
       d64 ? launch_forward<__half, 64, false>(a, splits)
           : launch_forward<__half, 128, false>(a, splits);
