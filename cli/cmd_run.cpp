@@ -16,7 +16,7 @@
 namespace xring::cli {
 namespace {
 
-/// A FLOP rate, "—" where none was counted (decode layers).
+/// A FLOP rate, "—" where none was measured.
 std::string flop_rate(double flop_per_s) {
   return flop_per_s > 0 ? units::format_flop_rate(flop_per_s) : "—";
 }

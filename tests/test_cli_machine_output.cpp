@@ -217,6 +217,10 @@ TEST(CliDisplays, DecodeRunShowsNoFramesFlopOrOverlapThatDoNotApply) {
   EXPECT_TRUE(j["predicted"]["frames_per_s"].is_null());
   EXPECT_TRUE(j["predicted"]["flop_per_s"].is_null());
   EXPECT_GT(j["measured"]["throughput_tokens_per_s"].get<double>(), 0);
+  // Each layer's rate counts its own work, so a layer never shows "—" while the run has a rate.
+  ASSERT_FALSE(j["layers"].empty());
+  for (const auto& l : j["layers"]) EXPECT_GT(l["flop_per_s"].get<double>(), 0) << l.dump();
+  EXPECT_GT(j["measured"]["flop_per_s"].get<double>(), 0);
 }
 
 TEST(CliGate, JunitFailuresCarryTheirDetailsAndSuitesTheirCounts) {

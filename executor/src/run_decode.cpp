@@ -106,9 +106,12 @@ RunReport run_decode_plan(const Plan& plan, const Inputs& in, const std::string&
       compare_cpu(got.o, want.o, storage, c);
       compare_cpu(got.l, want.l, kernels::Storage::fp32, c);
     }
-    record(c, lr, report, worst_ratio);
+    double layer_flops = 0;  // S = q·Kᵀ and O = P·V over each head's kept tokens
     for (long long b : problem.budget)
-      flops += 4.0 * problem.requests * (g.heads / g.kv_heads) * b * g.head_dim;
+      layer_flops += 4.0 * problem.requests * (g.heads / g.kv_heads) * b * g.head_dim;
+    if (lr.measured_time_s > 0) lr.flop_per_s = layer_flops / lr.measured_time_s;
+    flops += layer_flops;
+    record(c, lr, report, worst_ratio);
     std::lock_guard<std::mutex> lock(events_mutex);
     report.events.push_back({0, 1, "layer " + std::to_string(layer) + " decode", start, end});
     report.layers.push_back(lr);
