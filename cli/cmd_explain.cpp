@@ -53,10 +53,15 @@ void attach_explain(CLI::App& sub, int& exit_code) {
                "bwd bytes/step", "fwd comm/step", "fwd compute/step");
     for (const auto& row : e.rows)
       fmt::print("  {:<12} {:>16} {:>16} {:>14} {:>16}\n", to_string(row.strategy),
-                 format_bytes(row.forward_bytes_per_step),
-                 training ? format_bytes(row.backward_bytes_per_step) : "—",
+                 ring ? format_bytes(row.forward_bytes_per_step) : "—",
+                 ring && training ? format_bytes(row.backward_bytes_per_step) : "—",
                  ring ? format_time(transfer_s(row.forward_bytes_per_step, e.ring_link)) : "—",
                  format_time(e.step_compute_s));
+    if (!ring) {
+      fmt::print("\ncrossover: — (one GPU: nothing moves between ranks)\n");
+      fmt::print("hiding:    — (one GPU: no transfers to hide)\n");
+      return;
+    }
     const ExplainRow& kv_row = e.rows[0];
     const ExplainRow& q_row = e.rows[1];
     fmt::print(
@@ -67,10 +72,6 @@ void attach_explain(CLI::App& sub, int& exit_code) {
         : q_row.forward_bytes_per_step > kv_row.forward_bytes_per_step
             ? "kv_ring moves fewer bytes"
             : "both move the same bytes");
-    if (!ring) {
-      fmt::print("hiding:    — (one GPU: no transfers to hide)\n");
-      return;
-    }
     fmt::print(
         "hiding:    query-ring transfers hide once S_KV/P >= F*(2db+4)/(4d*BW) + "
         "F*latency/(4*B*H*(S_Q/P)*d) = {:.0f} tokens (here {:.0f}: {})\n",

@@ -103,15 +103,18 @@ json explain_json(const Explanation& e, const Inputs& in) {
   for (const auto& row : e.rows)
     rows.push_back(
         {{"strategy", to_string(row.strategy)},
-         {"forward_bytes_per_step", row.forward_bytes_per_step},
-         {"backward_bytes_per_step", training ? json(row.backward_bytes_per_step) : json(nullptr)},
+         {"forward_bytes_per_step", ring ? json(row.forward_bytes_per_step) : json(nullptr)},
+         {"backward_bytes_per_step",
+          ring && training ? json(row.backward_bytes_per_step) : json(nullptr)},
          {"forward_comm_per_step_s",
           ring ? json(transfer_s(row.forward_bytes_per_step, e.ring_link)) : json(nullptr)},
          {"forward_compute_per_step_s", e.step_compute_s}});
   j["strategies"] = rows;
   const double kv_bytes = e.rows[0].forward_bytes_per_step;
   const double q_bytes = e.rows[1].forward_bytes_per_step;
-  j["crossover"] = {{"ratio", e.crossover_ratio},
+  j["crossover"] = nullptr;  // one GPU: no ring to choose
+  if (ring)
+    j["crossover"] = {{"ratio", e.crossover_ratio},
                     {"block_ratio", e.block_ratio},
                     {"local_q_block_tokens", e.local_q_block},
                     {"local_kv_block_tokens", e.local_kv_block},

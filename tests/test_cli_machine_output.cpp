@@ -81,9 +81,15 @@ TEST(CliJson, ExplainIsOneObjectWithTheHandDerivedCrossover) {
   EXPECT_TRUE(o["ring"]["link_bytes_per_s"].is_null());
   EXPECT_TRUE(o["strategies"][1]["forward_comm_per_step_s"].is_null());
   EXPECT_TRUE(o["hiding"]["query_ring"].is_null());
+  EXPECT_TRUE(o["strategies"][0]["forward_bytes_per_step"].is_null());  // nothing moves
+  EXPECT_TRUE(o["crossover"].is_null());
   const std::string one_text = run_xring("explain --model tiny --cluster h100-1").output;
   EXPECT_TRUE(contains(one_text, "one GPU: no ring and no transfers")) << one_text;
   EXPECT_TRUE(contains(one_text, "hiding:    — (one GPU: no transfers to hide)")) << one_text;
+  EXPECT_TRUE(contains(one_text, "crossover: — (one GPU: nothing moves between ranks)"))
+      << one_text;
+  EXPECT_TRUE(std::regex_search(one_text, std::regex("kv_ring +— +— +— +[0-9.]+ [mu]s")))
+      << one_text;
   EXPECT_FALSE(contains(one_text, "ring of P=1")) << one_text;
 }
 
