@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs libFuzzer targets one after another, one process each (the machines are shared), and
 # prints one summary line per target: seconds, inputs run, corpus size, outcome tally, crashes.
-#   tests/fuzz/run-fuzzers.sh [--build DIR] [--seconds N] [TARGET...]
+#   tests/fuzz/run-fuzzers.sh [--build DIR] [--seconds N] [--timeout T] [TARGET...]
 # DIR: the fuzz preset's build folder (default build/fuzz); N: seconds per target (180);
+# T: wall seconds one input may take before it counts as a hang (10; raise it when the fuzzers
+# run niced beside other work, where a starved process passes 10 s on inputs that take 0.2 s);
 # TARGET: names as in tests/fuzz/seeds.txt (default: all). New inputs go to
 # DIR/tests/fuzz/found/TARGET, crash reproducers to DIR/tests/fuzz/crashes/TARGET, logs to
 # DIR/tests/fuzz/logs. Exit status 1 when any target crashed.
@@ -10,11 +12,13 @@ set -euo pipefail
 src="$(cd "$(dirname "$0")" && pwd)"
 build="$src/../../build/fuzz"
 seconds=180
+timeout=10
 targets=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --build) build="$2"; shift 2 ;;
     --seconds) seconds="$2"; shift 2 ;;
+    --timeout) timeout="$2"; shift 2 ;;
     *) targets+=("$1"); shift ;;
   esac
 done
@@ -29,10 +33,10 @@ for t in "${targets[@]}"; do
   corpus=("$out/found/$t" "$out/seeds/$t")
   [ -d "$src/corpus/$t" ] && corpus+=("$src/corpus/$t")
   log="$out/logs/$t.log"
-  # -timeout: one input over 10 s is a hang; -rss_limit_mb: a leak or blow-up is a finding.
+  # -timeout: one input over T s is a hang; -rss_limit_mb: a leak or blow-up is a finding.
   timer=()  # CPU seconds of the run, where GNU time is installed
   [ -x /usr/bin/time ] && timer=(/usr/bin/time -f "%U %S" -o "$out/logs/$t.cpu")
-  XRING_FUZZ_TALLY=1 "${timer[@]}" "$bin" -max_total_time="$seconds" -timeout=10 \
+  XRING_FUZZ_TALLY=1 "${timer[@]}" "$bin" -max_total_time="$seconds" -timeout="$timeout" \
     -rss_limit_mb=2048 \
     -print_final_stats=1 -dict="$src/xring.dict" -artifact_prefix="$out/crashes/$t/" \
     "${corpus[@]}" > "$log" 2>&1 || status=1
