@@ -8,6 +8,7 @@
 
 #include "command_json.hpp"
 #include "commands.hpp"
+#include "plot_layout.hpp"
 #include "xring/executor/profile.hpp"
 #include "xring/planner/error.hpp"
 #include "xring/planner/units.hpp"
@@ -31,26 +32,30 @@ std::pair<long long, long long> parse_shape(const std::string& text) {
   }
 }
 
-std::string validate_plot_script(const executor::ValidateReport& r, const std::string& svg) {
-  std::string s = "# xring validate plot; run: gnuplot THIS_FILE\n";
-  s += gnuplot_output(svg, 760, 640);
-  s += "set title 'xring validate: " + r.device + " (" + r.backend + ")' noenhanced\n";
-  s += "set xlabel 'measured (s)'\nset ylabel 'predicted (s)'\nset logscale xy\nset grid\n";
-  s += "set key top left\n$points << EOD\n";
-  double lo = 1e30, hi = 0;
+/// Predicted against measured time, one marker per strategy, on one time axis for both (log
+/// over a decade or more, with its unit), the diagonal and the interval's edges.
+std::string validate_plot_script(const executor::ValidateReport& r, const std::string& picture) {
+  std::vector<double> times;
   for (const auto& p : r.points) {
-    s += fmt::format("{:.9g} {:.9g} {}\n", p.measured_s, p.predicted_s,
+    times.push_back(p.measured_s);
+    times.push_back(p.predicted_s);
+  }
+  const PlotAxis axis = choose_axis(times, AxisQuantity::time_s);
+  std::string s = "# xring validate plot; run: gnuplot THIS_FILE\n";
+  s += gnuplot_output(picture, 760, 640);
+  s += "set title " + gnuplot_text("xring validate: " + r.device + " (" + r.backend + ")") +
+       " noenhanced\n";
+  s += axis_commands(axis, "x", "measured") + axis_commands(axis, "y", "predicted");
+  s += "set grid\nset key top left\n$points << EOD\n";
+  for (const auto& p : r.points)
+    s += fmt::format("{:.9g} {:.9g} {}\n", p.measured_s / axis.divisor, p.predicted_s / axis.divisor,
                      p.strategy == "single"       ? 0
                      : p.strategy == "query_ring" ? 1
                                                   : 2);
-    lo = std::min({lo, p.measured_s, p.predicted_s});
-    hi = std::max({hi, p.measured_s, p.predicted_s});
-  }
   s += "EOD\n";
-  s += fmt::format("set xrange [{:.9g}:{:.9g}]\nset yrange [{:.9g}:{:.9g}]\n", lo / 1.5, hi * 1.5,
-                   lo / 1.5, hi * 1.5);
   // A point is inside its interval when predicted·low <= measured <= predicted·high, i.e.
-  // between the lines predicted = measured/high and predicted = measured/low.
+  // between the lines predicted = measured/high and predicted = measured/low (both axes share
+  // the unit, so the lines hold in display units too).
   s += fmt::format(
       "plot x title 'predicted = measured' lc rgb 'gray', "
       "x/{:.6g} title 'interval {}' dt 2 lc rgb 'gray', x/{:.6g} notitle dt 2 lc rgb 'gray', ",
@@ -271,6 +276,8 @@ void attach_validate(CLI::App& sub, int& exit_code) {
         validate_verdict(r, o->max_median, o->max_worst, o->min_coverage);
     const bool json_to_stdout = o->json == "-";
     const std::string json = validate_json(r, o->profile, verdict).dump(2) + "\n";
+    // The picture first: gnuplot can fail (exit 3), and then no other output is written.
+    if (!o->plot.empty()) draw_with_gnuplot(o->plot, validate_plot_script(r, o->plot));
     if (!o->json.empty() && !json_to_stdout) write_file_atomically(o->json, json);
     if (!o->csv.empty()) {
       std::string csv =
@@ -286,7 +293,6 @@ void attach_validate(CLI::App& sub, int& exit_code) {
       }
       write_file_atomically(o->csv, csv);
     }
-    if (!o->plot.empty()) draw_with_gnuplot(o->plot, validate_plot_script(r, o->plot));
     if (json_to_stdout)
       std::fputs(json.c_str(), stdout);
     else

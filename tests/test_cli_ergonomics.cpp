@@ -320,6 +320,36 @@ TEST(CliPlot, RecommendColoursGpusAndLabelsOnlyTheFrontier) {
   }
 }
 
+TEST(CliPlot, ValidateSharesOneTimeAxisWithItsUnitAndWritesNothingElseWhenGnuplotFails) {
+  const fs::path svg = scratch_path("validate.svg"), gp = scratch_path("validate.gp"),
+                 json_out = scratch_path("validate.json");
+  const std::string args = "validate --quiet --device-profile " +
+                           xring::test::test_data("devices/cpu-epyc-2core.json") +
+                           " --quick --repeat 1 --shape 16x256 --shape 64x4096 --ranks 1 2 "
+                           "--strategy query_ring --json " +
+                           json_out.string() + " --plot " + svg.string();
+  CliResult r = stderr_of(args);
+  ASSERT_TRUE(r.exit_code == 0 || r.exit_code == 1) << r.output;  // 1: a bound not met
+  const std::string script = read_text(gp);
+  // Both axes in the same display unit (so the diagonal and the interval lines hold), named.
+  std::smatch x, y;
+  ASSERT_TRUE(std::regex_search(script, x, std::regex("set xlabel 'measured \\((\\w+)\\)'")))
+      << script;
+  ASSERT_TRUE(std::regex_search(script, y, std::regex("set ylabel 'predicted \\((\\w+)\\)'")))
+      << script;
+  EXPECT_EQ(x[1], y[1]);
+  EXPECT_EQ(tick_labels(script, "x"), tick_labels(script, "y"));
+  expect_distinct(tick_labels(script, "x"), "x ticks");
+  if (have_gnuplot()) {
+    EXPECT_GT(fs::file_size(svg), 1000u);
+  }
+  // A gnuplot that fails: exit 3, and the JSON is not written.
+  fs::remove(json_out);
+  CliResult failed = run_xring(args, "XRING_GNUPLOT=false ");
+  EXPECT_EQ(failed.exit_code, 3) << failed.output;
+  EXPECT_FALSE(fs::exists(json_out));
+}
+
 TEST(CliGlobalOptions, AreAcceptedAnywhereAndKnownToTheHints) {
   CliResult typo = run_xring("plan --verbos");
   EXPECT_EQ(typo.exit_code, 2);
