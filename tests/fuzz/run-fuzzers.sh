@@ -37,15 +37,17 @@ for t in "${targets[@]}"; do
   timer=()  # CPU seconds of the run, where GNU time is installed
   [ -x /usr/bin/time ] && timer=(/usr/bin/time -f "%U %S" -o "$out/logs/$t.cpu")
   XRING_FUZZ_TALLY=1 "${timer[@]}" "$bin" -max_total_time="$seconds" -timeout="$timeout" \
-    -rss_limit_mb=2048 \
+    -rss_limit_mb=2048 -report_slow_units="$timeout" \
     -print_final_stats=1 -dict="$src/xring.dict" -artifact_prefix="$out/crashes/$t/" \
     "${corpus[@]}" > "$log" 2>&1 || status=1
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
   tally=$(grep '^xring fuzz' "$log" | tail -1 || true)
-  crashes=$(find "$out/crashes/$t" -type f | wc -l)
+  # libFuzzer also writes slow-unit-* there (an input over the slow-unit time, not a failure).
+  crashes=$(find "$out/crashes/$t" -type f ! -name 'slow-unit-*' | wc -l)
+  slow=$(find "$out/crashes/$t" -type f -name 'slow-unit-*' | wc -l)
   cpu="?"
   [ -f "$out/logs/$t.cpu" ] && cpu=$(awk 'END { printf "%.0f", $1 + $2 }' "$out/logs/$t.cpu")
   echo "$t: ${seconds} s (${cpu} CPU-s), ${runs} runs, corpus $(find "$out/found/$t" -type f | wc -l) new," \
-       "crashes ${crashes}; ${tally#xring fuzz $t: }"
+       "crashes ${crashes}, slow units ${slow}; ${tally#xring fuzz $t: }"
 done
 exit $status
