@@ -104,6 +104,48 @@ void contiguous_assignment(const LayerLoad& load, std::vector<int>& gpu_of) {
   for (size_t h = 0; h < gpu_of.size(); ++h) gpu_of[h] = static_cast<int>(h) / slots_per_gpu(load);
 }
 
+/// Which copies each GPU holds, by head in head order: what a GPU's load is summed from.
+class GpuCopies {
+ public:
+  struct Entry {
+    int head = 0;
+    int copy = 0;  ///< index among the head's copies (0: its original)
+  };
+  void build(const LayerPlacement& p, int gpus) {
+    if (static_cast<int>(lists_.size()) < gpus) lists_.resize(gpus);
+    for (int g = 0; g < gpus; ++g) lists_[g].clear();
+    for (int h = 0; h < p.kv_heads(); ++h) {
+      const std::span<const HeadCopy> copies = p.head(h);
+      for (size_t c = 0; c < copies.size(); ++c)
+        lists_[copies[c].gpu].push_back({h, static_cast<int>(c)});
+    }
+  }
+  const std::vector<Entry>& of(int g) const { return lists_[g]; }
+  void remove(int g, int head) {
+    std::vector<Entry>& l = lists_[g];
+    l.erase(std::remove_if(l.begin(), l.end(), [&](const Entry& e) { return e.head == head; }),
+            l.end());
+  }
+  void insert(int g, Entry e) {
+    std::vector<Entry>& l = lists_[g];
+    l.insert(std::upper_bound(l.begin(), l.end(), e,
+                              [](const Entry& a, const Entry& b) { return a.head < b.head; }),
+             e);
+  }
+  /// GPU g's load, summed as fill_gpu_loads sums it (same terms, same order).
+  double load(const LayerLoad& load, const LayerPlacement& p, int g) const {
+    double sum = 0.0;
+    for (const Entry& e : lists_[g])
+      sum += p.copy_list[p.head_start[e.head] + e.copy].requests *
+                 load.bytes_per_request[e.head] +
+             (e.copy > 0 ? load.copy_bytes : 0);
+    return sum;
+  }
+
+ private:
+  std::vector<std::vector<Entry>> lists_;
+};
+
 /// Splits `requests` among copies whose GPUs carry `base` bytes without this head, each
 /// request costing `w`, to minimise the largest GPU (water-filling, then integer rounding).
 void level_requests(const std::vector<double>& base, double w, int requests, std::vector<int>& r,
@@ -240,30 +282,30 @@ LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies, LayerPl
   thread_local std::vector<int> requests;
   thread_local std::vector<size_t> order;
   thread_local std::vector<std::pair<double, int>> candidates;
-  thread_local std::vector<char> holds;
+  thread_local GpuCopies on_gpu;
+  on_gpu.build(p, load.gpus);
   for (int added = 0; added < max_copies;) {
     const int top = static_cast<int>(std::max_element(p.gpu_load.begin(), p.gpu_load.end()) -
                                      p.gpu_load.begin());
     const double before = p.gpu_load[top];
     // Heads served on the most loaded GPU, heaviest contribution first.
     candidates.clear();
-    for (size_t i = 0; i < p.copy_list.size(); ++i) {
-      const HeadCopy& c = p.copy_list[i];
-      if (c.gpu != top || c.requests <= 0) continue;
-      const int h = static_cast<int>(
-          std::upper_bound(p.head_start.begin(), p.head_start.end(), static_cast<int>(i)) -
-          p.head_start.begin() - 1);
-      candidates.push_back({c.requests * w[h], h});
+    for (const GpuCopies::Entry& e : on_gpu.of(top)) {
+      const int requests_served = p.copy_list[p.head_start[e.head] + e.copy].requests;
+      if (requests_served > 0) candidates.push_back({requests_served * w[e.head], e.head});
     }
     std::sort(candidates.rbegin(), candidates.rend());
     bool improved = false;
     for (const auto& [unused, h] : candidates) {
       const std::span<const HeadCopy> held = p.head(h);
-      holds.assign(load.gpus, 0);
-      for (const HeadCopy& c : held) holds[c.gpu] = 1;
+      auto holds = [&](int g) {
+        for (const HeadCopy& c : held)
+          if (c.gpu == g) return true;
+        return false;
+      };
       int target = -1;
       for (int g = 0; g < load.gpus; ++g)
-        if (!holds[g] && (target < 0 || lighter(load, p.gpu_load, g, target))) target = g;
+        if ((target < 0 || lighter(load, p.gpu_load, g, target)) && !holds(g)) target = g;
       if (target < 0) continue;
       copies.assign(held.begin(), held.end());
       copies.push_back({target, 0});
@@ -286,14 +328,18 @@ LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies, LayerPl
         for (size_t c = 0; c < kept.size(); ++c)
           if (kept[c].gpu == g) x += kept[c].requests * w[h] + (c > 0 ? load.copy_bytes : 0);
         changed_load[k] = x;
-        holds[g] = 1;
       }
       double trial_max = *std::max_element(changed_load.begin(), changed_load.end());
       for (int g = 0; g < load.gpus; ++g)
-        if (!holds[g]) trial_max = std::max(trial_max, p.gpu_load[g]);
+        if (g != target && !holds(g)) trial_max = std::max(trial_max, p.gpu_load[g]);
       if (trial_max < before * (1 - 1e-12)) {
         replace_copies(p, h, kept);
-        fill_gpu_loads(load, p, p.gpu_load);  // exact, not incrementally updated
+        // Only head h's GPUs changed: their loads summed again from scratch, in head order as
+        // fill_gpu_loads sums them, so the loads are the same bits as a full recount.
+        for (const HeadCopy& c : copies) on_gpu.remove(c.gpu, h);
+        for (size_t c = 0; c < kept.size(); ++c)
+          on_gpu.insert(kept[c].gpu, {h, static_cast<int>(c)});
+        for (const HeadCopy& c : copies) p.gpu_load[c.gpu] = on_gpu.load(load, p, c.gpu);
         improved = true;
         ++added;
         break;

@@ -61,7 +61,9 @@ LayerPlacement place_balanced(const LayerLoad& load);
 /// among its copies to level their GPUs, and keep the copy only if the maximum drops; at most
 /// `max_copies` extra copies. Never worse than balanced.
 LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies);
-/// The same, starting from a balanced placement already computed for `load`.
+/// The same, starting from a balanced placement already computed for `load` (its gpu_load
+/// as gpu_loads gives it: accepted copies update only their GPUs' loads, recounted in head
+/// order, so every load is the same bits as a full recount).
 LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies, LayerPlacement balanced);
 /// Exact minimum of the maximum load over slot-respecting assignments without copies, by
 /// branch and bound; nullopt when the search exceeds `node_limit` nodes. Exponential: the
