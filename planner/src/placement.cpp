@@ -37,9 +37,11 @@ void fill_gpu_loads(const LayerLoad& load, const LayerPlacement& placement,
   }
 }
 
-/// One copy per head: head h on GPU gpu_of[h] with every request.
-LayerPlacement single_copies(const LayerLoad& load, const std::vector<int>& gpu_of) {
-  LayerPlacement p;
+/// One copy per head: head h on GPU gpu_of[h] with every request, written into `p` (its
+/// storage reused).
+void single_copies(const LayerLoad& load, const std::vector<int>& gpu_of, LayerPlacement& p) {
+  p.copy_list.clear();
+  p.head_start.clear();
   p.copy_list.reserve(gpu_of.size());
   p.head_start.reserve(gpu_of.size() + 1);
   for (size_t h = 0; h < gpu_of.size(); ++h) {
@@ -47,7 +49,12 @@ LayerPlacement single_copies(const LayerLoad& load, const std::vector<int>& gpu_
     p.copy_list.push_back({gpu_of[h], load.requests});
   }
   p.head_start.push_back(static_cast<int>(gpu_of.size()));
-  p.gpu_load = gpu_loads(load, p);
+  fill_gpu_loads(load, p, p.gpu_load);
+}
+
+LayerPlacement single_copies(const LayerLoad& load, const std::vector<int>& gpu_of) {
+  LayerPlacement p;
+  single_copies(load, gpu_of, p);
   return p;
 }
 
@@ -136,8 +143,7 @@ class GpuCopies {
   double load(const LayerLoad& load, const LayerPlacement& p, int g) const {
     double sum = 0.0;
     for (const Entry& e : lists_[g])
-      sum += p.copy_list[p.head_start[e.head] + e.copy].requests *
-                 load.bytes_per_request[e.head] +
+      sum += p.copy_list[p.head_start[e.head] + e.copy].requests * load.bytes_per_request[e.head] +
              (e.copy > 0 ? load.copy_bytes : 0);
     return sum;
   }
@@ -189,6 +195,9 @@ void level_requests(const std::vector<double>& base, double w, int requests, std
   }
 }
 
+/// Fair copying (place_fair_copying) from the balanced placement `p`, in place.
+void copy_fairly(const LayerLoad& load, int max_copies, LayerPlacement& p);
+
 }  // namespace
 
 std::string to_string(PlacementKind k) {
@@ -223,12 +232,24 @@ double load_lower_bound(const LayerLoad& load) {
 }
 
 LayerPlacement place_contiguous(const LayerLoad& load) {
-  std::vector<int> gpu_of;
+  LayerPlacement p;
+  place_contiguous(load, p);
+  return p;
+}
+
+void place_contiguous(const LayerLoad& load, LayerPlacement& out) {
+  thread_local std::vector<int> gpu_of;
   contiguous_assignment(load, gpu_of);
-  return single_copies(load, gpu_of);
+  single_copies(load, gpu_of, out);
 }
 
 LayerPlacement place_balanced(const LayerLoad& load) {
+  LayerPlacement p;
+  place_balanced(load, p);
+  return p;
+}
+
+void place_balanced(const LayerLoad& load, LayerPlacement& out) {
   const auto& w = load.bytes_per_request;
   const int slots = slots_per_gpu(load);
   // Scratch reused across calls (every layer of every plan of a sweep).
@@ -263,10 +284,16 @@ LayerPlacement place_balanced(const LayerLoad& load) {
     else
       free_gpus.pop_back();
   }
+  // One head per GPU: every assignment's maximum is the heaviest head's and no swap lowers it,
+  // so improving LPT and contiguous would keep LPT (the tie goes to it).
+  if (slots == 1) {
+    single_copies(load, lpt, out);
+    return;
+  }
   double lpt_max = improve_by_swaps(load, lpt);
   contiguous_assignment(load, contiguous);
   double contiguous_max = improve_by_swaps(load, contiguous);
-  return single_copies(load, lpt_max <= contiguous_max ? lpt : contiguous);
+  single_copies(load, lpt_max <= contiguous_max ? lpt : contiguous, out);
 }
 
 LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies) {
@@ -274,27 +301,60 @@ LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies) {
 }
 
 LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies, LayerPlacement p) {
+  copy_fairly(load, max_copies, p);
+  return p;
+}
+
+void place_fair_copying(const LayerLoad& load, int max_copies, const LayerPlacement& balanced,
+                        LayerPlacement& out) {
+  out = balanced;
+  copy_fairly(load, max_copies, out);
+}
+
+namespace {
+void copy_fairly(const LayerLoad& load, int max_copies, LayerPlacement& p) {
   const auto& w = load.bytes_per_request;
   // Scratch reused across trials and calls: this loop runs for every layer of every plan of a
   // sweep.
-  thread_local std::vector<double> base, changed_load;
+  thread_local std::vector<double> base;
   thread_local std::vector<HeadCopy> copies, kept;
   thread_local std::vector<int> requests;
   thread_local std::vector<size_t> order;
   thread_local std::vector<std::pair<double, int>> candidates;
   thread_local GpuCopies on_gpu;
+  thread_local std::vector<int> lightest, at_top;
   on_gpu.build(p, load.gpus);
+  auto lighter_or_earlier = [&](int a, int b) { return lighter(load, p.gpu_load, a, b); };
   for (int added = 0; added < max_copies;) {
     const int top = static_cast<int>(std::max_element(p.gpu_load.begin(), p.gpu_load.end()) -
                                      p.gpu_load.begin());
     const double before = p.gpu_load[top];
+    const double to_beat = before * (1 - 1e-12);
     // Heads served on the most loaded GPU, heaviest contribution first.
     candidates.clear();
+    size_t most_held = 0;
     for (const GpuCopies::Entry& e : on_gpu.of(top)) {
       const int requests_served = p.copy_list[p.head_start[e.head] + e.copy].requests;
-      if (requests_served > 0) candidates.push_back({requests_served * w[e.head], e.head});
+      if (requests_served <= 0) continue;
+      candidates.push_back({requests_served * w[e.head], e.head});
+      most_held = std::max(most_held, p.head(e.head).size());
     }
     std::sort(candidates.rbegin(), candidates.rend());
+    // The GPUs a trial's maximum cannot fall below unless it changes them (a trial changes
+    // only its head's GPUs), and the most_held + 1 lightest GPUs, lightest first (ties: the
+    // one holding less, then the lowest index): a candidate's target is the first of them
+    // that does not hold its head.
+    at_top.clear();
+    lightest.clear();
+    for (int g = 0; g < load.gpus; ++g) {
+      if (!(p.gpu_load[g] < to_beat)) at_top.push_back(g);
+      if (lightest.size() > most_held && !lighter_or_earlier(g, lightest.back())) continue;
+      auto at = std::upper_bound(lightest.begin(), lightest.end(), g, lighter_or_earlier);
+      if (at - lightest.begin() <= static_cast<std::ptrdiff_t>(most_held)) {
+        lightest.insert(at, g);
+        if (lightest.size() > most_held + 1) lightest.pop_back();
+      }
+    }
     bool improved = false;
     for (const auto& [unused, h] : candidates) {
       const std::span<const HeadCopy> held = p.head(h);
@@ -304,9 +364,19 @@ LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies, LayerPl
         return false;
       };
       int target = -1;
-      for (int g = 0; g < load.gpus; ++g)
-        if ((target < 0 || lighter(load, p.gpu_load, g, target)) && !holds(g)) target = g;
+      for (int g : lightest)
+        if (!holds(g)) {
+          target = g;
+          break;
+        }
       if (target < 0) continue;
+      // What no split can change: a trial that leaves a GPU at the top unchanged, or whose new
+      // copy would put its GPU at the top with a single request, lowers nothing (rounding is
+      // monotonic: r·w + copy ≥ w + copy for r ≥ 1, and the new copy is never the head's first).
+      if (!std::all_of(at_top.begin(), at_top.end(),
+                       [&](int g) { return g == target || holds(g); }) ||
+          !(p.gpu_load[target] + (w[h] + load.copy_bytes) < to_beat))
+        continue;
       copies.assign(held.begin(), held.end());
       copies.push_back({target, 0});
       base.clear();
@@ -318,21 +388,18 @@ LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies, LayerPl
       for (size_t c = 0; c < copies.size(); ++c)
         if (requests[c] > 0) kept.push_back({copies[c].gpu, requests[c]});
       if (kept.size() <= held.size()) continue;  // the new copy took no requests
-      // The trial's maximum: only head h's GPUs (those in `copies`) change; each loses its old
-      // share, then gains its new one.
-      changed_load.resize(copies.size());
-      for (size_t k = 0; k < copies.size(); ++k) {
+      // The trial lowers the maximum when every GPU it changes ends below `to_beat` (each loses
+      // its old share of head h, then gains its new one); it changes every GPU at the top.
+      bool lower = true;
+      for (size_t k = 0; lower && k < copies.size(); ++k) {
         const int g = copies[k].gpu;
         double x = p.gpu_load[g];
         if (k < held.size()) x -= held[k].requests * w[h] + (k > 0 ? load.copy_bytes : 0);
         for (size_t c = 0; c < kept.size(); ++c)
           if (kept[c].gpu == g) x += kept[c].requests * w[h] + (c > 0 ? load.copy_bytes : 0);
-        changed_load[k] = x;
+        lower = x < to_beat;
       }
-      double trial_max = *std::max_element(changed_load.begin(), changed_load.end());
-      for (int g = 0; g < load.gpus; ++g)
-        if (g != target && !holds(g)) trial_max = std::max(trial_max, p.gpu_load[g]);
-      if (trial_max < before * (1 - 1e-12)) {
+      if (lower) {
         replace_copies(p, h, kept);
         // Only head h's GPUs changed: their loads summed again from scratch, in head order as
         // fill_gpu_loads sums them, so the loads are the same bits as a full recount.
@@ -347,8 +414,8 @@ LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies, LayerPl
     }
     if (!improved) break;
   }
-  return p;
 }
+}  // namespace
 
 std::optional<LayerPlacement> place_optimal(const LayerLoad& load, long long node_limit) {
   return place_optimal(load, node_limit, place_balanced(load));

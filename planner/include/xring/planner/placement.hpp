@@ -65,6 +65,12 @@ LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies);
 /// as gpu_loads gives it: accepted copies update only their GPUs' loads, recounted in head
 /// order, so every load is the same bits as a full recount).
 LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies, LayerPlacement balanced);
+/// place_contiguous, place_balanced and place_fair_copying from `balanced`, written into `out`
+/// (its storage reused: a sweep places every layer of thousands of plans). The same results.
+void place_contiguous(const LayerLoad& load, LayerPlacement& out);
+void place_balanced(const LayerLoad& load, LayerPlacement& out);
+void place_fair_copying(const LayerLoad& load, int max_copies, const LayerPlacement& balanced,
+                        LayerPlacement& out);
 /// Exact minimum of the maximum load over slot-respecting assignments without copies, by
 /// branch and bound; nullopt when the search exceeds `node_limit` nodes. Exponential: the
 /// planner does not call it (see place_optimal_if_provable); kept as the reference for tests
