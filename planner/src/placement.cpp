@@ -322,39 +322,36 @@ void copy_fairly(const LayerLoad& load, int max_copies, LayerPlacement& p) {
   thread_local std::vector<size_t> order;
   thread_local std::vector<std::pair<double, int>> candidates;
   thread_local GpuCopies on_gpu;
-  thread_local std::vector<int> lightest, at_top;
+  thread_local std::vector<int> by_load, at_top;
   on_gpu.build(p, load.gpus);
-  auto lighter_or_earlier = [&](int a, int b) { return lighter(load, p.gpu_load, a, b); };
+  // Every GPU, lightest first: less loaded, then holding less (`lighter`), then the lower
+  // index; kept in this order as copies change loads.
+  auto in_order = [&](int a, int b) {
+    if (lighter(load, p.gpu_load, a, b)) return true;
+    return !lighter(load, p.gpu_load, b, a) && a < b;
+  };
+  by_load.resize(load.gpus);
+  std::iota(by_load.begin(), by_load.end(), 0);
+  std::sort(by_load.begin(), by_load.end(), in_order);
   for (int added = 0; added < max_copies;) {
-    const int top = static_cast<int>(std::max_element(p.gpu_load.begin(), p.gpu_load.end()) -
-                                     p.gpu_load.begin());
-    const double before = p.gpu_load[top];
+    // The most loaded GPU (the lowest index among equals, as max_element finds it), and the
+    // GPUs a trial's maximum cannot fall below unless it changes them (it changes only its
+    // head's GPUs): both at the end of by_load.
+    const double before = p.gpu_load[by_load.back()];
     const double to_beat = before * (1 - 1e-12);
+    int top = by_load.back();
+    at_top.clear();
+    for (size_t i = by_load.size(); i-- > 0 && !(p.gpu_load[by_load[i]] < to_beat);) {
+      at_top.push_back(by_load[i]);
+      if (p.gpu_load[by_load[i]] == before) top = std::min(top, by_load[i]);
+    }
     // Heads served on the most loaded GPU, heaviest contribution first.
     candidates.clear();
-    size_t most_held = 0;
     for (const GpuCopies::Entry& e : on_gpu.of(top)) {
       const int requests_served = p.copy_list[p.head_start[e.head] + e.copy].requests;
-      if (requests_served <= 0) continue;
-      candidates.push_back({requests_served * w[e.head], e.head});
-      most_held = std::max(most_held, p.head(e.head).size());
+      if (requests_served > 0) candidates.push_back({requests_served * w[e.head], e.head});
     }
     std::sort(candidates.rbegin(), candidates.rend());
-    // The GPUs a trial's maximum cannot fall below unless it changes them (a trial changes
-    // only its head's GPUs), and the most_held + 1 lightest GPUs, lightest first (ties: the
-    // one holding less, then the lowest index): a candidate's target is the first of them
-    // that does not hold its head.
-    at_top.clear();
-    lightest.clear();
-    for (int g = 0; g < load.gpus; ++g) {
-      if (!(p.gpu_load[g] < to_beat)) at_top.push_back(g);
-      if (lightest.size() > most_held && !lighter_or_earlier(g, lightest.back())) continue;
-      auto at = std::upper_bound(lightest.begin(), lightest.end(), g, lighter_or_earlier);
-      if (at - lightest.begin() <= static_cast<std::ptrdiff_t>(most_held)) {
-        lightest.insert(at, g);
-        if (lightest.size() > most_held + 1) lightest.pop_back();
-      }
-    }
     bool improved = false;
     for (const auto& [unused, h] : candidates) {
       const std::span<const HeadCopy> held = p.head(h);
@@ -363,8 +360,8 @@ void copy_fairly(const LayerLoad& load, int max_copies, LayerPlacement& p) {
           if (c.gpu == g) return true;
         return false;
       };
-      int target = -1;
-      for (int g : lightest)
+      int target = -1;  // the lightest GPU without the head
+      for (int g : by_load)
         if (!holds(g)) {
           target = g;
           break;
@@ -406,7 +403,12 @@ void copy_fairly(const LayerLoad& load, int max_copies, LayerPlacement& p) {
         for (const HeadCopy& c : copies) on_gpu.remove(c.gpu, h);
         for (size_t c = 0; c < kept.size(); ++c)
           on_gpu.insert(kept[c].gpu, {h, static_cast<int>(c)});
-        for (const HeadCopy& c : copies) p.gpu_load[c.gpu] = on_gpu.load(load, p, c.gpu);
+        for (const HeadCopy& c : copies) {
+          by_load.erase(std::find(by_load.begin(), by_load.end(), c.gpu));
+          p.gpu_load[c.gpu] = on_gpu.load(load, p, c.gpu);
+        }
+        for (const HeadCopy& c : copies)
+          by_load.insert(std::upper_bound(by_load.begin(), by_load.end(), c.gpu, in_order), c.gpu);
         improved = true;
         ++added;
         break;
