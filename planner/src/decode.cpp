@@ -477,19 +477,22 @@ DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, bool hea
   }
   s.chosen = to_string(kinds[chosen_kind]);
   const DecodeModel::PlacedLayers& chosen = placed.kinds[chosen_kind];
+  if (head_detail && !chosen.empty()) s.heads.reserve(chosen.size() * chosen[0].kv_heads());
   for (size_t l = 0; head_detail && l < chosen.size(); ++l) {
     const LayerPlacement& lp = chosen[l];
     for (int h = 0; h < lp.kv_heads(); ++h) {
-      DecodeHead head;
+      DecodeHead& head = s.heads.emplace_back();
       head.layer = static_cast<int>(l);
       head.head = h;
       head.budget_tokens = model.budgets.tokens[l][h];
       head.budget_bytes = head.budget_tokens * model.per_token_head_bytes;
-      for (const HeadCopy& copy : lp.head(h)) {
+      const std::span<const HeadCopy> copies = lp.head(h);
+      head.gpus.reserve(copies.size());
+      head.requests.reserve(copies.size());
+      for (const HeadCopy& copy : copies) {
         head.gpus.push_back(copy.gpu);
         head.requests.push_back(copy.requests);
       }
-      s.heads.push_back(head);
     }
   }
   std::vector<double> fixed, mem;
