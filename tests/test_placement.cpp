@@ -2,9 +2,11 @@
 // are consistent (requests sum to the batch, no GPU holds a head twice).
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <functional>
 #include <random>
 
+#include "reference/previous.hpp"
 #include "xring/planner/placement.hpp"
 
 using namespace xring;
@@ -169,4 +171,50 @@ TEST(Placement, ProvableOptimumEqualsBruteForceOrSaysWhyNot) {
   EXPECT_GT(proven, 40);
   EXPECT_GT(refused, 5);
   EXPECT_GT(paired, 0);
+}
+
+// Fair copying updates only the GPUs an accepted copy touches; it must decide exactly as the
+// previous implementation (which recounted every load after each copy) on every instance:
+// same copies on the same GPUs with the same requests, and loads of the same bits.
+TEST(Placement, IncrementalFairCopyingMatchesTheFullRecountBitForBit) {
+  std::mt19937 rng(18);
+  const int gpu_counts[] = {1, 2, 3, 4, 8, 16, 64};
+  const double sigmas[] = {0.1, 0.5, 1.0, 2.0};
+  int instances = 0, copies_added = 0;
+  for (int gpus : gpu_counts)
+    for (int slots : {1, 2, 3, 4})
+      for (double sigma : sigmas)
+        for (int trial = 0; trial < 6; ++trial) {
+          LayerLoad l;
+          std::lognormal_distribution<double> skew(0.0, sigma);
+          for (int h = 0; h < gpus * slots; ++h)
+            l.bytes_per_request.push_back(trial % 2 ? std::round(skew(rng) * 100) + 1
+                                                    : skew(rng) * 12345.678);
+          l.gpus = gpus;
+          l.requests = std::uniform_int_distribution<int>(1, 300)(rng);
+          l.copy_bytes = std::uniform_real_distribution<double>(0, 2000)(rng);
+          if (trial % 3 == 0)  // earlier layers' bytes, with ties
+            for (int g = 0; g < gpus; ++g)
+              l.gpu_prior.push_back(std::uniform_int_distribution<int>(0, 3)(rng) * 1e6);
+          const int max_copies = trial % 2 ? gpus : 4 * gpus;
+          const LayerPlacement balanced = place_balanced(l);
+          const LayerPlacement now = place_fair_copying(l, max_copies, balanced);
+          const LayerPlacement before = previous::place_fair_copying(l, max_copies, balanced);
+          SCOPED_TRACE(::testing::Message() << gpus << " GPUs, " << slots << " per GPU, sigma "
+                                            << sigma << ", trial " << trial);
+          ASSERT_EQ(now.head_start, before.head_start);
+          ASSERT_EQ(now.copy_list.size(), before.copy_list.size());
+          for (size_t c = 0; c < now.copy_list.size(); ++c) {
+            EXPECT_EQ(now.copy_list[c].gpu, before.copy_list[c].gpu);
+            EXPECT_EQ(now.copy_list[c].requests, before.copy_list[c].requests);
+          }
+          ASSERT_EQ(now.gpu_load.size(), before.gpu_load.size());
+          for (size_t g = 0; g < now.gpu_load.size(); ++g)
+            EXPECT_EQ(std::memcmp(&now.gpu_load[g], &before.gpu_load[g], sizeof(double)), 0)
+                << "GPU " << g << ": " << now.gpu_load[g] << " vs " << before.gpu_load[g];
+          ++instances;
+          copies_added += now.copies();
+        }
+  EXPECT_EQ(instances, 7 * 4 * 4 * 6);
+  EXPECT_GT(copies_added, 1000);  // the instances exercise copying, not only its refusal
 }

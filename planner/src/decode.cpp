@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -41,26 +42,56 @@ struct DecodeModel {
   double time_tokens(long long budget) const { return budget + in.workload.generate_tokens / 2.0; }
   double memory_tokens(long long budget) const { return budget + in.workload.generate_tokens; }
 
-  /// Per layer and head, bytes per request read per step (time) and held (memory).
-  std::vector<std::vector<double>> time_bytes, memory_bytes;
+  /// Per layer and head, bytes per request read per step (time) and held (memory): layer l's
+  /// heads at [row_start[l], row_start[l + 1]) of one flat array each.
+  std::vector<double> time_bytes_flat, memory_bytes_flat;
+  std::vector<size_t> row_start;
+  /// Per layer: its heads' time bytes summed in head order.
+  std::vector<double> time_bytes_sum;
+  std::span<const double> time_bytes(size_t l) const {
+    return {time_bytes_flat.data() + row_start[l], time_bytes_flat.data() + row_start[l + 1]};
+  }
+  std::span<const double> memory_bytes(size_t l) const {
+    return {memory_bytes_flat.data() + row_start[l], memory_bytes_flat.data() + row_start[l + 1]};
+  }
   /// Per layer: the first layer with the same budgets (itself when none before), and whether
   /// any other layer has them.
   std::vector<int> same_budgets_as;
   std::vector<bool> budgets_recur;
   void precompute() {
-    auto less_row = [](const std::vector<long long>* a, const std::vector<long long>* b) {
-      return *a < *b;
-    };
-    std::map<const std::vector<long long>*, int, decltype(less_row)> first_with_budgets(less_row);
+    const size_t layers = budgets.tokens.size();
+    const size_t entries = layers > 0 ? layers * budgets.tokens[0].size() : 0;
+    time_bytes_flat.reserve(entries);
+    memory_bytes_flat.reserve(entries);
+    time_bytes_sum.reserve(layers);
+    row_start.reserve(layers + 1);
+    row_start.assign(1, 0);
     for (const auto& row : budgets.tokens) {
-      time_bytes.emplace_back();
-      memory_bytes.emplace_back();
       for (long long t : row) {
-        time_bytes.back().push_back(time_tokens(t) * per_token_head_bytes);
-        memory_bytes.back().push_back(memory_tokens(t) * per_token_head_bytes);
+        time_bytes_flat.push_back(time_tokens(t) * per_token_head_bytes);
+        memory_bytes_flat.push_back(memory_tokens(t) * per_token_head_bytes);
       }
-      const int layer = static_cast<int>(same_budgets_as.size());
-      same_budgets_as.push_back(first_with_budgets.emplace(&row, layer).first->second);
+      row_start.push_back(time_bytes_flat.size());
+      const std::span<const double> time = time_bytes(row_start.size() - 2);
+      time_bytes_sum.push_back(std::accumulate(time.begin(), time.end(), 0.0));
+    }
+    // Layers by a hash of their budgets, then by index: equal budgets share a run of equal
+    // hashes, in which a layer's first equal is the first layer with its budgets.
+    std::vector<std::pair<uint64_t, int>> by_hash(layers);
+    for (size_t l = 0; l < layers; ++l) {
+      uint64_t hash = 1469598103934665603ull;  // FNV-1a offset basis and prime (64-bit)
+      for (long long t : budgets.tokens[l])
+        hash = (hash ^ static_cast<uint64_t>(t)) * 1099511628211ull;
+      by_hash[l] = {hash, static_cast<int>(l)};
+    }
+    std::sort(by_hash.begin(), by_hash.end());
+    same_budgets_as.assign(layers, 0);
+    for (size_t i = 0, run = 0; i < layers; ++i) {
+      if (by_hash[i].first != by_hash[run].first) run = i;
+      const int l = by_hash[i].second;
+      size_t j = run;
+      while (j < i && budgets.tokens[by_hash[j].second] != budgets.tokens[l]) ++j;
+      same_budgets_as[l] = j < i ? by_hash[j].second : l;
     }
     budgets_recur.assign(same_budgets_as.size(), false);
     for (size_t l = 0; l < same_budgets_as.size(); ++l)
@@ -76,7 +107,8 @@ struct DecodeModel {
 
   /// Sets `l` to layer `layer`'s load at `requests` requests (reusing its storage).
   void layer_load(int layer, int requests, LayerLoad& l) const {
-    l.bytes_per_request.assign(time_bytes[layer].begin(), time_bytes[layer].end());
+    const std::span<const double> time = time_bytes(layer);
+    l.bytes_per_request.assign(time.begin(), time.end());
     l.requests = requests;
     l.gpus = G;
     l.copy_bytes = copy_bytes;
@@ -84,20 +116,29 @@ struct DecodeModel {
 
   /// One placement kind over every layer: each distinct placement once, and which one each
   /// layer uses.
+  /// Its storage is reused from plan to plan (a sweep's thread plans thousands).
   struct PlacedLayers {
-    explicit PlacedLayers(size_t layers = 0) { own.reserve(layers); }
+    PlacedLayers() = default;
     PlacedLayers(const PlacedLayers&) = delete;  // of_layer points into own (and other kinds')
-    PlacedLayers(PlacedLayers&&) = default;
-    PlacedLayers& operator=(PlacedLayers&&) = default;
-    std::vector<LayerPlacement> own;  ///< reserved for every layer: never reallocated
+    std::vector<LayerPlacement> own;             ///< the first `owned` are this plan's
+    size_t owned = 0;
     std::vector<const LayerPlacement*> of_layer;
     const LayerPlacement& operator[](size_t l) const { return *of_layer[l]; }
     size_t size() const { return of_layer.size(); }
     bool empty() const { return of_layer.empty(); }
-    void add(LayerPlacement p) {
-      own.push_back(std::move(p));
-      of_layer.push_back(&own.back());
+    /// Empties it for a plan of `layers` layers: `own` sized once here, never reallocated
+    /// while of_layer points into it.
+    void reset(size_t layers) {
+      owned = 0;
+      of_layer.clear();
+      if (own.size() < layers) own.resize(layers);
     }
+    /// The next layer's own placement, to be written by the caller.
+    LayerPlacement& add() {
+      of_layer.push_back(&own[owned]);
+      return own[owned++];
+    }
+    void add(LayerPlacement p) { add() = std::move(p); }
   };
   struct Placed {
     std::array<PlacedLayers, 4> kinds;  ///< contiguous, balanced, fair_copying, optimal
@@ -121,9 +162,9 @@ struct DecodeModel {
   /// those histories, gets that layer's placements without placing again (the algorithms are
   /// deterministic in their inputs). optimal is empty, with the reason, when a layer's optimum
   /// is not known at once (place_optimal_if_provable).
-  Placed place_all(int requests, int max_copies) const {
-    Placed out;
-    for (auto& kind : out.kinds) kind = PlacedLayers(budgets.tokens.size());
+  void place_all(int requests, int max_copies, Placed& out) const {
+    for (auto& kind : out.kinds) kind.reset(budgets.tokens.size());
+    out.optimal_not_computed.clear();
     std::vector<double> balanced_held(G, 0.0), fair_held(G, 0.0);
     struct Seen {
       size_t layer;
@@ -154,12 +195,12 @@ struct DecodeModel {
         if (row != static_cast<int>(l))
           out.kinds[0].of_layer.push_back(out.kinds[0].of_layer[row]);
         else
-          out.kinds[0].add(place_contiguous(load));
+          place_contiguous(load, out.kinds[0].add());
         load.gpu_prior = balanced_held;
-        out.kinds[1].add(place_balanced(load));
-        const LayerPlacement& balanced = out.kinds[1].own.back();
+        LayerPlacement& balanced = out.kinds[1].add();
+        place_balanced(load, balanced);
         load.gpu_prior = fair_held;
-        out.kinds[2].add(place_fair_copying(load, max_copies, balanced));
+        place_fair_copying(load, max_copies, balanced, out.kinds[2].add());
         if (out.kinds[3].size() == l && load.bytes_per_request.size() == static_cast<size_t>(G)) {
           out.kinds[3].of_layer.push_back(&balanced);  // one head per GPU: balanced is optimal
         } else if (out.kinds[3].size() == l && out.optimal_not_computed.empty()) {
@@ -168,7 +209,7 @@ struct DecodeModel {
             out.kinds[3].add(std::move(*best));
           } else {
             out.optimal_not_computed = "layer " + std::to_string(l) + ": " + why_not;
-            out.kinds[3] = PlacedLayers();
+            out.kinds[3].reset(0);
           }
         }
       }
@@ -178,13 +219,12 @@ struct DecodeModel {
         fair_held[g] += fair.gpu_load[g];
       }
     }
-    return out;
   }
 
   /// Per-GPU bytes that do not grow with the batch: the weights and the extra head copies'
   /// weight slices (a copy costs the same whatever share of the requests it serves).
-  std::vector<double> fixed_memory(const PlacedLayers& layers) const {
-    std::vector<double> gpu(G, weights_per_gpu);
+  void fixed_memory(const PlacedLayers& layers, std::vector<double>& gpu) const {
+    gpu.assign(G, weights_per_gpu);
     for (size_t l = 0; l < layers.size(); ++l) {
       const LayerPlacement& layer = layers[l];
       for (int h = 0; h < layer.kv_heads(); ++h) {
@@ -192,33 +232,35 @@ struct DecodeModel {
         for (size_t c = 1; c < copies.size(); ++c) gpu[copies[c].gpu] += copy_bytes;
       }
     }
-    return gpu;
   }
 
   /// Per-GPU memory of a placement at `requests` requests: the fixed bytes, the cross-attention
   /// K/V of the requests' visual tokens, and the KV its (head, request) pairs keep.
-  std::vector<double> memory(const PlacedLayers& layers, int requests) const {
-    std::vector<double> gpu = fixed_memory(layers);
+  /// `fixed` is fixed_memory(layers); the result goes into `gpu`.
+  void memory(const PlacedLayers& layers, int requests, const std::vector<double>& fixed,
+              std::vector<double>& gpu) const {
+    gpu = fixed;
     for (double& x : gpu) x += cross_kv_bytes_per_request * requests;
     for (size_t l = 0; l < layers.size(); ++l) {
       const LayerPlacement& layer = layers[l];
+      const std::span<const double> bytes = memory_bytes(l);
       for (int h = 0; h < layer.kv_heads(); ++h)
-        for (const HeadCopy& copy : layer.head(h))
-          gpu[copy.gpu] += copy.requests * memory_bytes[l][h];
+        for (const HeadCopy& copy : layer.head(h)) gpu[copy.gpu] += copy.requests * bytes[h];
     }
-    return gpu;
   }
 
   /// The slowest GPU's bytes for one layer, with its KV reads scaled by `scale` (the
   /// placement's request split at another batch); copies' weight slices do not scale.
   double layer_step_bytes(size_t l, const LayerPlacement& layer, double scale) const {
+    // Unscaled, these are the loads the placement was made with (same terms, same order).
+    if (scale == 1.0) return layer.max_load();
     thread_local std::vector<double> gpu;
     gpu.assign(G, 0.0);
+    const std::span<const double> bytes = time_bytes(l);
     for (int h = 0; h < layer.kv_heads(); ++h) {
       const std::span<const HeadCopy> copies = layer.head(h);
       for (size_t c = 0; c < copies.size(); ++c)
-        gpu[copies[c].gpu] +=
-            scale * copies[c].requests * time_bytes[l][h] + (c > 0 ? copy_bytes : 0);
+        gpu[copies[c].gpu] += scale * copies[c].requests * bytes[h] + (c > 0 ? copy_bytes : 0);
     }
     return *std::max_element(gpu.begin(), gpu.end());
   }
@@ -239,19 +281,20 @@ struct DecodeModel {
     r.placement = to_string(kind);
     const double usable = in.cluster.usable_memory_bytes();
     const double replicas = static_cast<double>(in.cluster.gpus() / G);
-    std::vector<double> mem = memory(layers, requests);
+    thread_local std::vector<double> fixed, mem;
+    fixed_memory(layers, fixed);
+    memory(layers, requests, fixed, mem);
     r.peak_memory_bytes = *std::max_element(mem.begin(), mem.end());
     r.fits = r.peak_memory_bytes <= usable;
     r.step_time_s = step_time(layers, requests, 1.0);
     r.tokens_per_s = replicas * requests / r.step_time_s;
     for (size_t l = 0; l < layers.size(); ++l) {
       r.max_gpu_load_bytes += layers[l].max_load();
-      r.lower_bound_bytes +=
-          std::accumulate(time_bytes[l].begin(), time_bytes[l].end(), 0.0) * requests / G;
+      r.lower_bound_bytes += time_bytes_sum[l] * requests / G;
       r.copies += layers[l].copies();
     }
     r.gap = r.lower_bound_bytes > 0 ? r.max_gpu_load_bytes / r.lower_bound_bytes - 1 : 0;
-    r.max_batch = largest_batch(mem, fixed_memory(layers), requests, usable);
+    r.max_batch = largest_batch(mem, fixed, requests, usable);
     if (r.max_batch > 0) {
       double scale = static_cast<double>(r.max_batch) / requests;
       r.tokens_per_s_at_max_batch = replicas * r.max_batch / step_time(layers, r.max_batch, scale);
@@ -400,11 +443,19 @@ DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, bool hea
   s.generate_tokens = w.generate_tokens;
 
   const int B = s.batch_per_replica;
-  const DecodeModel::Placed placed = model.place_all(B, model.G);
+  thread_local DecodeModel::Placed placed;  // storage reused by the thread's next plan
+  model.place_all(B, model.G, placed);
   const PlacementKind kinds[] = {PlacementKind::contiguous, PlacementKind::balanced,
                                  PlacementKind::fair_copying, PlacementKind::optimal};
   for (size_t k = 0; k < 4; ++k) {
-    if (!placed.kinds[k].empty()) {
+    // A kind with every layer placed as an earlier kind (optimal is balanced at one head per
+    // GPU) has that kind's summary.
+    size_t same = 0;
+    while (same < k && placed.kinds[same].of_layer != placed.kinds[k].of_layer) ++same;
+    if (!placed.kinds[k].empty() && same < k) {
+      s.placements.push_back(s.placements[same]);
+      s.placements.back().placement = to_string(kinds[k]);
+    } else if (!placed.kinds[k].empty()) {
       s.placements.push_back(model.summarise(kinds[k], placed.kinds[k], B));
     } else {
       DecodePlacement none;
@@ -426,22 +477,27 @@ DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, bool hea
   }
   s.chosen = to_string(kinds[chosen_kind]);
   const DecodeModel::PlacedLayers& chosen = placed.kinds[chosen_kind];
+  if (head_detail && !chosen.empty()) s.heads.reserve(chosen.size() * chosen[0].kv_heads());
   for (size_t l = 0; head_detail && l < chosen.size(); ++l) {
     const LayerPlacement& lp = chosen[l];
     for (int h = 0; h < lp.kv_heads(); ++h) {
-      DecodeHead head;
+      DecodeHead& head = s.heads.emplace_back();
       head.layer = static_cast<int>(l);
       head.head = h;
       head.budget_tokens = model.budgets.tokens[l][h];
       head.budget_bytes = head.budget_tokens * model.per_token_head_bytes;
-      for (const HeadCopy& copy : lp.head(h)) {
+      const std::span<const HeadCopy> copies = lp.head(h);
+      head.gpus.reserve(copies.size());
+      head.requests.reserve(copies.size());
+      for (const HeadCopy& copy : copies) {
         head.gpus.push_back(copy.gpu);
         head.requests.push_back(copy.requests);
       }
-      s.heads.push_back(head);
     }
   }
-  std::vector<double> mem = model.memory(chosen, B);
+  std::vector<double> fixed, mem;
+  model.fixed_memory(chosen, fixed);
+  model.memory(chosen, B, fixed, mem);
   for (int g = 0; g < model.G; ++g) {
     DecodeGpu gpu{g, 0, mem[g]};
     for (size_t l = 0; l < chosen.size(); ++l) gpu.load_bytes += chosen[l].gpu_load[g];
@@ -462,8 +518,7 @@ double streaming_visual_token_bytes(const ModelSpec& m) {
   if (!m.cross_attention_layers.empty())
     return m.cross_attention_layers.size() * 2.0 * m.cross_attention.kv_heads *
            m.cross_attention.head_dim * b;
-  return self_attention_layers(m) * 2.0 * m.self_attention.kv_heads * m.self_attention.head_dim *
-         b;
+  return self_attention_layers(m) * 2.0 * m.self_attention.kv_heads * m.self_attention.head_dim * b;
 }
 
 double streaming_cache_tokens(const WorkloadSpec& w) {
@@ -526,8 +581,7 @@ StreamingSection plan_streaming(const Inputs& in) {
       return model.cached_visual(t, p, cache, s.visual_tokens_per_s);
     };
     auto memory_at = [&](double t) {
-      return weights + kept_visual(t) * visual_token_bytes +
-             model.text_kept * text_token_bytes;
+      return weights + kept_visual(t) * visual_token_bytes + model.text_kept * text_token_bytes;
     };
     double end = s.stream_seconds;
     if (memory_at(end) > usable) {

@@ -31,12 +31,14 @@ std::vector<double> number_row(const json& v, ObjectReader& r, const std::string
   return out;
 }
 
-/// Rounds non-negative values to integers whose sum is the rounded sum (largest remainder).
-std::vector<long long> round_preserving_sum(const std::vector<double>& v) {
-  std::vector<long long> out(v.size());
+/// Rounds non-negative values to integers whose sum is the rounded sum (largest remainder),
+/// into `out`.
+void round_preserving_sum(const std::vector<double>& v, std::vector<long long>& out) {
+  out.resize(v.size());
   double total = 0;
   long long floor_sum = 0;
-  std::vector<std::pair<double, size_t>> remainders;
+  thread_local std::vector<std::pair<double, size_t>> remainders;  // scratch: every layer
+  remainders.clear();
   for (size_t i = 0; i < v.size(); ++i) {
     out[i] = static_cast<long long>(std::floor(v[i]));
     floor_sum += out[i];
@@ -44,11 +46,12 @@ std::vector<long long> round_preserving_sum(const std::vector<double>& v) {
     remainders.push_back({v[i] - std::floor(v[i]), i});
   }
   long long missing = std::llround(total) - floor_sum;
-  std::stable_sort(remainders.begin(), remainders.end(),
-                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  // Largest remainder first, equal ones in index order (as a stable sort, without its buffer).
+  std::sort(remainders.begin(), remainders.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  });
   for (long long k = 0; k < missing && k < static_cast<long long>(v.size()); ++k)
     ++out[remainders[k].second];
-  return out;
 }
 
 /// Caps every value at `cap`, handing what a capped entry loses to the others in proportion.
@@ -291,26 +294,28 @@ HeadBudgets head_budgets(const KvPolicy& policy, long long kv_budget, long long 
   const long long window = std::min<long long>(policy.window, L);
   const long long selectable = L - window;
   const long long b_prime = std::max<long long>(kv_budget - policy.window, 0);
+  b.tokens.reserve(layers);
   for (int l = 0; l < layers; ++l) {
     if (b_prime >= selectable) {
       b.tokens.push_back(std::vector<long long>(kv_heads, L));
       continue;
     }
     const double selected = static_cast<double>(kv_heads) * b_prime;
-    std::vector<double> c =
-        profile->has_histograms()
-            ? selected_per_head(*profile, l, selected, static_cast<double>(selectable))
-            : std::vector<double>(profile->shares[l]);
-    if (!profile->has_histograms())
+    thread_local std::vector<double> c, keep;  // scratch: every layer of every plan
+    if (profile->has_histograms()) {
+      c = selected_per_head(*profile, l, selected, static_cast<double>(selectable));
+    } else {
+      c.assign(profile->shares[l].begin(), profile->shares[l].end());
       for (double& x : c) x *= selected;
+    }
     std::vector<long long> row(kv_heads);
     if (policy.redistribute) {
       // Keeping the floor fractional and rounding the whole row makes the layer's budgets sum
       // exactly to H_kv·B'; a head capped at the prompt hands its excess to the others.
-      std::vector<double> keep(kv_heads);
+      keep.resize(kv_heads);
       for (int h = 0; h < kv_heads; ++h) keep[h] = (1 - alpha) * c[h] + alpha * b_prime;
       cap_and_redistribute(keep, static_cast<double>(selectable));
-      row = round_preserving_sum(keep);
+      round_preserving_sum(keep, row);
     } else {
       // AdaKV's code: floor int(α·B') per head, each head rounded alone (torch.round, half to
       // even), a head's top-k capped at its prompt; the excess is lost.
@@ -320,7 +325,7 @@ HeadBudgets head_budgets(const KvPolicy& policy, long long kv_budget, long long 
                           selectable);
     }
     for (auto& t : row) t = std::min(t + window, L);
-    b.tokens.push_back(row);
+    b.tokens.push_back(std::move(row));
   }
   return b;
 }

@@ -167,9 +167,16 @@ void apply_overrides(SpecJson& spec, SpecKind kind, const std::vector<Override>&
 
 Inputs inputs_from_json(SpecJson model, SpecJson cluster, SpecJson workload,
                         std::vector<std::string> overrides) {
+  return inputs_from_json(std::move(model), nullptr, std::move(cluster), nullptr,
+                          std::move(workload), std::move(overrides));
+}
+
+Inputs inputs_from_json(SpecJson model, const ModelSpec* model_read, SpecJson cluster,
+                        const ClusterSpec* cluster_read, SpecJson workload,
+                        std::vector<std::string> overrides) {
   Inputs in;
-  in.model = model_from_json(model.value, model.origin);
-  in.cluster = cluster_from_json(cluster.value, cluster.origin);
+  in.model = model_read ? *model_read : model_from_json(model.value, model.origin);
+  in.cluster = cluster_read ? *cluster_read : cluster_from_json(cluster.value, cluster.origin);
   in.workload = workload_from_json(workload.value, workload.origin);
   check_compatible(in.model, in.workload, workload.origin);
   in.model_json = std::move(model);

@@ -37,9 +37,11 @@ void fill_gpu_loads(const LayerLoad& load, const LayerPlacement& placement,
   }
 }
 
-/// One copy per head: head h on GPU gpu_of[h] with every request.
-LayerPlacement single_copies(const LayerLoad& load, const std::vector<int>& gpu_of) {
-  LayerPlacement p;
+/// One copy per head: head h on GPU gpu_of[h] with every request, written into `p` (its
+/// storage reused).
+void single_copies(const LayerLoad& load, const std::vector<int>& gpu_of, LayerPlacement& p) {
+  p.copy_list.clear();
+  p.head_start.clear();
   p.copy_list.reserve(gpu_of.size());
   p.head_start.reserve(gpu_of.size() + 1);
   for (size_t h = 0; h < gpu_of.size(); ++h) {
@@ -47,7 +49,12 @@ LayerPlacement single_copies(const LayerLoad& load, const std::vector<int>& gpu_
     p.copy_list.push_back({gpu_of[h], load.requests});
   }
   p.head_start.push_back(static_cast<int>(gpu_of.size()));
-  p.gpu_load = gpu_loads(load, p);
+  fill_gpu_loads(load, p, p.gpu_load);
+}
+
+LayerPlacement single_copies(const LayerLoad& load, const std::vector<int>& gpu_of) {
+  LayerPlacement p;
+  single_copies(load, gpu_of, p);
   return p;
 }
 
@@ -104,6 +111,47 @@ void contiguous_assignment(const LayerLoad& load, std::vector<int>& gpu_of) {
   for (size_t h = 0; h < gpu_of.size(); ++h) gpu_of[h] = static_cast<int>(h) / slots_per_gpu(load);
 }
 
+/// Which copies each GPU holds, by head in head order: what a GPU's load is summed from.
+class GpuCopies {
+ public:
+  struct Entry {
+    int head = 0;
+    int copy = 0;  ///< index among the head's copies (0: its original)
+  };
+  void build(const LayerPlacement& p, int gpus) {
+    if (static_cast<int>(lists_.size()) < gpus) lists_.resize(gpus);
+    for (int g = 0; g < gpus; ++g) lists_[g].clear();
+    for (int h = 0; h < p.kv_heads(); ++h) {
+      const std::span<const HeadCopy> copies = p.head(h);
+      for (size_t c = 0; c < copies.size(); ++c)
+        lists_[copies[c].gpu].push_back({h, static_cast<int>(c)});
+    }
+  }
+  const std::vector<Entry>& of(int g) const { return lists_[g]; }
+  void remove(int g, int head) {
+    std::vector<Entry>& l = lists_[g];
+    l.erase(std::remove_if(l.begin(), l.end(), [&](const Entry& e) { return e.head == head; }),
+            l.end());
+  }
+  void insert(int g, Entry e) {
+    std::vector<Entry>& l = lists_[g];
+    l.insert(std::upper_bound(l.begin(), l.end(), e,
+                              [](const Entry& a, const Entry& b) { return a.head < b.head; }),
+             e);
+  }
+  /// GPU g's load, summed as fill_gpu_loads sums it (same terms, same order).
+  double load(const LayerLoad& load, const LayerPlacement& p, int g) const {
+    double sum = 0.0;
+    for (const Entry& e : lists_[g])
+      sum += p.copy_list[p.head_start[e.head] + e.copy].requests * load.bytes_per_request[e.head] +
+             (e.copy > 0 ? load.copy_bytes : 0);
+    return sum;
+  }
+
+ private:
+  std::vector<std::vector<Entry>> lists_;
+};
+
 /// Splits `requests` among copies whose GPUs carry `base` bytes without this head, each
 /// request costing `w`, to minimise the largest GPU (water-filling, then integer rounding).
 void level_requests(const std::vector<double>& base, double w, int requests, std::vector<int>& r,
@@ -147,6 +195,9 @@ void level_requests(const std::vector<double>& base, double w, int requests, std
   }
 }
 
+/// Fair copying (place_fair_copying) from the balanced placement `p`, in place.
+void copy_fairly(const LayerLoad& load, int max_copies, LayerPlacement& p);
+
 }  // namespace
 
 std::string to_string(PlacementKind k) {
@@ -181,12 +232,24 @@ double load_lower_bound(const LayerLoad& load) {
 }
 
 LayerPlacement place_contiguous(const LayerLoad& load) {
-  std::vector<int> gpu_of;
+  LayerPlacement p;
+  place_contiguous(load, p);
+  return p;
+}
+
+void place_contiguous(const LayerLoad& load, LayerPlacement& out) {
+  thread_local std::vector<int> gpu_of;
   contiguous_assignment(load, gpu_of);
-  return single_copies(load, gpu_of);
+  single_copies(load, gpu_of, out);
 }
 
 LayerPlacement place_balanced(const LayerLoad& load) {
+  LayerPlacement p;
+  place_balanced(load, p);
+  return p;
+}
+
+void place_balanced(const LayerLoad& load, LayerPlacement& out) {
   const auto& w = load.bytes_per_request;
   const int slots = slots_per_gpu(load);
   // Scratch reused across calls (every layer of every plan of a sweep).
@@ -221,10 +284,16 @@ LayerPlacement place_balanced(const LayerLoad& load) {
     else
       free_gpus.pop_back();
   }
+  // One head per GPU: every assignment's maximum is the heaviest head's and no swap lowers it,
+  // so improving LPT and contiguous would keep LPT (the tie goes to it).
+  if (slots == 1) {
+    single_copies(load, lpt, out);
+    return;
+  }
   double lpt_max = improve_by_swaps(load, lpt);
   contiguous_assignment(load, contiguous);
   double contiguous_max = improve_by_swaps(load, contiguous);
-  return single_copies(load, lpt_max <= contiguous_max ? lpt : contiguous);
+  single_copies(load, lpt_max <= contiguous_max ? lpt : contiguous, out);
 }
 
 LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies) {
@@ -232,39 +301,79 @@ LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies) {
 }
 
 LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies, LayerPlacement p) {
+  copy_fairly(load, max_copies, p);
+  return p;
+}
+
+void place_fair_copying(const LayerLoad& load, int max_copies, const LayerPlacement& balanced,
+                        LayerPlacement& out) {
+  out = balanced;
+  copy_fairly(load, max_copies, out);
+}
+
+namespace {
+void copy_fairly(const LayerLoad& load, int max_copies, LayerPlacement& p) {
   const auto& w = load.bytes_per_request;
   // Scratch reused across trials and calls: this loop runs for every layer of every plan of a
   // sweep.
-  thread_local std::vector<double> base, changed_load;
+  thread_local std::vector<double> base;
   thread_local std::vector<HeadCopy> copies, kept;
   thread_local std::vector<int> requests;
   thread_local std::vector<size_t> order;
   thread_local std::vector<std::pair<double, int>> candidates;
-  thread_local std::vector<char> holds;
+  thread_local GpuCopies on_gpu;
+  thread_local std::vector<int> by_load, at_top;
+  on_gpu.build(p, load.gpus);
+  // Every GPU, lightest first: less loaded, then holding less (`lighter`), then the lower
+  // index; kept in this order as copies change loads.
+  auto in_order = [&](int a, int b) {
+    if (lighter(load, p.gpu_load, a, b)) return true;
+    return !lighter(load, p.gpu_load, b, a) && a < b;
+  };
+  by_load.resize(load.gpus);
+  std::iota(by_load.begin(), by_load.end(), 0);
+  std::sort(by_load.begin(), by_load.end(), in_order);
   for (int added = 0; added < max_copies;) {
-    const int top = static_cast<int>(std::max_element(p.gpu_load.begin(), p.gpu_load.end()) -
-                                     p.gpu_load.begin());
-    const double before = p.gpu_load[top];
+    // The most loaded GPU (the lowest index among equals, as max_element finds it), and the
+    // GPUs a trial's maximum cannot fall below unless it changes them (it changes only its
+    // head's GPUs): both at the end of by_load.
+    const double before = p.gpu_load[by_load.back()];
+    const double to_beat = before * (1 - 1e-12);
+    int top = by_load.back();
+    at_top.clear();
+    for (size_t i = by_load.size(); i-- > 0 && !(p.gpu_load[by_load[i]] < to_beat);) {
+      at_top.push_back(by_load[i]);
+      if (p.gpu_load[by_load[i]] == before) top = std::min(top, by_load[i]);
+    }
     // Heads served on the most loaded GPU, heaviest contribution first.
     candidates.clear();
-    for (size_t i = 0; i < p.copy_list.size(); ++i) {
-      const HeadCopy& c = p.copy_list[i];
-      if (c.gpu != top || c.requests <= 0) continue;
-      const int h = static_cast<int>(
-          std::upper_bound(p.head_start.begin(), p.head_start.end(), static_cast<int>(i)) -
-          p.head_start.begin() - 1);
-      candidates.push_back({c.requests * w[h], h});
+    for (const GpuCopies::Entry& e : on_gpu.of(top)) {
+      const int requests_served = p.copy_list[p.head_start[e.head] + e.copy].requests;
+      if (requests_served > 0) candidates.push_back({requests_served * w[e.head], e.head});
     }
     std::sort(candidates.rbegin(), candidates.rend());
     bool improved = false;
     for (const auto& [unused, h] : candidates) {
       const std::span<const HeadCopy> held = p.head(h);
-      holds.assign(load.gpus, 0);
-      for (const HeadCopy& c : held) holds[c.gpu] = 1;
-      int target = -1;
-      for (int g = 0; g < load.gpus; ++g)
-        if (!holds[g] && (target < 0 || lighter(load, p.gpu_load, g, target))) target = g;
+      auto holds = [&](int g) {
+        for (const HeadCopy& c : held)
+          if (c.gpu == g) return true;
+        return false;
+      };
+      int target = -1;  // the lightest GPU without the head
+      for (int g : by_load)
+        if (!holds(g)) {
+          target = g;
+          break;
+        }
       if (target < 0) continue;
+      // What no split can change: a trial that leaves a GPU at the top unchanged, or whose new
+      // copy would put its GPU at the top with a single request, lowers nothing (rounding is
+      // monotonic: r·w + copy ≥ w + copy for r ≥ 1, and the new copy is never the head's first).
+      if (!std::all_of(at_top.begin(), at_top.end(),
+                       [&](int g) { return g == target || holds(g); }) ||
+          !(p.gpu_load[target] + (w[h] + load.copy_bytes) < to_beat))
+        continue;
       copies.assign(held.begin(), held.end());
       copies.push_back({target, 0});
       base.clear();
@@ -276,24 +385,30 @@ LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies, LayerPl
       for (size_t c = 0; c < copies.size(); ++c)
         if (requests[c] > 0) kept.push_back({copies[c].gpu, requests[c]});
       if (kept.size() <= held.size()) continue;  // the new copy took no requests
-      // The trial's maximum: only head h's GPUs (those in `copies`) change; each loses its old
-      // share, then gains its new one.
-      changed_load.resize(copies.size());
-      for (size_t k = 0; k < copies.size(); ++k) {
+      // The trial lowers the maximum when every GPU it changes ends below `to_beat` (each loses
+      // its old share of head h, then gains its new one); it changes every GPU at the top.
+      bool lower = true;
+      for (size_t k = 0; lower && k < copies.size(); ++k) {
         const int g = copies[k].gpu;
         double x = p.gpu_load[g];
         if (k < held.size()) x -= held[k].requests * w[h] + (k > 0 ? load.copy_bytes : 0);
         for (size_t c = 0; c < kept.size(); ++c)
           if (kept[c].gpu == g) x += kept[c].requests * w[h] + (c > 0 ? load.copy_bytes : 0);
-        changed_load[k] = x;
-        holds[g] = 1;
+        lower = x < to_beat;
       }
-      double trial_max = *std::max_element(changed_load.begin(), changed_load.end());
-      for (int g = 0; g < load.gpus; ++g)
-        if (!holds[g]) trial_max = std::max(trial_max, p.gpu_load[g]);
-      if (trial_max < before * (1 - 1e-12)) {
+      if (lower) {
         replace_copies(p, h, kept);
-        fill_gpu_loads(load, p, p.gpu_load);  // exact, not incrementally updated
+        // Only head h's GPUs changed: their loads summed again from scratch, in head order as
+        // fill_gpu_loads sums them, so the loads are the same bits as a full recount.
+        for (const HeadCopy& c : copies) on_gpu.remove(c.gpu, h);
+        for (size_t c = 0; c < kept.size(); ++c)
+          on_gpu.insert(kept[c].gpu, {h, static_cast<int>(c)});
+        for (const HeadCopy& c : copies) {
+          by_load.erase(std::find(by_load.begin(), by_load.end(), c.gpu));
+          p.gpu_load[c.gpu] = on_gpu.load(load, p, c.gpu);
+        }
+        for (const HeadCopy& c : copies)
+          by_load.insert(std::upper_bound(by_load.begin(), by_load.end(), c.gpu, in_order), c.gpu);
         improved = true;
         ++added;
         break;
@@ -301,8 +416,8 @@ LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies, LayerPl
     }
     if (!improved) break;
   }
-  return p;
 }
+}  // namespace
 
 std::optional<LayerPlacement> place_optimal(const LayerLoad& load, long long node_limit) {
   return place_optimal(load, node_limit, place_balanced(load));

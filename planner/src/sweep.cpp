@@ -96,19 +96,44 @@ struct SweepSpecs {
   SpecJson model, cluster, workload;
   std::vector<Override> base;
   std::optional<SpecJson> profile;
+  /// The model and the cluster where no axis varies them: with the fixed overrides applied and
+  /// read once (empty where that fails: every point then reads it and reports the error).
+  std::optional<std::pair<SpecJson, ModelSpec>> model_once;
+  std::optional<std::pair<SpecJson, ClusterSpec>> cluster_once;
 };
+
+/// Reads `spec` with the fixed overrides once, unless an axis varies it or it does not read.
+template <typename Spec, typename Read>
+std::optional<std::pair<SpecJson, Spec>> read_once(const SweepRequest& request, const SweepSpecs& s,
+                                                   const SpecJson& spec, SpecKind kind, Read read) {
+  for (const auto& axis : request.axes)
+    if (parse_override(axis.field + "=0").target == kind) return std::nullopt;
+  try {
+    SpecJson applied = spec;
+    apply_overrides(applied, kind, s.base);
+    Spec parsed = read(applied.value, applied.origin);
+    return std::make_pair(std::move(applied), std::move(parsed));
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+}
 
 SweepSpecs load_sweep_specs(const SweepRequest& request) {
   SweepSpecs s{load_spec_json(SpecKind::model, request.model),
                load_spec_json(SpecKind::cluster, request.cluster),
                load_spec_json(SpecKind::workload, request.workload),
                {},
+               std::nullopt,
+               std::nullopt,
                std::nullopt};
   for (const auto& text : request.overrides) s.base.push_back(parse_override(text));
   if (!request.device_profile.empty()) {
     s.profile = load_spec_json(SpecKind::device, request.device_profile);
     device_profile_from_json(s.profile->value, s.profile->origin);  // fail once, early
   }
+  s.model_once = read_once<ModelSpec>(request, s, s.model, SpecKind::model, model_from_json);
+  s.cluster_once =
+      read_once<ClusterSpec>(request, s, s.cluster, SpecKind::cluster, cluster_from_json);
   return s;
 }
 
@@ -191,11 +216,17 @@ std::string plan_point(const SweepRequest& request, const SweepSpecs& specs,
     texts.push_back(overrides.back().text);
   }
   try {
-    SpecJson m = specs.model, c = specs.cluster, w = specs.workload;
-    apply_overrides(m, SpecKind::model, overrides);
-    apply_overrides(c, SpecKind::cluster, overrides);
+    // A spec no axis varies is the same at every point: read once (its overrides are the
+    // fixed ones, applied alike).
+    SpecJson m = specs.model_once ? specs.model_once->first : specs.model;
+    SpecJson c = specs.cluster_once ? specs.cluster_once->first : specs.cluster;
+    SpecJson w = specs.workload;
+    if (!specs.model_once) apply_overrides(m, SpecKind::model, overrides);
+    if (!specs.cluster_once) apply_overrides(c, SpecKind::cluster, overrides);
     apply_overrides(w, SpecKind::workload, overrides);
-    Inputs in = inputs_from_json(std::move(m), std::move(c), std::move(w), texts);
+    Inputs in = inputs_from_json(
+        std::move(m), specs.model_once ? &specs.model_once->second : nullptr, std::move(c),
+        specs.cluster_once ? &specs.cluster_once->second : nullptr, std::move(w), texts);
     if (specs.profile) attach_device_profile(in, *specs.profile);
     point.plan = plan(in, options);
     point.usable_memory_bytes = in.cluster.usable_memory_bytes();

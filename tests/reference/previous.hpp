@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "xring/planner/placement.hpp"
 #include "xring/planner/plan.hpp"
 
 namespace xring::previous {
@@ -14,5 +15,9 @@ nlohmann::json plan_document(const Plan& plan);
 /// The predicted trace as one document, as predicted_trace built it before write_trace
 /// streamed it (every ring step its own event; refused past kMaxTraceEvents unmerged events).
 nlohmann::json trace_document(const Plan& plan, int max_ranks = 64);
+
+/// Fair copying from `balanced` as it was before its loads were updated incrementally: every
+/// accepted copy recounted all of the layer's GPU loads (previous_placement.cpp).
+LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies, LayerPlacement balanced);
 
 }  // namespace xring::previous

@@ -82,5 +82,10 @@ Inputs load_inputs(const std::string& model, const std::string& cluster,
 /// Validates inputs already in JSON form (e.g. echoed in a plan file).
 Inputs inputs_from_json(SpecJson model, SpecJson cluster, SpecJson workload,
                         std::vector<std::string> overrides);
+/// The same, with the model and cluster already read from `model` and `cluster` where given
+/// (a sweep reads the specs no axis varies once, not at every point).
+Inputs inputs_from_json(SpecJson model, const ModelSpec* model_read, SpecJson cluster,
+                        const ClusterSpec* cluster_read, SpecJson workload,
+                        std::vector<std::string> overrides);
 
 }  // namespace xring

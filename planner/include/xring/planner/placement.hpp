@@ -61,8 +61,16 @@ LayerPlacement place_balanced(const LayerLoad& load);
 /// among its copies to level their GPUs, and keep the copy only if the maximum drops; at most
 /// `max_copies` extra copies. Never worse than balanced.
 LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies);
-/// The same, starting from a balanced placement already computed for `load`.
+/// The same, starting from a balanced placement already computed for `load` (its gpu_load
+/// as gpu_loads gives it: accepted copies update only their GPUs' loads, recounted in head
+/// order, so every load is the same bits as a full recount).
 LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies, LayerPlacement balanced);
+/// place_contiguous, place_balanced and place_fair_copying from `balanced`, written into `out`
+/// (its storage reused: a sweep places every layer of thousands of plans). The same results.
+void place_contiguous(const LayerLoad& load, LayerPlacement& out);
+void place_balanced(const LayerLoad& load, LayerPlacement& out);
+void place_fair_copying(const LayerLoad& load, int max_copies, const LayerPlacement& balanced,
+                        LayerPlacement& out);
 /// Exact minimum of the maximum load over slot-respecting assignments without copies, by
 /// branch and bound; nullopt when the search exceeds `node_limit` nodes. Exponential: the
 /// planner does not call it (see place_optimal_if_provable); kept as the reference for tests
