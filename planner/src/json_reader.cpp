@@ -2,6 +2,7 @@
 #include "xring/planner/json_reader.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -193,10 +194,17 @@ json read_json_file(const std::string& path) {
     throw Error(shown + ": larger than " + limit + ", the limit for a JSON input");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(shown + ": cannot open the file (is it readable?)");
-  // Pipes (e.g. <(...)) have no size up front: read at most one byte past the limit.
-  std::string text(static_cast<size_t>(kMaxJsonFileBytes) + 1, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  text.resize(static_cast<size_t>(in.gcount()));
+  // In chunks, stopping once past the limit: pipes (e.g. <(...)) have no size up front, and a
+  // buffer of the limit's size (64 MiB, zeroed) cost every file read tens of milliseconds.
+  std::string text;
+  if (const auto size = std::filesystem::file_size(path, error);
+      !error && size <= static_cast<uintmax_t>(kMaxJsonFileBytes))
+    text.reserve(static_cast<size_t>(size));
+  std::array<char, 1 << 16> chunk;
+  while (in && text.size() <= static_cast<size_t>(kMaxJsonFileBytes)) {
+    in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+    text.append(chunk.data(), static_cast<size_t>(in.gcount()));
+  }
   if (text.size() > static_cast<size_t>(kMaxJsonFileBytes))
     throw Error(shown + ": larger than " + limit + ", the limit for a JSON input");
   if (in.bad()) throw Error(shown + ": cannot read the file (an I/O error)");
