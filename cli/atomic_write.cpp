@@ -102,9 +102,9 @@ void write_temporary(const OutputFile& file, const std::string& tmp) {
 /// the path exists, the rest taken as written.
 std::filesystem::path file_identity(const std::string& path) {
   std::error_code ec;
-  std::filesystem::path p = std::filesystem::weakly_canonical(path, ec);
-  if (ec) p = std::filesystem::absolute(path, ec).lexically_normal();
-  return p;
+  const std::filesystem::path absolute = std::filesystem::absolute(path, ec).lexically_normal();
+  std::filesystem::path p = std::filesystem::weakly_canonical(absolute, ec);
+  return ec ? absolute : p;
 }
 
 /// An existing device, pipe or socket (or a link to one) at `path` would be replaced by the
@@ -123,8 +123,10 @@ void refuse_shared_paths(const std::vector<NamedPath>& outputs,
                          const std::vector<NamedPath>& inputs) {
   std::vector<std::pair<std::filesystem::path, const NamedPath*>> seen;
   auto named = [](const NamedPath& n) { return !n.path.empty() && n.path != "-"; };
+  std::error_code ec;  // an input that is no file (a built-in name) cannot be replaced
   for (const NamedPath& in : inputs)
-    if (named(in)) seen.push_back({file_identity(in.path), &in});
+    if (named(in) && std::filesystem::exists(in.path, ec))
+      seen.push_back({file_identity(in.path), &in});
   const size_t input_count = seen.size();
   for (const NamedPath& out : outputs) {
     if (!named(out)) continue;

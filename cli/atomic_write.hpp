@@ -29,8 +29,8 @@ struct NamedPath {
 
 /// Bad input (exit 2) when two outputs name one file, or an output names one of the inputs:
 /// the second write would silently replace the first (or the input) and the command would
-/// still succeed. Empty paths and "-" (stdout) are not files and are skipped. Checked before
-/// any work, so nothing is written.
+/// still succeed. Empty paths, "-" (stdout) and inputs that are no file (a built-in name) are
+/// skipped. Checked before any work, so nothing is written.
 void refuse_shared_paths(const std::vector<NamedPath>& outputs,
                          const std::vector<NamedPath>& inputs = {});
 

@@ -485,6 +485,10 @@ TEST(HostileInputs, OutputsThatShareAFileAreRefusedBeforeAnyWork) {
   planned(kStreamPlanArgs, stream);
   const fs::path base = dir / "base.json";
   fs::copy_file(test_data("gate/plan_base.json"), base);
+  fs::create_directories(dir / "sub");
+  const fs::path hf = dir / "config.json";
+  fs::copy_file(test_data("hf/llama-3-70b.json"), hf);
+  const std::string hf_text = read_json_at(hf).dump();
   const std::string base_text = read_json_at(base).dump();
   const std::string stream_text = read_json_at(stream).dump();
   const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
@@ -505,7 +509,11 @@ TEST(HostileInputs, OutputsThatShareAFileAreRefusedBeforeAnyWork) {
            " --markdown " + (dir / "." / "base.json").string(),
        {"--markdown", "--baseline names the same file as its input"}},
       {"whatif --model tiny --vary workload.frames=1,2 --csv " + svg + " --plot " + svg,
-       {"--plot " + svg, "--csv names the same file"}}};
+       {"--plot " + svg, "--csv names the same file"}},
+      {"plan --model tiny -o " + a + " --trace " + (dir / "sub" / ".." / "a.json").string(),
+       {"-o names the same file"}},
+      {"import hf " + hf.string() + " -o " + hf.string(),
+       {"the config names the same file as its input"}}};
   for (const auto& [command, needles] : cases) {
     expect_bad_input(run_xring(command), needles);
     EXPECT_FALSE(fs::exists(a)) << command;
@@ -513,6 +521,7 @@ TEST(HostileInputs, OutputsThatShareAFileAreRefusedBeforeAnyWork) {
   }
   EXPECT_EQ(read_json_at(base).dump(), base_text);
   EXPECT_EQ(read_json_at(stream).dump(), stream_text);
+  EXPECT_EQ(read_json_at(hf).dump(), hf_text);
   // Distinct paths still work together.
   CliResult r = run_xring("plan --model tiny -o " + a + " --trace " + (dir / "t.json").string());
   EXPECT_EQ(r.exit_code, 0) << r.output;
@@ -606,4 +615,13 @@ TEST(HostileInputs, ExplainOfAStreamingWorkloadSaysThereIsNothingToSplit) {
         r, {"layer 1 of tiny is not planned for workload video-stream", "phase streaming"});
     EXPECT_EQ(r.output.find("nan"), std::string::npos) << r.output;
   }
+}
+
+// An unknown XRING_CPU_ISA was echoed whole (10,000 characters in, 10,097 out).
+TEST(HostileInputs, AnUnknownCpuIsaIsQuotedShort) {
+  const fs::path plan = scratch_path("t.json");
+  planned("--model tiny --cluster h100-sxm-8 --set workload.frames=4", plan);
+  CliResult r = run_xring("run " + plan.string(), "XRING_CPU_ISA=" + std::string(10000, 'x') + " ");
+  expect_bad_input(r, {"XRING_CPU_ISA=xxx", "(10000 bytes): unknown instruction set"});
+  EXPECT_LT(r.output.size(), 400u) << r.output.substr(0, 400);
 }
