@@ -98,12 +98,59 @@ void write_temporary(const OutputFile& file, const std::string& tmp) {
   }
 }
 
+/// The file a path names, for comparing paths: symbolic links and ".." resolved as far as
+/// the path exists, the rest taken as written.
+std::filesystem::path file_identity(const std::string& path) {
+  std::error_code ec;
+  const std::filesystem::path absolute = std::filesystem::absolute(path, ec).lexically_normal();
+  std::filesystem::path p = std::filesystem::weakly_canonical(absolute, ec);
+  return ec ? absolute : p;
+}
+
+/// An existing device, pipe or socket (or a link to one) at `path` would be replaced by the
+/// rename that commits an output: refused (the flags' validator says so first).
+void refuse_non_regular(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec))
+    throw Error(path +
+                " is not a regular file (a device, pipe or socket, or a link to one); "
+                "give a file path");
+}
+
 }  // namespace
+
+void refuse_shared_paths(const std::vector<NamedPath>& outputs,
+                         const std::vector<NamedPath>& inputs) {
+  std::vector<std::pair<std::filesystem::path, const NamedPath*>> seen;
+  auto named = [](const NamedPath& n) { return !n.path.empty() && n.path != "-"; };
+  std::error_code ec;  // an input that is no file (a built-in name) cannot be replaced
+  for (const NamedPath& in : inputs)
+    if (named(in) && std::filesystem::exists(in.path, ec))
+      seen.push_back({file_identity(in.path), &in});
+  const size_t input_count = seen.size();
+  for (const NamedPath& out : outputs) {
+    if (!named(out)) continue;
+    const std::filesystem::path id = file_identity(out.path);
+    for (size_t i = 0; i < seen.size(); ++i)
+      if (seen[i].first == id)
+        throw Error(out.flag + " " + out.path + ": " + seen[i].second->flag + " names the same " +
+                    (i < input_count ? "file as its input; it would be replaced"
+                                     : "file; one output would replace the other") +
+                    "; give each output its own path");
+    seen.push_back({id, &out});
+  }
+}
 
 void write_files_atomically(const std::vector<OutputFile>& files) {
   if (files.size() > static_cast<size_t>(kMaxOutputFiles))
     throw Error("one command writes at most " + std::to_string(kMaxOutputFiles) +
                 " output files; this one was asked for " + std::to_string(files.size()));
+  std::vector<NamedPath> outputs;
+  for (const OutputFile& file : files) {
+    outputs.push_back({"output", file.path});
+    refuse_non_regular(file.path);
+  }
+  refuse_shared_paths(outputs);
   std::vector<std::string> tmps;
   auto remove_all = [&] {
     std::error_code ignored;
@@ -140,6 +187,7 @@ StreamedFile::StreamedFile(std::string path)
     : path_(std::move(path)), tmp_(path_ + ".tmp." + std::to_string(::getpid())) {
   if (pending_count >= kMaxOutputFiles || tmp_.size() >= sizeof pending_tmp[0])
     throw Error(tmp_ + ": too many or too long output paths for one command");
+  refuse_non_regular(path_);
   file_ = std::fopen(tmp_.c_str(), "wb");
   if (!file_) throw Error(path_ + ": cannot write the file (does its folder exist?)");
   std::snprintf(pending_tmp[pending_count], sizeof pending_tmp[0], "%s", tmp_.c_str());

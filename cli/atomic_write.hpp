@@ -21,10 +21,23 @@ struct OutputFile {
   std::function<void(std::ostream&)> write;
 };
 
+/// A flag of a command and the path it names ("--json", "report.json").
+struct NamedPath {
+  std::string flag;
+  std::string path;
+};
+
+/// Bad input (exit 2) when two outputs name one file, or an output names one of the inputs:
+/// the second write would silently replace the first (or the input) and the command would
+/// still succeed. Empty paths, "-" (stdout) and inputs that are no file (a built-in name) are
+/// skipped. Checked before any work, so nothing is written.
+void refuse_shared_paths(const std::vector<NamedPath>& outputs,
+                         const std::vector<NamedPath>& inputs = {});
+
 /// Writes every file through temporary files (PATH.tmp.<pid>) and renames them into place
 /// only after all were written: a failure or exception leaves none of them (and no temporary
-/// file). Throws xring::Error naming the path; more than kMaxOutputFiles files is bad input,
-/// refused before anything is written.
+/// file). Throws xring::Error naming the path; more than kMaxOutputFiles files, or two of
+/// them at one path, is bad input, refused before anything is written.
 void write_files_atomically(const std::vector<OutputFile>& files);
 /// The same for contents already in memory: (path, text) pairs.
 void write_files_atomically(const std::vector<std::pair<std::string, std::string>>& files);

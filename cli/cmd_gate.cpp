@@ -107,6 +107,11 @@ void attach_gate(CLI::App& sub, int& exit_code) {
       throw Error("--plan/--report needs at least one --require");
     if (o->update_baseline && !comparing)
       throw Error("--update-baseline needs --baseline and --current");
+    refuse_shared_paths({{"--markdown", o->markdown}, {"--junit", o->junit}},
+                        {{"--baseline", o->baseline},
+                         {"--current", o->current},
+                         {"--plan", o->document},
+                         {"--rules", o->rules}});
     gate::Rules rules =
         gate::read_rules(o->rules.empty() ? nlohmann::json() : read_json_file(o->rules), o->rules);
     gate::Outcome outcome;

@@ -36,6 +36,7 @@ void attach_heads(CLI::App& sub, int& exit_code) {
   s->add_option("-o,--output", synth->output, "Write the profile here instead of stdout")
       ->check(output_file());
   s->callback([synth, &exit_code] {
+    refuse_shared_paths({{"-o", synth->output}}, {{"--model", synth->model}});
     SpecJson j = load_spec_json(SpecKind::model, synth->model);
     HeadProfile p =
         synthetic_head_profile(model_from_json(j.value, j.origin), synth->sigma, synth->seed);
@@ -66,6 +67,7 @@ void attach_heads(CLI::App& sub, int& exit_code) {
   b->add_option("-o,--output", build->output, "Write the profile here instead of stdout")
       ->check(output_file());
   b->callback([build, &exit_code] {
+    refuse_shared_paths({{"-o", build->output}}, {{"the scores", build->scores}});
     HeadProfile p =
         head_profile_from_scores(read_json_file(build->scores), build->scores, build->bins);
     std::string text = to_text(to_json(p));

@@ -35,6 +35,7 @@ void attach_import(CLI::App& sub, int& exit_code) {
       "Example:\n  xring import hf config.json -o my-model.json && xring plan --model "
       "my-model.json");
   hf->callback([o, &exit_code] {
+    refuse_shared_paths({{"-o", o->output}}, {{"the config", o->config}});
     const nlohmann::json config = read_json_file(o->config);
     std::string name = o->name;
     if (name.empty() && config.is_object() && config.value("_name_or_path", json()).is_string()) {

@@ -36,6 +36,7 @@ void attach_plan(CLI::App& sub, int& exit_code) {
              "  xring plan --strategy kv_ring --ranks 8      # pin a choice to compare\n"
              "An infeasible plan is a result: exit 0 with feasible: false and the reasons.");
   sub.callback([o, &exit_code] {
+    refuse_shared_paths({{"-o", o->output}, {"--trace", o->trace}});
     Inputs in = load_inputs(o->spec);
     const auto started = std::chrono::steady_clock::now();
     Plan p = plan(in, planner_options(o->spec));

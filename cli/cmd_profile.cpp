@@ -265,6 +265,13 @@ void attach_validate(CLI::App& sub, int& exit_code) {
     if (o->update_profile && !std::filesystem::is_regular_file(o->profile))
       throw Error("--update-profile: " + o->profile +
                   " is not a profile file; give a file, or --residuals-to FILE");
+    refuse_shared_paths(
+        {{"--json", o->json},
+         {"--csv", o->csv},
+         {"--plot", o->plot},
+         {"--plot's gnuplot script", o->plot.empty() ? "" : gnuplot_script_path(o->plot)},
+         {"--residuals-to", o->residuals_to}},
+        {{"--device-profile", o->profile}});
     o->validate.profile = load_spec_json(SpecKind::device, o->profile);
     for (const auto& s : o->shapes) o->validate.shapes.push_back(parse_shape(s));
     ProgressLine progress("xring validate");

@@ -180,6 +180,14 @@ void attach_recommend(CLI::App& sub, int& exit_code) {
     o->request.objective = objective_from_string(o->objective);
     o->request.search_kv_policy =
         std::find(o->search.begin(), o->search.end(), "kv_policy") != o->search.end();
+    refuse_shared_paths(
+        {{"--csv", o->csv},
+         {"--plot", o->plot},
+         {"--plot's gnuplot script", o->plot.empty() ? "" : gnuplot_script_path(o->plot)}});
+    std::error_code ec;  // a file in the folder's place fails before the search, not after
+    if (!o->emit.empty() && std::filesystem::exists(o->emit, ec) &&
+        !std::filesystem::is_directory(o->emit, ec))
+      throw Error("--emit-plans " + o->emit + ": is a file; give a folder (made if missing)");
     auto started = std::chrono::steady_clock::now();
     Recommendation rec = recommend(o->request);
     double seconds =
@@ -203,7 +211,8 @@ void attach_recommend(CLI::App& sub, int& exit_code) {
     }
     if (!o->json) print_ranked(rec, o->top);
     if (!o->emit.empty()) {
-      std::filesystem::create_directories(o->emit);
+      std::filesystem::create_directories(o->emit, ec);
+      if (ec) throw Error("--emit-plans " + o->emit + ": cannot make the folder: " + ec.message());
       for (int i = 0; i < std::min<int>(o->top, static_cast<int>(rec.ranked.size())); ++i) {
         const Candidate& c = rec.ranked[i];
         SpecJson cluster{cluster_shape(c.gpu, c.nodes, c.gpus_per_node, o->request.overrides),

@@ -88,6 +88,9 @@ std::string gnuplot_text(const std::string& text);
 /// `gnuplot`) without a shell, the script on its stdin; without gnuplot the script is kept and
 /// the user told how to draw it. Throws xring::Error (runtime) when gnuplot fails.
 void draw_with_gnuplot(const std::string& picture, const std::string& script);
+/// The gnuplot script draw_with_gnuplot writes beside `picture` (PICTURE less its extension,
+/// plus .gp).
+std::string gnuplot_script_path(const std::string& picture);
 
 /// Progress on stderr for long commands, from their first second on: a rewritten line on a
 /// terminal, a line per 10% in logs when --progress asks for it; never with --quiet.

@@ -96,6 +96,13 @@ CLI::Validator output_file() {
         if (path.empty()) return "an output path must not be empty";
         std::error_code ec;
         if (fs::is_directory(path, ec)) return path + " is a directory; give a file path";
+        // An output is written to a temporary file renamed into place: over a device, pipe or
+        // link to one (/dev/null, /dev/stdout) the rename would replace the node itself.
+        if (fs::exists(path, ec) && !fs::is_regular_file(path, ec))
+          return path +
+                 " is not a regular file (a device, pipe or socket, or a link to one); "
+                 "outputs are written to a temporary file renamed into place, which "
+                 "would replace it: give a file path";
         fs::path folder = fs::path(path).parent_path();
         if (folder.empty()) folder = ".";
         if (!fs::is_directory(folder, ec))
@@ -360,10 +367,13 @@ std::string gnuplot_output(const std::string& path, int width_px, int height_px)
 
 std::string gnuplot_text(const std::string& text) { return gnuplot_quoted(text); }
 
-void draw_with_gnuplot(const std::string& picture, const std::string& script) {
+std::string gnuplot_script_path(const std::string& picture) {
   const std::string ext = plot_extension(picture);
-  const std::string script_path =
-      (ext.empty() ? picture : picture.substr(0, picture.size() - ext.size())) + ".gp";
+  return (ext.empty() ? picture : picture.substr(0, picture.size() - ext.size())) + ".gp";
+}
+
+void draw_with_gnuplot(const std::string& picture, const std::string& script) {
+  const std::string script_path = gnuplot_script_path(picture);
   write_file_atomically(script_path, script);
   const char* env = std::getenv("XRING_GNUPLOT");
   const std::string gnuplot = env ? env : "gnuplot";

@@ -3,9 +3,11 @@
 // outputs of failed commands. Every case must exit 2 (bad input) naming the file and field, or 3
 // for a runtime failure, and never crash, hang or say "internal error".
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <chrono>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "cli_test_util.hpp"
@@ -381,4 +383,245 @@ TEST(HostileInputs, AnInjectedFaultThatNeverFiresIsAnError) {
   CliResult r = run_xring("run " + plan.string() + " --inject-fault 1:1:fail");
   EXPECT_EQ(r.exit_code, 3) << r.output;
   EXPECT_NE(r.output.find("injected fault"), std::string::npos) << r.output;
+}
+
+// Features since issue 16 (streaming runs, decode placement, output flags), attacked in issue 16h.
+
+namespace {
+
+const char* kStreamPlanArgs =
+    "--model tiny --cluster h100-1 --workload video-stream --set workload.query_interval_s=600";
+
+}  // namespace
+
+// A streaming plan's section disagreeing with the workload it echoes ran and "verified": fps 0
+// became one frame standing for the whole hour with 312 GiB usable; fps 1e300 reported "usable
+// 5.82e-294 B" and an out of memory the plan never had; a memory curve of 1e308 bytes made the
+// usable memory negative; a plan whose phase said decode ran as a stream.
+TEST(HostileInputs, StreamingSectionMustAgreeWithItsWorkload) {
+  const json good = planned(kStreamPlanArgs, scratch_path("stream.json"));
+  const std::vector<std::pair<std::string, json>> fields = {{"fps", json(0)},
+                                                            {"fps", json(1e300)},
+                                                            {"stream_seconds", json(0)},
+                                                            {"stream_seconds", json(1e300)}};
+  for (const auto& [field, value] : fields) {
+    json bad = good;
+    bad["streaming"][field] = value;
+    const fs::path p = written("stream-section.json", bad);
+    expect_bad_input(run_xring("run " + p.string() + " --scale 0.25"),
+                     {p.string(), "at \"streaming." + field + "\"",
+                      "differs from inputs.workload." + field, "re-run xring plan"});
+  }
+  json bad = good;
+  bad["streaming"]["policies"][1]["memory_over_time"][0][1] = -1e300;
+  expect_bad_input(
+      run_xring("run " + written("curve.json", bad).string() + " --scale 0.25"),
+      {"at \"streaming.policies[1].memory_over_time[0][1]\"", "-1e+300 bytes is negative"});
+  bad = good;
+  bad["streaming"]["policies"][1]["memory_over_time"][3][0] = -1;
+  expect_bad_input(run_xring("show plan " + written("curve.json", bad).string()),
+                   {"memory_over_time[3][0]", "a time of -1 s is negative"});
+  // Weights and text cache of 1e308 bytes at t = 0: nothing is left for the cache (the usable
+  // memory was shown as -5.684e+294 TiB and the stream stopped at its first frame, exit 0).
+  bad = good;
+  bad["streaming"]["policies"][1]["memory_over_time"][0][1] = 1e308;
+  expect_bad_input(run_xring("run " + written("curve.json", bad).string() + " --scale 0.25"),
+                   {"nothing is left for the cache", "memory_over_time[0]"});
+  // So in a plan xring wrote: llama-3-70b's weights do not fit one H100 (feasible: false).
+  const fs::path big = scratch_path("stream-70b.json");
+  planned(
+      "--model llama-3-70b --cluster h100-1 --workload video-stream --set "
+      "workload.tokens_per_frame=16",
+      big);
+  expect_bad_input(run_xring("run " + big.string() + " --scale 0.01"),
+                   {"nothing is left for the cache", "the plan is infeasible"});
+  bad = good;
+  bad["phase"] = "decode";
+  expect_bad_input(
+      run_xring("run " + written("phase.json", bad).string() + " --scale 0.25"),
+      {"at \"phase\"", "\"decode\" differs from inputs.workload.phase (\"streaming\")"});
+  // The curve at its bounds is accepted: 0 bytes at t = 0, any bytes at the end of the stream.
+  bad = good;
+  bad["streaming"]["policies"][0]["memory_over_time"] = json::array({{0, 0}, {3600, 1e300}});
+  EXPECT_EQ(run_xring("show plan " + written("curve.json", bad).string()).exit_code, 0);
+}
+
+// Two limits whose product was unbounded: 100,000 queries (a query every 0.036 s) of 32 steps,
+// or 6 queries of 2^20 steps (generate_tokens 2^26), each ran past an hour. The queries' decode
+// work is bounded as a whole, before the stream starts.
+TEST(HostileInputs, StreamingDecodeWorkIsBoundedBeforeTheRun) {
+  const json good = planned(kStreamPlanArgs, scratch_path("stream.json"));
+  for (const auto& [field, value] : std::vector<std::pair<std::string, json>>{
+           {"query_interval_s", json(0.036)}, {"generate_tokens", json(67108864)}}) {
+    json bad = good;
+    bad["inputs"]["workload"][field] = value;
+    const fs::path p = written("stream-work.json", bad);
+    const auto started = std::chrono::steady_clock::now();
+    expect_bad_input(run_xring("run " + p.string() + " --scale 0.25"),
+                     {p.string(), "token-steps on the cpu backend", "limit 2^28", "--scale"});
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(10));
+  }
+}
+
+// A head listed twice on one GPU ran as two copies there and verified.
+TEST(HostileInputs, DecodeHeadCopiedTwiceOntoOneGpuIsRefused) {
+  json bad = planned(kDecodePlanArgs, scratch_path("decode.json"));
+  bad["decode"]["heads"][0]["gpus"] = json::array({0, 0});
+  bad["decode"]["heads"][0]["requests"] = json::array({3, 3});
+  expect_bad_input(run_xring("run " + written("twice.json", bad).string()),
+                   {"at \"decode.heads[0].gpus[1]\"", "GPU 0 holds a copy of this head twice"});
+}
+
+// Two outputs naming one file: plan -o a --trace a and gate --markdown a --junit a failed in
+// the rename and left one of them behind; run --json a.svg --plot a.svg and whatif --csv a.svg
+// --plot a.svg exited 0 with the picture in place of the data; gate --markdown over its own
+// --baseline replaced the baseline with markdown. All are refused before any work.
+TEST(HostileInputs, OutputsThatShareAFileAreRefusedBeforeAnyWork) {
+  const fs::path dir = scratch_path("shared-outputs");
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string a = (dir / "a.json").string(), svg = (dir / "a.svg").string();
+  const fs::path stream = scratch_path("stream.json");
+  planned(kStreamPlanArgs, stream);
+  const fs::path base = dir / "base.json";
+  fs::copy_file(test_data("gate/plan_base.json"), base);
+  fs::create_directories(dir / "sub");
+  const fs::path hf = dir / "config.json";
+  fs::copy_file(test_data("hf/llama-3-70b.json"), hf);
+  const std::string hf_text = read_json_at(hf).dump();
+  const std::string base_text = read_json_at(base).dump();
+  const std::string stream_text = read_json_at(stream).dump();
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+      {"plan --model tiny -o " + a + " --trace " + a, {"--trace " + a, "-o names the same file"}},
+      {"run " + stream.string() + " --scale 0.1 --json " + a + " --trace " + a,
+       {"--trace", "--json names the same file"}},
+      {"run " + stream.string() + " --scale 0.1 --json " + svg + " --plot " + svg,
+       {"--plot " + svg, "--json names the same file"}},
+      {"run " + stream.string() + " --scale 0.1 --json " + (dir / "a.gp").string() + " --plot " +
+           svg,
+       {"--plot's gnuplot script", "--json names the same file"}},
+      {"run " + stream.string() + " --json " + stream.string(),
+       {"--json", "the plan names the same file as its input"}},
+      {"gate --baseline " + base.string() + " --current " + test_data("gate/plan_pass.json") +
+           " --markdown " + a + " --junit " + a,
+       {"--junit " + a, "--markdown names the same file"}},
+      {"gate --baseline " + base.string() + " --current " + test_data("gate/plan_pass.json") +
+           " --markdown " + (dir / "." / "base.json").string(),
+       {"--markdown", "--baseline names the same file as its input"}},
+      {"whatif --model tiny --vary workload.frames=1,2 --csv " + svg + " --plot " + svg,
+       {"--plot " + svg, "--csv names the same file"}},
+      {"plan --model tiny -o " + a + " --trace " + (dir / "sub" / ".." / "a.json").string(),
+       {"-o names the same file"}},
+      {"import hf " + hf.string() + " -o " + hf.string(),
+       {"the config names the same file as its input"}}};
+  for (const auto& [command, needles] : cases) {
+    expect_bad_input(run_xring(command), needles);
+    EXPECT_FALSE(fs::exists(a)) << command;
+    EXPECT_FALSE(fs::exists(svg)) << command;
+  }
+  EXPECT_EQ(read_json_at(base).dump(), base_text);
+  EXPECT_EQ(read_json_at(stream).dump(), stream_text);
+  EXPECT_EQ(read_json_at(hf).dump(), hf_text);
+  // Distinct paths still work together.
+  CliResult r = run_xring("plan --model tiny -o " + a + " --trace " + (dir / "t.json").string());
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+}
+
+// A run report's streaming numbers and --repeat samples were taken as they came: a sample of
+// -1 s became the median, samples of 1e308 s a "+inf%" change and a "±inf s" noise bound that
+// passed, a denormal baseline "+inf%", frame_time_s 0 an improvement, oom_at_s -1 a value.
+TEST(HostileInputs, GateRefusesMeaninglessRunNumbers) {
+  const std::string base = test_data("gate/report_noisy_base.json");
+  const std::vector<std::pair<json, std::string>> samples = {
+      {json::array({-1, 1, 2}), "[0]\": must be between 1e-09 and 1e+09"},
+      {json::array({1e-3, 1e308}), "[1]\": must be between 1e-09 and 1e+09"},
+      {json::array({5e-324}),
+       "[0]\": must be between 1e-09 and 1e+09 (a measured time in seconds), got 4.94066e-324"},
+      {json::array({0.1, 0}), "[1]\": must be between 1e-09 and 1e+09 (a measured time"}};
+  for (const auto& [values, why] : samples) {
+    json cur = read_json_at(test_data("gate/report_noisy_cur.json"));
+    cur["layers"][0]["measured_samples_s"] = values;
+    const fs::path p = written("noisy.json", cur);
+    expect_bad_input(run_xring("gate --baseline " + base + " --current " + p.string()),
+                     {p.string(), "at \"layers[0].measured_samples_s" + why});
+    expect_bad_input(run_xring("gate --baseline " + p.string() + " --current " + base),
+                     {"layers[0].measured_samples_s"});
+  }
+  const std::string stream = test_data("gate/report_streaming.json");
+  const std::vector<std::tuple<std::string, json, std::string>> fields = {
+      {"peak_cache_bytes", json(1e308), "between 0 and 1e+18 (bytes)"},
+      {"peak_cache_bytes", json(-1), "between 0 and 1e+18"},
+      {"oom_at_s", json(-1), "between 0 and 3600 (a second of the stream)"},
+      {"oom_at_s", json(3601), "between 0 and 3600"},
+      {"tokens_per_s", json(0), "null where not measured"},
+      {"frame_time_s", json(0), "between 1e-09 and 1e+09"},
+      {"frame_time_s", json(5e-324), "between 1e-09 and 1e+09"},
+      {"seconds_per_frame", json(0), "streaming.frames_planned\": must be between 1e-09"}};
+  for (const auto& [field, value, why] : fields) {
+    json cur = read_json_at(stream);
+    cur["streaming"][field] = value;
+    const fs::path p = written("stream-report.json", cur);
+    expect_bad_input(run_xring("gate --baseline " + stream + " --current " + p.string()),
+                     {p.string(), why});
+  }
+  // The bounds themselves are numbers a run can report.
+  json cur = read_json_at(stream);
+  cur["streaming"]["oom_at_s"] = 3600;
+  cur["streaming"]["frame_time_s"] = 1e-9;
+  EXPECT_LE(run_xring("gate --baseline " + stream + " --current " + written("s.json", cur).string())
+                .exit_code,
+            1);
+}
+
+// recommend --emit-plans naming a file was an "internal error" (exit 3) after the search.
+TEST(HostileInputs, RecommendEmitPlansIntoAFileIsBadInput) {
+  const fs::path file = scratch_path("emit-here");
+  write_text(file, "x");
+  expect_bad_input(
+      run_xring("recommend --model tiny --gpu h100-sxm --max-gpus 8 --emit-plans " + file.string()),
+      {"--emit-plans " + file.string(), "is a file; give a folder"});
+}
+
+// An output over an existing device, pipe or link to one was committed by a rename that
+// replaced the node itself: `plan -o /dev/full` (run as root) left a regular file in /dev, and
+// `whatif --csv /dev/stdout` would replace the link. Refused by the flag, before any work.
+TEST(HostileInputs, OutputsOverDevicesPipesAndLinksToThemAreRefused) {
+  const fs::path fifo = scratch_path("a-fifo.json"), link = scratch_path("to-null.json");
+  fs::remove(fifo);
+  fs::remove(link);
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  fs::create_symlink("/dev/null", link);
+  const fs::path stream = scratch_path("stream.json");
+  planned(kStreamPlanArgs, stream);
+  for (const fs::path& p : {fifo, link}) {
+    for (const std::string& command :
+         {"plan --model tiny -o " + p.string(), "plan --model tiny --trace " + p.string(),
+          "whatif --model tiny --vary workload.frames=1,2 --csv " + p.string(),
+          "run " + stream.string() + " --scale 0.1 --json " + p.string()})
+      expect_bad_input(run_xring(command), {p.string(), "is not a regular file"});
+  }
+  EXPECT_TRUE(fs::is_fifo(fifo));
+  EXPECT_TRUE(fs::is_symlink(link));
+  EXPECT_TRUE(fs::is_character_file("/dev/null"));
+}
+
+// explain on a streaming workload (no cross-attention layer is planned for a stream) explained
+// a default layer of S_KV=0: "attention -nan FLOP/s", compute "0 s", exit 0.
+TEST(HostileInputs, ExplainOfAStreamingWorkloadSaysThereIsNothingToSplit) {
+  for (const std::string json_flag : {"", " --json"}) {
+    CliResult r =
+        run_xring("explain --model tiny --cluster h100-1 --workload video-stream" + json_flag);
+    expect_bad_input(
+        r, {"layer 1 of tiny is not planned for workload video-stream", "phase streaming"});
+    EXPECT_EQ(r.output.find("nan"), std::string::npos) << r.output;
+  }
+}
+
+// An unknown XRING_CPU_ISA was echoed whole (10,000 characters in, 10,097 out).
+TEST(HostileInputs, AnUnknownCpuIsaIsQuotedShort) {
+  const fs::path plan = scratch_path("t.json");
+  planned("--model tiny --cluster h100-sxm-8 --set workload.frames=4", plan);
+  CliResult r = run_xring("run " + plan.string(), "XRING_CPU_ISA=" + std::string(10000, 'x') + " ");
+  expect_bad_input(r, {"XRING_CPU_ISA=xxx", "(10000 bytes): unknown instruction set"});
+  EXPECT_LT(r.output.size(), 400u) << r.output.substr(0, 400);
 }

@@ -21,6 +21,14 @@ namespace {
 /// the run asks for a smaller --scale (as decode plans do for their caches).
 constexpr double kMaxStreamArchiveBytes = 1.0 * (1 << 30);
 
+/// The queries' decode work, bounded above by queries x steps per query x every visual token
+/// of the run x layers (a cache never holds more than the stream): above this the run asks for
+/// a smaller --scale or fewer queries. 2^28 token-steps: about a minute of decode on one core
+/// of this project's 2-core CI machine (measured 2026-12-01: 2.5e7 token-steps of the tiny
+/// model's video-stream at --scale 1 decoded in 25 s under load 9); before the bound, a query
+/// every 0.036 s (100,000 queries) ran for over an hour.
+constexpr double kMaxStreamDecodeTokenSteps = 1.0 * (1 << 28);
+
 /// The streaming plan resolved once: what runs, at which sizes, against which prediction.
 struct StreamingSetup {
   const StreamingPolicy* planned = nullptr;
@@ -86,9 +94,14 @@ StreamingSetup resolve_streaming(const Plan& plan, const Inputs& in, const std::
   su.storage = storage_of(m.dtype);
   su.layers = cross ? static_cast<int>(m.cross_attention_layers.size()) : self_attention_layers(m);
   su.token_bytes = streaming_visual_token_bytes(m);
-  su.usable_cache_bytes =
-      (in.cluster.usable_memory_bytes() - su.planned->memory_over_time.front().second) *
-      su.memory_scale;
+  const double at_start = su.planned->memory_over_time.front().second;
+  su.usable_cache_bytes = (in.cluster.usable_memory_bytes() - at_start) * su.memory_scale;
+  if (!(su.usable_cache_bytes > 0))  // a negative usable memory is no number to show
+    throw Error(origin + ": nothing is left for the cache: the plan holds " +
+                units::format_bytes(at_start) + " before the stream (weights and text cache, " +
+                "streaming.policies[].memory_over_time[0]) of the GPU's usable " +
+                units::format_bytes(in.cluster.usable_memory_bytes()) +
+                "; the plan is infeasible: plan a larger GPU or a smaller model");
   const double archive_bytes = static_cast<double>(su.tokens_per_frame) * su.frames * su.layers *
                                2.0 * g.kv_heads * g.head_dim * sizeof(float);
   if (archive_bytes > kMaxStreamArchiveBytes)
@@ -109,6 +122,17 @@ StreamingSetup resolve_streaming(const Plan& plan, const Inputs& in, const std::
   if (su.query_times_s.empty()) su.query_times_s.push_back(s.stream_seconds);
   su.steps_per_query = static_cast<int>(
       std::clamp<long long>(std::llround(w.generate_tokens * scale), 1, 1 << 20));
+  const double token_steps = static_cast<double>(su.query_times_s.size()) * su.steps_per_query *
+                             static_cast<double>(su.tokens_per_frame) * su.frames * su.layers;
+  if (token_steps > kMaxStreamDecodeTokenSteps)
+    throw Error(origin + ": the queries would decode up to " + units::format_count(token_steps) +
+                " token-steps on the cpu backend (" + std::to_string(su.query_times_s.size()) +
+                " queries x " + std::to_string(su.steps_per_query) + " steps x " +
+                std::to_string(su.tokens_per_frame * su.frames) + " visual tokens x " +
+                std::to_string(su.layers) + " layers; limit 2^28); pass --scale F (e.g. --scale " +
+                std::to_string(scale * std::cbrt(kMaxStreamDecodeTokenSteps / token_steps) * 0.8)
+                    .substr(0, 6) +
+                "), or fewer queries (a longer inputs.workload.query_interval_s)");
   return su;
 }
 

@@ -5,6 +5,7 @@
 
 #include "attention_blocked.hpp"
 #include "xring/planner/error.hpp"
+#include "xring/planner/json_reader.hpp"
 
 namespace xring::kernels {
 namespace {
@@ -22,7 +23,7 @@ CpuIsa chosen_cpu_isa() {
                   ")");
     return isa;
   }
-  throw Error("XRING_CPU_ISA=" + name +
+  throw Error("XRING_CPU_ISA=" + quoted_excerpt(name) +
               ": unknown instruction set; use baseline, avx2 or avx512, or unset it");
 }
 

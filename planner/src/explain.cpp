@@ -20,8 +20,14 @@ Explanation explain(const Inputs& in, const PlannerOptions& options, int layer_i
   }
   Plan p = plan(in, options);
   Explanation e;
+  bool planned = false;
   for (const auto& l : p.layers)
-    if (l.index == layer_index) e.layer = l;
+    if (l.index == layer_index) e.layer = l, planned = true;
+  if (!planned)  // a streaming plan's stream has no cross-attention prefill to split
+    throw Error("layer " + std::to_string(layer_index) + " of " + in.model.name +
+                " is not planned for workload " + in.workload.name + " (phase " +
+                to_string(in.workload.phase) +
+                ": nothing to split across GPUs); explain a prefill, decode or training workload");
   const ClusterSpec& c = in.cluster;
   // Per-step numbers for the chosen ring size; a single-rank choice is explained against a
   // ring over the whole cluster, the alternative it beat.

@@ -56,6 +56,31 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/// A measured time lies between one tick of the steady clock the executor times with (1 ns on
+/// Linux) and the longest time any input may hold (10^9 s, docs/limits.md); a rate of one token
+/// in that longest time is the smallest meaningful rate. Bytes: at most 10^18 (docs/limits.md).
+constexpr double kMinMeasuredSeconds = 1e-9, kMaxSeconds = 1e9;
+constexpr double kMaxBytes = 1e18, kMaxRate = 1e21;
+
+/// `v`, the number at `path`, unless it lies outside [min, max] (`what` says what it is).
+double bounded(double v, double min, double max, const std::string& origin, const std::string& path,
+               const std::string& what) {
+  if (!(v >= min && v <= max)) {
+    char rule[160];
+    std::snprintf(rule, sizeof rule, "must be between %g and %g (%s), got %g", min, max,
+                  what.c_str(), v);
+    fail(origin, path, rule);
+  }
+  return v;
+}
+
+std::optional<double> bounded(std::optional<double> v, double min, double max,
+                              const std::string& origin, const std::string& path,
+                              const std::string& what) {
+  if (v) bounded(*v, min, max, origin, path, what);
+  return v;
+}
+
 std::vector<double> samples_at(const json& j, const std::string& key, const std::string& origin,
                                const std::string& path) {
   std::vector<double> out;
@@ -64,7 +89,9 @@ std::vector<double> samples_at(const json& j, const std::string& key, const std:
   if (!v.is_array()) fail(origin, path + "." + key, "must be an array of numbers");
   for (const auto& x : v) {
     if (!x.is_number()) fail(origin, path + "." + key, "must be an array of numbers");
-    out.push_back(x.get<double>());
+    out.push_back(bounded(x.get<double>(), kMinMeasuredSeconds, kMaxSeconds, origin,
+                          path + "." + key + "[" + std::to_string(out.size()) + "]",
+                          "a measured time in seconds"));
   }
   return out;
 }
@@ -155,17 +182,26 @@ void add_streaming_metrics(Document& d, const json& j) {
   if (!j.contains("streaming")) return;
   const json& s = j["streaming"];
   if (!s.is_object()) fail(d.origin, "streaming", "must be an object");
+  const std::string& o = d.origin;
   d.metrics.push_back(number("streaming.peak_cache_bytes", Direction::lower_is_better,
-                             number_at(s, "peak_cache_bytes", d.origin, "streaming")));
-  const double stream_s = number_at(s, "frames_planned", d.origin, "streaming") *
-                          number_at(s, "seconds_per_frame", d.origin, "streaming");
+                             bounded(number_at(s, "peak_cache_bytes", o, "streaming"), 0, kMaxBytes,
+                                     o, "streaming.peak_cache_bytes", "bytes")));
+  const double stream_s = bounded(number_at(s, "frames_planned", o, "streaming") *
+                                      number_at(s, "seconds_per_frame", o, "streaming"),
+                                  kMinMeasuredSeconds, kMaxSeconds, o, "streaming.frames_planned",
+                                  "times seconds_per_frame: seconds");
+  d.metrics.push_back(number("streaming.oom_at_s", Direction::higher_is_better,
+                             bounded(nullable_at(s, "oom_at_s", o, "streaming"), 0, stream_s, o,
+                                     "streaming.oom_at_s", "a second of the stream")
+                                 .value_or(stream_s)));
   d.metrics.push_back(
-      number("streaming.oom_at_s", Direction::higher_is_better,
-             nullable_at(s, "oom_at_s", d.origin, "streaming").value_or(stream_s)));
-  d.metrics.push_back(number("streaming.tokens_per_s", Direction::higher_is_better,
-                             nullable_at(s, "tokens_per_s", d.origin, "streaming")));
-  d.metrics.push_back(number("streaming.frame_time_s", Direction::lower_is_better,
-                             nullable_at(s, "frame_time_s", d.origin, "streaming")));
+      number("streaming.tokens_per_s", Direction::higher_is_better,
+             bounded(nullable_at(s, "tokens_per_s", o, "streaming"), 1 / kMaxSeconds, kMaxRate, o,
+                     "streaming.tokens_per_s", "tokens per second; null where not measured")));
+  d.metrics.push_back(
+      number("streaming.frame_time_s", Direction::lower_is_better,
+             bounded(nullable_at(s, "frame_time_s", o, "streaming"), kMinMeasuredSeconds,
+                     kMaxSeconds, o, "streaming.frame_time_s", "a measured time in seconds")));
 }
 
 /// A requirement's metric name split into the metric and its bound suffix (".low", ".high",

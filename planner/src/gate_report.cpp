@@ -58,13 +58,15 @@ std::string value_text(const std::optional<double>& v, const Row& r) {
   return format_optional(v, r.unit);
 }
 
-/// "▲ +12.5%" (or the absolute change where the baseline is 0); "" when there is no change to
+/// "▲ +12.5%" (or the absolute change where the baseline is 0 or so small that the ratio
+/// overflows); "" when there is no change to
 /// show (a requirement, a boolean, a side with nothing predicted).
 std::string change_text(const Row& r) {
   if (!r.requirement.empty() || r.boolean || !r.baseline || !r.current) return "";
   char buf[64];
-  if (*r.baseline != 0)
-    std::snprintf(buf, sizeof buf, "%+.1f%%", 100 * r.change / std::fabs(*r.baseline));
+  const double percent = 100 * r.change / std::fabs(*r.baseline);
+  if (*r.baseline != 0 && std::isfinite(percent))  // a tiny baseline: the absolute change
+    std::snprintf(buf, sizeof buf, "%+.1f%%", percent);
   else
     std::snprintf(buf, sizeof buf, "%+.3g", r.change);
   return (r.change > 0 ? "▲ " : r.change < 0 ? "▼ " : "= ") + std::string(buf);

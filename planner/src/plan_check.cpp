@@ -1,6 +1,8 @@
 // A plan's numbers against the model, cluster and workload it echoes: every count and index the
 // executor sizes buffers by, divides by or indexes with must lie inside what those specs allow.
 #include <set>
+#include <sstream>
+#include <string>
 #include <utility>
 
 #include "xring/planner/error.hpp"
@@ -8,6 +10,13 @@
 
 namespace xring {
 namespace {
+
+/// A number as the spec readers print it ("must be between 0 and 1000, got 1e+308").
+std::string number_text(double x) {
+  std::ostringstream out;
+  out << x;
+  return out.str();
+}
 
 class PlanChecker {
  public:
@@ -84,9 +93,14 @@ class PlanChecker {
       if (!seen.insert({h.layer, h.head}).second)
         throw Error(origin_ + ": at \"" + at + "\": layer " + std::to_string(h.layer) + " head " +
                     std::to_string(h.head) + " is placed twice; re-run xring plan");
+      std::set<int> copies;
       for (size_t c = 0; c < h.gpus.size(); ++c) {
         within(at + ".gpus[" + std::to_string(c) + "]", h.gpus[c], 0, d.gpus - 1,
                "the replica's GPUs");
+        if (!copies.insert(h.gpus[c]).second)
+          throw Error(origin_ + ": at \"" + at + ".gpus[" + std::to_string(c) + "]\": GPU " +
+                      std::to_string(h.gpus[c]) +
+                      " holds a copy of this head twice; re-run xring plan");
         within(at + ".requests[" + std::to_string(c) + "]", h.requests[c], 0, d.batch_per_replica,
                "the replica's batch");
       }
@@ -96,7 +110,39 @@ class PlanChecker {
              "the replica's GPUs");
   }
 
+  /// The stream the section describes is the workload's, and its memory curve holds seconds
+  /// and bytes, not negative numbers: the run sizes its frames and its usable memory by them.
+  /// (A curve may pass 10^18 bytes: a full cache over 10^9 s of stream grows without bound.)
+  void streaming(const StreamingSection& s) const {
+    const WorkloadSpec& w = in_.workload;
+    same("streaming.stream_seconds", s.stream_seconds, w.stream_seconds.value_or(0),
+         "inputs.workload.stream_seconds");
+    same("streaming.fps", s.fps, w.fps.value_or(0), "inputs.workload.fps");
+    for (size_t i = 0; i < s.policies.size(); ++i) {
+      const auto& curve = s.policies[i].memory_over_time;
+      for (size_t k = 0; k < curve.size(); ++k) {
+        const std::string at = "streaming.policies[" + std::to_string(i) + "].memory_over_time[" +
+                               std::to_string(k) + "]";
+        if (!(curve[k].first >= 0))
+          fail(at + "[0]", "a time of " + number_text(curve[k].first) + " s is negative");
+        if (!(curve[k].second >= 0))
+          fail(at + "[1]", number_text(curve[k].second) + " bytes is negative");
+      }
+    }
+  }
+
  private:
+  [[noreturn]] void fail(const std::string& path, const std::string& why) const {
+    throw Error(origin_ + ": at \"" + path + "\": " + why + "; re-run xring plan");
+  }
+
+  void same(const std::string& path, double value, double expected,
+            const std::string& source) const {
+    if (value != expected)
+      fail(path,
+           number_text(value) + " differs from " + source + " (" + number_text(expected) + ")");
+  }
+
   const Inputs& in_;
   const std::string& origin_;
 };
@@ -105,12 +151,17 @@ class PlanChecker {
 
 void check_plan_against_inputs(const Plan& p, const Inputs& in, const std::string& origin) {
   PlanChecker check(in, origin);
+  if (p.phase != to_string(in.workload.phase))
+    throw Error(origin + ": at \"phase\": \"" + p.phase +
+                "\" differs from inputs.workload.phase (\"" + to_string(in.workload.phase) +
+                "\"); re-run xring plan");
   std::set<int> seen;
   for (size_t i = 0; i < p.layers.size(); ++i)
     check.layer(p.layers[i], "layers[" + std::to_string(i) + "]", seen);
   check.within("rest_of_model.tensor_parallel", p.rest_of_model.tensor_parallel, 1,
                in.cluster.gpus(), "the GPUs of " + in.cluster.name);
   if (p.decode) check.decode(*p.decode);
+  if (p.streaming) check.streaming(*p.streaming);
 }
 
 }  // namespace xring
