@@ -84,10 +84,12 @@ class PlanChecker {
       if (!seen.insert({h.layer, h.head}).second)
         throw Error(origin_ + ": at \"" + at + "\": layer " + std::to_string(h.layer) + " head " +
                     std::to_string(h.head) + " is placed twice; re-run xring plan");
-      for (size_t c = 0; c < h.gpus.size(); ++c) {
-        within(at + ".gpus[" + std::to_string(c) + "]", h.gpus[c], 0, d.gpus - 1,
+      const std::span<const HeadCopy> copies = d.copies(h);
+      for (size_t c = 0; c < copies.size(); ++c) {
+        within(at + ".gpus[" + std::to_string(c) + "]", copies[c].gpu, 0, d.gpus - 1,
                "the replica's GPUs");
-        within(at + ".requests[" + std::to_string(c) + "]", h.requests[c], 0, d.batch_per_replica,
+        within(at + ".requests[" + std::to_string(c) + "]", copies[c].requests, 0,
+               d.batch_per_replica,
                "the replica's batch");
       }
     }
