@@ -278,11 +278,12 @@ TEST(Decode, FairCopiesAreAFixedCostInTheLargestBatch) {
   std::vector<std::vector<double>> kv_read(80, std::vector<double>(8, 0));
   std::vector<std::vector<double>> copy_read(80, std::vector<double>(8, 0));
   for (const DecodeHead& h : d.heads) {
-    for (size_t c = 0; c < h.gpus.size(); ++c) {
-      const int g = h.gpus[c];
+    const std::span<const HeadCopy> copies = d.copies(h);
+    for (size_t c = 0; c < copies.size(); ++c) {
+      const int g = copies[c].gpu;
       if (c > 0) fixed[g] += copy, copy_read[h.layer][g] += copy;
-      per_request[g] += h.requests[c] / 128.0 * (h.budget_tokens + 512) * token_bytes;
-      kv_read[h.layer][g] += h.requests[c] * (h.budget_tokens + 256) * token_bytes;
+      per_request[g] += copies[c].requests / 128.0 * (h.budget_tokens + 512) * token_bytes;
+      kv_read[h.layer][g] += copies[c].requests * (h.budget_tokens + 256) * token_bytes;
     }
   }
   double max_batch = 1e9, old_batch = 1e9;
@@ -423,8 +424,12 @@ void expect_same_sections(const DecodeSection& a, const DecodeSection& b) {
   EXPECT_EQ(a.chosen, b.chosen);
   ASSERT_EQ(a.heads.size(), b.heads.size());
   for (size_t i = 0; i < a.heads.size(); ++i) {
-    EXPECT_EQ(a.heads[i].gpus, b.heads[i].gpus) << "layer " << a.heads[i].layer;
-    EXPECT_EQ(a.heads[i].requests, b.heads[i].requests) << "layer " << a.heads[i].layer;
+    const std::span<const HeadCopy> x = a.copies(a.heads[i]), y = b.copies(b.heads[i]);
+    ASSERT_EQ(x.size(), y.size()) << "layer " << a.heads[i].layer;
+    for (size_t c = 0; c < x.size(); ++c) {
+      EXPECT_EQ(x[c].gpu, y[c].gpu) << "layer " << a.heads[i].layer;
+      EXPECT_EQ(x[c].requests, y[c].requests) << "layer " << a.heads[i].layer;
+    }
   }
   ASSERT_EQ(a.per_gpu.size(), b.per_gpu.size());
   for (size_t g = 0; g < a.per_gpu.size(); ++g) {

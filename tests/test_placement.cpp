@@ -49,7 +49,11 @@ double brute_force_min_max(const LayerLoad& l) {
 
 void expect_consistent(const LayerLoad& l, const LayerPlacement& p) {
   ASSERT_EQ(static_cast<size_t>(p.kv_heads()), l.bytes_per_request.size());
-  ASSERT_EQ(p.head_start.back(), static_cast<int>(p.copy_list.size()));
+  for (const LayerPlacement::Slot& s : p.slots) {
+    ASSERT_GE(s.count, 1);
+    ASSERT_LE(s.count, s.capacity);
+    ASSERT_LE(static_cast<size_t>(s.start + s.capacity), p.arena.size());
+  }
   for (int h = 0; h < p.kv_heads(); ++h) {
     const auto copies = p.head(h);
     int requests = 0;
@@ -202,11 +206,13 @@ TEST(Placement, IncrementalFairCopyingMatchesTheFullRecountBitForBit) {
           const LayerPlacement before = previous::place_fair_copying(l, max_copies, balanced);
           SCOPED_TRACE(::testing::Message() << gpus << " GPUs, " << slots << " per GPU, sigma "
                                             << sigma << ", trial " << trial);
-          ASSERT_EQ(now.head_start, before.head_start);
-          ASSERT_EQ(now.copy_list.size(), before.copy_list.size());
-          for (size_t c = 0; c < now.copy_list.size(); ++c) {
-            EXPECT_EQ(now.copy_list[c].gpu, before.copy_list[c].gpu);
-            EXPECT_EQ(now.copy_list[c].requests, before.copy_list[c].requests);
+          ASSERT_EQ(now.kv_heads(), before.kv_heads());
+          for (int h = 0; h < now.kv_heads(); ++h) {
+            ASSERT_EQ(now.head(h).size(), before.head(h).size()) << "head " << h;
+            for (size_t c = 0; c < now.head(h).size(); ++c) {
+              EXPECT_EQ(now.head(h)[c].gpu, before.head(h)[c].gpu);
+              EXPECT_EQ(now.head(h)[c].requests, before.head(h)[c].requests);
+            }
           }
           ASSERT_EQ(now.gpu_load.size(), before.gpu_load.size());
           for (size_t g = 0; g < now.gpu_load.size(); ++g)
@@ -217,4 +223,28 @@ TEST(Placement, IncrementalFairCopyingMatchesTheFullRecountBitForBit) {
         }
   EXPECT_EQ(instances, 7 * 4 * 4 * 6);
   EXPECT_GT(copies_added, 1000);  // the instances exercise copying, not only its refusal
+}
+
+TEST(Placement, AHeadGainingCopiesMovesNoOtherHead) {
+  LayerPlacement p;
+  p.set_single_copies(std::vector<int>{0, 1, 2}, 10);
+  const std::vector<HeadCopy> two{{1, 4}, {0, 6}}, three{{1, 3}, {0, 3}, {2, 4}};
+  p.set_copies(1, two);  // outgrows its slot of one: moves to the arena's end, room for four
+  ASSERT_EQ(p.slots[1].start, 3);
+  ASSERT_EQ(p.slots[1].capacity, 4);
+  const HeadCopy* second = p.head(1).data();
+  p.set_copies(1, three);  // fits: stays where it is
+  EXPECT_EQ(p.head(1).data(), second);
+  EXPECT_EQ(p.arena.size(), 7u);
+  p.set_copies(0, three);  // moves past head 1's slot
+  EXPECT_EQ(p.slots[0].start, 7);
+  ASSERT_EQ(p.head(2).size(), 1u);
+  EXPECT_EQ(p.head(2)[0].gpu, 2);
+  EXPECT_EQ(p.head(2)[0].requests, 10);
+  EXPECT_EQ(p.slots[2].start, 2);
+  ASSERT_EQ(p.head(1).size(), 3u);
+  EXPECT_EQ(p.head(1)[2].gpu, 2);
+  EXPECT_EQ(p.head(1)[2].requests, 4);
+  EXPECT_EQ(p.head(0)[1].requests, 3);
+  EXPECT_EQ(p.copies(), 4);
 }

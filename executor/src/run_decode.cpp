@@ -65,8 +65,7 @@ RunReport run_decode_plan(const Plan& plan, const Inputs& in, const std::string&
       problem.budget.resize(g.kv_heads);
       problem.budget[h->head] =
           std::min(context, std::max<long long>(0, std::llround(h->budget_tokens * scale)));
-      for (size_t c = 0; c < h->gpus.size(); ++c)
-        copies[h->head].push_back({h->gpus[c], h->requests[c]});
+      for (const HeadCopy& c : d.copies(*h)) copies[h->head].push_back({c.gpu, c.requests});
     }
     SyntheticValues values(options.seed + layer, storage);
     auto fill = [&](std::vector<float>& t, size_t n) { values.fill(t, n); };

@@ -477,7 +477,12 @@ DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, bool hea
   }
   s.chosen = to_string(kinds[chosen_kind]);
   const DecodeModel::PlacedLayers& chosen = placed.kinds[chosen_kind];
-  if (head_detail && !chosen.empty()) s.heads.reserve(chosen.size() * chosen[0].kv_heads());
+  if (head_detail && !chosen.empty()) {
+    s.heads.reserve(chosen.size() * chosen[0].kv_heads());
+    size_t copies = 0;
+    for (size_t l = 0; l < chosen.size(); ++l) copies += chosen[l].kv_heads() + chosen[l].copies();
+    s.head_copies.reserve(copies);
+  }
   for (size_t l = 0; head_detail && l < chosen.size(); ++l) {
     const LayerPlacement& lp = chosen[l];
     for (int h = 0; h < lp.kv_heads(); ++h) {
@@ -487,12 +492,9 @@ DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, bool hea
       head.budget_tokens = model.budgets.tokens[l][h];
       head.budget_bytes = head.budget_tokens * model.per_token_head_bytes;
       const std::span<const HeadCopy> copies = lp.head(h);
-      head.gpus.reserve(copies.size());
-      head.requests.reserve(copies.size());
-      for (const HeadCopy& copy : copies) {
-        head.gpus.push_back(copy.gpu);
-        head.requests.push_back(copy.requests);
-      }
+      head.first_copy = static_cast<int>(s.head_copies.size());
+      head.copy_count = static_cast<int>(copies.size());
+      s.head_copies.insert(s.head_copies.end(), copies.begin(), copies.end());
     }
   }
   std::vector<double> fixed, mem;

@@ -40,15 +40,7 @@ void fill_gpu_loads(const LayerLoad& load, const LayerPlacement& placement,
 /// One copy per head: head h on GPU gpu_of[h] with every request, written into `p` (its
 /// storage reused).
 void single_copies(const LayerLoad& load, const std::vector<int>& gpu_of, LayerPlacement& p) {
-  p.copy_list.clear();
-  p.head_start.clear();
-  p.copy_list.reserve(gpu_of.size());
-  p.head_start.reserve(gpu_of.size() + 1);
-  for (size_t h = 0; h < gpu_of.size(); ++h) {
-    p.head_start.push_back(static_cast<int>(h));
-    p.copy_list.push_back({gpu_of[h], load.requests});
-  }
-  p.head_start.push_back(static_cast<int>(gpu_of.size()));
+  p.set_single_copies(gpu_of, load.requests);
   fill_gpu_loads(load, p, p.gpu_load);
 }
 
@@ -56,18 +48,6 @@ LayerPlacement single_copies(const LayerLoad& load, const std::vector<int>& gpu_
   LayerPlacement p;
   single_copies(load, gpu_of, p);
   return p;
-}
-
-/// Replaces head h's copies by `copies` (a different count shifts the later heads).
-void replace_copies(LayerPlacement& p, int h, const std::vector<HeadCopy>& copies) {
-  const int begin = p.head_start[h], end = p.head_start[h + 1];
-  const int delta = static_cast<int>(copies.size()) - (end - begin);
-  if (delta > 0)
-    p.copy_list.insert(p.copy_list.begin() + end, delta, HeadCopy{});
-  else if (delta < 0)
-    p.copy_list.erase(p.copy_list.begin() + end + delta, p.copy_list.begin() + end);
-  std::copy(copies.begin(), copies.end(), p.copy_list.begin() + begin);
-  for (size_t k = h + 1; k < p.head_start.size(); ++k) p.head_start[k] += delta;
 }
 
 /// Pairwise swaps between the most loaded GPU and any other while they lower the maximum;
@@ -143,7 +123,7 @@ class GpuCopies {
   double load(const LayerLoad& load, const LayerPlacement& p, int g) const {
     double sum = 0.0;
     for (const Entry& e : lists_[g])
-      sum += p.copy_list[p.head_start[e.head] + e.copy].requests * load.bytes_per_request[e.head] +
+      sum += p.head(e.head)[e.copy].requests * load.bytes_per_request[e.head] +
              (e.copy > 0 ? load.copy_bytes : 0);
     return sum;
   }
@@ -218,7 +198,33 @@ double LayerPlacement::max_load() const {
   return gpu_load.empty() ? 0.0 : *std::max_element(gpu_load.begin(), gpu_load.end());
 }
 
-int LayerPlacement::copies() const { return static_cast<int>(copy_list.size()) - kv_heads(); }
+void LayerPlacement::set_single_copies(std::span<const int> gpu_of, int requests) {
+  const size_t heads = gpu_of.size();
+  arena.resize(heads);
+  slots.resize(heads);
+  for (size_t h = 0; h < heads; ++h) {
+    arena[h] = {gpu_of[h], requests};
+    slots[h] = {static_cast<int>(h), 1, 1};
+  }
+}
+
+void LayerPlacement::set_copies(int h, std::span<const HeadCopy> copies) {
+  Slot& slot = slots[h];
+  const int count = static_cast<int>(copies.size());
+  if (count > slot.capacity) {
+    slot.start = static_cast<int>(arena.size());
+    slot.capacity = 2 * count;  // a fair-copied head tends to gain more copies
+    arena.resize(arena.size() + slot.capacity);
+  }
+  slot.count = count;
+  std::copy(copies.begin(), copies.end(), arena.begin() + slot.start);
+}
+
+int LayerPlacement::copies() const {
+  int total = 0;
+  for (const Slot& s : slots) total += s.count;
+  return total - kv_heads();
+}
 
 std::vector<double> gpu_loads(const LayerLoad& load, const LayerPlacement& placement) {
   std::vector<double> gpu;
@@ -348,7 +354,7 @@ void copy_fairly(const LayerLoad& load, int max_copies, LayerPlacement& p) {
     // Heads served on the most loaded GPU, heaviest contribution first.
     candidates.clear();
     for (const GpuCopies::Entry& e : on_gpu.of(top)) {
-      const int requests_served = p.copy_list[p.head_start[e.head] + e.copy].requests;
+      const int requests_served = p.head(e.head)[e.copy].requests;
       if (requests_served > 0) candidates.push_back({requests_served * w[e.head], e.head});
     }
     std::sort(candidates.rbegin(), candidates.rend());
@@ -397,7 +403,7 @@ void copy_fairly(const LayerLoad& load, int max_copies, LayerPlacement& p) {
         lower = x < to_beat;
       }
       if (lower) {
-        replace_copies(p, h, kept);
+        p.set_copies(h, kept);
         // Only head h's GPUs changed: their loads summed again from scratch, in head order as
         // fill_gpu_loads sums them, so the loads are the same bits as a full recount.
         for (const HeadCopy& c : copies) on_gpu.remove(c.gpu, h);

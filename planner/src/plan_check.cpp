@@ -93,15 +93,17 @@ class PlanChecker {
       if (!seen.insert({h.layer, h.head}).second)
         throw Error(origin_ + ": at \"" + at + "\": layer " + std::to_string(h.layer) + " head " +
                     std::to_string(h.head) + " is placed twice; re-run xring plan");
-      std::set<int> copies;
-      for (size_t c = 0; c < h.gpus.size(); ++c) {
-        within(at + ".gpus[" + std::to_string(c) + "]", h.gpus[c], 0, d.gpus - 1,
+      const std::span<const HeadCopy> copies = d.copies(h);
+      std::set<int> holding;
+      for (size_t c = 0; c < copies.size(); ++c) {
+        within(at + ".gpus[" + std::to_string(c) + "]", copies[c].gpu, 0, d.gpus - 1,
                "the replica's GPUs");
-        if (!copies.insert(h.gpus[c]).second)
+        if (!holding.insert(copies[c].gpu).second)
           throw Error(origin_ + ": at \"" + at + ".gpus[" + std::to_string(c) + "]\": GPU " +
-                      std::to_string(h.gpus[c]) +
+                      std::to_string(copies[c].gpu) +
                       " holds a copy of this head twice; re-run xring plan");
-        within(at + ".requests[" + std::to_string(c) + "]", h.requests[c], 0, d.batch_per_replica,
+        within(at + ".requests[" + std::to_string(c) + "]", copies[c].requests, 0,
+               d.batch_per_replica,
                "the replica's batch");
       }
     }

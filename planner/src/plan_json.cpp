@@ -257,13 +257,19 @@ json decode_to_json(const DecodeSection& d) {
                           {"tokens_per_s_at_max_batch", p.tokens_per_s_at_max_batch}});
   }
   json heads = json::array();
-  for (const auto& h : d.heads)
+  for (const auto& h : d.heads) {
+    json gpus = json::array(), requests = json::array();
+    for (const HeadCopy& c : d.copies(h)) {
+      gpus.push_back(c.gpu);
+      requests.push_back(c.requests);
+    }
     heads.push_back({{"layer", h.layer},
                      {"head", h.head},
                      {"budget_tokens", h.budget_tokens},
                      {"budget_bytes", h.budget_bytes},
-                     {"gpus", h.gpus},
-                     {"requests", h.requests}});
+                     {"gpus", gpus},
+                     {"requests", requests}});
+  }
   json gpus = json::array();
   for (const auto& g : d.per_gpu)
     gpus.push_back(
@@ -331,15 +337,17 @@ DecodeSection decode_from(ObjectReader r) {
     return x;
   });
   d.chosen = r.choice("chosen", {"contiguous", "balanced", "fair_copying", "optimal"});
-  d.heads = objects_from<DecodeHead>(r, "heads", [](ObjectReader h) {
+  d.heads = objects_from<DecodeHead>(r, "heads", [&d](ObjectReader h) {
     DecodeHead x;
     x.layer = h.int32("layer", 0);
     x.head = h.int32("head", 0);
     x.budget_tokens = h.integer("budget_tokens", 0);
     x.budget_bytes = h.number("budget_bytes", 0, kHuge);
-    x.gpus = int_list(h, "gpus");
-    x.requests = int_list(h, "requests");
-    if (x.gpus.size() != x.requests.size()) h.fail("requests", "needs one entry per GPU in gpus");
+    const std::vector<int> gpus = int_list(h, "gpus"), requests = int_list(h, "requests");
+    if (gpus.size() != requests.size()) h.fail("requests", "needs one entry per GPU in gpus");
+    x.first_copy = static_cast<int>(d.head_copies.size());
+    x.copy_count = static_cast<int>(gpus.size());
+    for (size_t c = 0; c < gpus.size(); ++c) d.head_copies.push_back({gpus[c], requests[c]});
     h.finish();
     return x;
   });

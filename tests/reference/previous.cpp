@@ -92,13 +92,19 @@ json decode_to_json(const DecodeSection& d) {
                           {"tokens_per_s_at_max_batch", p.tokens_per_s_at_max_batch}});
   }
   json heads = json::array();
-  for (const auto& h : d.heads)
+  for (const auto& h : d.heads) {
+    json gpus = json::array(), requests = json::array();
+    for (const HeadCopy& c : d.copies(h)) {
+      gpus.push_back(c.gpu);
+      requests.push_back(c.requests);
+    }
     heads.push_back({{"layer", h.layer},
                      {"head", h.head},
                      {"budget_tokens", h.budget_tokens},
                      {"budget_bytes", h.budget_bytes},
-                     {"gpus", h.gpus},
-                     {"requests", h.requests}});
+                     {"gpus", gpus},
+                     {"requests", requests}});
+  }
   json gpus = json::array();
   for (const auto& g : d.per_gpu)
     gpus.push_back(

@@ -1,6 +1,7 @@
 // Fair copying as it was before its loads were updated incrementally (issue 18, decode half):
 // every accepted copy recounted the whole layer's loads. Copied from planner/src/placement.cpp
-// at beb4387; the test holds the new implementation to the same bits.
+// at beb4387 (copies read and written through head(h) and set_copies since each head has
+// its own slot); the test holds the new implementation to the same bits.
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -31,18 +32,6 @@ void fill_gpu_loads(const LayerLoad& load, const LayerPlacement& placement,
       gpu[copies[c].gpu] +=
           copies[c].requests * load.bytes_per_request[h] + (c > 0 ? load.copy_bytes : 0);
   }
-}
-
-/// Replaces head h's copies by `copies` (a different count shifts the later heads).
-void replace_copies(LayerPlacement& p, int h, const std::vector<HeadCopy>& copies) {
-  const int begin = p.head_start[h], end = p.head_start[h + 1];
-  const int delta = static_cast<int>(copies.size()) - (end - begin);
-  if (delta > 0)
-    p.copy_list.insert(p.copy_list.begin() + end, delta, HeadCopy{});
-  else if (delta < 0)
-    p.copy_list.erase(p.copy_list.begin() + end + delta, p.copy_list.begin() + end);
-  std::copy(copies.begin(), copies.end(), p.copy_list.begin() + begin);
-  for (size_t k = h + 1; k < p.head_start.size(); ++k) p.head_start[k] += delta;
 }
 
 /// Splits `requests` among copies whose GPUs carry `base` bytes without this head, each
@@ -106,14 +95,9 @@ LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies, LayerPl
     const double before = p.gpu_load[top];
     // Heads served on the most loaded GPU, heaviest contribution first.
     candidates.clear();
-    for (size_t i = 0; i < p.copy_list.size(); ++i) {
-      const HeadCopy& c = p.copy_list[i];
-      if (c.gpu != top || c.requests <= 0) continue;
-      const int h = static_cast<int>(
-          std::upper_bound(p.head_start.begin(), p.head_start.end(), static_cast<int>(i)) -
-          p.head_start.begin() - 1);
-      candidates.push_back({c.requests * w[h], h});
-    }
+    for (int h = 0; h < p.kv_heads(); ++h)
+      for (const HeadCopy& c : p.head(h))
+        if (c.gpu == top && c.requests > 0) candidates.push_back({c.requests * w[h], h});
     std::sort(candidates.rbegin(), candidates.rend());
     bool improved = false;
     for (const auto& [unused, h] : candidates) {
@@ -151,7 +135,7 @@ LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies, LayerPl
       for (int g = 0; g < load.gpus; ++g)
         if (!holds[g]) trial_max = std::max(trial_max, p.gpu_load[g]);
       if (trial_max < before * (1 - 1e-12)) {
-        replace_copies(p, h, kept);
+        p.set_copies(h, kept);
         fill_gpu_loads(load, p, p.gpu_load);  // exact, not incrementally updated
         improved = true;
         ++added;

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -35,8 +36,8 @@ struct DecodeHead {
   int head = 0;                 ///< kv head
   long long budget_tokens = 0;  ///< per request, at the end of prefill
   double budget_bytes = 0;      ///< K+V bytes of that budget per request
-  std::vector<int> gpus;        ///< GPUs holding a copy (within a replica)
-  std::vector<int> requests;    ///< requests each copy serves
+  int first_copy = 0;           ///< its copies: DecodeSection::copies(*this)
+  int copy_count = 0;
 };
 
 struct DecodeGpu {
@@ -57,6 +58,11 @@ struct DecodeSection {
   std::vector<DecodePlacement> placements;
   std::string chosen;
   std::vector<DecodeHead> heads;   ///< the chosen placement
+  /// Every head's copies in one table (GPU within a replica, requests the copy serves).
+  std::vector<HeadCopy> head_copies;
+  std::span<const HeadCopy> copies(const DecodeHead& h) const {
+    return {head_copies.data() + h.first_copy, static_cast<size_t>(h.copy_count)};
+  }
   std::vector<DecodeGpu> per_gpu;  ///< the chosen placement
 };
 

@@ -30,18 +30,29 @@ struct HeadCopy {
   int requests = 0;  ///< requests of the batch this copy serves
 };
 
-/// Every kv head's copies in one flat list (one copy unless fair-copied), grouped by head in
-/// head order: head h's copies are copy_list[head_start[h], head_start[h + 1]), the first of
-/// them its original. The GPU loads are the bytes each GPU reads per decode step for this
-/// layer (KV of the requests it serves plus the weights of its extra copies).
+/// Every kv head's copies (one copy unless fair-copied), each head's in its own slot of one
+/// arena so that a head gaining a copy moves no other head's: head(h) is head h's copies, the
+/// first of them its original. The GPU loads are the bytes each GPU reads per decode step for
+/// this layer (KV of the requests it serves plus the weights of its extra copies).
 struct LayerPlacement {
-  std::vector<HeadCopy> copy_list;
-  std::vector<int> head_start;  ///< [kv heads + 1]
+  struct Slot {
+    int start = 0;     ///< index of the head's first copy in `arena`
+    int count = 0;     ///< copies the head has
+    int capacity = 0;  ///< copies the slot holds before it moves to the arena's end
+  };
+  std::vector<HeadCopy> arena;  ///< every head's slot; unused entries between them mean nothing
+  std::vector<Slot> slots;      ///< [kv head]
   std::vector<double> gpu_load;
-  int kv_heads() const { return head_start.empty() ? 0 : static_cast<int>(head_start.size()) - 1; }
+  int kv_heads() const { return static_cast<int>(slots.size()); }
   std::span<const HeadCopy> head(int h) const {
-    return {copy_list.data() + head_start[h], copy_list.data() + head_start[h + 1]};
+    return {arena.data() + slots[h].start, static_cast<size_t>(slots[h].count)};
   }
+  /// One copy per head with every one of `requests` requests: head h on GPU gpu_of[h]
+  /// (gpu_load left to the caller).
+  void set_single_copies(std::span<const int> gpu_of, int requests);
+  /// Head h's copies become `copies` (which must not point into `arena`); a slot too small
+  /// moves to the arena's end with room to grow, no other head's copies move.
+  void set_copies(int h, std::span<const HeadCopy> copies);
   double max_load() const;
   int copies() const;  ///< extra copies beyond one per head
 };
