@@ -110,14 +110,18 @@ std::filesystem::path file_identity(const std::string& path) {
 /// An existing device, pipe or socket (or a link to one) at `path` would be replaced by the
 /// rename that commits an output: refused (the flags' validator says so first).
 void refuse_non_regular(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec))
+  if (is_special_file(path))
     throw Error(path +
                 " is not a regular file (a device, pipe or socket, or a link to one); "
                 "give a file path");
 }
 
 }  // namespace
+
+bool is_special_file(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec);
+}
 
 void refuse_shared_paths(const std::vector<NamedPath>& outputs,
                          const std::vector<NamedPath>& inputs) {

@@ -27,6 +27,10 @@ struct NamedPath {
   std::string path;
 };
 
+/// Whether an output at `path` would replace a device, pipe or socket (or a link to one): the
+/// rename that commits an output replaces the node itself.
+bool is_special_file(const std::string& path);
+
 /// Bad input (exit 2) when two outputs name one file, or an output names one of the inputs:
 /// the second write would silently replace the first (or the input) and the command would
 /// still succeed. Empty paths, "-" (stdout) and inputs that are no file (a built-in name) are

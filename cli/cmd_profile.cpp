@@ -48,10 +48,11 @@ std::string validate_plot_script(const executor::ValidateReport& r, const std::s
   s += axis_commands(axis, "x", "measured") + axis_commands(axis, "y", "predicted");
   s += "set grid\nset key top left\n$points << EOD\n";
   for (const auto& p : r.points)
-    s += fmt::format("{:.9g} {:.9g} {}\n", p.measured_s / axis.divisor, p.predicted_s / axis.divisor,
-                     p.strategy == "single"       ? 0
-                     : p.strategy == "query_ring" ? 1
-                                                  : 2);
+    s +=
+        fmt::format("{:.9g} {:.9g} {}\n", p.measured_s / axis.divisor, p.predicted_s / axis.divisor,
+                    p.strategy == "single"       ? 0
+                    : p.strategy == "query_ring" ? 1
+                                                 : 2);
   s += "EOD\n";
   // A point is inside its interval when predicted·low <= measured <= predicted·high, i.e.
   // between the lines predicted = measured/high and predicted = measured/low (both axes share
@@ -265,13 +266,12 @@ void attach_validate(CLI::App& sub, int& exit_code) {
     if (o->update_profile && !std::filesystem::is_regular_file(o->profile))
       throw Error("--update-profile: " + o->profile +
                   " is not a profile file; give a file, or --residuals-to FILE");
-    refuse_shared_paths(
-        {{"--json", o->json},
-         {"--csv", o->csv},
-         {"--plot", o->plot},
-         {"--plot's gnuplot script", o->plot.empty() ? "" : gnuplot_script_path(o->plot)},
-         {"--residuals-to", o->residuals_to}},
-        {{"--device-profile", o->profile}});
+    refuse_shared_paths({{"--json", o->json},
+                         {"--csv", o->csv},
+                         {"--plot", o->plot},
+                         plot_script_output(o->plot),
+                         {"--residuals-to", o->residuals_to}},
+                        {{"--device-profile", o->profile}});
     o->validate.profile = load_spec_json(SpecKind::device, o->profile);
     for (const auto& s : o->shapes) o->validate.shapes.push_back(parse_shape(s));
     ProgressLine progress("xring validate");

@@ -99,8 +99,8 @@ void print_ranked(const Recommendation& rec, int top) {
     strategy_width = std::max(strategy_width, strategy_label(rec.ranked[i].plan).size());
   }
   fmt::print("  {:>3}  {:<{}} {:>5}  {:<{}} {:>16} {:>24} {:>12}  {}\n", "#", "cluster",
-             cluster_width, "GPUs", "strategy", strategy_width, "tokens/s per GPU", "latency (interval)",
-             "memory/GPU", "pareto");
+             cluster_width, "GPUs", "strategy", strategy_width, "tokens/s per GPU",
+             "latency (interval)", "memory/GPU", "pareto");
   for (int i = 0; i < shown; ++i) {
     const Candidate& c = rec.ranked[i];
     fmt::print("  {:>3}  {:<{}} {:>5}  {:<{}} {:>16} {:>24} {:>12}  {}\n", i + 1, shape(c),
@@ -180,10 +180,7 @@ void attach_recommend(CLI::App& sub, int& exit_code) {
     o->request.objective = objective_from_string(o->objective);
     o->request.search_kv_policy =
         std::find(o->search.begin(), o->search.end(), "kv_policy") != o->search.end();
-    refuse_shared_paths(
-        {{"--csv", o->csv},
-         {"--plot", o->plot},
-         {"--plot's gnuplot script", o->plot.empty() ? "" : gnuplot_script_path(o->plot)}});
+    refuse_shared_paths({{"--csv", o->csv}, {"--plot", o->plot}, plot_script_output(o->plot)});
     std::error_code ec;  // a file in the folder's place fails before the search, not after
     if (!o->emit.empty() && std::filesystem::exists(o->emit, ec) &&
         !std::filesystem::is_directory(o->emit, ec))

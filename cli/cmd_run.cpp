@@ -180,10 +180,7 @@ void print_layers_run(const executor::RunReport& r, const Inputs& in) {
 /// Reads the plan, runs it, writes the outputs (all or none) and prints the report.
 int run_command(RunCommandOptions& o) {
   refuse_shared_paths(
-      {{"--json", o.json},
-       {"--trace", o.trace},
-       {"--plot", o.plot},
-       {"--plot's gnuplot script", o.plot.empty() ? "" : gnuplot_script_path(o.plot)}},
+      {{"--json", o.json}, {"--trace", o.trace}, {"--plot", o.plot}, plot_script_output(o.plot)},
       {{"the plan", o.plan}});
   Plan p = read_plan_file(o.plan);
   Inputs in = plan_inputs(p, o.plan);

@@ -188,10 +188,7 @@ void attach_whatif(CLI::App& sub, int& exit_code) {
     r.progress = [&](size_t done, size_t total) { progress.update(done, total, "points"); };
     // Each point is written as it arrives and its plan dropped; the CSV goes through a
     // temporary file renamed into place at the end, so a failed sweep leaves none.
-    refuse_shared_paths(
-        {{"--csv", o->csv},
-         {"--plot", o->plot},
-         {"--plot's gnuplot script", o->plot.empty() ? "" : gnuplot_script_path(o->plot)}});
+    refuse_shared_paths({{"--csv", o->csv}, {"--plot", o->plot}, plot_script_output(o->plot)});
     std::optional<StreamedFile> csv_file;
     if (!o->csv.empty()) csv_file.emplace(o->csv);
     std::vector<std::string> metrics = o->metrics;

@@ -91,6 +91,8 @@ void draw_with_gnuplot(const std::string& picture, const std::string& script);
 /// The gnuplot script draw_with_gnuplot writes beside `picture` (PICTURE less its extension,
 /// plus .gp).
 std::string gnuplot_script_path(const std::string& picture);
+/// The script of `--plot PICTURE` as an output for refuse_shared_paths (no path without a plot).
+NamedPath plot_script_output(const std::string& picture);
 
 /// Progress on stderr for long commands, from their first second on: a rewritten line on a
 /// terminal, a line per 10% in logs when --progress asks for it; never with --quiet.

@@ -98,7 +98,7 @@ CLI::Validator output_file() {
         if (fs::is_directory(path, ec)) return path + " is a directory; give a file path";
         // An output is written to a temporary file renamed into place: over a device, pipe or
         // link to one (/dev/null, /dev/stdout) the rename would replace the node itself.
-        if (fs::exists(path, ec) && !fs::is_regular_file(path, ec))
+        if (is_special_file(path))
           return path +
                  " is not a regular file (a device, pipe or socket, or a link to one); "
                  "outputs are written to a temporary file renamed into place, which "
@@ -344,7 +344,8 @@ CLI::Validator plot_file() {
   return CLI::Validator(
       [](std::string& path) -> std::string {
         if (plot_extension(path).empty())
-          return path + ": the picture's format follows its extension: give a .svg, .png or .pdf path";
+          return path +
+                 ": the picture's format follows its extension: give a .svg, .png or .pdf path";
         return output_file()(path);
       },
       "FILE.svg|.png|.pdf", kOutputFileValidator);
@@ -360,8 +361,9 @@ std::string gnuplot_output(const std::string& path, int width_px, int height_px)
   else if (ext == ".pdf")  // inches at 100 px each
     terminal = fmt::format("pdfcairo size {:g}in,{:g}in", width_px / 100.0, height_px / 100.0);
   else
-    throw Error(path + ": the picture's format follows its extension: give a .svg, .png or .pdf "
-                       "path");
+    throw Error(path +
+                ": the picture's format follows its extension: give a .svg, .png or .pdf "
+                "path");
   return "set terminal " + terminal + "\nset output " + gnuplot_quoted(path) + "\n";
 }
 
@@ -370,6 +372,10 @@ std::string gnuplot_text(const std::string& text) { return gnuplot_quoted(text);
 std::string gnuplot_script_path(const std::string& picture) {
   const std::string ext = plot_extension(picture);
   return (ext.empty() ? picture : picture.substr(0, picture.size() - ext.size())) + ".gp";
+}
+
+NamedPath plot_script_output(const std::string& picture) {
+  return {"--plot's gnuplot script", picture.empty() ? "" : gnuplot_script_path(picture)};
 }
 
 void draw_with_gnuplot(const std::string& picture, const std::string& script) {
