@@ -173,6 +173,7 @@ struct DecodeModel {
     std::vector<Seen> seen;  // placed layers whose budgets recur later
     std::vector<int> balanced_rank, fair_rank;
     LayerLoad load;
+    thread_local std::vector<int> heaviest;  // the layer's heads, heaviest first
     for (size_t l = 0; l < budgets.tokens.size(); ++l) {
       const int row = same_budgets_as[l];
       std::optional<size_t> same;
@@ -197,15 +198,16 @@ struct DecodeModel {
         else
           place_contiguous(load, out.kinds[0].add());
         load.gpu_prior = balanced_held;
+        heaviest_first(load, heaviest);
         LayerPlacement& balanced = out.kinds[1].add();
-        place_balanced(load, balanced);
+        place_balanced(load, heaviest, balanced);
         load.gpu_prior = fair_held;
         place_fair_copying(load, max_copies, balanced, out.kinds[2].add());
         if (out.kinds[3].size() == l && load.bytes_per_request.size() == static_cast<size_t>(G)) {
           out.kinds[3].of_layer.push_back(&balanced);  // one head per GPU: balanced is optimal
         } else if (out.kinds[3].size() == l && out.optimal_not_computed.empty()) {
           std::string why_not;
-          if (auto best = place_optimal_if_provable(load, balanced, why_not)) {
+          if (auto best = place_optimal_if_provable(load, heaviest, balanced, why_not)) {
             out.kinds[3].add(std::move(*best));
           } else {
             out.optimal_not_computed = "layer " + std::to_string(l) + ": " + why_not;

@@ -38,20 +38,24 @@ void round_preserving_sum(const std::vector<double>& v, std::vector<long long>& 
   double total = 0;
   long long floor_sum = 0;
   thread_local std::vector<std::pair<double, size_t>> remainders;  // scratch: every layer
-  remainders.clear();
+  remainders.resize(v.size());
   for (size_t i = 0; i < v.size(); ++i) {
-    out[i] = static_cast<long long>(std::floor(v[i]));
+    const double down = std::floor(v[i]);
+    out[i] = static_cast<long long>(down);
     floor_sum += out[i];
     total += v[i];
-    remainders.push_back({v[i] - std::floor(v[i]), i});
+    remainders[i] = {v[i] - down, i};
   }
-  long long missing = std::llround(total) - floor_sum;
-  // Largest remainder first, equal ones in index order (as a stable sort, without its buffer).
-  std::sort(remainders.begin(), remainders.end(), [](const auto& a, const auto& b) {
+  const long long missing = std::llround(total) - floor_sum;
+  if (missing <= 0) return;
+  // The `missing` largest remainders get one more, equal ones by index (what a stable sort
+  // would pick); only which ones matter, not their order.
+  auto larger = [](const auto& a, const auto& b) {
     return a.first != b.first ? a.first > b.first : a.second < b.second;
-  });
-  for (long long k = 0; k < missing && k < static_cast<long long>(v.size()); ++k)
-    ++out[remainders[k].second];
+  };
+  const size_t n = std::min<size_t>(static_cast<size_t>(missing), v.size());
+  if (n < v.size()) std::nth_element(remainders.begin(), remainders.begin() + n, remainders.end(), larger);
+  for (size_t k = 0; k < n; ++k) ++out[remainders[k].second];
 }
 
 /// Caps every value at `cap`, handing what a capped entry loses to the others in proportion.

@@ -15,12 +15,6 @@ double prior(const LayerLoad& load, int g) {
   return load.gpu_prior.empty() ? 0.0 : load.gpu_prior[g];
 }
 
-/// Whether GPU a is a better target than b: less loaded, or as loaded and holding less.
-bool lighter(const LayerLoad& load, const std::vector<double>& gpu, int a, int b) {
-  if (gpu[a] != gpu[b]) return gpu[a] < gpu[b];
-  return prior(load, a) < prior(load, b);
-}
-
 int slots_per_gpu(const LayerLoad& load) {
   return static_cast<int>(load.bytes_per_request.size()) / load.gpus;
 }
@@ -92,6 +86,7 @@ void contiguous_assignment(const LayerLoad& load, std::vector<int>& gpu_of) {
 }
 
 /// Which copies each GPU holds, by head in head order: what a GPU's load is summed from.
+/// A head has at most one copy on a GPU.
 class GpuCopies {
  public:
   struct Entry {
@@ -108,16 +103,20 @@ class GpuCopies {
     }
   }
   const std::vector<Entry>& of(int g) const { return lists_[g]; }
-  void remove(int g, int head) {
+  /// Head `head`'s copy on GPU g becomes copy number `copy`, or leaves it when `copy` < 0;
+  /// a head not yet on g is added in head order.
+  void set(int g, int head, int copy) {
     std::vector<Entry>& l = lists_[g];
-    l.erase(std::remove_if(l.begin(), l.end(), [&](const Entry& e) { return e.head == head; }),
-            l.end());
-  }
-  void insert(int g, Entry e) {
-    std::vector<Entry>& l = lists_[g];
-    l.insert(std::upper_bound(l.begin(), l.end(), e,
-                              [](const Entry& a, const Entry& b) { return a.head < b.head; }),
-             e);
+    auto at = std::lower_bound(l.begin(), l.end(), head,
+                               [](const Entry& e, int h) { return e.head < h; });
+    const bool held = at != l.end() && at->head == head;
+    if (copy < 0) {
+      if (held) l.erase(at);
+    } else if (held) {
+      at->copy = copy;
+    } else {
+      l.insert(at, {head, copy});
+    }
   }
   /// GPU g's load, summed as fill_gpu_loads sums it (same terms, same order).
   double load(const LayerLoad& load, const LayerPlacement& p, int g) const {
@@ -142,9 +141,14 @@ void level_requests(const std::vector<double>& base, double w, int requests, std
     r[std::min_element(base.begin(), base.end()) - base.begin()] = requests;
     return;
   }
+  // The copies by base, lowest first: a handful, so by insertion. How equal bases are ordered
+  // changes nothing below (the same sums; a level at a tie gives the tied copies 0 each).
   order.resize(n);
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return base[a] < base[b]; });
+  for (size_t i = 0; i < n; ++i) {
+    size_t j = i;
+    for (; j > 0 && base[i] < base[order[j - 1]]; --j) order[j] = order[j - 1];
+    order[j] = i;
+  }
   // Water level: the k lowest GPUs rise to lambda with sum((lambda - base)/w) = requests.
   double level = 0, sum = 0;
   size_t k = 0;
@@ -156,7 +160,9 @@ void level_requests(const std::vector<double>& base, double w, int requests, std
   int assigned = 0;
   for (size_t i = 0; i <= k && i < n; ++i) {
     size_t c = order[i];
-    r[c] = std::max(0, static_cast<int>(std::floor((level - base[c]) / w)));
+    // floor, kept at 0 or more: below 1 that is 0, from 1 on truncation is floor
+    const double fill = (level - base[c]) / w;
+    r[c] = fill >= 1 ? static_cast<int>(fill) : 0;
     assigned += r[c];
   }
   while (assigned < requests) {  // the remainder, one at a time to the lowest finish
@@ -255,22 +261,31 @@ LayerPlacement place_balanced(const LayerLoad& load) {
   return p;
 }
 
+void heaviest_first(const LayerLoad& load, std::vector<int>& order) {
+  const auto& w = load.bytes_per_request;
+  order.resize(w.size());
+  std::iota(order.begin(), order.end(), 0);
+  // Equal weights in head order: what a stable sort gives, without its buffer.
+  std::sort(order.begin(), order.end(),
+            [&](int a, int b) { return w[a] != w[b] ? w[a] > w[b] : a < b; });
+}
+
 void place_balanced(const LayerLoad& load, LayerPlacement& out) {
+  thread_local std::vector<int> order;  // scratch reused across calls
+  heaviest_first(load, order);
+  place_balanced(load, order, out);
+}
+
+void place_balanced(const LayerLoad& load, std::span<const int> heaviest, LayerPlacement& out) {
   const auto& w = load.bytes_per_request;
   const int slots = slots_per_gpu(load);
   // Scratch reused across calls (every layer of every plan of a sweep).
-  thread_local std::vector<size_t> order;
   thread_local std::vector<int> lpt, used, free_gpus, contiguous;
   thread_local std::vector<double> gpu;
-  order.resize(w.size());
-  std::iota(order.begin(), order.end(), 0);
-  // Heaviest first, equal weights in head order (what a stable sort gives, without its buffer).
-  std::sort(order.begin(), order.end(),
-            [&](size_t a, size_t b) { return w[a] != w[b] ? w[a] > w[b] : a < b; });
   lpt.assign(w.size(), 0);
   gpu.assign(load.gpus, 0.0);
   used.assign(load.gpus, 0);
-  // GPUs with a free slot, the lightest on top: least loaded, then holding less (`lighter`),
+  // GPUs with a free slot, the lightest on top: least loaded, then holding less (smaller prior),
   // then the lowest index.
   auto heavier = [&](int a, int b) {
     if (gpu[a] != gpu[b]) return gpu[a] > gpu[b];
@@ -280,7 +295,7 @@ void place_balanced(const LayerLoad& load, LayerPlacement& out) {
   free_gpus.resize(load.gpus);
   std::iota(free_gpus.begin(), free_gpus.end(), 0);
   std::make_heap(free_gpus.begin(), free_gpus.end(), heavier);
-  for (size_t h : order) {
+  for (int h : heaviest) {
     std::pop_heap(free_gpus.begin(), free_gpus.end(), heavier);
     const int best = free_gpus.back();
     lpt[h] = best;
@@ -320,6 +335,8 @@ void place_fair_copying(const LayerLoad& load, int max_copies, const LayerPlacem
 namespace {
 void copy_fairly(const LayerLoad& load, int max_copies, LayerPlacement& p) {
   const auto& w = load.bytes_per_request;
+  const int G = load.gpus;
+  std::vector<double>& gpu = p.gpu_load;
   // Scratch reused across trials and calls: this loop runs for every layer of every plan of a
   // sweep.
   thread_local std::vector<double> base;
@@ -328,29 +345,33 @@ void copy_fairly(const LayerLoad& load, int max_copies, LayerPlacement& p) {
   thread_local std::vector<size_t> order;
   thread_local std::vector<std::pair<double, int>> candidates;
   thread_local GpuCopies on_gpu;
-  thread_local std::vector<int> by_load, at_top;
-  on_gpu.build(p, load.gpus);
-  // Every GPU, lightest first: less loaded, then holding less (`lighter`), then the lower
-  // index; kept in this order as copies change loads.
-  auto in_order = [&](int a, int b) {
-    if (lighter(load, p.gpu_load, a, b)) return true;
-    return !lighter(load, p.gpu_load, b, a) && a < b;
-  };
-  by_load.resize(load.gpus);
-  std::iota(by_load.begin(), by_load.end(), 0);
-  std::sort(by_load.begin(), by_load.end(), in_order);
+  thread_local std::vector<int> at_top, tie;
+  thread_local std::vector<char> holds;
+  on_gpu.build(p, G);
+  // A new copy goes to the lightest GPU without the head: less loaded, then holding less
+  // (smaller prior), then the lower index. The last two never change: tie[g] is g's place
+  // among the GPUs by (prior, index).
+  tie.resize(G);
+  std::iota(tie.begin(), tie.end(), 0);
+  std::sort(tie.begin(), tie.end(), [&](int a, int b) {
+    return prior(load, a) != prior(load, b) ? prior(load, a) < prior(load, b) : a < b;
+  });
+  at_top.assign(tie.begin(), tie.end());  // GPUs by (prior, index), turned into places
+  for (int i = 0; i < G; ++i) tie[at_top[i]] = i;
+  holds.assign(G, 0);
   for (int added = 0; added < max_copies;) {
     // The most loaded GPU (the lowest index among equals, as max_element finds it), and the
     // GPUs a trial's maximum cannot fall below unless it changes them (it changes only its
-    // head's GPUs): both at the end of by_load.
-    const double before = p.gpu_load[by_load.back()];
+    // head's GPUs).
+    const double before = *std::max_element(gpu.begin(), gpu.end());
     const double to_beat = before * (1 - 1e-12);
-    int top = by_load.back();
+    int top = -1;
     at_top.clear();
-    for (size_t i = by_load.size(); i-- > 0 && !(p.gpu_load[by_load[i]] < to_beat);) {
-      at_top.push_back(by_load[i]);
-      if (p.gpu_load[by_load[i]] == before) top = std::min(top, by_load[i]);
-    }
+    for (int g = 0; g < G; ++g)
+      if (!(gpu[g] < to_beat)) {
+        at_top.push_back(g);
+        if (top < 0 && gpu[g] == before) top = g;
+      }
     // Heads served on the most loaded GPU, heaviest contribution first.
     candidates.clear();
     for (const GpuCopies::Entry& e : on_gpu.of(top)) {
@@ -361,30 +382,26 @@ void copy_fairly(const LayerLoad& load, int max_copies, LayerPlacement& p) {
     bool improved = false;
     for (const auto& [unused, h] : candidates) {
       const std::span<const HeadCopy> held = p.head(h);
-      auto holds = [&](int g) {
-        for (const HeadCopy& c : held)
-          if (c.gpu == g) return true;
-        return false;
-      };
+      for (const HeadCopy& c : held) holds[c.gpu] = 1;
       int target = -1;  // the lightest GPU without the head
-      for (int g : by_load)
-        if (!holds(g)) {
+      for (int g = 0; g < G; ++g)
+        if (!holds[g] && (target < 0 || gpu[g] < gpu[target] ||
+                          (gpu[g] == gpu[target] && tie[g] < tie[target])))
           target = g;
-          break;
-        }
-      if (target < 0) continue;
       // What no split can change: a trial that leaves a GPU at the top unchanged, or whose new
       // copy would put its GPU at the top with a single request, lowers nothing (rounding is
       // monotonic: r·w + copy ≥ w + copy for r ≥ 1, and the new copy is never the head's first).
-      if (!std::all_of(at_top.begin(), at_top.end(),
-                       [&](int g) { return g == target || holds(g); }) ||
-          !(p.gpu_load[target] + (w[h] + load.copy_bytes) < to_beat))
-        continue;
+      const bool futile = target < 0 ||
+                          !std::all_of(at_top.begin(), at_top.end(),
+                                       [&](int g) { return g == target || holds[g]; }) ||
+                          !(gpu[target] + (w[h] + load.copy_bytes) < to_beat);
+      for (const HeadCopy& c : held) holds[c.gpu] = 0;
+      if (futile) continue;
       copies.assign(held.begin(), held.end());
       copies.push_back({target, 0});
       base.clear();
       for (size_t c = 0; c < copies.size(); ++c)
-        base.push_back(p.gpu_load[copies[c].gpu] - copies[c].requests * w[h] +
+        base.push_back(gpu[copies[c].gpu] - copies[c].requests * w[h] +
                        (c + 1 == copies.size() ? load.copy_bytes : 0));
       level_requests(base, w[h], load.requests, requests, order);
       kept.clear();
@@ -392,33 +409,30 @@ void copy_fairly(const LayerLoad& load, int max_copies, LayerPlacement& p) {
         if (requests[c] > 0) kept.push_back({copies[c].gpu, requests[c]});
       if (kept.size() <= held.size()) continue;  // the new copy took no requests
       // The trial lowers the maximum when every GPU it changes ends below `to_beat` (each loses
-      // its old share of head h, then gains its new one); it changes every GPU at the top.
+      // its old share of head h, then gains its new one: kept[c], the copies that keep
+      // requests in copy order); it changes every GPU at the top.
       bool lower = true;
-      for (size_t k = 0; lower && k < copies.size(); ++k) {
-        const int g = copies[k].gpu;
-        double x = p.gpu_load[g];
+      for (size_t k = 0, c = 0; lower && k < copies.size(); ++k) {
+        double x = gpu[copies[k].gpu];
         if (k < held.size()) x -= held[k].requests * w[h] + (k > 0 ? load.copy_bytes : 0);
-        for (size_t c = 0; c < kept.size(); ++c)
-          if (kept[c].gpu == g) x += kept[c].requests * w[h] + (c > 0 ? load.copy_bytes : 0);
+        if (requests[k] > 0) {
+          x += kept[c].requests * w[h] + (c > 0 ? load.copy_bytes : 0);
+          ++c;
+        }
         lower = x < to_beat;
       }
-      if (lower) {
-        p.set_copies(h, kept);
-        // Only head h's GPUs changed: their loads summed again from scratch, in head order as
-        // fill_gpu_loads sums them, so the loads are the same bits as a full recount.
-        for (const HeadCopy& c : copies) on_gpu.remove(c.gpu, h);
-        for (size_t c = 0; c < kept.size(); ++c)
-          on_gpu.insert(kept[c].gpu, {h, static_cast<int>(c)});
-        for (const HeadCopy& c : copies) {
-          by_load.erase(std::find(by_load.begin(), by_load.end(), c.gpu));
-          p.gpu_load[c.gpu] = on_gpu.load(load, p, c.gpu);
-        }
-        for (const HeadCopy& c : copies)
-          by_load.insert(std::upper_bound(by_load.begin(), by_load.end(), c.gpu, in_order), c.gpu);
-        improved = true;
-        ++added;
-        break;
+      if (!lower) continue;
+      p.set_copies(h, kept);
+      // Only head h's GPUs changed: their loads summed again from scratch, in head order as
+      // fill_gpu_loads sums them, so the loads are the same bits as a full recount.
+      for (size_t k = 0, c = 0; k < copies.size(); ++k) {
+        const int g = copies[k].gpu;
+        on_gpu.set(g, h, requests[k] > 0 ? static_cast<int>(c++) : -1);
+        gpu[g] = on_gpu.load(load, p, g);
       }
+      improved = true;
+      ++added;
+      break;
     }
     if (!improved) break;
   }
@@ -482,18 +496,24 @@ std::optional<LayerPlacement> place_optimal(const LayerLoad& load, long long nod
 }
 
 double assignment_lower_bound(const LayerLoad& load) {
+  std::vector<int> order;
+  heaviest_first(load, order);
+  return assignment_lower_bound(load, order);
+}
+
+double assignment_lower_bound(const LayerLoad& load, std::span<const int> heaviest) {
   const int G = load.gpus, slots = slots_per_gpu(load);
   const int H = static_cast<int>(load.bytes_per_request.size());
-  std::vector<double> w = load.bytes_per_request;
-  std::sort(w.begin(), w.end(), std::greater<>());
+  // The bytes sorted, heaviest first.
+  auto w = [&](int i) { return load.bytes_per_request[heaviest[i]]; };
   double bound = load_lower_bound(load) / load.requests;
   for (int k = 1; k <= slots; ++k) {
     // k of the (k−1)·G + 1 heaviest share a GPU: at least the k lightest of them ...
     const int top = (k - 1) * G + 1;
     double held = 0;
-    for (int i = top - k; i < top; ++i) held += w[i];
+    for (int i = top - k; i < top; ++i) held += w(i);
     // ... and its other s − k slots hold at least the s − k lightest heads.
-    for (int i = H - (slots - k); i < H; ++i) held += w[i];
+    for (int i = H - (slots - k); i < H; ++i) held += w(i);
     bound = std::max(bound, held);
   }
   return bound * load.requests;
@@ -502,18 +522,23 @@ double assignment_lower_bound(const LayerLoad& load) {
 std::optional<LayerPlacement> place_optimal_if_provable(const LayerLoad& load,
                                                         const LayerPlacement& balanced,
                                                         std::string& why_not) {
+  std::vector<int> order;
+  heaviest_first(load, order);
+  return place_optimal_if_provable(load, order, balanced, why_not);
+}
+
+std::optional<LayerPlacement> place_optimal_if_provable(const LayerLoad& load,
+                                                        std::span<const int> heaviest,
+                                                        const LayerPlacement& balanced,
+                                                        std::string& why_not) {
   const int slots = slots_per_gpu(load);
   if (slots == 1) return balanced;
-  const double bound = assignment_lower_bound(load);
+  const double bound = assignment_lower_bound(load, heaviest);
   if (balanced.max_load() <= bound * (1 + 1e-12)) return balanced;
   if (slots == 2) {
-    const auto& w = load.bytes_per_request;
-    std::vector<int> order(w.size());
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return w[a] > w[b]; });
-    std::vector<int> gpu_of(w.size());
-    const int H = static_cast<int>(w.size());
-    for (int i = 0; i < load.gpus; ++i) gpu_of[order[i]] = gpu_of[order[H - 1 - i]] = i;
+    const int H = static_cast<int>(heaviest.size());
+    std::vector<int> gpu_of(H);
+    for (int i = 0; i < load.gpus; ++i) gpu_of[heaviest[i]] = gpu_of[heaviest[H - 1 - i]] = i;
     LayerPlacement paired = single_copies(load, gpu_of);
     return paired.max_load() < balanced.max_load() ? paired : balanced;
   }

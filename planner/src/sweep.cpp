@@ -250,11 +250,14 @@ void run_sweep(const SweepRequest& request, const std::function<void(const Sweep
   options.inputs_and_provenance = false;
 
   // Workers plan points in order into a window of slots; this thread hands them to `consume`
-  // in point order and frees each slot, so at most `window` plans exist at once.
+  // in point order and frees each slot, so at most `window` plans exist at once. It sleeps
+  // until a batch of points is done, not point by point: each wake-up takes a core from the
+  // workers (a tenth of a 10,000-point sweep's time on two cores).
   int threads =
       request.threads > 0 ? request.threads : std::max(1u, std::thread::hardware_concurrency());
   threads = static_cast<int>(std::min<size_t>(threads, total));
   const size_t window = 64 * static_cast<size_t>(threads);
+  const size_t batch = window / 4;
   struct Slot {
     SweepPoint point;
     std::string error;
@@ -264,6 +267,9 @@ void run_sweep(const SweepRequest& request, const std::function<void(const Sweep
   std::mutex mutex;
   std::condition_variable slot_ready, slot_free;
   size_t next = 0, consumed = 0;
+  size_t done = 0;       // points planned
+  size_t wake_done = 0;  // while the consumer sleeps: the `done` it waits for
+  bool consumer_waits = false;
   bool stop = false;
   std::exception_ptr fatal;  // not bad input (out of memory): ends the sweep, rethrown below
   auto worker = [&] {
@@ -288,7 +294,10 @@ void run_sweep(const SweepRequest& request, const std::function<void(const Sweep
       }
       std::lock_guard<std::mutex> lock(mutex);
       slot.ready = true;
-      slot_ready.notify_all();
+      ++done;
+      // The consumer wakes once its next slot is ready and its batch is done.
+      if (consumer_waits && done >= wake_done && slots[consumed % window].ready)
+        slot_ready.notify_all();
     }
   };
   auto stop_workers = [&] {
@@ -311,8 +320,12 @@ void run_sweep(const SweepRequest& request, const std::function<void(const Sweep
       Slot* slot = &slots[consumed % window];
       {
         std::unique_lock<std::mutex> lock(mutex);
-        while (!slot->ready && !stop) {
+        // A slot not yet ready: sleep until a batch from it is done (its points mostly are).
+        wake_done = slot->ready ? 0 : consumed + std::min(batch, total - consumed);
+        while (!(slot->ready && done >= wake_done) && !stop) {
+          consumer_waits = true;
           slot_ready.wait_for(lock, std::chrono::milliseconds(100));
+          consumer_waits = false;
           if (request.progress &&
               std::chrono::steady_clock::now() - last_progress >= std::chrono::milliseconds(100)) {
             lock.unlock();

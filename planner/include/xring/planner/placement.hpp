@@ -62,6 +62,10 @@ std::vector<double> gpu_loads(const LayerLoad& load, const LayerPlacement& place
 /// The lower bound no placement beats: total KV bytes / G.
 double load_lower_bound(const LayerLoad& load);
 
+/// The heads of `load` by bytes, heaviest first, equal bytes in head order: the order balanced,
+/// the lower bound and the pairing all read, so a layer sorts its heads once (into `order`).
+void heaviest_first(const LayerLoad& load, std::vector<int>& order);
+
 /// Standard TP: GPU g holds heads [g·s, (g+1)·s), s = H_kv / G.
 LayerPlacement place_contiguous(const LayerLoad& load);
 /// Best-effort assignment: LPT (heaviest head first to the least loaded GPU with a free slot),
@@ -80,6 +84,8 @@ LayerPlacement place_fair_copying(const LayerLoad& load, int max_copies, LayerPl
 /// (its storage reused: a sweep places every layer of thousands of plans). The same results.
 void place_contiguous(const LayerLoad& load, LayerPlacement& out);
 void place_balanced(const LayerLoad& load, LayerPlacement& out);
+/// place_balanced with the heads already in heaviest_first order.
+void place_balanced(const LayerLoad& load, std::span<const int> heaviest, LayerPlacement& out);
 void place_fair_copying(const LayerLoad& load, int max_copies, const LayerPlacement& balanced,
                         LayerPlacement& out);
 /// Exact minimum of the maximum load over slot-respecting assignments without copies, by
@@ -95,6 +101,7 @@ std::optional<LayerPlacement> place_optimal(const LayerLoad& load, long long nod
 /// for k = 1..s (s = slots per GPU) some GPU holds k of the (k−1)·G + 1 heaviest heads (at
 /// least the k lightest of them) plus s − k more heads (at least the s − k lightest overall).
 double assignment_lower_bound(const LayerLoad& load);
+double assignment_lower_bound(const LayerLoad& load, std::span<const int> heaviest);
 
 /// The exact optimum without copies where it is known at once, else nullopt with `why_not`
 /// set: one head per GPU (every assignment has the heaviest head's maximum: `balanced`
@@ -102,6 +109,11 @@ double assignment_lower_bound(const LayerLoad& load);
 /// two heads per GPU (pairing the i-th heaviest with the i-th lightest minimises the largest
 /// pair, an exchange argument; pair i on GPU i). Constant work beyond a sort: no search.
 std::optional<LayerPlacement> place_optimal_if_provable(const LayerLoad& load,
+                                                        const LayerPlacement& balanced,
+                                                        std::string& why_not);
+/// The same with the heads already in heaviest_first order.
+std::optional<LayerPlacement> place_optimal_if_provable(const LayerLoad& load,
+                                                        std::span<const int> heaviest,
                                                         const LayerPlacement& balanced,
                                                         std::string& why_not);
 
