@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <limits>
 #include <numeric>
 #include <string>
 
@@ -383,11 +384,17 @@ void copy_fairly(const LayerLoad& load, int max_copies, LayerPlacement& p) {
     for (const auto& [unused, h] : candidates) {
       const std::span<const HeadCopy> held = p.head(h);
       for (const HeadCopy& c : held) holds[c.gpu] = 1;
-      int target = -1;  // the lightest GPU without the head
-      for (int g = 0; g < G; ++g)
-        if (!holds[g] && (target < 0 || gpu[g] < gpu[target] ||
-                          (gpu[g] == gpu[target] && tie[g] < tie[target])))
-          target = g;
+      // The lightest GPU without the head, without branches (which GPU wins is data; a branch
+      // on it mispredicts half the time and costs more than the whole scan).
+      int target = -1, target_tie = G;
+      double target_load = std::numeric_limits<double>::infinity();
+      for (int g = 0; g < G; ++g) {
+        const bool better = (holds[g] == 0) & ((gpu[g] < target_load) |
+                                         ((gpu[g] == target_load) & (tie[g] < target_tie)));
+        target = better ? g : target;
+        target_tie = better ? tie[g] : target_tie;
+        target_load = better ? gpu[g] : target_load;
+      }
       // What no split can change: a trial that leaves a GPU at the top unchanged, or whose new
       // copy would put its GPU at the top with a single request, lowers nothing (rounding is
       // monotonic: r·w + copy ≥ w + copy for r ≥ 1, and the new copy is never the head's first).
