@@ -457,6 +457,46 @@ TEST(Decode, IdenticalBudgetsPlacedOnceEqualEveryLayerPlaced) {
   }
 }
 
+// The budgets a thread keeps between plans (the shared_ptr overload) must give every plan what
+// computing them afresh gives: plans that differ in batch, GPUs, budget, window, floor or
+// profile, visited twice in an order that makes the kept entries hit; two profiles of the
+// same shape and different content must not be taken for each other.
+TEST(Decode, BudgetsKeptBetweenPlansEqualFreshOnes) {
+  const Inputs base = load_inputs("llama-3-70b", "h100-sxm-8", "fairkv-decode",
+                                  {"model.kv_heads=16"});
+  auto skewed = std::make_shared<const HeadProfile>(synthetic_head_profile(base.model, 1.0, 70));
+  auto flat = std::make_shared<const HeadProfile>(synthetic_head_profile(base.model, 0.1, 71));
+  struct Case {
+    std::vector<std::string> sets;
+    std::shared_ptr<const HeadProfile> profile;
+  };
+  std::vector<Case> cases;
+  for (const auto& profile : {skewed, flat})
+    for (const char* batch : {"1", "37"})
+      for (const char* budget : {"256", "2048"})
+        cases.push_back({{std::string("workload.batch=") + batch,
+                          std::string("workload.kv_budget=") + budget},
+                         profile});
+  cases.push_back({{"cluster.gpus_per_node=4"}, skewed});
+  cases.push_back({{"workload.kv_policy.window=8"}, skewed});
+  cases.push_back({{"workload.kv_policy.floor=0.5"}, skewed});
+  cases.push_back({{"workload.kv_policy.redistribute=false"}, skewed});
+  for (int pass = 0; pass < 2; ++pass)
+    for (const Case& c : cases) {
+      std::vector<std::string> sets = {"model.kv_heads=16", "cluster.gpus_per_node=8"};
+      sets.insert(sets.end(), c.sets.begin(), c.sets.end());
+      const Inputs in = load_inputs("llama-3-70b", "h100-sxm-8", "fairkv-decode", sets);
+      SCOPED_TRACE(testing::PrintToString(c.sets) + (c.profile == skewed ? " skewed" : " flat"));
+      const DecodeSection kept = plan_decode(in, c.profile, true);
+      expect_same_sections(kept, plan_decode(in, c.profile.get(), true, true));
+    }
+  // The same inputs with the other profile: different budgets, so different plans.
+  const Inputs in = load_inputs("llama-3-70b", "h100-sxm-8", "fairkv-decode",
+                                {"model.kv_heads=16"});
+  EXPECT_NE(plan_decode(in, skewed, false).placements[2].max_gpu_load_bytes,
+            plan_decode(in, flat, false).placements[2].max_gpu_load_bytes);
+}
+
 // 32 kv heads on 8 GPUs (4 each) with skewed budgets: no exact method finishes at once, so the
 // optimum is "not computed" with the reason and no figures, in the section and in its JSON;
 // the deployable placements are unaffected and one of them is chosen.

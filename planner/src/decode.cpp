@@ -5,6 +5,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -23,25 +24,12 @@ namespace {
 constexpr int kMemoryOverTimePoints = 21;
 constexpr long long kDefaultStreamingCache = 4096;
 
-/// What every placement shares: the shape of the decode problem for one replica.
-struct DecodeModel {
-  explicit DecodeModel(const Inputs& inputs) : in(inputs) {}
-  const Inputs& in;
-  int G = 1;
-  double bytes = 2;
+/// The per-head budgets of a decode workload and the bytes they make per layer: everything a
+/// plan computes before it places heads, and the same for every plan whose inputs differ only
+/// in what these do not read (the batch, the cluster). Immutable once made, so plans share it.
+struct LayerBytes {
   HeadBudgets budgets;
-  double per_token_head_bytes = 0;        ///< K+V of one token of one kv head
-  double weights_per_gpu = 0;             ///< held: every weight / G
-  double step_weights_per_gpu = 0;        ///< read once per step (decode_step_params / G)
-  double copy_bytes = 0;                  ///< one extra copy of a kv group's weight slices
-  double cross_kv_bytes_per_request = 0;  ///< per GPU: one request's cross-attention K/V
-  int allreduced_layers = 0;              ///< layers ending in two all-reduces
-  double allreduce_s_per_request = 0;     ///< per such layer
-  double allreduce_latency_s = 0;         ///< per such layer
-
-  double time_tokens(long long budget) const { return budget + in.workload.generate_tokens / 2.0; }
-  double memory_tokens(long long budget) const { return budget + in.workload.generate_tokens; }
-
+  double per_token_head_bytes = 0;  ///< K+V of one token of one kv head
   /// Per layer and head, bytes per request read per step (time) and held (memory): layer l's
   /// heads at [row_start[l], row_start[l + 1]) of one flat array each.
   std::vector<double> time_bytes_flat, memory_bytes_flat;
@@ -54,56 +42,158 @@ struct DecodeModel {
   std::span<const double> memory_bytes(size_t l) const {
     return {memory_bytes_flat.data() + row_start[l], memory_bytes_flat.data() + row_start[l + 1]};
   }
-  /// Per layer: the first layer with the same budgets (itself when none before), and whether
-  /// any other layer has them.
+  /// Per layer: the first layer with the same budgets (itself when none before, or when
+  /// identical layers are not to be reused), and whether any other layer has them.
   std::vector<int> same_budgets_as;
   std::vector<bool> budgets_recur;
-  void precompute() {
-    const size_t layers = budgets.tokens.size();
-    const size_t entries = layers > 0 ? layers * budgets.tokens[0].size() : 0;
-    time_bytes_flat.reserve(entries);
-    memory_bytes_flat.reserve(entries);
-    time_bytes_sum.reserve(layers);
-    row_start.reserve(layers + 1);
-    row_start.assign(1, 0);
-    for (const auto& row : budgets.tokens) {
-      for (long long t : row) {
-        time_bytes_flat.push_back(time_tokens(t) * per_token_head_bytes);
-        memory_bytes_flat.push_back(memory_tokens(t) * per_token_head_bytes);
-      }
-      row_start.push_back(time_bytes_flat.size());
-      const std::span<const double> time = time_bytes(row_start.size() - 2);
-      time_bytes_sum.push_back(std::accumulate(time.begin(), time.end(), 0.0));
+  size_t size_bytes() const {
+    return (time_bytes_flat.size() + memory_bytes_flat.size() + time_bytes_sum.size() +
+            row_start.size() + same_budgets_as.size()) *
+               sizeof(double) +
+           budgets.tokens.size() * (sizeof(std::vector<long long>) +
+                                    (budgets.tokens.empty() ? 0 : budgets.tokens[0].size()) *
+                                        sizeof(long long));
+  }
+};
+
+/// Builds the LayerBytes of `in`'s decode workload: head_budgets, then the flat bytes; layers
+/// with equal budgets found by hash (all distinct when !reuse_identical_layers).
+std::shared_ptr<const LayerBytes> make_layer_bytes(const Inputs& in, const HeadProfile* profile,
+                                                   bool reuse_identical_layers) {
+  const ModelSpec& m = in.model;
+  const WorkloadSpec& w = in.workload;
+  auto out = std::make_shared<LayerBytes>();
+  LayerBytes& lb = *out;
+  KvPolicy policy = w.kv_policy;
+  policy.floor = adakv_floor(policy, m);
+  const int layer_count = self_attention_layers(m);
+  lb.budgets = head_budgets(policy, w.kv_budget.value_or(0), w.text_tokens, layer_count,
+                            m.self_attention.kv_heads, profile);
+  lb.per_token_head_bytes = 2.0 * m.self_attention.head_dim * bytes_per_element(m.dtype);
+  const double time_extra = w.generate_tokens / 2.0;
+  const HeadBudgets& budgets = lb.budgets;
+  const size_t layers = budgets.tokens.size();
+  const size_t entries = layers > 0 ? layers * budgets.tokens[0].size() : 0;
+  lb.time_bytes_flat.reserve(entries);
+  lb.memory_bytes_flat.reserve(entries);
+  lb.time_bytes_sum.reserve(layers);
+  lb.row_start.reserve(layers + 1);
+  lb.row_start.assign(1, 0);
+  for (const auto& row : budgets.tokens) {
+    for (long long t : row) {
+      lb.time_bytes_flat.push_back((t + time_extra) * lb.per_token_head_bytes);
+      lb.memory_bytes_flat.push_back((t + w.generate_tokens) * lb.per_token_head_bytes);
     }
-    // Layers by a hash of their budgets, then by index: equal budgets share a run of equal
-    // hashes, in which a layer's first equal is the first layer with its budgets.
-    std::vector<std::pair<uint64_t, int>> by_hash(layers);
-    for (size_t l = 0; l < layers; ++l) {
-      uint64_t hash = 1469598103934665603ull;  // FNV-1a offset basis and prime (64-bit)
-      for (long long t : budgets.tokens[l])
-        hash = (hash ^ static_cast<uint64_t>(t)) * 1099511628211ull;
-      by_hash[l] = {hash, static_cast<int>(l)};
+    lb.row_start.push_back(lb.time_bytes_flat.size());
+    const std::span<const double> time = lb.time_bytes(lb.row_start.size() - 2);
+    lb.time_bytes_sum.push_back(std::accumulate(time.begin(), time.end(), 0.0));
+  }
+  lb.same_budgets_as.resize(layers);
+  std::iota(lb.same_budgets_as.begin(), lb.same_budgets_as.end(), 0);
+  lb.budgets_recur.assign(layers, false);
+  if (!reuse_identical_layers) return out;
+  // Layers by a hash of their budgets, then by index: equal budgets share a run of equal
+  // hashes, in which a layer's first equal is the first layer with its budgets.
+  std::vector<std::pair<uint64_t, int>> by_hash(layers);
+  for (size_t l = 0; l < layers; ++l) {
+    uint64_t hash = 1469598103934665603ull;  // FNV-1a offset basis and prime (64-bit)
+    for (long long t : budgets.tokens[l])
+      hash = (hash ^ static_cast<uint64_t>(t)) * 1099511628211ull;
+    by_hash[l] = {hash, static_cast<int>(l)};
+  }
+  std::sort(by_hash.begin(), by_hash.end());
+  for (size_t i = 0, run = 0; i < layers; ++i) {
+    if (by_hash[i].first != by_hash[run].first) run = i;
+    const int l = by_hash[i].second;
+    size_t j = run;
+    while (j < i && budgets.tokens[by_hash[j].second] != budgets.tokens[l]) ++j;
+    lb.same_budgets_as[l] = j < i ? by_hash[j].second : l;
+  }
+  for (size_t l = 0; l < layers; ++l)
+    if (lb.same_budgets_as[l] != static_cast<int>(l))
+      lb.budgets_recur[l] = lb.budgets_recur[lb.same_budgets_as[l]] = true;
+  return out;
+}
+
+/// The LayerBytes this thread made recently, by everything they are made from: the points of
+/// a sweep that differ only in what budgets do not read (batch, cluster) share them instead of
+/// computing them again (a tenth of a 10,000-point decode sweep). An entry holds its profile,
+/// so the profile's address names it while the entry lives. At most kMemoEntries entries and
+/// kMemoBytes bytes; the oldest goes first.
+class LayerBytesMemo {
+ public:
+  struct Key {
+    std::shared_ptr<const HeadProfile> profile;
+    KvPolicyKind kind = KvPolicyKind::full;
+    double alpha = 0;
+    bool redistribute = false;
+    int window = 0;
+    long long kv_budget = 0, prompt_tokens = 0;
+    int layers = 0, kv_heads = 0, head_dim = 0, generate_tokens = 0, element_bytes = 0;
+    bool reuse_identical_layers = true;
+    bool operator==(const Key&) const = default;
+  };
+  static Key key(const Inputs& in, std::shared_ptr<const HeadProfile> profile,
+                 bool reuse_identical_layers) {
+    const ModelSpec& m = in.model;
+    const WorkloadSpec& w = in.workload;
+    return {std::move(profile),
+            w.kv_policy.kind,
+            adakv_floor(w.kv_policy, m),
+            w.kv_policy.redistribute,
+            w.kv_policy.window,
+            w.kv_budget.value_or(0),
+            w.text_tokens,
+            self_attention_layers(m),
+            m.self_attention.kv_heads,
+            m.self_attention.head_dim,
+            w.generate_tokens,
+            bytes_per_element(m.dtype),
+            reuse_identical_layers};
+  }
+  std::shared_ptr<const LayerBytes> find(const Key& k) const {
+    for (const Entry& e : entries_)
+      if (e.key == k) return e.bytes;
+    return nullptr;
+  }
+  void add(Key k, std::shared_ptr<const LayerBytes> bytes) {
+    held_ += bytes->size_bytes();
+    entries_.push_back({std::move(k), std::move(bytes)});
+    while (entries_.size() > kMemoEntries || (held_ > kMemoBytes && entries_.size() > 1)) {
+      held_ -= entries_.front().bytes->size_bytes();
+      entries_.pop_front();
     }
-    std::sort(by_hash.begin(), by_hash.end());
-    same_budgets_as.assign(layers, 0);
-    for (size_t i = 0, run = 0; i < layers; ++i) {
-      if (by_hash[i].first != by_hash[run].first) run = i;
-      const int l = by_hash[i].second;
-      size_t j = run;
-      while (j < i && budgets.tokens[by_hash[j].second] != budgets.tokens[l]) ++j;
-      same_budgets_as[l] = j < i ? by_hash[j].second : l;
-    }
-    budgets_recur.assign(same_budgets_as.size(), false);
-    for (size_t l = 0; l < same_budgets_as.size(); ++l)
-      if (same_budgets_as[l] != static_cast<int>(l))
-        budgets_recur[l] = budgets_recur[same_budgets_as[l]] = true;
   }
 
-  /// Treats every layer as having budgets of its own (every layer placed).
-  void forget_identical_budgets() {
-    std::iota(same_budgets_as.begin(), same_budgets_as.end(), 0);
-    budgets_recur.assign(same_budgets_as.size(), false);
-  }
+ private:
+  static constexpr size_t kMemoEntries = 256;       // a sweep axis of up to 256 budgets
+  static constexpr size_t kMemoBytes = 16u << 20;   // per thread
+  struct Entry {
+    Key key;
+    std::shared_ptr<const LayerBytes> bytes;
+  };
+  std::deque<Entry> entries_;
+  size_t held_ = 0;
+};
+
+/// What every placement shares: the shape of the decode problem for one replica.
+struct DecodeModel {
+  explicit DecodeModel(const Inputs& inputs) : in(inputs) {}
+  const Inputs& in;
+  int G = 1;
+  double bytes = 2;
+  std::shared_ptr<const LayerBytes> layer_bytes;  ///< budgets and their bytes per layer
+  double weights_per_gpu = 0;             ///< held: every weight / G
+  double step_weights_per_gpu = 0;        ///< read once per step (decode_step_params / G)
+  double copy_bytes = 0;                  ///< one extra copy of a kv group's weight slices
+  double cross_kv_bytes_per_request = 0;  ///< per GPU: one request's cross-attention K/V
+  int allreduced_layers = 0;              ///< layers ending in two all-reduces
+  double allreduce_s_per_request = 0;     ///< per such layer
+  double allreduce_latency_s = 0;         ///< per such layer
+
+  const HeadBudgets& budgets() const { return layer_bytes->budgets; }
+  std::span<const double> time_bytes(size_t l) const { return layer_bytes->time_bytes(l); }
+  std::span<const double> memory_bytes(size_t l) const { return layer_bytes->memory_bytes(l); }
 
   /// Sets `l` to layer `layer`'s load at `requests` requests (reusing its storage).
   void layer_load(int layer, int requests, LayerLoad& l) const {
@@ -163,7 +253,8 @@ struct DecodeModel {
   /// deterministic in their inputs). optimal is empty, with the reason, when a layer's optimum
   /// is not known at once (place_optimal_if_provable).
   void place_all(int requests, int max_copies, Placed& out) const {
-    for (auto& kind : out.kinds) kind.reset(budgets.tokens.size());
+    const LayerBytes& lb = *layer_bytes;
+    for (auto& kind : out.kinds) kind.reset(lb.budgets.tokens.size());
     out.optimal_not_computed.clear();
     std::vector<double> balanced_held(G, 0.0), fair_held(G, 0.0);
     struct Seen {
@@ -174,14 +265,14 @@ struct DecodeModel {
     std::vector<int> balanced_rank, fair_rank;
     LayerLoad load;
     thread_local std::vector<int> heaviest;  // the layer's heads, heaviest first
-    for (size_t l = 0; l < budgets.tokens.size(); ++l) {
-      const int row = same_budgets_as[l];
+    for (size_t l = 0; l < lb.budgets.tokens.size(); ++l) {
+      const int row = lb.same_budgets_as[l];
       std::optional<size_t> same;
-      if (budgets_recur[l]) {
+      if (lb.budgets_recur[l]) {
         tie_ranks(balanced_held, balanced_rank);
         tie_ranks(fair_held, fair_rank);
         for (const Seen& e : seen)
-          if (same_budgets_as[e.layer] == row && e.balanced_rank == balanced_rank &&
+          if (lb.same_budgets_as[e.layer] == row && e.balanced_rank == balanced_rank &&
               e.fair_rank == fair_rank) {
             same = e.layer;
             break;
@@ -191,7 +282,7 @@ struct DecodeModel {
         for (auto& kind : out.kinds)
           if (kind.size() == l) kind.of_layer.push_back(kind.of_layer[*same]);
       } else {
-        if (budgets_recur[l]) seen.push_back({l, balanced_rank, fair_rank});
+        if (lb.budgets_recur[l]) seen.push_back({l, balanced_rank, fair_rank});
         layer_load(static_cast<int>(l), requests, load);
         if (row != static_cast<int>(l))
           out.kinds[0].of_layer.push_back(out.kinds[0].of_layer[row]);
@@ -292,7 +383,7 @@ struct DecodeModel {
     r.tokens_per_s = replicas * requests / r.step_time_s;
     for (size_t l = 0; l < layers.size(); ++l) {
       r.max_gpu_load_bytes += layers[l].max_load();
-      r.lower_bound_bytes += time_bytes_sum[l] * requests / G;
+      r.lower_bound_bytes += layer_bytes->time_bytes_sum[l] * requests / G;
       r.copies += layers[l].copies();
     }
     r.gap = r.lower_bound_bytes > 0 ? r.max_gpu_load_bytes / r.lower_bound_bytes - 1 : 0;
@@ -397,24 +488,28 @@ int decode_allreduced_layers(const ModelSpec& m, bool visual_input) {
   return self_attention_layers(m) + (own_layers ? n_cross : 0);
 }
 
-DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, bool head_detail,
-                          bool reuse_identical_layers) {
+namespace {
+DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile,
+                          std::shared_ptr<const HeadProfile> profile_owner, bool memo,
+                          bool head_detail, bool reuse_identical_layers) {
   const ModelSpec& m = in.model;
   const WorkloadSpec& w = in.workload;
   const ClusterSpec& c = in.cluster;
   DecodeModel model(in);
   model.G = decode_tensor_parallel(m, c);
   model.bytes = bytes_per_element(m.dtype);
-  const int layers = self_attention_layers(m);
-  const long long budget = w.kv_budget.value_or(0);
-  KvPolicy policy = w.kv_policy;
-  policy.floor = adakv_floor(policy, m);
-  model.budgets =
-      head_budgets(policy, budget, w.text_tokens, layers, m.self_attention.kv_heads, profile);
+  if (memo) {
+    thread_local LayerBytesMemo made;
+    LayerBytesMemo::Key key = LayerBytesMemo::key(in, std::move(profile_owner), reuse_identical_layers);
+    model.layer_bytes = made.find(key);
+    if (!model.layer_bytes) {
+      model.layer_bytes = make_layer_bytes(in, profile, reuse_identical_layers);
+      made.add(std::move(key), model.layer_bytes);
+    }
+  } else {
+    model.layer_bytes = make_layer_bytes(in, profile, reuse_identical_layers);
+  }
   const double d = m.self_attention.head_dim, D = m.hidden_size, b = model.bytes;
-  model.per_token_head_bytes = 2 * d * b;
-  model.precompute();
-  if (!reuse_identical_layers) model.forget_identical_budgets();
   const double G = model.G;
   const long long s_kv = visual_tokens(w, m);
   const bool visual_input = s_kv > 0;
@@ -436,7 +531,7 @@ DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, bool hea
 
   DecodeSection s;
   s.policy = w.kv_policy.name;
-  s.kv_budget = budget;
+  s.kv_budget = w.kv_budget.value_or(0);
   s.head_profile = profile ? profile->name : "";
   s.gpus = model.G;
   s.replicas = c.gpus() / model.G;
@@ -491,8 +586,8 @@ DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, bool hea
       DecodeHead& head = s.heads.emplace_back();
       head.layer = static_cast<int>(l);
       head.head = h;
-      head.budget_tokens = model.budgets.tokens[l][h];
-      head.budget_bytes = head.budget_tokens * model.per_token_head_bytes;
+      head.budget_tokens = model.budgets().tokens[l][h];
+      head.budget_bytes = head.budget_tokens * model.layer_bytes->per_token_head_bytes;
       const std::span<const HeadCopy> copies = lp.head(h);
       head.first_copy = static_cast<int>(s.head_copies.size());
       head.copy_count = static_cast<int>(copies.size());
@@ -508,6 +603,17 @@ DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, bool hea
     s.per_gpu.push_back(gpu);
   }
   return s;
+}
+}  // namespace
+
+DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, bool head_detail,
+                          bool reuse_identical_layers) {
+  return plan_decode(in, profile, nullptr, false, head_detail, reuse_identical_layers);
+}
+
+DecodeSection plan_decode(const Inputs& in, const std::shared_ptr<const HeadProfile>& profile,
+                          bool head_detail) {
+  return plan_decode(in, profile.get(), profile, true, head_detail, true);
 }
 
 double streaming_kept_visual_tokens(const std::string& policy, const KvPolicy& p, double arrived,

@@ -677,7 +677,7 @@ class Planner {
   void predict_decode(Plan& plan) const {
     const ClusterSpec& c = in_.cluster;
     std::shared_ptr<const HeadProfile> profile = load_head_profile(in_);
-    plan.decode = plan_decode(in_, profile.get(), options_.head_detail);
+    plan.decode = plan_decode(in_, profile, options_.head_detail);
     const DecodeSection& d = *plan.decode;
     for (const auto& p : d.placements) {
       if (p.placement != d.chosen) continue;

@@ -106,6 +106,11 @@ int decode_allreduced_layers(const ModelSpec& m, bool visual_input);
 /// result; `reuse_identical_layers` = false places every layer (tests compare the two).
 DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile, bool head_detail = true,
                           bool reuse_identical_layers = true);
+/// The same, keeping the budgets and their bytes per layer for the thread's next plans: the
+/// plans of a sweep that differ only in what the budgets do not read (batch, cluster) share
+/// them. Bounded (docs/limits.md); the entries hold `profile`.
+DecodeSection plan_decode(const Inputs& in, const std::shared_ptr<const HeadProfile>& profile,
+                          bool head_detail);
 
 /// The streaming section: full, inf_mllm and a_vl over the workload's stream on one GPU.
 StreamingSection plan_streaming(const Inputs& in);
