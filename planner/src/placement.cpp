@@ -264,11 +264,14 @@ LayerPlacement place_balanced(const LayerLoad& load) {
 
 void heaviest_first(const LayerLoad& load, std::vector<int>& order) {
   const auto& w = load.bytes_per_request;
+  // By (−bytes, head): heaviest first, equal bytes in head order, as a stable sort would give;
+  // the keys sit beside each other instead of behind an index.
+  thread_local std::vector<std::pair<double, int>> keyed;
+  keyed.resize(w.size());
+  for (size_t h = 0; h < w.size(); ++h) keyed[h] = {-w[h], static_cast<int>(h)};
+  std::sort(keyed.begin(), keyed.end());
   order.resize(w.size());
-  std::iota(order.begin(), order.end(), 0);
-  // Equal weights in head order: what a stable sort gives, without its buffer.
-  std::sort(order.begin(), order.end(),
-            [&](int a, int b) { return w[a] != w[b] ? w[a] > w[b] : a < b; });
+  for (size_t i = 0; i < w.size(); ++i) order[i] = keyed[i].second;
 }
 
 void place_balanced(const LayerLoad& load, LayerPlacement& out) {
@@ -390,7 +393,7 @@ void copy_fairly(const LayerLoad& load, int max_copies, LayerPlacement& p) {
       double target_load = std::numeric_limits<double>::infinity();
       for (int g = 0; g < G; ++g) {
         const bool better = (holds[g] == 0) & ((gpu[g] < target_load) |
-                                         ((gpu[g] == target_load) & (tie[g] < target_tie)));
+                                               ((gpu[g] == target_load) & (tie[g] < target_tie)));
         target = better ? g : target;
         target_tie = better ? tie[g] : target_tie;
         target_load = better ? gpu[g] : target_load;
