@@ -573,6 +573,53 @@ TEST(HostileInputs, GateRefusesMeaninglessRunNumbers) {
             1);
 }
 
+// A report without --repeat samples had its measured.time_s gated as it came (only samples were
+// checked): -1 s, 0 s, a denormal or 1e308 s was a value, and a denormal predicted.time_s made
+// the prediction error inf. Layer times without samples, throughput and layer indices alike.
+TEST(HostileInputs, GateRefusesMeaninglessTimesWithoutSamples) {
+  const std::string base = test_data("gate/report_noisy_base.json");
+  json plain = read_json_at(test_data("gate/report_noisy_cur.json"));
+  plain["measured"].erase("samples_s");
+  for (json& layer : plain["layers"]) layer.erase("measured_samples_s");
+  const std::vector<std::tuple<std::string, json, std::string>> cases = {
+      {"/measured/time_s", json(-1), "at \"measured.time_s\": must be between 1e-09 and 1e+09"},
+      {"/measured/time_s", json(0), "at \"measured.time_s\": must be between 1e-09"},
+      {"/measured/time_s", json(5e-324), "(a measured time in seconds), got 4.94066e-324"},
+      {"/measured/time_s", json(1e308), "at \"measured.time_s\": must be between 1e-09"},
+      {"/measured/throughput_tokens_per_s", json(-5),
+       "at \"measured.throughput_tokens_per_s\": must be between 1e-09 and 1e+21"},
+      {"/measured/throughput_tokens_per_s", json(1e300), "(tokens per second), got 1e+300"},
+      {"/predicted/time_s", json(5e-324),
+       "at \"predicted.time_s\": must be between 1e-09 and 1e+09 (seconds; 0 or null where"},
+      {"/predicted/time_s", json(-1), "at \"predicted.time_s\": must be between 1e-09"},
+      {"/layers/1/measured_time_s", json(0),
+       "at \"layers[1].measured_time_s\": must be between 1e-09 and 1e+09"},
+      {"/layers/0/measured_time_s", json(1e300), "layers[0].measured_time_s"},
+      {"/layers/0/index", json(1e300), "at \"layers[0].index\": must be between 0 and 99999"},
+      {"/layers/0/index", json(-1), "at \"layers[0].index\": must be between 0 and 99999"}};
+  for (const auto& [pointer, value, why] : cases) {
+    json cur = plain;
+    cur[json::json_pointer(pointer)] = value;
+    const fs::path p = written("plain-report.json", cur);
+    expect_bad_input(run_xring("gate --baseline " + base + " --current " + p.string()),
+                     {p.string(), why});
+    expect_bad_input(run_xring("gate --baseline " + p.string() + " --current " + base),
+                     {p.string(), why});
+  }
+  // The bounds are values a run can report; null still means "not measured"; the streaming
+  // report's empty samples_s and predicted time 0 ("nothing predicted") are still read.
+  json cur = plain;
+  cur["measured"]["time_s"] = 1e-9;
+  cur["layers"][0]["measured_time_s"] = 1e9;
+  cur["layers"][1]["measured_time_s"] = nullptr;
+  cur["predicted"]["time_s"] = 1e-9;
+  EXPECT_LE(run_xring("gate --baseline " + base + " --current " + written("b.json", cur).string())
+                .exit_code,
+            1);
+  const std::string stream = test_data("gate/report_streaming.json");
+  EXPECT_EQ(run_xring("gate --baseline " + stream + " --current " + stream).exit_code, 0);
+}
+
 // recommend --emit-plans naming a file was an "internal error" (exit 3) after the search.
 TEST(HostileInputs, RecommendEmitPlansIntoAFileIsBadInput) {
   const fs::path file = scratch_path("emit-here");

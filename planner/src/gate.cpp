@@ -157,18 +157,24 @@ std::string prediction_not_comparable(const json& report, const std::string& bac
   return "not gated: a cpu run measured against the prediction for " + cluster;
 }
 
-/// layers.N.<key> for every entry of `j`'s layers array (with its samples, when given).
+/// layers.N.<key> for every entry of `j`'s layers array (with its samples, when given). A
+/// report's times (`samples_key` given) are measured times; N is a layer of a model (at most
+/// 100,000 layers, docs/limits.md).
 void add_layer_metrics(Document& d, const json& j, const std::string& key,
                        const std::string& samples_key) {
   const json& layers = field(j, "layers", d.origin, "");
   if (!layers.is_array()) fail(d.origin, "layers", "must be an array");
+  const bool measured = !samples_key.empty();
   for (size_t i = 0; i < layers.size(); ++i) {
     std::string at = "layers[" + std::to_string(i) + "]";
-    std::string index =
-        std::to_string(static_cast<long long>(number_at(layers[i], "index", d.origin, at)));
+    std::string index = std::to_string(static_cast<long long>(bounded(
+        number_at(layers[i], "index", d.origin, at), 0, 99999, d.origin, at + ".index", "a layer")));
+    std::optional<double> time = nullable_at(layers[i], key, d.origin, at);
+    if (measured)
+      bounded(time, kMinMeasuredSeconds, kMaxSeconds, d.origin, at + "." + key,
+              "a measured time in seconds; null where not measured");
     d.metrics.push_back(
-        number("layers." + index + "." + key, Direction::lower_is_better,
-               nullable_at(layers[i], key, d.origin, at),
+        number("layers." + index + "." + key, Direction::lower_is_better, time,
                samples_at(layers[i], samples_key, d.origin, at)));  // none when absent
     add_interval(d.metrics.back(), layers[i], key, d.origin, at);
   }
@@ -258,9 +264,15 @@ Document read_document(const json& j, const std::string& origin) {
     d.metrics.push_back(flag("verified", bool_at(j, "verified", origin)));
     const json& measured = field(j, "measured", origin, "");
     const json& predicted = field(j, "predicted", origin, "");
-    double time = number_at(measured, "time_s", origin, "measured");
+    // Checked whether or not samples come with it: without them it is the value gated.
+    const double time = bounded(number_at(measured, "time_s", origin, "measured"),
+                                kMinMeasuredSeconds, kMaxSeconds, origin, "measured.time_s",
+                                "a measured time in seconds");
     std::vector<double> time_samples = samples_at(measured, "samples_s", origin, "measured");
-    double throughput = number_at(measured, "throughput_tokens_per_s", origin, "measured");
+    const double throughput =
+        bounded(number_at(measured, "throughput_tokens_per_s", origin, "measured"),
+                1 / kMaxSeconds, kMaxRate, origin, "measured.throughput_tokens_per_s",
+                "tokens per second");
     // Throughput is tokens / time: each time sample gives a throughput sample.
     std::vector<double> throughput_samples;
     for (double t : time_samples)
@@ -268,7 +280,11 @@ Document read_document(const json& j, const std::string& origin) {
     d.metrics.push_back(number("time_s", Direction::lower_is_better, time, time_samples));
     d.metrics.push_back(number("throughput_tokens_per_s", Direction::higher_is_better, throughput,
                                throughput_samples));
+    // 0 or null: nothing predicted; else a time the error can be a ratio to.
     std::optional<double> predicted_time = nullable_at(predicted, "time_s", origin, "predicted");
+    if (predicted_time && *predicted_time != 0)
+      bounded(*predicted_time, kMinMeasuredSeconds, kMaxSeconds, origin, "predicted.time_s",
+              "seconds; 0 or null where nothing is predicted");
     if (predicted_time && *predicted_time > 0) {
       d.metrics.push_back(number("prediction_error", Direction::lower_is_better,
                                  std::fabs(time / *predicted_time - 1)));
