@@ -8,6 +8,31 @@
 
 namespace xring::cli {
 
+namespace {
+
+/// The model `heads build` checks the scores against: --model when given, else the built-in
+/// the scores' `model` names. Either way its name must be the scores' `model` (the profile's
+/// `model`, which planning requires to be the planned model's name).
+ModelSpec scores_model(const std::string& scores, const std::string& named,
+                       const std::string& flag) {
+  SpecJson j;
+  try {
+    j = load_spec_json(SpecKind::model, flag.empty() ? named : flag);
+  } catch (const Error& e) {
+    if (!flag.empty()) throw;
+    throw Error(scores + ": at \"model\": " + e.what() +
+                "; pass --model FILE for a model that is not built in");
+  }
+  ModelSpec model = model_from_json(j.value, j.origin);
+  if (model.name != named)
+    throw Error(scores + ": at \"model\": names " + quoted_excerpt(named) + " but " +
+                (flag.empty() ? j.origin : "--model " + flag) + " is model " + model.name +
+                "; a profile belongs to the model it names");
+  return model;
+}
+
+}  // namespace
+
 void attach_heads(CLI::App& sub, int& exit_code) {
   sub.require_subcommand(1);
   sub.footer(
@@ -53,6 +78,7 @@ void attach_heads(CLI::App& sub, int& exit_code) {
 
   struct Build {
     std::string scores;
+    std::string model;  ///< empty: the scores' own `model`
     int bins = 32;
     std::string output;
   };
@@ -63,13 +89,20 @@ void attach_heads(CLI::App& sub, int& exit_code) {
        "scores", build->scores,
        "JSON {\"model\", \"source\", \"scores\": [layer][kv head][token]} (positive scores)")
       ->required();
+  b->add_option("-m,--model", build->model,
+                "Built-in model name or ModelSpec .json file the scores were measured on "
+                "(default: the scores' \"model\"); they must hold one row per self-attention "
+                "layer and one entry per kv head of it");
   b->add_option("--bins", build->bins, "Log-spaced score bins")->capture_default_str();
   b->add_option("-o,--output", build->output, "Write the profile here instead of stdout")
       ->check(output_file());
   b->callback([build, &exit_code] {
-    refuse_shared_paths({{"-o", build->output}}, {{"the scores", build->scores}});
+    refuse_shared_paths({{"-o", build->output}},
+                        {{"the scores", build->scores}, {"--model", build->model}});
     HeadProfile p =
         head_profile_from_scores(read_json_file(build->scores), build->scores, build->bins);
+    require_model_shape(p, scores_model(build->scores, p.model, build->model), build->scores,
+                        "scores");
     std::string text = to_text(to_json(p));
     if (build->output.empty())
       std::fputs(text.c_str(), stdout);

@@ -251,10 +251,12 @@ TEST(Cli, HeadsSynthAndBuild) {
   EXPECT_EQ(p["shares"].size(), 40u);
   fs::path scores = scratch_path("scores.json"), built = scratch_path("built.json");
   std::ofstream(scores)
-      << R"({"model": "tiny", "source": "test", "scores": [[[3, 2, 1], [0.5, 0.25, 0.125]]]})";
+      << R"({"model": "tiny", "source": "test", "scores": [[[3, 2, 1], [0.5, 0.25, 0.125]],)"
+      << R"( [[1, 2], [4]]]})";  // tiny: 2 self-attention layers x 2 kv heads
   r = run_xring("heads build " + scores.string() + " --bins 4 -o " + built.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_EQ(read_json_at(built)["histograms"].size(), 1u);
+  EXPECT_EQ(read_json_at(built)["histograms"].size(), 2u);
+  EXPECT_EQ(read_json_at(built)["model"], "tiny");
   std::ofstream(scores) << R"({"model": "tiny", "source": "test", "scores": [[[3, "x"]]]})";
   r = run_xring("heads build " + scores.string());
   EXPECT_EQ(r.exit_code, 2);

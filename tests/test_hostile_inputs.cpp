@@ -620,6 +620,49 @@ TEST(HostileInputs, GateRefusesMeaninglessTimesWithoutSamples) {
   EXPECT_EQ(run_xring("gate --baseline " + stream + " --current " + stream).exit_code, 0);
 }
 
+// heads build took scores of any shape: 1 layer x 2 kv heads for tiny (2 x 2) made a profile
+// that every plan then refused, and scores naming no model made one for nothing.
+TEST(HostileInputs, HeadsBuildRefusesScoresThatDoNotFitTheirModel) {
+  const fs::path out = scratch_path("built.heads.json");
+  fs::remove(out);
+  const json head = json::array({3, 2, 1});
+  const json two_by_two = json::array({json::array({head, head}), json::array({head, head})});
+  const json one_by_two = json::array({json::array({head, head})});
+  const json two_by_three =
+      json::array({json::array({head, head, head}), json::array({head, head, head})});
+  const std::vector<std::tuple<json, std::string, std::vector<std::string>>> cases = {
+      {one_by_two, "", {"at \"scores\": holds 1 layers x 2 kv heads but model tiny has 2 "
+                        "self-attention layers x 2 kv heads"}},
+      {two_by_three, "", {"at \"scores\": holds 2 layers x 3 kv heads but model tiny"}},
+      {two_by_two, " --model mistral-small-24b",
+       {"at \"model\": names tiny but --model mistral-small-24b is model mistral-small-24b"}}};
+  for (const auto& [scores, flags, needles] : cases) {
+    const fs::path p =
+        written("scores.json", {{"model", "tiny"}, {"source", "test"}, {"scores", scores}});
+    std::vector<std::string> all = needles;
+    all.push_back(p.string() + ": at");
+    expect_bad_input(run_xring("heads build " + p.string() + flags + " -o " + out.string()), all);
+    EXPECT_FALSE(fs::exists(out));
+  }
+  const fs::path unknown =
+      written("scores.json", {{"model", "tinyy"}, {"source", "t"}, {"scores", two_by_two}});
+  expect_bad_input(run_xring("heads build " + unknown.string() + " -o " + out.string()),
+                   {unknown.string() + ": at \"model\": unknown model \"tinyy\"",
+                    "pass --model FILE for a model that is not built in"});
+  EXPECT_FALSE(fs::exists(out));
+  // The model's own shape is built, by its name or its file.
+  const fs::path fits =
+      written("scores.json", {{"model", "tiny"}, {"source", "t"}, {"scores", two_by_two}});
+  const std::string tiny_file = test_data("../../profiles/models/tiny.json");
+  for (const std::string& flags :
+       std::vector<std::string>{"", " --model tiny", " --model " + tiny_file}) {
+    CliResult r = run_xring("heads build " + fits.string() + flags + " -o " + out.string());
+    EXPECT_EQ(r.exit_code, 0) << flags << r.output;
+    EXPECT_EQ(read_json_at(out)["layers"], 2) << flags;
+    fs::remove(out);
+  }
+}
+
 // recommend --emit-plans naming a file was an "internal error" (exit 3) after the search.
 TEST(HostileInputs, RecommendEmitPlansIntoAFileIsBadInput) {
   const fs::path file = scratch_path("emit-here");
