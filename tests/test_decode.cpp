@@ -106,12 +106,24 @@ TEST(HeadProfiles, ValidatedLikeSpecs) {
   j["shares"].erase(0);
   EXPECT_NE(error_of([&] { head_profile_from_json(j, "h.json"); }).find("one row per layer"),
             std::string::npos);
-  // A profile for another model is refused when planning.
+  // A profile for another model is refused when planning, by its name first.
   std::string e = error_of([] {
     plan(load_inputs("mistral-small-24b", "h100-sxm-8", "fairkv-decode",
                      {"workload.head_profile=llama-3-70b"}));
   });
-  EXPECT_NE(e.find("80 layers"), std::string::npos) << e;
+  EXPECT_NE(e.find("builtin:llama-3-70b: at \"model\": the profile is of model llama-3-70b, "
+                   "not of the plan's model mistral-small-24b; make one for mistral-small-24b "
+                   "with xring heads synth --model mistral-small-24b"),
+            std::string::npos)
+      << e;
+  // Its own model's name, another shape (a --set changed the model): refused by the shape.
+  e = error_of([] {
+    plan(load_inputs("mistral-small-24b", "h100-sxm-8", "fairkv-decode", {"model.kv_heads=4"}));
+  });
+  EXPECT_NE(e.find("builtin:mistral-small-24b: at \"layers\": holds 40 layers x 8 kv heads but "
+                   "model mistral-small-24b has 40 self-attention layers x 4 kv heads; make one"),
+            std::string::npos)
+      << e;
   e = error_of(
       [] { plan(load_inputs("llama-3.2-11b-vision", "h100-sxm-8", "fairkv-decode", {})); });
   EXPECT_NE(e.find("head_profile"), std::string::npos) << e;

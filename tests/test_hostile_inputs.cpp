@@ -663,6 +663,39 @@ TEST(HostileInputs, HeadsBuildRefusesScoresThatDoNotFitTheirModel) {
   }
 }
 
+// A head profile of another model with the same shape (40 layers x 8 kv heads) was used
+// silently: its heads are not the plan's model's heads. A profile is used for the model it names.
+TEST(HostileInputs, HeadProfileOfAnotherModelIsRefused) {
+  const fs::path synth = scratch_path("mistral.heads.json");
+  ASSERT_EQ(run_xring("heads synth --model mistral-small-24b -o " + synth.string()).exit_code, 0);
+  json other = read_json_at(synth);
+  other["model"] = "mistral-small-24b-base";
+  other["name"] = "mistral-small-24b-base";
+  const fs::path p = written("other.heads.json", other);
+  const fs::path out = scratch_path("other-plan.json");
+  fs::remove(out);
+  const std::string inputs = " --model mistral-small-24b --workload fairkv-decode --set "
+                             "workload.head_profile=" + p.string();
+  for (const std::string& command :
+       {"plan" + inputs + " -o " + out.string(),
+        "whatif" + inputs + " --vary workload.batch=1,2 --csv " + out.string()}) {
+    expect_bad_input(
+        run_xring(command),
+        {p.string() + ": at \"model\": the profile is of model mistral-small-24b-base, not of "
+                      "the plan's model mistral-small-24b",
+         "xring heads synth --model mistral-small-24b"});
+    EXPECT_FALSE(fs::exists(out));
+  }
+  // The profile synth made for the model plans; so does every shipped profile for its model.
+  CliResult r = run_xring("plan --model mistral-small-24b --workload fairkv-decode --set "
+                          "workload.head_profile=" + synth.string() + " -o " + out.string());
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  for (const std::string model : {"llama-3-70b", "mistral-small-24b"}) {
+    r = run_xring("plan --model " + model + " --workload fairkv-decode --json");
+    EXPECT_EQ(r.exit_code, 0) << model << r.output;
+  }
+}
+
 // recommend --emit-plans naming a file was an "internal error" (exit 3) after the search.
 TEST(HostileInputs, RecommendEmitPlansIntoAFileIsBadInput) {
   const fs::path file = scratch_path("emit-here");

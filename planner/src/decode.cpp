@@ -412,7 +412,13 @@ struct DecodeModel {
   }
 };
 
-HeadProfile read_head_profile(const Inputs& in, const std::string& name);
+/// A profile as read, with the file (or built-in) it came from.
+struct ReadProfile {
+  std::shared_ptr<const HeadProfile> profile;
+  std::string origin;
+};
+
+ReadProfile read_head_profile(const Inputs& in, const std::string& name);
 
 }  // namespace
 
@@ -422,28 +428,30 @@ std::shared_ptr<const HeadProfile> load_head_profile(const Inputs& in) {
       in.workload.head_profile.empty() ? in.model.name : in.workload.head_profile;
   // Profiles are read once per process: sweeps plan thousands of points with the same one.
   static std::mutex mutex;
-  static std::map<std::string, std::shared_ptr<const HeadProfile>> cache;
+  static std::map<std::string, ReadProfile> cache;
   std::unique_lock<std::mutex> lock(mutex);
   auto cached = cache.find(name);
   if (cached == cache.end()) {
     lock.unlock();
-    auto read = std::make_shared<const HeadProfile>(read_head_profile(in, name));
+    ReadProfile read = read_head_profile(in, name);
     lock.lock();
     cached = cache.emplace(name, std::move(read)).first;
   }
-  std::shared_ptr<const HeadProfile> profile = cached->second;
+  const ReadProfile read = cached->second;
   lock.unlock();
-  const HeadProfile& p = *profile;
-  if (p.layers != self_attention_layers(in.model) || p.kv_heads != in.model.self_attention.kv_heads)
-    throw Error(p.name + ": head profile has " + std::to_string(p.layers) + " layers x " +
-                std::to_string(p.kv_heads) + " kv heads but model " + in.model.name + " has " +
-                std::to_string(self_attention_layers(in.model)) + " self-attention layers x " +
-                std::to_string(in.model.self_attention.kv_heads) + " kv heads");
-  return profile;
+  // A profile measures one model's heads: another model of the same shape has other heads.
+  const std::string hint = "; make one for " + in.model.name + " with xring heads synth --model " +
+                           in.model.name + " (or xring heads build from its scores)";
+  if (read.profile->model != in.model.name)
+    throw Error(read.origin + ": at \"model\": the profile is of model " +
+                quoted_excerpt(read.profile->model) + ", not of the plan's model " +
+                in.model.name + hint);
+  require_model_shape(*read.profile, in.model, read.origin, "layers", hint);
+  return read.profile;
 }
 
 namespace {
-HeadProfile read_head_profile(const Inputs& in, const std::string& name) {
+ReadProfile read_head_profile(const Inputs& in, const std::string& name) {
   SpecJson j;
   try {
     j = load_spec_json(SpecKind::heads, name);
@@ -453,7 +461,8 @@ HeadProfile read_head_profile(const Inputs& in, const std::string& name) {
                 "head-importance profile; " +
                 e.what() + " (make one with xring heads synth or xring heads build)");
   }
-  return head_profile_from_json(j.value, j.origin);
+  return {std::make_shared<const HeadProfile>(head_profile_from_json(j.value, j.origin)),
+          j.origin};
 }
 }  // namespace
 

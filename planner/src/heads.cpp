@@ -268,13 +268,13 @@ HeadProfile head_profile_from_scores(const json& j, const std::string& origin, i
 }
 
 void require_model_shape(const HeadProfile& p, const ModelSpec& m, const std::string& origin,
-                         const std::string& field) {
+                         const std::string& field, const std::string& hint) {
   const int layers = self_attention_layers(m), kv_heads = m.self_attention.kv_heads;
   if (p.layers == layers && p.kv_heads == kv_heads) return;
   throw Error(origin + ": at \"" + field + "\": holds " + std::to_string(p.layers) +
               " layers x " + std::to_string(p.kv_heads) + " kv heads but model " + m.name +
               " has " + std::to_string(layers) + " self-attention layers x " +
-              std::to_string(kv_heads) + " kv heads");
+              std::to_string(kv_heads) + " kv heads" + hint);
 }
 
 long long HeadBudgets::total() const {

@@ -47,9 +47,10 @@ HeadProfile head_profile_from_scores(const nlohmann::json& scores, const std::st
                                      int bins);
 
 /// Throws xring::Error unless `p` has one row per self-attention layer of `m` and one entry per
-/// kv head: "`origin`: at "`field`": holds L layers x K kv heads but model M has ...".
+/// kv head: "`origin`: at "`field`": holds L layers x K kv heads but model M has ..." and
+/// `hint` after it.
 void require_model_shape(const HeadProfile& p, const ModelSpec& m, const std::string& origin,
-                         const std::string& field);
+                         const std::string& field, const std::string& hint = "");
 
 /// Tokens kept per kv head of every self-attention layer for one request, at the end of the
 /// prefill of `prompt_tokens` tokens. `profile` may be null for full and uniform.
