@@ -107,9 +107,13 @@ std::filesystem::path file_identity(const std::string& path) {
   return ec ? absolute : p;
 }
 
-/// An existing device, pipe or socket (or a link to one) at `path` would be replaced by the
-/// rename that commits an output: refused (the flags' validator says so first).
+/// An existing folder, device, pipe or socket (or a link to one) at `path` would be replaced
+/// by the rename that commits an output (or fail it): refused (the flags' validator says so
+/// first, where the path is a flag's).
 void refuse_non_regular(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw Error(path + " is a directory; give a file path");
   if (is_special_file(path))
     throw Error(path +
                 " is not a regular file (a device, pipe or socket, or a link to one); "

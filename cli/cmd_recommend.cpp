@@ -113,6 +113,59 @@ void print_ranked(const Recommendation& rec, int top) {
   }
 }
 
+/// A plan file `--emit-plans` writes: its path and text.
+struct PlanFile {
+  std::string path;
+  std::string text;
+};
+
+/// The plan of each of the top `top` recommendations, as the files `--emit-plans folder`
+/// writes (NN-gpu-NODESxGPUS.plan.json). Throws what planning throws; writes nothing.
+std::vector<PlanFile> emitted_plans(const Recommendation& rec, const RecommendRequest& request,
+                                    int top, const std::string& folder) {
+  std::vector<Override> parsed;
+  for (const auto& t : request.overrides) parsed.push_back(parse_override(t));
+  std::vector<PlanFile> plans;
+  for (int i = 0; i < std::min<int>(top, static_cast<int>(rec.ranked.size())); ++i) {
+    const Candidate& c = rec.ranked[i];
+    SpecJson cluster{cluster_shape(c.gpu, c.nodes, c.gpus_per_node, request.overrides),
+                     "recommend:" + c.gpu};
+    SpecJson model = load_spec_json(SpecKind::model, request.model);
+    SpecJson workload = load_spec_json(SpecKind::workload, request.workload);
+    if (!c.kv_policy.empty()) workload.value["kv_policy"] = c.kv_policy;
+    apply_overrides(model, SpecKind::model, parsed);
+    apply_overrides(workload, SpecKind::workload, parsed);
+    Plan p = plan(inputs_from_json(model, cluster, workload, request.overrides));
+    plans.push_back({fmt::format("{}/{:02d}-{}-{}x{}.plan.json", folder, i + 1, c.gpu, c.nodes,
+                                 c.gpus_per_node),
+                     plan_json_text(p) + "\n"});
+  }
+  return plans;
+}
+
+/// Writes every plan into `folder` (made if missing), all or none: when one cannot be
+/// written, the plans this call wrote (and the folder, when it made it) are removed and the
+/// error names the path that failed.
+void write_plans(const std::string& folder, const std::vector<PlanFile>& plans) {
+  std::error_code ec;
+  const bool made = std::filesystem::create_directories(folder, ec);
+  if (ec) throw Error("--emit-plans " + folder + ": cannot make the folder: " + ec.message());
+  std::vector<std::string> written;
+  try {
+    for (const PlanFile& plan : plans) {
+      write_file_atomically(plan.path, plan.text);
+      written.push_back(plan.path);
+    }
+  } catch (const Error& e) {
+    std::error_code ignored;
+    for (const std::string& path : written) std::filesystem::remove(path, ignored);
+    if (made) std::filesystem::remove(folder, ignored);
+    throw Error(std::string("--emit-plans ") + e.what() + "; none of the " +
+                    std::to_string(plans.size()) + " plans is left (all or none)",
+                e.kind());
+  }
+}
+
 }  // namespace
 
 void attach_recommend(CLI::App& sub, int& exit_code) {
@@ -180,7 +233,10 @@ void attach_recommend(CLI::App& sub, int& exit_code) {
     o->request.objective = objective_from_string(o->objective);
     o->request.search_kv_policy =
         std::find(o->search.begin(), o->search.end(), "kv_policy") != o->search.end();
-    refuse_shared_paths({{"--csv", o->csv}, {"--plot", o->plot}, plot_script_output(o->plot)});
+    refuse_shared_paths({{"--emit-plans", o->emit},
+                         {"--csv", o->csv},
+                         {"--plot", o->plot},
+                         plot_script_output(o->plot)});
     std::error_code ec;  // a file in the folder's place fails before the search, not after
     if (!o->emit.empty() && std::filesystem::exists(o->emit, ec) &&
         !std::filesystem::is_directory(o->emit, ec))
@@ -189,6 +245,9 @@ void attach_recommend(CLI::App& sub, int& exit_code) {
     Recommendation rec = recommend(o->request);
     double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    // Planned before anything is written: planning a shape can still throw.
+    const std::vector<PlanFile> plans =
+        o->emit.empty() ? std::vector<PlanFile>{} : emitted_plans(rec, o->request, o->top, o->emit);
     if (!o->csv.empty()) write_file_atomically(o->csv, candidates_csv(rec));
     auto print_json = [&] {
       fmt::print("{}\n", recommend_json(rec, {o->request, o->objective, o->top, seconds}).dump(2));
@@ -208,27 +267,8 @@ void attach_recommend(CLI::App& sub, int& exit_code) {
     }
     if (!o->json) print_ranked(rec, o->top);
     if (!o->emit.empty()) {
-      std::filesystem::create_directories(o->emit, ec);
-      if (ec) throw Error("--emit-plans " + o->emit + ": cannot make the folder: " + ec.message());
-      for (int i = 0; i < std::min<int>(o->top, static_cast<int>(rec.ranked.size())); ++i) {
-        const Candidate& c = rec.ranked[i];
-        SpecJson cluster{cluster_shape(c.gpu, c.nodes, c.gpus_per_node, o->request.overrides),
-                         "recommend:" + c.gpu};
-        SpecJson model = load_spec_json(SpecKind::model, o->request.model);
-        SpecJson workload = load_spec_json(SpecKind::workload, o->request.workload);
-        if (!c.kv_policy.empty()) workload.value["kv_policy"] = c.kv_policy;
-        std::vector<Override> parsed;
-        for (const auto& t : o->request.overrides) parsed.push_back(parse_override(t));
-        apply_overrides(model, SpecKind::model, parsed);
-        apply_overrides(workload, SpecKind::workload, parsed);
-        Plan p = plan(inputs_from_json(model, cluster, workload, o->request.overrides));
-        std::string path = fmt::format("{}/{:02d}-{}-{}x{}.plan.json", o->emit, i + 1, c.gpu,
-                                       c.nodes, c.gpus_per_node);
-        write_file_atomically(path, plan_json_text(p) + "\n");
-      }
-      if (!o->json)
-        fmt::print("wrote the top {} plans to {}\n",
-                   std::min<int>(o->top, static_cast<int>(rec.ranked.size())), o->emit);
+      write_plans(o->emit, plans);
+      if (!o->json) fmt::print("wrote the top {} plans to {}\n", plans.size(), o->emit);
     }
     if (!o->plot.empty()) draw_with_gnuplot(o->plot, recommend_plot_script(rec, o->plot));
     if (o->json) print_json();

@@ -705,6 +705,42 @@ TEST(HostileInputs, RecommendEmitPlansIntoAFileIsBadInput) {
       {"--emit-plans " + file.string(), "is a file; give a folder"});
 }
 
+// recommend --emit-plans wrote its plans one at a time: when the third could not be written
+// (a folder in its place) the first two stayed, exit 2. And --emit-plans X --csv X wrote the CSV
+// and then failed to make the folder. Now all plans or none, and a shared path is refused first.
+TEST(HostileInputs, RecommendEmitPlansIsAllOrNone) {
+  const fs::path dir = scratch_path("emit-all-or-none");
+  fs::remove_all(dir);
+  const std::string args =
+      "recommend --model tiny --gpu h100-sxm --gpu a100-80gb --gpu h200 --max-gpus 8 --top 3";
+  CliResult r = run_xring(args + " --emit-plans " + dir.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::vector<fs::path> names;
+  for (const auto& entry : fs::directory_iterator(dir)) names.push_back(entry.path().filename());
+  std::sort(names.begin(), names.end());
+  ASSERT_EQ(names.size(), 3u);
+  EXPECT_EQ(names[2], "03-a100-80gb-1x8.plan.json");
+  for (size_t blocked = 0; blocked < names.size(); ++blocked) {
+    fs::remove_all(dir);
+    fs::create_directories(dir / names[blocked]);
+    const std::string path = (dir / names[blocked]).string();
+    expect_bad_input(run_xring(args + " --emit-plans " + dir.string()),
+                     {"--emit-plans " + path + " is a directory; give a file path",
+                      "none of the 3 plans is left (all or none)"});
+    EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator()), 1) << path;
+  }
+  // --emit-plans over --csv or --plot: refused before the search, nothing written.
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string same = (dir / "out").string();
+  for (const std::string& other : {" --csv " + same, " --plot " + same + ".svg"}) {
+    const std::string emit = other.find("--plot") != std::string::npos ? same + ".svg" : same;
+    expect_bad_input(run_xring(args + " --emit-plans " + emit + other),
+                     {"--emit-plans names the same file"});
+    EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator()), 0) << other;
+  }
+}
+
 // An output over an existing device, pipe or link to one was committed by a rename that
 // replaced the node itself: `plan -o /dev/full` (run as root) left a regular file in /dev, and
 // `whatif --csv /dev/stdout` would replace the link. Refused by the flag, before any work.
