@@ -375,14 +375,17 @@ TEST(Cli, RunExecutesADecodePlanWithItsHeadPlacement) {
   ASSERT_EQ(j["layers"].size(), 40u);
   EXPECT_EQ(j["layers"][0]["ranks"], 8);
   EXPECT_EQ(j["layers"][0]["strategy"].get<std::string>().rfind("decode/", 0), 0u);
-  // A placement edited to lose requests is refused, naming the layer.
+  // A placement edited to lose requests is refused, naming the head's field (when the plan is
+  // read, before the run).
   json bad = read_json_at(plan);
   bad["decode"]["heads"][3]["requests"][0] = 1;
   fs::path edited = scratch_path("decode-bad.json");
   std::ofstream(edited) << bad.dump();
   r = run_xring("run " + edited.string());
   EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_NE(r.output.find("decode.heads (layer 0)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("at \"decode.heads[3].requests\": the copies serve 1 requests"),
+            std::string::npos)
+      << r.output;
 }
 
 // Issue 21: decode plans on the cuda backend, each GPU of the FairKV placement a stream on this

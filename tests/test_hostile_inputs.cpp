@@ -472,6 +472,58 @@ TEST(HostileInputs, DecodeHeadCopiedTwiceOntoOneGpuIsRefused) {
                    {"at \"decode.heads[0].gpus[1]\"", "GPU 0 holds a copy of this head twice"});
 }
 
+// DecodeSection::copies(h) trusts first_copy/copy_count: the reader makes them from a head's
+// gpus and requests, which must agree in length. A head on no GPU, copies serving another
+// batch than the replica's, or a head left out passed `show plan` (exit 0) and failed `run`
+// only after its buffers were filled, naming no field. All are refused by path, by both.
+TEST(HostileInputs, DecodeHeadCopiesMustServeTheBatchOnTheReplicasGpus) {
+  const json good = planned(kDecodePlanArgs, scratch_path("decode.json"));
+  ASSERT_EQ(good["decode"]["gpus"], 8);
+  ASSERT_EQ(good["decode"]["batch_per_replica"], 6);
+  ASSERT_EQ(good["decode"]["heads"].size(), 40u * 8);
+  struct Case {
+    json gpus, requests;
+    std::string why;
+  };
+  const std::vector<Case> cases = {
+      {json::array({0, 1}), json::array({6}),
+       "at \"decode.heads[5].requests\": needs one entry per GPU in gpus"},
+      {json::array({0}), json::array({3, 3}),
+       "at \"decode.heads[5].requests\": needs one entry per GPU in gpus"},
+      {json::array(), json::array(), "at \"decode.heads[5].gpus\": no GPU holds this head"},
+      {json::array({8}), json::array({6}),
+       "at \"decode.heads[5].gpus[0]\": 8 is outside 0..7 (the replica's GPUs)"},
+      {json::array({0, 2147483647}), json::array({3, 3}),
+       "at \"decode.heads[5].gpus[1]\": 2147483647 is outside 0..7"},
+      {json::array({0}), json::array({1}),
+       "at \"decode.heads[5].requests\": the copies serve 1 requests, not the replica's batch "
+       "of 6"},
+      {json::array({0, 1}), json::array({6, 6}),
+       "at \"decode.heads[5].requests\": the copies serve 12 requests"},
+      {json::array({0, 1}), json::array({2147483647, 2147483647}),
+       "at \"decode.heads[5].requests[0]\": 2147483647 is outside 0..6"}};
+  for (const Case& c : cases) {
+    json bad = good;
+    bad["decode"]["heads"][5]["gpus"] = c.gpus;
+    bad["decode"]["heads"][5]["requests"] = c.requests;
+    const fs::path p = written("copies.json", bad);
+    for (const std::string command : {"show plan ", "run "})
+      expect_bad_input(run_xring(command + p.string()), {p.string() + ": " + c.why});
+  }
+  json missing = good;
+  missing["decode"]["heads"].erase(7);
+  const fs::path p = written("missing-head.json", missing);
+  for (const std::string command : {"show plan ", "run "})
+    expect_bad_input(run_xring(command + p.string()),
+                     {"at \"decode.heads\": places 319 heads, not the 40 self-attention layers "
+                      "x 8 kv heads of mistral-small-24b"});
+  // Two copies that split the batch are a plan (fair copying's).
+  json split = good;
+  split["decode"]["heads"][5]["gpus"] = json::array({5, 0});
+  split["decode"]["heads"][5]["requests"] = json::array({2, 4});
+  EXPECT_EQ(run_xring("show plan " + written("split.json", split).string()).exit_code, 0);
+}
+
 // Two outputs naming one file: plan -o a --trace a and gate --markdown a --junit a failed in
 // the rename and left one of them behind; run --json a.svg --plot a.svg and whatif --csv a.svg
 // --plot a.svg exited 0 with the picture in place of the data; gate --markdown over its own

@@ -73,6 +73,33 @@ class PlanChecker {
           " does not divide the layer's " + std::to_string(ranks) + " ranks; re-run xring plan");
   }
 
+  /// A head's copies (the reader made first_copy/copy_count from its gpus and requests lists,
+  /// of equal length): at least one, each on its own GPU of the replica, serving together the
+  /// replica's whole batch (the executor splits the batch's requests among them).
+  void head_copies(const DecodeSection& d, const DecodeHead& h, const std::string& at) const {
+    const std::span<const HeadCopy> copies = d.copies(h);
+    if (copies.empty())
+      throw Error(origin_ + ": at \"" + at + ".gpus\": no GPU holds this head; a head needs " +
+                  "at least one copy; re-run xring plan");
+    std::set<int> holding;
+    long long served = 0;
+    for (size_t c = 0; c < copies.size(); ++c) {
+      within(at + ".gpus[" + std::to_string(c) + "]", copies[c].gpu, 0, d.gpus - 1,
+             "the replica's GPUs");
+      if (!holding.insert(copies[c].gpu).second)
+        throw Error(origin_ + ": at \"" + at + ".gpus[" + std::to_string(c) + "]\": GPU " +
+                    std::to_string(copies[c].gpu) +
+                    " holds a copy of this head twice; re-run xring plan");
+      within(at + ".requests[" + std::to_string(c) + "]", copies[c].requests, 0,
+             d.batch_per_replica, "the replica's batch");
+      served += copies[c].requests;
+    }
+    if (served != d.batch_per_replica)
+      throw Error(origin_ + ": at \"" + at + ".requests\": the copies serve " +
+                  std::to_string(served) + " requests, not the replica's batch of " +
+                  std::to_string(d.batch_per_replica) + "; re-run xring plan");
+  }
+
   void decode(const DecodeSection& d) const {
     const int gpus = in_.cluster.gpus();
     within("decode.gpus", d.gpus, 1, gpus, "the GPUs of " + in_.cluster.name);
@@ -93,20 +120,15 @@ class PlanChecker {
       if (!seen.insert({h.layer, h.head}).second)
         throw Error(origin_ + ": at \"" + at + "\": layer " + std::to_string(h.layer) + " head " +
                     std::to_string(h.head) + " is placed twice; re-run xring plan");
-      const std::span<const HeadCopy> copies = d.copies(h);
-      std::set<int> holding;
-      for (size_t c = 0; c < copies.size(); ++c) {
-        within(at + ".gpus[" + std::to_string(c) + "]", copies[c].gpu, 0, d.gpus - 1,
-               "the replica's GPUs");
-        if (!holding.insert(copies[c].gpu).second)
-          throw Error(origin_ + ": at \"" + at + ".gpus[" + std::to_string(c) + "]\": GPU " +
-                      std::to_string(copies[c].gpu) +
-                      " holds a copy of this head twice; re-run xring plan");
-        within(at + ".requests[" + std::to_string(c) + "]", copies[c].requests, 0,
-               d.batch_per_replica,
-               "the replica's batch");
-      }
+      head_copies(d, h, at);
     }
+    // Each (layer, head) at most once and in range: as many as the model has is every one.
+    const long long all = static_cast<long long>(layers) * kv_heads;
+    if (!d.heads.empty() && static_cast<long long>(d.heads.size()) != all)
+      throw Error(origin_ + ": at \"decode.heads\": places " + std::to_string(d.heads.size()) +
+                  " heads, not the " + std::to_string(layers) + " self-attention layers x " +
+                  std::to_string(kv_heads) + " kv heads of " + in_.model.name +
+                  "; re-run xring plan");
     for (size_t i = 0; i < d.per_gpu.size(); ++i)
       within("decode.per_gpu[" + std::to_string(i) + "].gpu", d.per_gpu[i].gpu, 0, d.gpus - 1,
              "the replica's GPUs");
