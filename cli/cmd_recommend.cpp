@@ -230,6 +230,7 @@ void attach_recommend(CLI::App& sub, int& exit_code) {
       "  xring recommend --gpu l40s --gpus-per-node 4 --set cluster.fabric=roce-200\n"
       "Exit codes: 0 found, 1 nothing meets the requirements (the closest is shown), 2 bad input.");
   sub.callback([o, &exit_code] {
+    if (o->top < 1) throw Error("--top must be at least 1, got " + std::to_string(o->top));
     o->request.objective = objective_from_string(o->objective);
     o->request.search_kv_policy =
         std::find(o->search.begin(), o->search.end(), "kv_policy") != o->search.end();

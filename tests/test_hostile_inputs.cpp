@@ -763,8 +763,9 @@ TEST(HostileInputs, RecommendEmitPlansIntoAFileIsBadInput) {
 TEST(HostileInputs, RecommendEmitPlansIsAllOrNone) {
   const fs::path dir = scratch_path("emit-all-or-none");
   fs::remove_all(dir);
-  const std::string args =
-      "recommend --model tiny --gpu h100-sxm --gpu a100-80gb --gpu h200 --max-gpus 8 --top 3";
+  const std::string search =
+      "recommend --model tiny --gpu h100-sxm --gpu a100-80gb --gpu h200 --max-gpus 8";
+  const std::string args = search + " --top 3";
   CliResult r = run_xring(args + " --emit-plans " + dir.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::vector<fs::path> names;
@@ -791,6 +792,11 @@ TEST(HostileInputs, RecommendEmitPlansIsAllOrNone) {
                      {"--emit-plans names the same file"});
     EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator()), 0) << other;
   }
+  // --top -3 printed an empty table and "wrote the top 0 plans", exit 0.
+  for (const std::string top : {"0", "-3"})
+    expect_bad_input(run_xring(search + " --top " + top + " --emit-plans " + same),
+                     {"--top must be at least 1, got " + top});
+  EXPECT_FALSE(fs::exists(same));
 }
 
 // An output over an existing device, pipe or link to one was committed by a rename that
