@@ -648,7 +648,8 @@ TEST(HostileInputs, GateRefusesMeaninglessTimesWithoutSamples) {
        "at \"layers[1].measured_time_s\": must be between 1e-09 and 1e+09"},
       {"/layers/0/measured_time_s", json(1e300), "layers[0].measured_time_s"},
       {"/layers/0/index", json(1e300), "at \"layers[0].index\": must be between 0 and 99999"},
-      {"/layers/0/index", json(-1), "at \"layers[0].index\": must be between 0 and 99999"}};
+      {"/layers/0/index", json(-1), "at \"layers[0].index\": must be between 0 and 99999"},
+      {"/layers/0/index", json(2.5), "at \"layers[0].index\": must be a whole number (a layer), got 2.5"}};
   for (const auto& [pointer, value, why] : cases) {
     json cur = plain;
     cur[json::json_pointer(pointer)] = value;

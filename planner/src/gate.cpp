@@ -167,9 +167,11 @@ void add_layer_metrics(Document& d, const json& j, const std::string& key,
   const bool measured = !samples_key.empty();
   for (size_t i = 0; i < layers.size(); ++i) {
     std::string at = "layers[" + std::to_string(i) + "]";
-    std::string index = std::to_string(
-        static_cast<long long>(bounded(number_at(layers[i], "index", d.origin, at), 0, 99999,
-                                       d.origin, at + ".index", "a layer")));
+    const double layer = bounded(number_at(layers[i], "index", d.origin, at), 0, 99999, d.origin,
+                                 at + ".index", "a layer");
+    if (layer != std::floor(layer))  // a layer number, never cut to one
+      fail(d.origin, at + ".index", "must be a whole number (a layer), got " + json(layer).dump());
+    std::string index = std::to_string(static_cast<long long>(layer));
     std::optional<double> time = nullable_at(layers[i], key, d.origin, at);
     if (measured)
       bounded(time, kMinMeasuredSeconds, kMaxSeconds, d.origin, at + "." + key,
