@@ -392,8 +392,9 @@ void copy_fairly(const LayerLoad& load, int max_copies, LayerPlacement& p) {
       int target = -1, target_tie = G;
       double target_load = std::numeric_limits<double>::infinity();
       for (int g = 0; g < G; ++g) {
-        const bool better = (holds[g] == 0) & ((gpu[g] < target_load) |
-                                               ((gpu[g] == target_load) & (tie[g] < target_tie)));
+        const int not_held = holds[g] == 0, less = gpu[g] < target_load,
+                  same = gpu[g] == target_load, earlier = tie[g] < target_tie;
+        const bool better = not_held & (less | (same & earlier));  // ints: no short circuit
         target = better ? g : target;
         target_tie = better ? tie[g] : target_tie;
         target_load = better ? gpu[g] : target_load;
