@@ -50,9 +50,9 @@ struct LayerBytes {
     return (time_bytes_flat.size() + memory_bytes_flat.size() + time_bytes_sum.size() +
             row_start.size() + same_budgets_as.size()) *
                sizeof(double) +
-           budgets.tokens.size() * (sizeof(std::vector<long long>) +
-                                    (budgets.tokens.empty() ? 0 : budgets.tokens[0].size()) *
-                                        sizeof(long long));
+           budgets.tokens.size() *
+               (sizeof(std::vector<long long>) +
+                (budgets.tokens.empty() ? 0 : budgets.tokens[0].size()) * sizeof(long long));
   }
 };
 
@@ -166,8 +166,8 @@ class LayerBytesMemo {
   }
 
  private:
-  static constexpr size_t kMemoEntries = 256;       // a sweep axis of up to 256 budgets
-  static constexpr size_t kMemoBytes = 16u << 20;   // per thread
+  static constexpr size_t kMemoEntries = 256;      // a sweep axis of up to 256 budgets
+  static constexpr size_t kMemoBytes = 16u << 20;  // per thread
   struct Entry {
     Key key;
     std::shared_ptr<const LayerBytes> bytes;
@@ -183,13 +183,13 @@ struct DecodeModel {
   int G = 1;
   double bytes = 2;
   std::shared_ptr<const LayerBytes> layer_bytes;  ///< budgets and their bytes per layer
-  double weights_per_gpu = 0;             ///< held: every weight / G
-  double step_weights_per_gpu = 0;        ///< read once per step (decode_step_params / G)
-  double copy_bytes = 0;                  ///< one extra copy of a kv group's weight slices
-  double cross_kv_bytes_per_request = 0;  ///< per GPU: one request's cross-attention K/V
-  int allreduced_layers = 0;              ///< layers ending in two all-reduces
-  double allreduce_s_per_request = 0;     ///< per such layer
-  double allreduce_latency_s = 0;         ///< per such layer
+  double weights_per_gpu = 0;                     ///< held: every weight / G
+  double step_weights_per_gpu = 0;                ///< read once per step (decode_step_params / G)
+  double copy_bytes = 0;                          ///< one extra copy of a kv group's weight slices
+  double cross_kv_bytes_per_request = 0;          ///< per GPU: one request's cross-attention K/V
+  int allreduced_layers = 0;                      ///< layers ending in two all-reduces
+  double allreduce_s_per_request = 0;             ///< per such layer
+  double allreduce_latency_s = 0;                 ///< per such layer
 
   const HeadBudgets& budgets() const { return layer_bytes->budgets; }
   std::span<const double> time_bytes(size_t l) const { return layer_bytes->time_bytes(l); }
@@ -444,8 +444,8 @@ std::shared_ptr<const HeadProfile> load_head_profile(const Inputs& in) {
                            in.model.name + " (or xring heads build from its scores)";
   if (read.profile->model != in.model.name)
     throw Error(read.origin + ": at \"model\": the profile is of model " +
-                quoted_excerpt(read.profile->model) + ", not of the plan's model " +
-                in.model.name + hint);
+                quoted_excerpt(read.profile->model) + ", not of the plan's model " + in.model.name +
+                hint);
   require_model_shape(*read.profile, in.model, read.origin, "layers", hint);
   return read.profile;
 }
@@ -461,8 +461,7 @@ ReadProfile read_head_profile(const Inputs& in, const std::string& name) {
                 "head-importance profile; " +
                 e.what() + " (make one with xring heads synth or xring heads build)");
   }
-  return {std::make_shared<const HeadProfile>(head_profile_from_json(j.value, j.origin)),
-          j.origin};
+  return {std::make_shared<const HeadProfile>(head_profile_from_json(j.value, j.origin)), j.origin};
 }
 }  // namespace
 
@@ -509,7 +508,8 @@ DecodeSection plan_decode(const Inputs& in, const HeadProfile* profile,
   model.bytes = bytes_per_element(m.dtype);
   if (memo) {
     thread_local LayerBytesMemo made;
-    LayerBytesMemo::Key key = LayerBytesMemo::key(in, std::move(profile_owner), reuse_identical_layers);
+    LayerBytesMemo::Key key =
+        LayerBytesMemo::key(in, std::move(profile_owner), reuse_identical_layers);
     model.layer_bytes = made.find(key);
     if (!model.layer_bytes) {
       model.layer_bytes = make_layer_bytes(in, profile, reuse_identical_layers);

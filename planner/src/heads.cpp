@@ -54,7 +54,8 @@ void round_preserving_sum(const std::vector<double>& v, std::vector<long long>& 
     return a.first != b.first ? a.first > b.first : a.second < b.second;
   };
   const size_t n = std::min<size_t>(static_cast<size_t>(missing), v.size());
-  if (n < v.size()) std::nth_element(remainders.begin(), remainders.begin() + n, remainders.end(), larger);
+  if (n < v.size())
+    std::nth_element(remainders.begin(), remainders.begin() + n, remainders.end(), larger);
   for (size_t k = 0; k < n; ++k) ++out[remainders[k].second];
 }
 
@@ -271,10 +272,10 @@ void require_model_shape(const HeadProfile& p, const ModelSpec& m, const std::st
                          const std::string& field, const std::string& hint) {
   const int layers = self_attention_layers(m), kv_heads = m.self_attention.kv_heads;
   if (p.layers == layers && p.kv_heads == kv_heads) return;
-  throw Error(origin + ": at \"" + field + "\": holds " + std::to_string(p.layers) +
-              " layers x " + std::to_string(p.kv_heads) + " kv heads but model " + m.name +
-              " has " + std::to_string(layers) + " self-attention layers x " +
-              std::to_string(kv_heads) + " kv heads" + hint);
+  throw Error(origin + ": at \"" + field + "\": holds " + std::to_string(p.layers) + " layers x " +
+              std::to_string(p.kv_heads) + " kv heads but model " + m.name + " has " +
+              std::to_string(layers) + " self-attention layers x " + std::to_string(kv_heads) +
+              " kv heads" + hint);
 }
 
 long long HeadBudgets::total() const {

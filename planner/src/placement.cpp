@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <functional>
 #include <limits>
 #include <numeric>
 #include <string>
@@ -349,19 +348,19 @@ void copy_fairly(const LayerLoad& load, int max_copies, LayerPlacement& p) {
   thread_local std::vector<size_t> order;
   thread_local std::vector<std::pair<double, int>> candidates;
   thread_local GpuCopies on_gpu;
-  thread_local std::vector<int> at_top, tie;
+  thread_local std::vector<int> at_top, by_prior, tie;
   thread_local std::vector<char> holds;
   on_gpu.build(p, G);
   // A new copy goes to the lightest GPU without the head: less loaded, then holding less
   // (smaller prior), then the lower index. The last two never change: tie[g] is g's place
   // among the GPUs by (prior, index).
-  tie.resize(G);
-  std::iota(tie.begin(), tie.end(), 0);
-  std::sort(tie.begin(), tie.end(), [&](int a, int b) {
+  by_prior.resize(G);
+  std::iota(by_prior.begin(), by_prior.end(), 0);
+  std::sort(by_prior.begin(), by_prior.end(), [&](int a, int b) {
     return prior(load, a) != prior(load, b) ? prior(load, a) < prior(load, b) : a < b;
   });
-  at_top.assign(tie.begin(), tie.end());  // GPUs by (prior, index), turned into places
-  for (int i = 0; i < G; ++i) tie[at_top[i]] = i;
+  tie.resize(G);
+  for (int i = 0; i < G; ++i) tie[by_prior[i]] = i;
   holds.assign(G, 0);
   for (int added = 0; added < max_copies;) {
     // The most loaded GPU (the lowest index among equals, as max_element finds it), and the
